@@ -1,0 +1,161 @@
+"""What DreamEnv and DreamVectorEnv share: argument checks, spaces, action conversion, seeding."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from gym_dream.error import ModelMismatch, ModelNotFound
+from gym_dream.models import State, WorldModel
+from gym_dream.spaces import space_from_dict, spaces_equal
+from gym_dream.store import resolve_model
+
+OBS_TYPES = ("latent", "pixels")
+
+#: The real envs behind the registered ids, with the spaces a model for them must have.
+REAL_ENV_SPACES: dict[str, dict[str, Any]] = {
+    "CartPole-v1": {"action_space": {"type": "Discrete", "n": 2, "start": 0}, "observation_shape": [4]},
+    "CarRacing-v3": {
+        "action_space": {"type": "Box", "shape": [3], "dtype": "float32", "low": [-1.0, 0.0, 0.0], "high": 1.0},
+        "observation_shape": [96, 96, 3],
+    },
+}
+
+
+def check_tau(tau: Any) -> float:
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
+        raise TypeError(f"tau must be a positive number (e.g. tau=1.15), got {tau!r} of type {type(tau).__name__}.")
+    tau = float(tau)
+    if not math.isfinite(tau) or tau <= 0:
+        raise ValueError(f"tau must be a finite number > 0 (1.0 samples the model as trained; try 0.5-1.5), got {tau}.")
+    return tau
+
+
+def check_obs_type(obs_type: Any, model: WorldModel) -> str:
+    if obs_type not in OBS_TYPES:
+        raise ValueError(f"obs_type must be one of {OBS_TYPES}, got {obs_type!r}.")
+    if obs_type == "pixels" and model.preprocessing.kind != "image":
+        raise ValueError(
+            "obs_type='pixels' needs a pixel model; this model sees vector observations. Use obs_type='latent'."
+        )
+    return obs_type
+
+
+def check_model_fits(model: WorldModel, real_env_id: str | None) -> None:
+    """A model for a registered id must have been trained on that id's real env, with its spaces."""
+    if real_env_id is None:
+        return
+    card_env = (model.card.get("env") or {}).get("id")
+    if card_env is not None and card_env != real_env_id:
+        raise ModelMismatch(
+            f"This dream id expects a model of {real_env_id}, but the model was trained on {card_env}. "
+            f"Pass a {real_env_id} model, or use gym_dream.DreamEnv(model=...) directly for other envs."
+        )
+    known = REAL_ENV_SPACES.get(real_env_id)
+    if known is None:
+        return
+    expected = space_from_dict(known["action_space"])
+    if not spaces_equal(model.action_space, expected):
+        raise ModelMismatch(f"{real_env_id} has action space {expected}, but the model's action space is {model.action_space}.")
+    shape = tuple(getattr(model.observation_space, "shape", ()) or ())
+    if shape != tuple(known["observation_shape"]):
+        raise ModelMismatch(
+            f"{real_env_id} has observations of shape {tuple(known['observation_shape'])}, but the model was built for {shape}."
+        )
+
+
+def load_env_model(model: Any, default_model: str | None, env_name: str, real_env_id: str | None, device: str) -> WorldModel:
+    """Resolve ``model`` (or the id's default) and check it fits the id."""
+    if model is None:
+        if default_model is None:
+            raise ValueError("Pass model= (a model directory, a model name or a WorldModel).")
+        try:
+            model = resolve_model(default_model, device=device)
+        except ModelNotFound as e:
+            raise ModelNotFound(
+                f"{env_name} has no default model installed yet (looked for a model named {default_model!r}). "
+                f"Train one with `gym-dream collect --env {real_env_id} --out data/{default_model}` and "
+                f"`gym-dream fit data/{default_model} --out models/{default_model}`, then pass "
+                f"model='models/{default_model}' (or copy it to $GYM_DREAM_HOME/models/{default_model}). "
+                f"Details: {e}"
+            ) from None
+    else:
+        model = resolve_model(model, device=device)
+    check_model_fits(model, real_env_id)
+    return model
+
+
+def observation_space(model: WorldModel, obs_type: str) -> spaces.Box:
+    if obs_type == "pixels":
+        h, w = model.preprocessing.size
+        return spaces.Box(0, 255, (h, w, 3), np.uint8)
+    return spaces.Box(-np.inf, np.inf, (model.feature_dim,), np.float32)
+
+
+def observation(model: WorldModel, state: State, obs_type: str) -> torch.Tensor:
+    return model.features(state) if obs_type == "latent" else model.decode(state)
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    """A numpy copy that never aliases a model buffer."""
+    return t.detach().to("cpu", copy=True).numpy()
+
+
+def make_generator(np_random: np.random.Generator, device: torch.device | str) -> torch.Generator:
+    """A torch generator derived from the env's own numpy generator (same seed, same dream)."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(np_random.integers(0, 2**63 - 1)))
+    return g
+
+
+def actions_to_tensor(actions: Any, space: spaces.Space, batch: int | None, device: torch.device) -> torch.Tensor:
+    """Validate actions against the single-env ``space`` and convert them to a tensor.
+
+    ``batch=None`` means one action (shape of the space); otherwise ``batch`` stacked actions.
+    """
+    where = "action" if batch is None else f"actions (num_envs={batch})"
+    arr = np.asarray(actions)
+    if isinstance(space, spaces.Discrete):
+        want = () if batch is None else (batch,)
+        if arr.shape != want:
+            raise ValueError(f"Expected {where} of shape {want} for {space}, got shape {arr.shape}.")
+        if not (np.issubdtype(arr.dtype, np.integer) or (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
+            raise TypeError(f"Expected integer {where} for {space}, got dtype {arr.dtype}.")
+        lo, hi = int(space.start), int(space.start + space.n - 1)
+        if arr.size and (arr.min() < lo or arr.max() > hi):
+            raise ValueError(f"{where.capitalize()} out of range for {space}: values must lie in [{lo}, {hi}], got {arr.reshape(-1)[:8]}.")
+        return torch.as_tensor(arr.astype(np.int64).reshape(-1), device=device)
+    want = tuple(space.shape) if batch is None else (batch, *space.shape)
+    if arr.shape != want:
+        raise ValueError(f"Expected {where} of shape {want} for {space}, got shape {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"Expected real-valued {where} for {space}, got dtype {arr.dtype}.")
+    arr = arr.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{where.capitalize()} contain NaN or inf.")
+    tol = 1e-5
+    if np.any(arr < space.low - tol) or np.any(arr > space.high + tol):
+        raise ValueError(
+            f"{where.capitalize()} outside the action space {space} (low={space.low.tolist()}, high={space.high.tolist()}). "
+            "Clip actions to the space before stepping."
+        )
+    return torch.as_tensor(np.ascontiguousarray(arr).reshape(1 if batch is None else batch, -1), device=device)
+
+
+def vector_frame(values: np.ndarray, size: int = 64) -> np.ndarray:
+    """A simple bar-chart frame of a standardised vector, for rendering vector-observation dreams."""
+    img = np.full((size, size, 3), 255, np.uint8)
+    n = max(len(values), 1)
+    width = max(size // n, 1)
+    mid = size // 2
+    for i, v in enumerate(values):
+        height = int(np.clip(v / 3.0, -1.0, 1.0) * (mid - 1))
+        top, bottom = (mid - height, mid) if height >= 0 else (mid, mid - height)
+        img[top:bottom + 1, i * width : (i + 1) * width - 1] = (40, 90, 200) if v >= 0 else (200, 70, 40)
+    img[mid, :] = 0
+    return img

@@ -1,0 +1,131 @@
+"""A world model's dream as a Gymnasium environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import gymnasium as gym
+
+from gym_dream.envs import core
+from gym_dream.models import State, WorldModel
+from gym_dream.models.base import state_batch_size, state_clone
+
+
+class DreamEnv(gym.Env):
+    """
+    ## Description
+
+    An episode inside a trained world model ("a dream"): every step is one call of the model's
+    ``imagine``, sampling the next latent state at temperature ``tau``, with reward and termination
+    predicted by the model's heads. Any Gymnasium agent can learn here; the same agent then acts in
+    the real env through :class:`gym_dream.wrappers.DreamObservation`, which shows the real env
+    through the same model.
+
+    ## Action Space
+
+    The real env's action space, as stored in the model card (e.g. ``Discrete(2)`` for CartPole,
+    ``Box([-1, 0, 0], 1, (3,), float32)`` for CarRacing). Actions outside it raise ``ValueError``.
+
+    ## Observation Space
+
+    ``obs_type="latent"`` (default): the model's features ``[z, h]`` as a float32 vector of size
+    ``model.feature_dim``. ``obs_type="pixels"``: the decoded 64x64x3 uint8 frame (pixel models only).
+
+    ## Rewards
+
+    The model's reward head, predicted for each imagined transition.
+
+    ## Starting State
+
+    A latent drawn (with the env's own generator) from the model's bank of encoded real first
+    observations, with empty memory. ``reset(options={"state": state})`` starts from a given model state.
+
+    ## Episode End
+
+    ``terminated`` when the model's termination head gives probability > 0.5 (the probability is in
+    ``info["termination_prob"]``); ``truncated`` by the registered ``TimeLimit`` (the dream horizon).
+
+    ## Arguments
+
+    ```python
+    >>> import gymnasium as gym
+    >>> import gym_dream
+    >>> env = gym.make("Dream-CartPole-v0", tau=1.0)
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape == env.observation_space.shape
+    True
+
+    ```
+
+    * ``model``: a model directory, a model name (see ``gym_dream.available_models()``) or a loaded
+      ``WorldModel``; ``None`` uses the id's default model.
+    * ``tau``: temperature (> 0). Higher is more random and harder to exploit; 1.0 is the model as trained.
+    * ``obs_type``: ``"latent"`` or ``"pixels"``.
+    * ``device``: torch device the dream runs on (``"cpu"``, ``"cuda"``...).
+    * ``render_mode``: ``None`` or ``"rgb_array"`` (the decoded dream frame).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+
+    def __init__(
+        self,
+        model: WorldModel | str | None = None,
+        tau: float = 1.0,
+        obs_type: str = "latent",
+        device: str = "cpu",
+        render_mode: str | None = None,
+        default_model: str | None = None,
+        real_env_id: str | None = None,
+    ):
+        self.tau = core.check_tau(tau)
+        self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
+        self.obs_type = core.check_obs_type(obs_type, self.model)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
+        self.render_mode = render_mode
+        self.device = self.model.device
+        self.action_space = self.model.action_space
+        self.observation_space = core.observation_space(self.model, self.obs_type)
+        self._generator: torch.Generator | None = None
+        self.state: State | None = None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None or self._generator is None:
+            self._generator = core.make_generator(self.np_random, self.device)
+        options = options or {}
+        with torch.inference_mode():
+            if "state" in options:
+                state = options["state"]
+                if state_batch_size(state) != 1:
+                    raise ValueError("options['state'] for a single DreamEnv must have batch size 1.")
+                self.state = {k: v.to(self.device) for k, v in state_clone(state).items()}
+            else:
+                self.state = self.model.initial_state(1, self._generator)
+            obs = core.to_numpy(core.observation(self.model, self.state, self.obs_type))[0]
+        return obs, {}
+
+    def step(self, action):
+        if self.state is None:
+            raise gym.error.ResetNeeded("Call reset() before step().")
+        a = core.actions_to_tensor(action, self.action_space, None, self.device)
+        with torch.inference_mode():
+            tr = self.model.imagine(self.state, a, self.tau, self._generator)
+            self.state = tr.state
+            obs = core.to_numpy(core.observation(self.model, tr.state, self.obs_type))[0]
+            reward = float(tr.reward[0])
+            terminated = bool(tr.terminated[0])
+            info = {"termination_prob": float(tr.termination_prob[0])}
+        return obs, reward, terminated, False, info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode is None or self.state is None:
+            return None
+        with torch.inference_mode():
+            decoded = core.to_numpy(self.model.decode(self.state))[0]
+            if self.model.preprocessing.kind == "image":
+                return decoded
+            z = core.to_numpy(self.state["z"])[0] if "z" in self.state else decoded
+            return core.vector_frame(z)

@@ -1,0 +1,167 @@
+"""Many dreams as one batched tensor program."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from gym_dream.envs import core
+from gym_dream.models import State, WorldModel
+from gym_dream.models.base import state_batch_size, state_clone, state_repeat
+
+
+class DreamVectorEnv(VectorEnv):
+    """``num_envs`` dreams of one world model, stepped together as one batched call of ``imagine``.
+
+    Made by ``gym.make_vec("Dream-...", num_envs=N, vectorization_mode="vector_entry_point")``; the
+    arguments are those of :class:`~gym_dream.envs.dream_env.DreamEnv` plus:
+
+    * ``max_episode_steps``: the dream horizon (``truncated``), passed by ``make_vec`` from the spec.
+    * ``autoreset_mode``: Gymnasium's ``AutoresetMode`` (or its string value). ``NEXT_STEP`` (default,
+      as ``CartPoleVectorEnv``): the step after an episode ends returns the new first observation and
+      ignores that env's action. ``SAME_STEP``: the env restarts within the step and the last
+      observation is in ``info["final_obs"]`` (rows flagged by ``info["_final_obs"]``). ``DISABLED``:
+      restart finished envs yourself with ``reset(options={"reset_mask": mask})``.
+
+    ``reset(options={"state": state})`` starts every env from a given model state (batch 1 is
+    broadcast to all envs), which is how a planner rolls candidate actions out from "now".
+    Observations, rewards and flags are fresh numpy arrays; nothing aliases internal buffers.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30, "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        model: WorldModel | str | None = None,
+        tau: float = 1.0,
+        obs_type: str = "latent",
+        device: str = "cpu",
+        render_mode: str | None = None,
+        max_episode_steps: int | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        default_model: str | None = None,
+        real_env_id: str | None = None,
+    ):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
+        if max_episode_steps is not None and (not isinstance(max_episode_steps, (int, np.integer)) or max_episode_steps < 1):
+            raise ValueError(f"max_episode_steps must be None or an integer >= 1, got {max_episode_steps!r}.")
+        try:
+            self.autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError:
+            raise ValueError(f"autoreset_mode must be one of {[m.value for m in AutoresetMode]}, got {autoreset_mode!r}.") from None
+        self.num_envs = int(num_envs)
+        self.tau = core.check_tau(tau)
+        self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
+        self.obs_type = core.check_obs_type(obs_type, self.model)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
+        self.render_mode = render_mode
+        self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
+        self.device = self.model.device
+        self.single_action_space = self.model.action_space
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.single_observation_space = core.observation_space(self.model, self.obs_type)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self._generator: torch.Generator | None = None
+        self.state: State | None = None
+        self._elapsed = torch.zeros(self.num_envs, dtype=torch.long, device=self.device)
+        self._needs_reset = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _restart(self, mask: torch.Tensor) -> None:
+        """Give the envs in ``mask`` fresh start states (in place)."""
+        idx = mask.nonzero().squeeze(-1)
+        if idx.numel() == 0:
+            return
+        fresh = self.model.initial_state(int(idx.numel()), self._generator)
+        for k, v in fresh.items():
+            self.state[k][idx] = v
+        self._elapsed[idx] = 0
+
+    def _obs(self) -> np.ndarray:
+        return core.to_numpy(core.observation(self.model, self.state, self.obs_type))
+
+    # -- the VectorEnv API -----------------------------------------------------------------------
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        if isinstance(seed, (list, tuple)):
+            seed = None if seed[0] is None else int(seed[0])
+        super().reset(seed=seed)
+        if seed is not None or self._generator is None:
+            self._generator = core.make_generator(self.np_random, self.device)
+        options = dict(options or {})
+        with torch.inference_mode():
+            mask = options.get("reset_mask")
+            if mask is not None:
+                mask = np.asarray(mask)
+                if mask.shape != (self.num_envs,) or mask.dtype != np.bool_:
+                    raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},).")
+                if self.state is None:
+                    raise ValueError("reset(options={'reset_mask': ...}) needs a full reset() first.")
+                m = torch.as_tensor(mask, device=self.device)
+                self._restart(m)
+                self._needs_reset &= ~m
+            elif "state" in options:
+                state = {k: v.to(self.device) for k, v in options["state"].items()}
+                n = state_batch_size(state)
+                if n == 1 and self.num_envs > 1:
+                    state = state_repeat(state, self.num_envs)
+                elif n != self.num_envs:
+                    raise ValueError(f"options['state'] has batch {n}; expected 1 or num_envs={self.num_envs}.")
+                self.state = state_clone(state)
+                self._elapsed.zero_()
+                self._needs_reset.zero_()
+            else:
+                self.state = self.model.initial_state(self.num_envs, self._generator)
+                self._elapsed.zero_()
+                self._needs_reset.zero_()
+            return self._obs(), {}
+
+    def step(self, actions):
+        if self.state is None:
+            raise RuntimeError("Call reset() before step().")
+        a = core.actions_to_tensor(actions, self.single_action_space, self.num_envs, self.device)
+        with torch.inference_mode():
+            tr = self.model.imagine(self.state, a, self.tau, self._generator)
+            self.state = tr.state
+            reward, terminated, p_end = tr.reward, tr.terminated, tr.termination_prob
+            self._elapsed += 1
+            if self.max_episode_steps is not None:
+                truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
+            else:
+                truncated = torch.zeros_like(terminated)
+            info: dict[str, Any] = {}
+            if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+                restart = self._needs_reset
+                if bool(restart.any()):
+                    self._restart(restart)
+                    reward = reward.masked_fill(restart, 0.0)
+                    terminated = terminated & ~restart
+                    truncated = truncated & ~restart
+                    p_end = p_end.masked_fill(restart, 0.0)
+                self._needs_reset = terminated | truncated
+            elif self.autoreset_mode == AutoresetMode.SAME_STEP:
+                done = terminated | truncated
+                if bool(done.any()):
+                    info["final_obs"] = self._obs()
+                    info["_final_obs"] = core.to_numpy(done)
+                    self._restart(done)
+            obs = self._obs()
+            info["termination_prob"] = core.to_numpy(p_end)
+            info["_termination_prob"] = np.ones(self.num_envs, dtype=np.bool_)
+            return obs, core.to_numpy(reward), core.to_numpy(terminated), core.to_numpy(truncated), info
+
+    def render(self):
+        if self.render_mode is None or self.state is None:
+            return None
+        with torch.inference_mode():
+            decoded = core.to_numpy(self.model.decode(self.state))
+            if self.model.preprocessing.kind == "image":
+                return decoded
+            return np.stack([core.vector_frame(z) for z in core.to_numpy(self.state["z"])])

@@ -1,0 +1,42 @@
+"""Errors raised by gym_dream. Each message names the problem and the fix."""
+
+from __future__ import annotations
+
+import difflib
+
+from gymnasium.error import Error
+
+
+class GymDreamError(Error):
+    """Base class of every gym_dream error."""
+
+
+class ModelNotFound(GymDreamError, LookupError):
+    """A model name or path that no source of the model store can resolve."""
+
+    @classmethod
+    def for_name(cls, name: str, available: list[str], hint: str = "") -> "ModelNotFound":
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        msg = f"No world model named {name!r}."
+        if close:
+            msg += f" Did you mean {' or '.join(repr(c) for c in close)}?"
+        msg += f" Available models: {', '.join(sorted(available)) or '(none)'}."
+        msg += (
+            " Pass a model directory (containing model.json and model.safetensors), a name in"
+            " $GYM_DREAM_HOME/models, or install a model package."
+        )
+        if hint:
+            msg += " " + hint
+        return cls(msg)
+
+
+class ModelFormatError(GymDreamError, ValueError):
+    """A model directory whose files are missing, corrupted or of an unknown format version."""
+
+
+class ModelMismatch(GymDreamError, ValueError):
+    """A model card that does not agree with its weights, or a model that does not fit an env."""
+
+
+class DependencyNotInstalled(GymDreamError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""

@@ -1,0 +1,9 @@
+"""World-model families behind one protocol (see :class:`~gym_dream.models.base.WorldModel`)."""
+
+from gym_dream.models.base import State, Transition, WorldModel
+from gym_dream.models.mdnrnn import MDNRNN
+
+#: family name (as written in model cards) -> class
+FAMILIES: dict[str, type[WorldModel]] = {MDNRNN.family: MDNRNN}
+
+__all__ = ["FAMILIES", "MDNRNN", "State", "Transition", "WorldModel"]

@@ -1,0 +1,125 @@
+"""The world-model protocol every family implements; the envs know nothing else.
+
+State is explicit (as in dreamerv3's ``RSSM.initial / observe / imagine``): a ``dict`` of batched
+tensors goes in, a new one comes out, and the caller owns it. Randomness comes only from the
+``torch.Generator`` the caller passes, so an env seeded through Gymnasium reproduces its dream.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from gym_dream.preprocessing import Preprocessing
+
+State = dict[str, torch.Tensor]
+
+
+class Transition(NamedTuple):
+    """One batched dream step."""
+
+    state: State
+    reward: torch.Tensor  # (B,) float32
+    terminated: torch.Tensor  # (B,) bool, from the learned termination head
+    termination_prob: torch.Tensor  # (B,) float32 in [0, 1]
+
+
+class WorldModel(nn.Module):
+    """Base class of world-model families.
+
+    Subclasses set :attr:`family`, build their networks in ``__init__`` from JSON-able keyword
+    arguments (returned by :meth:`hyperparameters`, stored in the model card) and implement the
+    five protocol methods. ``observation_space``/``action_space`` are the *real* env's spaces.
+    """
+
+    family: ClassVar[str]
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, preprocessing: Preprocessing):
+        super().__init__()
+        if not isinstance(action_space, (spaces.Discrete, spaces.Box)):
+            raise TypeError(f"Dream action spaces must be Discrete or Box, got {action_space}.")
+        self.observation_space = observation_space
+        self.action_space = action_space
+        self.preprocessing = preprocessing
+        self.action_dim = int(action_space.n) if isinstance(action_space, spaces.Discrete) else int(np.prod(action_space.shape))
+        #: the model card this model was loaded from ({} for a model built in memory)
+        self.card: dict[str, Any] = {}
+        #: where it was loaded from (a directory), or None
+        self.source: str | None = None
+
+    # -- the protocol -------------------------------------------------------------------------
+    def initial_state(self, batch: int, generator: torch.Generator | None = None, obs: torch.Tensor | None = None) -> State:
+        """Start states: drawn from the bank of encoded real first frames, or from ``obs`` if given."""
+        raise NotImplementedError
+
+    def observe(self, state: State, action: torch.Tensor, obs: torch.Tensor) -> State:
+        """Fold the real observation that followed ``action`` into ``state``."""
+        raise NotImplementedError
+
+    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> Transition:
+        """One dream step at temperature ``tau``."""
+        raise NotImplementedError
+
+    def features(self, state: State) -> torch.Tensor:
+        """What an agent sees: a (B, feature_dim) float32 tensor."""
+        raise NotImplementedError
+
+    def decode(self, state: State) -> torch.Tensor:
+        """The predicted observation: (B, H, W, 3) uint8 for pixel models, (B, D) float32 for vectors."""
+        raise NotImplementedError
+
+    # -- shared helpers ------------------------------------------------------------------------
+    @property
+    def feature_dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """Constructor keyword arguments (JSON-able), stored in the card as ``params``."""
+        raise NotImplementedError
+
+    def encode_action(self, action: torch.Tensor) -> torch.Tensor:
+        """Actions as network input: one-hot for Discrete, float vectors for Box."""
+        if isinstance(self.action_space, spaces.Discrete):
+            idx = action.reshape(-1).long() - int(self.action_space.start)
+            return nn.functional.one_hot(idx, self.action_dim).float()
+        return action.reshape(action.shape[0], self.action_dim).float()
+
+    def obs_to_tensor(self, obs: Any, batched: bool = False) -> torch.Tensor:
+        """Preprocess raw real observations into a model-input tensor on the model's device."""
+        x = self.preprocessing(obs, batched=batched)
+        t = torch.as_tensor(x, device=self.device)
+        return t if batched else t.unsqueeze(0)
+
+
+def state_where(mask: torch.Tensor, a: State, b: State) -> State:
+    """Row-wise choice: ``a[i]`` where ``mask[i]`` else ``b[i]``."""
+    out = {}
+    for key, va in a.items():
+        m = mask.reshape(-1, *([1] * (va.dim() - 1)))
+        out[key] = torch.where(m, va, b[key])
+    return out
+
+
+def state_index(state: State, index: Any) -> State:
+    return {k: v[index] for k, v in state.items()}
+
+
+def state_repeat(state: State, repeats: int) -> State:
+    """Repeat each row ``repeats`` times (row i becomes rows i*repeats .. i*repeats+repeats-1)."""
+    return {k: v.repeat_interleave(repeats, dim=0) for k, v in state.items()}
+
+
+def state_clone(state: State) -> State:
+    return {k: v.clone() for k, v in state.items()}
+
+
+def state_batch_size(state: State) -> int:
+    return int(next(iter(state.values())).shape[0])

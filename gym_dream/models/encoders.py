@@ -1,0 +1,97 @@
+"""The "V" of World Models: a conv VAE for 64x64x3 frames and a standardising encoder for vectors.
+
+Both map model-input observations to a latent ``z`` and back. ``encode`` returns the posterior
+mean and log-variance; a dream is started and filtered with the mean (deterministic), while the
+MDN-RNN is trained on samples, as in the paper.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ConvVAE(nn.Module):
+    """World Models' conv VAE: four stride-2 convs (64 -> 2x2), z, four transposed convs back to 64x64.
+
+    Input: (B, 64, 64, 3) uint8 or float in [0, 1] channels-last; output of ``decode``: float in [0, 1].
+    """
+
+    def __init__(self, z_dim: int = 32, channels: tuple[int, ...] = (32, 64, 128, 256), image_size: int = 64):
+        super().__init__()
+        if image_size != 64:
+            raise ValueError(f"ConvVAE is built for 64x64 frames, got image_size={image_size}; set preprocessing size to [64, 64].")
+        c1, c2, c3, c4 = channels
+        self.z_dim = z_dim
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, c1, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(c1, c2, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(c2, c3, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(c3, c4, 4, stride=2), nn.ReLU(),
+            nn.Flatten(),
+        )
+        flat = c4 * 2 * 2
+        self.mu = nn.Linear(flat, z_dim)
+        self.logvar = nn.Linear(flat, z_dim)
+        self.decoder_in = nn.Linear(z_dim, 4 * c4)
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(4 * c4, c3, 5, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(c3, c2, 5, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(c2, c1, 6, stride=2), nn.ReLU(),
+            nn.ConvTranspose2d(c1, 3, 6, stride=2), nn.Sigmoid(),
+        )
+
+    @staticmethod
+    def to_input(frames: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 or [0, 1] float, channels-last -> (B, 3, H, W) float in [0, 1]."""
+        x = frames.permute(0, 3, 1, 2)
+        return x.float().div_(255.0) if frames.dtype == torch.uint8 else x.float()
+
+    def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(self.to_input(frames))
+        return self.mu(h), self.logvar(h).clamp(-12.0, 6.0)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z -> (B, 64, 64, 3) float in [0, 1], channels-last."""
+        x = self.decoder(self.decoder_in(z)[..., None, None])
+        return x.permute(0, 2, 3, 1)
+
+    def loss(self, frames: torch.Tensor, kl_tolerance: float = 0.5, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Per-image reconstruction (sum of squared errors) + KL with World Models' free bits."""
+        mu, logvar = self.encode(frames)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        recon = self.decode(z)
+        target = self.to_input(frames).permute(0, 2, 3, 1)
+        rec = F.mse_loss(recon, target, reduction="none").flatten(1).sum(1).mean()
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1)
+        kl_loss = torch.clamp(kl, min=kl_tolerance * self.z_dim).mean()
+        return {"loss": rec + kl_loss, "reconstruction": rec, "kl": kl.mean()}
+
+
+class StandardizeEncoder(nn.Module):
+    """For low-dimensional vector observations: z = (x - mean) / std, exactly invertible.
+
+    A pixel VAE is the wrong tool for CartPole's four numbers; standardising keeps every bit of the
+    state, is deterministic, and puts each dimension on the scale the MDN-RNN learns best. ``mean``
+    and ``std`` are buffers fitted from the training data and saved with the weights.
+    """
+
+    def __init__(self, obs_dim: int):
+        super().__init__()
+        self.z_dim = obs_dim
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("std", torch.ones(obs_dim))
+
+    @torch.no_grad()
+    def fit(self, observations: torch.Tensor) -> None:
+        self.mean.copy_(observations.mean(0))
+        self.std.copy_(observations.std(0).clamp_min(1e-6))
+
+    def encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu = (obs.float() - self.mean) / self.std
+        return mu, torch.full_like(mu, -30.0)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.std + self.mean

@@ -1,0 +1,118 @@
+"""Where models come from. ``model=`` accepts, in this order:
+
+1. a loaded :class:`~gym_dream.models.WorldModel`;
+2. a directory holding ``model.json`` + ``model.safetensors``;
+3. a name in the user store, ``$GYM_DREAM_HOME/models/<name>`` (default
+   ``$XDG_DATA_HOME/gym_dream``, i.e. ``~/.local/share/gym_dream``);
+4. a name provided by an installed package through the ``gym_dream.models`` entry-point group
+   (gym-dream's own bundled models are declared the same way, and are also found in
+   ``gym_dream/bundled/`` when the package metadata is absent, e.g. a plain source checkout).
+
+Locating a packaged model never imports the package: the entry point only names where its files lie.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from importlib import metadata
+from pathlib import Path
+
+import torch
+
+from gym_dream.checkpoint import CARD_FILE, load_model
+from gym_dream.error import ModelMismatch, ModelNotFound
+from gym_dream.models import WorldModel
+
+ENTRY_POINT_GROUP = "gym_dream.models"
+BUNDLED_DIR = Path(__file__).parent / "bundled"
+
+
+def user_store() -> Path:
+    """The user's model store directory (``$GYM_DREAM_HOME/models``)."""
+    home = os.environ.get("GYM_DREAM_HOME")
+    if home:
+        return Path(home).expanduser() / "models"
+    data = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data) / "gym_dream" / "models"
+
+
+def _package_dir(module: str) -> Path | None:
+    """The directory of a package, found without importing (executing) it."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def packaged_models() -> dict[str, Path]:
+    """Models declared by installed distributions (entry-point name -> model directory).
+
+    Two distributions that claim the same name are an error, not a silent override.
+    """
+    found: dict[str, tuple[Path, str]] = {}
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        directory = _package_dir(ep.value.split(":")[0])
+        if directory is None or not (directory / CARD_FILE).is_file():
+            continue
+        dist = ep.dist.name if ep.dist is not None else "?"
+        if ep.name in found and found[ep.name][0].resolve() != directory.resolve():
+            raise ModelMismatch(
+                f"Two installed packages provide a model named {ep.name!r}: {found[ep.name][1]} and {dist}. "
+                f"Uninstall one of them (pip uninstall {dist})."
+            )
+        found[ep.name] = (directory, dist)
+    for directory in sorted(BUNDLED_DIR.glob(f"*/{CARD_FILE}")):
+        found.setdefault(directory.parent.name, (directory.parent, "gym-dream"))
+    return {name: d for name, (d, _) in found.items()}
+
+
+def user_models() -> dict[str, Path]:
+    root = user_store()
+    if not root.is_dir():
+        return {}
+    return {p.parent.name: p.parent for p in sorted(root.glob(f"*/{CARD_FILE}"))}
+
+
+def available_models() -> dict[str, Path]:
+    """Every model reachable by name; the user store shadows packaged models of the same name."""
+    models = packaged_models()
+    models.update(user_models())
+    return models
+
+
+def find_model_dir(model: str | os.PathLike) -> Path:
+    """Resolve a directory or a name to a model directory, or raise :class:`ModelNotFound`."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / CARD_FILE).is_file():
+            raise ModelNotFound(f"{path} is a directory but holds no {CARD_FILE}; it is not a model directory.")
+        return path
+    name = str(model)
+    models = available_models()
+    if name in models:
+        return models[name]
+    raise ModelNotFound.for_name(name, list(models))
+
+
+_CACHE: dict[tuple, WorldModel] = {}
+
+
+def resolve_model(model: WorldModel | str | os.PathLike, device: str | torch.device = "cpu") -> WorldModel:
+    """A ready-to-use model from any of the accepted forms (loaded models are cached per file version)."""
+    if isinstance(model, WorldModel):
+        return model.to(device)
+    if not isinstance(model, (str, os.PathLike)):
+        raise TypeError(f"model must be a WorldModel, a model directory or a model name, got {type(model).__name__}.")
+    directory = find_model_dir(model).resolve()
+    stamp = tuple(
+        (p.stat().st_mtime_ns, p.stat().st_size) if p.exists() else None
+        for p in (directory / CARD_FILE, directory / "model.safetensors")
+    )
+    key = (str(directory), stamp, str(torch.device(device)))
+    if key not in _CACHE:
+        _CACHE[key] = load_model(directory, device=device)
+    return _CACHE[key]

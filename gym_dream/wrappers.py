@@ -1,0 +1,82 @@
+"""The real env seen through a world model, so a policy trained in a dream runs on it unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from gym_dream.envs import core
+from gym_dream.error import ModelMismatch
+from gym_dream.models import State, WorldModel
+from gym_dream.spaces import spaces_equal
+
+
+def default_model_for(real_env_id: str | None) -> str | None:
+    """The default model name of the Dream-* id registered for a real env id, if any."""
+    for spec in gym.registry.values():
+        if spec.id.startswith("Dream-") and spec.kwargs.get("real_env_id") == real_env_id:
+            return spec.kwargs.get("default_model")
+    return None
+
+
+class DreamObservation(gym.Wrapper):
+    """Show a real env through a world model: observations become the model's features.
+
+    Each real observation is preprocessed exactly as the model's training data was, encoded, and
+    folded into the model's memory together with the action that produced it (``model.observe``), so
+    the observation space equals that of the matching ``Dream-*`` env and a dream-trained policy acts
+    here unchanged. Rewards, termination and truncation are the real env's.
+
+    Args:
+        env: the real env (its action and observation spaces must match the model card).
+        model: a model directory, name or ``WorldModel``; ``None`` uses the default model of the
+            ``Dream-*`` id registered for this env.
+        obs_type: ``"latent"`` (features ``[z, h]``) or ``"pixels"`` (the model's reconstruction).
+        device: torch device of the model.
+
+    The current model state is ``wrapper.state`` (batch 1), e.g. for planning from "now".
+    """
+
+    def __init__(self, env: gym.Env, model: WorldModel | str | None = None, obs_type: str = "latent", device: str = "cpu"):
+        super().__init__(env)
+        real_id = env.spec.id if env.spec is not None else None
+        default = default_model_for(real_id) if model is None else None
+        self.model = core.load_env_model(model, default, f"DreamObservation({real_id})", None, device)
+        self.obs_type = core.check_obs_type(obs_type, self.model)
+        if not spaces_equal(env.action_space, self.model.action_space):
+            raise ModelMismatch(f"The real env's action space {env.action_space} differs from the model's {self.model.action_space}.")
+        real_obs_space = env.observation_space
+        key = self.model.preprocessing.key
+        if key is not None and isinstance(real_obs_space, gym.spaces.Dict):
+            real_obs_space = real_obs_space[key]
+        if not spaces_equal(real_obs_space, self.model.observation_space):
+            raise ModelMismatch(
+                f"The real env's observation space {real_obs_space} differs from the model's {self.model.observation_space}; "
+                "this model was trained on another env or another observation setting."
+            )
+        card_env = (self.model.card.get("env") or {}).get("id")
+        if card_env is not None and real_id is not None and card_env != real_id:
+            raise ModelMismatch(f"The model was trained on {card_env}, but the real env is {real_id}.")
+        self.observation_space = core.observation_space(self.model, self.obs_type)
+        self.state: State | None = None
+
+    def _obs(self) -> np.ndarray:
+        return core.to_numpy(core.observation(self.model, self.state, self.obs_type))[0]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        with torch.inference_mode():
+            self.state = self.model.initial_state(1, obs=self.model.obs_to_tensor(obs))
+            return self._obs(), info
+
+    def step(self, action):
+        if self.state is None:
+            raise gym.error.ResetNeeded("Call reset() before step().")
+        a = core.actions_to_tensor(action, self.model.action_space, None, self.model.device)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        with torch.inference_mode():
+            self.state = self.model.observe(self.state, a, self.model.obs_to_tensor(obs))
+            return self._obs(), reward, terminated, truncated, info

@@ -1,0 +1,183 @@
+"""Collect real-env episodes into a resumable dataset folder (see :mod:`trainers.data`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from gym_dream.preprocessing import Preprocessing
+from gym_dream.spaces import space_to_dict
+from trainers.data import Episode, count_episodes, read_meta, write_meta, write_shard
+from trainers.envs import make_real_env, recipe
+from trainers.policies import make_policy
+from trainers.progress import progress
+
+
+@dataclass
+class CollectConfig:
+    env_id: str = "CartPole-v1"
+    """the real Gymnasium env id"""
+    out: str = "data/cartpole"
+    """dataset folder (created; re-running resumes and adds episodes up to the target)"""
+    steps: int | None = 10_000
+    """target total real steps in the dataset, never exceeded: episodes still running when the budget is
+    spent are stored cut short (truncated) (None: use --episodes)"""
+    episodes: int | None = None
+    """target total episodes in the dataset"""
+    policy: str | None = None
+    """collecting policy: random | brownian (default: the env's recipe)"""
+    workers: int = 2
+    """parallel real envs (AsyncVectorEnv when > 1)"""
+    seed: int = 0
+    """base seed; a resumed run derives fresh seeds from the episodes already stored"""
+    shard_steps: int = 20_000
+    """flush a shard when this many steps of finished episodes are buffered (bounds memory)"""
+    max_episode_steps: int | None = None
+    """override the env's time limit"""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """extra keyword arguments for gym.make"""
+
+
+def _make_vector_env(cfg: CollectConfig) -> gym.vector.VectorEnv:
+    kwargs = dict(cfg.env_kwargs)
+    if cfg.max_episode_steps is not None:
+        kwargs["max_episode_steps"] = cfg.max_episode_steps
+    make_real_env(cfg.env_id, **kwargs).close()  # fail early with a clear message if deps are missing
+    fns = [lambda: make_real_env(cfg.env_id, **kwargs) for _ in range(cfg.workers)]
+    if cfg.workers > 1:
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def _done(cfg: CollectConfig, episodes: int, steps: int) -> bool:
+    if cfg.episodes is not None and episodes >= cfg.episodes:
+        return True
+    return cfg.steps is not None and steps >= cfg.steps
+
+
+def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[str, Any]:
+    """Roll out the policy until the dataset reaches its target; returns a summary.
+
+    Completed episodes are flushed as shards when enough are buffered, at the end, and on an
+    interruption (Ctrl-C), so what was collected is never lost; a re-run continues where it stopped.
+    """
+    if cfg.steps is None and cfg.episodes is None:
+        raise ValueError("Give a target: steps or episodes.")
+    if cfg.workers < 1:
+        raise ValueError(f"workers must be >= 1, got {cfg.workers}.")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    r = recipe(cfg.env_id)
+    policy_name = cfg.policy or r.collect_policy
+    prep: Preprocessing = r.preprocessing
+    meta = read_meta(out)
+    if meta is not None and (meta["env_id"] != cfg.env_id or meta["preprocessing"] != prep.to_dict()):
+        raise ValueError(
+            f"{out} already holds a dataset of {meta['env_id']} with preprocessing {meta['preprocessing']}; "
+            f"collect {cfg.env_id} into another folder."
+        )
+    n_eps, n_steps = count_episodes(out)
+    if _done(cfg, n_eps, n_steps):
+        return {"episodes": n_eps, "steps": n_steps, "new_episodes": 0, "seconds": 0.0}
+
+    envs = _make_vector_env(cfg)
+    if meta is None:
+        single = envs.single_observation_space
+        if prep.key is not None:
+            single = single[prep.key]
+        meta = {
+            "env_id": cfg.env_id,
+            "env_kwargs": cfg.env_kwargs,
+            "max_episode_steps": cfg.max_episode_steps or (envs.envs[0].spec.max_episode_steps if hasattr(envs, "envs") else gym.spec(cfg.env_id).max_episode_steps),
+            "preprocessing": prep.to_dict(),
+            "observation_space": space_to_dict(single),
+            "action_space": space_to_dict(envs.single_action_space),
+            "policies": [],
+        }
+    if policy_name not in meta["policies"]:
+        meta["policies"].append(policy_name)
+    write_meta(out, meta)
+
+    # a resumed run gets seeds no earlier run used, so it never repeats an episode
+    run_seed = int(np.random.SeedSequence([cfg.seed, n_eps, n_steps]).generate_state(1)[0])
+    factory = policy_factory or (lambda space, n, seed: make_policy(policy_name, space, n, seed))
+    policy = factory(envs.single_action_space, cfg.workers, run_seed)
+    obs, _ = envs.reset(seed=run_seed % (2**31))
+    buffers: list[dict[str, list]] = [
+        {"obs": [prep(_select(obs, i, prep), batched=False)], "actions": [], "rewards": [], "terminated": [], "truncated": []}
+        for i in range(cfg.workers)
+    ]
+    finished: list[Episode] = []
+    buffered_steps = 0
+    next_id, total_steps, new_eps = n_eps, n_steps, 0
+    start = time.time()
+    target = cfg.steps if cfg.steps is not None else cfg.episodes
+    bar = progress(total=target, initial=min(n_steps if cfg.steps is not None else n_eps, target), desc=f"collect {cfg.env_id}", unit="step" if cfg.steps is not None else "ep")
+
+    def flush() -> None:
+        nonlocal finished, buffered_steps, next_id
+        if finished:
+            write_shard(out, next_id, finished)
+            next_id += len(finished)
+            finished, buffered_steps = [], 0
+
+    try:
+        while not _done(cfg, next_id + len(finished), total_steps):
+            actions = policy(obs)
+            obs, rewards, terminated, truncated, info = envs.step(actions)
+            done = terminated | truncated
+            frames = prep(_batch_select(obs, prep), batched=True)
+            for i in range(cfg.workers):
+                b = buffers[i]
+                b["actions"].append(np.asarray(actions[i]))
+                b["rewards"].append(rewards[i])
+                b["terminated"].append(terminated[i])
+                b["truncated"].append(truncated[i])
+                if done[i]:
+                    b["obs"].append(prep(_select(info["final_obs"], i, prep), batched=False))
+                    ep = Episode(*(np.stack(b[k]) for k in ("obs", "actions", "rewards", "terminated", "truncated")))
+                    finished.append(ep)
+                    buffered_steps += len(ep)
+                    total_steps += len(ep)
+                    new_eps += 1
+                    bar.update(len(ep) if cfg.steps is not None else 1)
+                    buffers[i] = {"obs": [frames[i]], "actions": [], "rewards": [], "terminated": [], "truncated": []}
+                    policy.reset(i)
+                else:
+                    b["obs"].append(frames[i])
+            inflight = sum(len(b["actions"]) for b in buffers)
+            if cfg.steps is not None and total_steps + inflight >= cfg.steps:
+                # the step budget is spent: keep the unfinished episodes, cut by the budget (truncated)
+                for b in buffers:
+                    if b["actions"]:
+                        b["truncated"][-1] = True
+                        ep = Episode(*(np.stack(b[k]) for k in ("obs", "actions", "rewards", "terminated", "truncated")))
+                        finished.append(ep)
+                        total_steps += len(ep)
+                        new_eps += 1
+                        bar.update(len(ep))
+                break
+            if buffered_steps >= cfg.shard_steps:
+                flush()
+    finally:
+        flush()
+        bar.close()
+        envs.close()
+    n_eps, n_steps = count_episodes(out)
+    return {"episodes": n_eps, "steps": n_steps, "new_episodes": new_eps, "seconds": time.time() - start}
+
+
+def _select(obs: Any, i: int, prep: Preprocessing) -> Any:
+    """Observation ``i`` of a batch (a Dict batch, or an object array of per-env observations)."""
+    x = obs[prep.key][i] if (prep.key is not None and isinstance(obs, dict)) else obs[i]
+    return {prep.key: x} if (prep.key is not None and not isinstance(x, dict)) else x
+
+
+def _batch_select(obs: Any, prep: Preprocessing) -> Any:
+    return obs[prep.key] if (prep.key is not None and isinstance(obs, dict)) else obs

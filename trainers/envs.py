@@ -1,0 +1,56 @@
+"""Real environments: how to make them and the per-env recipe (preprocessing, horizon, policy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+
+from gym_dream.error import DependencyNotInstalled
+from gym_dream.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class RealEnv:
+    """A real env and how its observations reach a model."""
+
+    env_id: str
+    preprocessing: Preprocessing
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    collect_policy: str = "random"
+    dream_id: str | None = None
+    model_name: str | None = None
+    extra: str | None = None  # the pip extra that provides it
+
+
+REAL_ENVS: dict[str, RealEnv] = {
+    "CartPole-v1": RealEnv("CartPole-v1", Preprocessing("vector"), dream_id="Dream-CartPole-v0", model_name="cartpole"),
+    "CarRacing-v3": RealEnv(
+        "CarRacing-v3",
+        # 96x96 -> 64x64 with the dashboard (bottom 12 rows: speed, ABS, steering, gyro) kept:
+        # speed is information the controller needs and the frame is all the model sees.
+        Preprocessing("image", size=(64, 64)),
+        collect_policy="brownian",
+        dream_id="Dream-CarRacing-v0",
+        model_name="carracing",
+        extra="box2d",
+    ),
+}
+
+
+def recipe(env_id: str) -> RealEnv:
+    """The recipe for ``env_id`` (a vector default for unknown envs with Box observations)."""
+    if env_id in REAL_ENVS:
+        return REAL_ENVS[env_id]
+    return RealEnv(env_id, Preprocessing("vector"))
+
+
+def make_real_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gym.make`` with a clear message when the env's optional dependency is missing."""
+    r = recipe(env_id)
+    try:
+        return gym.make(env_id, **{**r.kwargs, **kwargs})
+    except (gym.error.DependencyNotInstalled, ImportError) as e:
+        extra = r.extra or "train"
+        raise DependencyNotInstalled(f"{env_id} needs extra packages: pip install \"gym-dream[{extra}]\" ({e})") from e

@@ -1,0 +1,374 @@
+"""Fit a VAE + MDN-RNN world model on a collected dataset and write a model directory.
+
+Stages (each checkpointed per epoch, atomically, and resumed on re-run):
+
+1. vision: a conv VAE on frames (pixel data) or the standardiser's statistics (vector data);
+2. encode every observation to its latent mean and log-variance;
+3. memory: the MDN-RNN with reward and termination heads, teacher-forced on sequence windows
+   (for pixel data each batch samples z ~ N(mu, sigma), as in World Models);
+4. the model directory: weights + card, with held-out metrics and a bank of real start latents.
+   The weights of the epoch with the best held-out loss are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gym_dream.checkpoint import save_model
+from gym_dream.models import MDNRNN
+from gym_dream.preprocessing import Preprocessing
+from gym_dream.spaces import space_from_dict
+from trainers.checkpointing import load_checkpoint, save_checkpoint
+from trainers.data import EpisodeDataset
+from trainers.progress import progress
+
+#: network sizes and budgets; "tiny" shrinks every network for tests and smoke runs
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": dict(z_dim=32, hidden=256, mixtures=5, head_hidden=64, vae_channels=[32, 64, 128, 256],
+                    vae_epochs=10, vae_batch=256, rnn_epochs=60, rnn_batch=64, seq_len=64, lr=1e-3),
+    "tiny": dict(z_dim=8, hidden=16, mixtures=2, head_hidden=8, vae_channels=[4, 8, 8, 16],
+                 vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3),
+}
+
+
+@dataclass
+class FitConfig:
+    data: str = "data/cartpole"
+    """dataset folder written by `gym-dream collect`"""
+    out: str = "models/cartpole"
+    """model directory to write (model.json + model.safetensors)"""
+    preset: str = "default"
+    """network sizes and budgets: default | tiny (see PRESETS); fields below override it"""
+    z_dim: int | None = None
+    """latent size of the VAE (pixel data; vector data uses the observation size)"""
+    hidden: int | None = None
+    """LSTM units"""
+    mixtures: int | None = None
+    """Gaussians in the MDN"""
+    head_hidden: int | None = None
+    """hidden units of the reward and termination heads"""
+    residual: bool | None = None
+    """predict z_{t+1} - z_t (default: on for vector data, off for pixels)"""
+    vae_epochs: int | None = None
+    """VAE passes over the training frames"""
+    rnn_epochs: int | None = None
+    """MDN-RNN epochs (one epoch = windows covering the training steps once)"""
+    seq_len: int | None = None
+    """training window length (transitions)"""
+    rnn_batch: int | None = None
+    """windows per MDN-RNN batch"""
+    vae_batch: int | None = None
+    """frames per VAE batch"""
+    lr: float | None = None
+    """Adam learning rate"""
+    val_fraction: float = 0.1
+    """share of episodes held out"""
+    bank_size: int = 1024
+    """start latents kept for dream resets"""
+    max_episodes: int | None = None
+    """use only the first N episodes of the dataset"""
+    seed: int = 0
+    """seed for splits, initialisation and batches"""
+    device: str = "cpu"
+    """torch device for training"""
+    half: bool = False
+    """store the weights as float16"""
+    checkpoint_dir: str | None = None
+    """where per-epoch checkpoints go (default: <out>.checkpoints)"""
+    threads: int | None = None
+    """torch CPU threads (default: torch's choice)"""
+    extra_card: dict[str, Any] = field(default_factory=dict)
+    """extra fields merged into the model card"""
+
+    def resolved(self, image: bool) -> dict[str, Any]:
+        if self.preset not in PRESETS:
+            raise ValueError(f"Unknown preset {self.preset!r}; choose from {sorted(PRESETS)}.")
+        p = dict(PRESETS[self.preset])
+        for k in p:
+            v = getattr(self, k, None)
+            if v is not None:
+                p[k] = v
+        p["residual"] = (not image) if self.residual is None else self.residual
+        return p
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+class _Stage:
+    """Per-epoch checkpoint and resume of one training stage."""
+
+    def __init__(self, path: Path, config_hash: str, modules: dict, optimizers: dict):
+        self.path, self.hash, self.modules, self.optimizers = path, config_hash, modules, optimizers
+
+    def resume(self) -> dict[str, Any]:
+        if not self.path.is_file():
+            return {"epoch": 0, "history": [], "best": None}
+        record = load_checkpoint(self.path, self.modules, self.optimizers)
+        if record.get("config_hash") != self.hash:
+            raise ValueError(
+                f"{self.path} was written by a fit with other settings; delete {self.path.parent} "
+                "to start over, or pass another --out."
+            )
+        _log(f"resuming {self.path.name} after epoch {record['epoch']}")
+        return record
+
+    def save(self, record: dict[str, Any]) -> None:
+        save_checkpoint(self.path, self.modules, self.optimizers, {**record, "config_hash": self.hash})
+
+
+# -- windows of sequences ----------------------------------------------------------------------
+def windows(ds: EpisodeDataset, episodes: np.ndarray, seq_len: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index arrays (obs_idx (W, T+1), act_idx (W, T), mask (W, T)) of training windows.
+
+    With ``rng``: random windows, one per ``seq_len`` training steps, episodes drawn in proportion
+    to their length. Without: consecutive windows covering every transition once (evaluation).
+    """
+    lengths = ds.lengths[episodes]
+    if rng is not None:
+        n = max(1, math.ceil(lengths.sum() / seq_len))
+        pick = rng.choice(len(episodes), size=n, p=lengths / lengths.sum())
+        ep = episodes[pick]
+        start = (rng.random(n) * np.maximum(ds.lengths[ep] - seq_len + 1, 1)).astype(np.int64)
+    else:
+        ep = np.concatenate([np.full(math.ceil(L / seq_len), e) for e, L in zip(episodes, lengths)])
+        start = np.concatenate([np.arange(0, L, seq_len) for L in lengths])
+    L = ds.lengths[ep]
+    steps = np.arange(seq_len)
+    valid = steps[None] < (L - start)[:, None]
+    act_idx = ds.act_start[ep][:, None] + np.minimum(start[:, None] + steps[None], L[:, None] - 1)
+    obs_steps = np.arange(seq_len + 1)
+    obs_idx = ds.obs_start[ep][:, None] + np.minimum(start[:, None] + obs_steps[None], L[:, None])
+    return obs_idx, act_idx, valid
+
+
+# -- stages --------------------------------------------------------------------------------------
+def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray, p: dict, cfg: FitConfig, stage: _Stage, opt) -> dict[str, float]:
+    vae = model.vision
+    frames_of = lambda eps: np.concatenate([np.arange(ds.obs_start[e], ds.obs_start[e] + ds.lengths[e] + 1) for e in eps])
+    train_idx, val_idx = frames_of(train_eps), frames_of(val_eps)
+    record = stage.resume()
+    g = torch.Generator(cfg.device).manual_seed(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 1, record["epoch"]])
+    val_sub = val_idx[np.random.default_rng(cfg.seed).permutation(len(val_idx))[:2048]]
+
+    def val_loss() -> dict[str, float]:
+        vae.eval()
+        tot = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        with torch.no_grad():
+            for i in range(0, len(val_sub), 512):
+                x = torch.as_tensor(ds.obs[np.sort(val_sub[i : i + 512])], device=cfg.device)
+                out = vae.loss(x, generator=g)
+                for k in tot:
+                    tot[k] += float(out[k]) * len(x)
+        vae.train()
+        return {k: v / max(len(val_sub), 1) for k, v in tot.items()}
+
+    for epoch in range(record["epoch"], p["vae_epochs"]):
+        perm = rng.permutation(train_idx)
+        bar = progress(total=len(perm), desc=f"VAE epoch {epoch + 1}/{p['vae_epochs']}", unit="img")
+        run = 0.0
+        for i in range(0, len(perm), p["vae_batch"]):
+            x = torch.as_tensor(ds.obs[np.sort(perm[i : i + p["vae_batch"]])], device=cfg.device)
+            out = vae.loss(x, generator=g)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt.step()
+            run = 0.98 * run + 0.02 * float(out["loss"]) if i else float(out["loss"])
+            bar.update(len(x))
+            bar.set_postfix(loss=f"{run:.1f}")
+        bar.close()
+        v = val_loss()
+        record["history"].append({"epoch": epoch + 1, "train_loss": run, **{f"val_{k}": x for k, x in v.items()}})
+        record["epoch"] = epoch + 1
+        stage.save(record)
+        _log(f"VAE epoch {epoch + 1}/{p['vae_epochs']}: train loss {run:.2f}  held-out loss {v['loss']:.2f} (reconstruction {v['reconstruction']:.2f}, KL {v['kl']:.2f})")
+    return val_loss() if len(val_sub) else {}
+
+
+@torch.no_grad()
+def encode_all(model: MDNRNN, ds: EpisodeDataset, device: str, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    mus, logvars = [], []
+    for i in range(0, len(ds.obs), batch):
+        mu, logvar = model.vision.encode(torch.as_tensor(ds.obs[i : i + batch], device=device))
+        mus.append(mu.float().cpu().numpy())
+        logvars.append(logvar.float().cpu().numpy())
+    model.train()
+    return np.concatenate(mus), np.concatenate(logvars)
+
+
+def _rnn_batch(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, idx: tuple, sample: bool, g: torch.Generator, device: str) -> dict[str, torch.Tensor]:
+    obs_idx, act_idx, mask = idx
+    z = torch.as_tensor(mu[obs_idx], device=device)
+    if sample:
+        std = torch.exp(0.5 * torch.as_tensor(logvar[obs_idx], device=device))
+        z = z + std * torch.randn(z.shape, generator=g, device=device)
+    return model.sequence_loss(
+        z,
+        torch.as_tensor(ds.actions[act_idx], device=device),
+        torch.as_tensor(ds.rewards[act_idx], device=device),
+        torch.as_tensor(ds.terminated[act_idx], device=device),
+        torch.as_tensor(mask, dtype=torch.float32, device=device),
+    )
+
+
+@torch.no_grad()
+def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, episodes: np.ndarray, seq_len: int, device: str, batch: int = 256) -> dict[str, float]:
+    """Held-out one-step metrics (teacher-forced) over every transition of ``episodes``."""
+    model.eval()
+    obs_idx, act_idx, mask = windows(ds, episodes, seq_len, None)
+    tot: dict[str, float] = {}
+    n_total = float(mask.sum())
+    correct = 0.0
+    for i in range(0, len(obs_idx), batch):
+        sl = slice(i, i + batch)
+        out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), False, None, device)
+        n = float(mask[sl].sum())
+        for k, v in out.items():
+            tot[k] = tot.get(k, 0.0) + float(v) * n
+        # termination accuracy at the 0.5 threshold the dream uses
+        z = torch.as_tensor(mu[obs_idx[sl]], device=device)
+        a = model.encode_action(torch.as_tensor(ds.actions[act_idx[sl]], device=device).reshape(-1, *ds.actions.shape[1:]) if ds.actions.ndim > 1 else torch.as_tensor(ds.actions[act_idx[sl]], device=device).reshape(-1))
+        hs, _ = model.rnn(torch.cat([z[:, :-1], a.reshape(*act_idx[sl].shape, -1)], -1))
+        _, logit = model.heads(z[:, 1:], hs)
+        pred = (logit > 0).cpu().numpy()
+        correct += float(((pred == ds.terminated[act_idx[sl]]) & mask[sl]).sum())
+    model.train()
+    out = {k: v / max(n_total, 1.0) for k, v in tot.items()}
+    out["termination_accuracy"] = correct / max(n_total, 1.0)
+    out["transitions"] = int(n_total)
+    return out
+
+
+def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p: dict, cfg: FitConfig, stage: _Stage, opt, sample: bool) -> dict[str, Any]:
+    # clip the memory and the heads separately: the MDN's likelihood gradients grow as its variances
+    # shrink, and one shared norm would starve the reward and termination heads
+    groups = [
+        [q for n, q in model.named_parameters() if n.startswith(("rnn.", "mdn."))],
+        [q for n, q in model.named_parameters() if n.startswith(("reward_head.", "termination_head."))],
+    ]
+    record = stage.resume()
+    g = torch.Generator(cfg.device).manual_seed(cfg.seed + 7 + record["epoch"])
+    best_state = None
+    if record.get("best") is not None and (stage.path.parent / "rnn_best.safetensors").is_file():
+        best_holder = copy.deepcopy(model)
+        load_checkpoint(stage.path.parent / "rnn_best.safetensors", {"model": best_holder}, {})
+        best_state = best_holder.state_dict()
+    for epoch in range(record["epoch"], p["rnn_epochs"]):
+        rng = np.random.default_rng([cfg.seed, 2, epoch])
+        obs_idx, act_idx, mask = windows(ds, train_eps, p["seq_len"], rng)
+        order = rng.permutation(len(obs_idx))
+        tot, nb = {}, 0
+        for i in range(0, len(order), p["rnn_batch"]):
+            sl = order[i : i + p["rnn_batch"]]
+            out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), sample, g, cfg.device)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            for group in groups:
+                torch.nn.utils.clip_grad_norm_(group, 1.0)
+            opt.step()
+            for k, v in out.items():
+                tot[k] = tot.get(k, 0.0) + float(v.detach())
+            nb += 1
+        train = {k: v / nb for k, v in tot.items()}
+        val = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device) if len(val_eps) else {"loss": train["loss"]}
+        record["history"].append({"epoch": epoch + 1, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}})
+        record["epoch"] = epoch + 1
+        if record.get("best") is None or val["loss"] < record["best"]["val_loss"]:
+            record["best"] = {"epoch": epoch + 1, "val_loss": val["loss"]}
+            best_state = copy.deepcopy(model.state_dict())
+            save_checkpoint(stage.path.parent / "rnn_best.safetensors", {"model": model}, {}, {"epoch": epoch + 1})
+        stage.save(record)
+        if (epoch + 1) % max(1, p["rnn_epochs"] // 20) == 0 or epoch + 1 == p["rnn_epochs"]:
+            _log(
+                f"MDN-RNN epoch {epoch + 1}/{p['rnn_epochs']}: train loss {train['loss']:.3f} (nll {train['nll']:.3f}) "
+                f"held-out loss {val['loss']:.3f} (nll {val.get('nll', float('nan')):.3f}, reward mse {val.get('reward_mse', float('nan')):.4f}, "
+                f"termination acc {val.get('termination_accuracy', float('nan')):.4f})"
+            )
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return record
+
+
+def fit(cfg: FitConfig) -> Path:
+    """Run every stage and write the model directory; returns its path."""
+    start = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
+    meta = ds.meta
+    prep = Preprocessing.from_dict(meta["preprocessing"])
+    image = prep.kind == "image"
+    p = cfg.resolved(image)
+    model = MDNRNN(
+        space_from_dict(meta["observation_space"]),
+        space_from_dict(meta["action_space"]),
+        prep,
+        z_dim=p["z_dim"],
+        hidden=p["hidden"],
+        mixtures=p["mixtures"],
+        head_hidden=p["head_hidden"],
+        residual=p["residual"],
+        vae_channels=tuple(p["vae_channels"]),
+        bank_size=1,
+    ).to(cfg.device)
+    train_eps, val_eps = ds.split(cfg.val_fraction, cfg.seed)
+    ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, **p}
+    chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    _log(f"data: {len(ds)} episodes, {ds.steps} steps of {meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
+
+    vae_metrics: dict[str, float] = {}
+    if image:
+        opt = torch.optim.Adam(model.vision.parameters(), lr=p["lr"])
+        vae_metrics = fit_vae(model, ds, train_eps, val_eps, p, cfg, _Stage(ckpt_dir / "vae.safetensors", chash, {"vision": model.vision}, {"adam": opt}), opt)
+    else:
+        train_obs = np.concatenate([ds.obs[ds.obs_start[e] : ds.obs_start[e] + ds.lengths[e] + 1] for e in train_eps])
+        model.vision.fit(torch.as_tensor(train_obs, device=cfg.device))
+    mu, logvar = encode_all(model, ds, cfg.device)
+
+    rnn_params = [q for n, q in model.named_parameters() if not n.startswith("vision.")]
+    opt = torch.optim.Adam(rnn_params, lr=p["lr"])
+    stage = _Stage(ckpt_dir / "rnn.safetensors", chash, {"model": model}, {"adam": opt})
+    record = fit_rnn(model, ds, mu, logvar, train_eps, val_eps, p, cfg, stage, opt, sample=image)
+    heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device) if len(val_eps) else {}
+
+    # the bank of real start latents: encoded first observations of training episodes
+    firsts = mu[ds.obs_start[train_eps]]
+    rng = np.random.default_rng(cfg.seed)
+    bank = firsts[rng.permutation(len(firsts))[: cfg.bank_size]]
+    model.start_z = torch.as_tensor(bank, device=cfg.device)
+    seconds = time.time() - start
+    card = {
+        "env": {"id": meta["env_id"], "kwargs": meta.get("env_kwargs", {}), "max_episode_steps": meta.get("max_episode_steps")},
+        "data": {
+            "episodes": len(ds), "steps": ds.steps, "policies": meta.get("policies", []),
+            "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps)),
+        },
+        "training": {
+            "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),
+            "device": cfg.device, "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
+            "machine": platform.machine(), "best_epoch": (record.get("best") or {}).get("epoch"),
+            "heldout": {"mdnrnn": heldout, "vae": vae_metrics},
+        },
+        "scores": {},
+        **cfg.extra_card,
+    }
+    out = save_model(model.cpu(), cfg.out, card, half=cfg.half)
+    _log(f"wrote {out} in {seconds:.0f} s")
+    return out
