@@ -62,6 +62,8 @@ class DreamObservation(gym.Wrapper):
             raise ModelMismatch(f"The model was trained on {card_env}, but the real env is {real_id}.")
         self.observation_space = core.observation_space(self.model, self.obs_type)
         self.state: State | None = None
+        #: the last real observation as model input (preprocessed), batch 1
+        self.last_input: torch.Tensor | None = None
 
     def _obs(self) -> np.ndarray:
         return core.to_numpy(core.observation(self.model, self.state, self.obs_type))[0]
@@ -69,7 +71,8 @@ class DreamObservation(gym.Wrapper):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         with torch.inference_mode():
-            self.state = self.model.initial_state(1, obs=self.model.obs_to_tensor(obs))
+            self.last_input = self.model.obs_to_tensor(obs)
+            self.state = self.model.initial_state(1, obs=self.last_input)
             return self._obs(), info
 
     def step(self, action):
@@ -78,5 +81,6 @@ class DreamObservation(gym.Wrapper):
         a = core.actions_to_tensor(action, self.model.action_space, None, self.model.device)
         obs, reward, terminated, truncated, info = self.env.step(action)
         with torch.inference_mode():
-            self.state = self.model.observe(self.state, a, self.model.obs_to_tensor(obs))
+            self.last_input = self.model.obs_to_tensor(obs)
+            self.state = self.model.observe(self.state, a, self.last_input)
             return self._obs(), reward, terminated, truncated, info

@@ -41,6 +41,9 @@ PRESETS: dict[str, dict[str, Any]] = {
                  vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3),
 }
 
+#: low-dimensional vector data (CartPole): short episodes, cheap steps, so smaller batches and more epochs
+VECTOR_DEFAULTS: dict[str, Any] = dict(rnn_batch=16, seq_len=32, rnn_epochs=200)
+
 
 @dataclass
 class FitConfig:
@@ -95,6 +98,8 @@ class FitConfig:
         if self.preset not in PRESETS:
             raise ValueError(f"Unknown preset {self.preset!r}; choose from {sorted(PRESETS)}.")
         p = dict(PRESETS[self.preset])
+        if not image and self.preset == "default":
+            p.update(VECTOR_DEFAULTS)
         for k in p:
             v = getattr(self, k, None)
             if v is not None:

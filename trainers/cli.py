@@ -1,0 +1,199 @@
+"""The ``gym-dream`` command: collect, fit, train, evaluate, dream, list.
+
+Every sub-command's options are the fields of its config dataclass (same names, same docs), so a
+script and the CLI run exactly the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import sys
+import textwrap
+import typing
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = """\
+examples (CartPole, end to end, a few minutes on 2 CPU cores):
+  gym-dream collect --env-id CartPole-v1 --out data/cartpole --steps 10000
+  gym-dream fit data/cartpole --out models/cartpole
+  gym-dream train cmaes --model models/cartpole --out runs/cmaes
+  gym-dream train ppo --model models/cartpole --out runs/ppo --timesteps 100000
+  gym-dream evaluate runs/cmaes/best --model models/cartpole --episodes 100 --taus 0.5 1.0 1.5
+  gym-dream dream --model models/cartpole --out dream.gif
+  gym-dream list
+"""
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    """Docstrings written under dataclass fields (CleanRL style)."""
+    docs: dict[str, str] = {}
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return docs
+    body = tree.body[0].body
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant) and isinstance(b.value.value, str):
+            docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
+def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), positional: str | None = None) -> None:
+    docs = _field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+        tp = hints[f.name]
+        args = typing.get_args(tp)
+        base = next((a for a in args if a is not type(None)), tp) if args else tp
+        help_ = f"{docs.get(f.name, '')} (default: {default})"
+        if f.name == positional:
+            parser.add_argument(f.name, help=help_)
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if base is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_)
+        elif typing.get_origin(base) is dict or base is dict:
+            parser.add_argument(flag, type=json.loads, default=default, metavar="JSON", help=help_)
+        elif typing.get_origin(base) is tuple:
+            parser.add_argument(flag, type=float, nargs="+", default=default, help=help_)
+        else:
+            parser.add_argument(flag, type=base, default=default, help=help_)
+
+
+def _config(cls: type, ns: argparse.Namespace):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in vars(ns).items() if k in names})
+
+
+def _cmd_collect(ns):
+    from trainers.collect import CollectConfig, collect
+
+    print(json.dumps(collect(_config(CollectConfig, ns))))
+
+
+def _cmd_fit(ns):
+    from trainers.fit import FitConfig, fit
+
+    fit(_config(FitConfig, ns))
+
+
+def _cmd_train(ns):
+    if ns.agent == "cmaes":
+        from trainers.cmaes import CMAESConfig, train_cmaes
+
+        r = train_cmaes(_config(CMAESConfig, ns))
+        print(f"best dream fitness {r['best_fitness']:.1f}; controller in {r['out']}/best (best candidate) and {r['out']}/mean")
+    else:
+        from trainers.sb3 import SB3Config, train_sb3
+
+        ns.algo = ns.agent
+        r = train_sb3(_config(SB3Config, ns))
+        print(f"best dream return {r['best_dream_return']:.1f} at step {r['best_step']}; agent in {ns.out}/agent.zip")
+
+
+def _cmd_evaluate(ns):
+    from trainers.evaluate import evaluate, load_agent, markdown_table, write_report
+
+    agent = load_agent(ns.agent, ns.algo)
+    row = evaluate(agent, ns.env_id, ns.model, tuple(ns.taus), ns.episodes, ns.dream_episodes, ns.seed, ns.device, name=Path(ns.agent).name)
+    print(markdown_table([row]))
+    if ns.report:
+        md, js = write_report([row], ns.report)
+        print(f"wrote {md} and {js}")
+
+
+def _cmd_dream(ns):
+    from trainers.video import DreamVideoConfig, write_dream_video
+
+    print(write_dream_video(_config(DreamVideoConfig, ns)))
+
+
+def _cmd_list(ns):
+    import gymnasium as gym
+
+    import gym_dream
+
+    print("models:")
+    for name, path in sorted(gym_dream.available_models().items()):
+        print(f"  {name:24s} {path}")
+    print("dream env ids:")
+    models = gym_dream.available_models()
+    for spec in sorted(gym.registry.values(), key=lambda s: s.id):
+        if spec.id.startswith("Dream-"):
+            d = spec.kwargs.get("default_model")
+            state = "ready" if d in models else "no default model installed (pass model=...)"
+            print(f"  {spec.id:28s} real env {spec.kwargs.get('real_env_id')}, default model {d!r}: {state}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from trainers.cmaes import CMAESConfig
+    from trainers.collect import CollectConfig
+    from trainers.fit import FitConfig
+    from trainers.sb3 import ALGOS, SB3Config
+    from trainers.video import DreamVideoConfig
+
+    p = argparse.ArgumentParser(
+        prog="gym-dream",
+        description="Turn trained world models into Gymnasium environments: collect real data, fit a world model, "
+        "train agents inside its dream, and score them on the real env.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("collect", help="roll out a random policy in a real env and store episodes (resumable)")
+    _add_dataclass(s, CollectConfig)
+    s.set_defaults(func=_cmd_collect)
+
+    s = sub.add_parser("fit", help="fit a VAE + MDN-RNN world model on a dataset and write a model directory (resumable)")
+    _add_dataclass(s, FitConfig, skip=("extra_card",), positional="data")
+    s.set_defaults(func=_cmd_fit)
+
+    s = sub.add_parser("train", help="train an agent inside a dream: cmaes | " + " | ".join(ALGOS))
+    tsub = s.add_subparsers(dest="agent", required=True, metavar="AGENT")
+    t = tsub.add_parser("cmaes", help="linear controller on [z, h] trained with CMA-ES, population x rollouts as one batch")
+    _add_dataclass(t, CMAESConfig)
+    t.set_defaults(func=_cmd_train)
+    for algo in ALGOS:
+        t = tsub.add_parser(algo, help=f"stable-baselines3 {algo.upper()} on the batched dream")
+        _add_dataclass(t, SB3Config, skip=("algo",))
+        t.set_defaults(func=_cmd_train)
+
+    s = sub.add_parser("evaluate", help="score an agent in the dream (several taus) and on the real env")
+    s.add_argument("agent", help="a controller directory (from train cmaes) or an SB3 .zip")
+    s.add_argument("--env-id", default="Dream-CartPole-v0", help="the Dream-* id the agent was trained in")
+    s.add_argument("--model", default=None, help="model directory or name (default: the id's default model)")
+    s.add_argument("--algo", default=None, help="SB3 algorithm of a .zip when its name does not say")
+    s.add_argument("--taus", type=float, nargs="+", default=[1.0], help="dream temperatures to score at (the first is the training tau)")
+    s.add_argument("--episodes", type=int, default=100, help="real episodes (seeds seed..seed+N-1)")
+    s.add_argument("--dream-episodes", type=int, default=None, help="dream episodes per tau (default: --episodes)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--report", default=None, help="write PATH.md and PATH.json")
+    s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("dream", help="write a GIF/MP4 of a dream, or real frames next to open-loop predictions")
+    _add_dataclass(s, DreamVideoConfig)
+    s.set_defaults(func=_cmd_dream)
+
+    s = sub.add_parser("list", help="list available models and Dream-* ids")
+    s.set_defaults(func=_cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
+    ns.func(ns)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Train a linear controller with CMA-ES (pycma) entirely inside a dream.
+
+Each generation evaluates the whole population x rollouts as ONE batched ``DreamVectorEnv``
+(``popsize * rollouts`` envs), so a generation is a few hundred batched model steps.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import gym_dream  # noqa: F401  (registers the Dream-* ids)
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.controller import LinearController
+from trainers.progress import progress
+
+
+@dataclass
+class CMAESConfig:
+    env_id: str = "Dream-CartPole-v0"
+    """the Dream-* id to train in"""
+    model: str | None = None
+    """model directory or name (default: the id's default model)"""
+    out: str = "runs/cmaes-cartpole"
+    """run folder: controller (best and mean), per-generation checkpoint, log"""
+    tau: float = 1.0
+    """dream temperature"""
+    generations: int = 40
+    """CMA-ES generations"""
+    popsize: int = 64
+    """candidates per generation"""
+    rollouts: int = 16
+    """dream episodes per candidate (averaged)"""
+    sigma0: float = 0.1
+    """initial step size"""
+    max_episode_steps: int | None = None
+    """dream horizon (default: the id's)"""
+    seed: int = 0
+    """seed of CMA-ES and of the dreams"""
+    device: str = "cpu"
+    """torch device of the dream"""
+
+
+def dream_returns(venv, params: np.ndarray, feature_dim: int, horizon: int) -> np.ndarray:
+    """Undiscounted return of each env's first episode; env i acts with ``params[i]``."""
+    obs, _ = venv.reset(seed=int(venv.np_random.integers(2**31)))
+    n = venv.num_envs
+    total = np.zeros(n, np.float64)
+    alive = np.ones(n, bool)
+    for _ in range(horizon):
+        actions = LinearController.batch_actions(params, obs, venv.single_action_space, feature_dim)
+        obs, reward, terminated, truncated, _ = venv.step(actions)
+        total += reward * alive
+        alive &= ~(terminated | truncated)
+        if not alive.any():
+            break
+    return total
+
+
+def make_dream_vec(env_id: str, num_envs: int, model: str | None, tau: float, device: str, max_episode_steps: int | None = None, **kwargs):
+    extra = {"model": model} if model is not None else {}
+    if max_episode_steps is not None:
+        extra["max_episode_steps"] = max_episode_steps
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", tau=tau, device=device,
+                        autoreset_mode="Disabled", **extra, **kwargs)
+
+
+def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
+    import cma
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    venv = make_dream_vec(cfg.env_id, cfg.popsize * cfg.rollouts, cfg.model, cfg.tau, cfg.device, cfg.max_episode_steps)
+    horizon = venv.unwrapped.max_episode_steps or 1000
+    feature_dim = venv.single_observation_space.shape[0]
+    template = LinearController(feature_dim, venv.single_action_space)
+    state_path, log_path = out / "cmaes_state.pkl", out / "log.jsonl"
+    # pycma's own serialisation of the optimiser (a local, self-written resume file; the controllers
+    # themselves are safetensors + JSON)
+    if state_path.is_file():
+        es, gen, best = pickle.loads(state_path.read_bytes())
+        print(f"resuming CMA-ES after generation {gen}")
+    else:
+        es = cma.CMAEvolutionStrategy(np.zeros(template.num_params), cfg.sigma0, {"popsize": cfg.popsize, "seed": cfg.seed + 1, "verbose": -9})
+        gen, best = 0, {"fitness": -np.inf, "params": None, "generation": 0}
+    venv.reset(seed=cfg.seed * 100_003 + gen)
+    start = time.time()
+    bar = progress(total=cfg.generations, initial=gen, desc=f"CMA-ES {cfg.env_id}", unit="gen")
+    while gen < cfg.generations:
+        asked = es.ask()
+        candidates = np.asarray(asked, np.float32)
+        params = np.repeat(candidates, cfg.rollouts, axis=0)
+        returns = dream_returns(venv, params, feature_dim, horizon).reshape(cfg.popsize, cfg.rollouts)
+        fitness = returns.mean(1)
+        es.tell(asked, list(-fitness))
+        gen += 1
+        i = int(np.argmax(fitness))
+        if fitness[i] > best["fitness"]:
+            best = {"fitness": float(fitness[i]), "params": candidates[i].copy(), "generation": gen}
+        entry = {"generation": gen, "mean_fitness": float(fitness.mean()), "max_fitness": float(fitness.max()),
+                 "best_fitness": best["fitness"], "sigma": float(es.sigma), "seconds": round(time.time() - start, 2)}
+        with open(log_path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        meta = {"env_id": cfg.env_id, "model": cfg.model, "tau": cfg.tau, "config": asdict(cfg), "generation": gen}
+        LinearController(feature_dim, venv.single_action_space, es.mean).save(out / "mean", {**meta, "kind": "cma-mean"})
+        LinearController(feature_dim, venv.single_action_space, best["params"]).save(out / "best", {**meta, "kind": "best-candidate", "dream_fitness": best["fitness"]})
+        atomic_write_bytes(state_path, pickle.dumps((es, gen, best)))
+        bar.update(1)
+        bar.set_postfix(mean=f"{entry['mean_fitness']:.1f}", best=f"{best['fitness']:.1f}")
+    bar.close()
+    venv.close()
+    return {"generations": gen, "best_fitness": best["fitness"], "out": str(out), "seconds": time.time() - start}

@@ -1,0 +1,97 @@
+"""World Models' controller: a linear map from the features [z, h] to the action.
+
+``a = squash(W @ features + b)``: argmax over ``W @ f + b`` for Discrete actions; per bounded Box
+dimension tanh (for [-1, 1]) or an affine sigmoid (other bounds, e.g. CarRacing's gas/brake in
+[0, 1]), as in the paper; unbounded dimensions are left linear. Saved as safetensors + JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from safetensors.numpy import load_file, save_file
+
+from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.spaces import space_from_dict, space_to_dict
+
+CONTROLLER_FORMAT = "gym-dream-linear-controller"
+
+
+class LinearController:
+    def __init__(self, feature_dim: int, action_space: spaces.Space, params: np.ndarray | None = None):
+        if isinstance(action_space, spaces.Discrete):
+            self.out_dim = int(action_space.n)
+        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+            self.out_dim = int(action_space.shape[0])
+        else:
+            raise ValueError(f"A linear controller needs a Discrete or 1-D Box action space, got {action_space}.")
+        self.feature_dim, self.action_space = int(feature_dim), action_space
+        self.params = np.zeros(self.num_params, np.float32) if params is None else np.asarray(params, np.float32).copy()
+        if self.params.shape != (self.num_params,):
+            raise ValueError(f"Expected {self.num_params} parameters, got {self.params.shape}.")
+
+    @property
+    def num_params(self) -> int:
+        return self.out_dim * (self.feature_dim + 1)
+
+    @staticmethod
+    def batch_actions(params: np.ndarray, features: np.ndarray, action_space: spaces.Space, feature_dim: int) -> np.ndarray:
+        """Actions for N envs, each with its own parameter row: params (N, P), features (N, F)."""
+        n = features.shape[0]
+        out_dim = params.shape[1] // (feature_dim + 1)
+        w = params[:, : out_dim * feature_dim].reshape(n, out_dim, feature_dim)
+        b = params[:, out_dim * feature_dim :]
+        y = np.einsum("naf,nf->na", w, features.astype(np.float32)) + b
+        return squash(y, action_space)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True):
+        """SB3-style: (action, None) for one observation or a batch."""
+        obs = np.asarray(observation, np.float32)
+        single = obs.ndim == 1
+        feats = obs[None] if single else obs
+        actions = self.batch_actions(np.broadcast_to(self.params, (len(feats), self.num_params)), feats, self.action_space, self.feature_dim)
+        return (actions[0] if single else actions), None
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / ".controller.safetensors.tmp"
+        save_file({"params": self.params}, str(tmp))
+        tmp.replace(path / "controller.safetensors")
+        card = {"format": CONTROLLER_FORMAT, "format_version": 1, "feature_dim": self.feature_dim,
+                "action_space": space_to_dict(self.action_space), **(extra or {})}
+        atomic_write_bytes(path / "controller.json", (json.dumps(card, indent=2) + "\n").encode())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LinearController":
+        path = Path(path)
+        card = json.loads((path / "controller.json").read_text())
+        if card.get("format") != CONTROLLER_FORMAT:
+            raise ValueError(f"{path} is not a linear controller (format {card.get('format')!r}).")
+        params = load_file(str(path / "controller.safetensors"))["params"]
+        c = cls(card["feature_dim"], space_from_dict(card["action_space"]), params)
+        c.card = card
+        return c
+
+
+def squash(y: np.ndarray, space: spaces.Space) -> np.ndarray:
+    """Map linear outputs (N, A) into the action space."""
+    if isinstance(space, spaces.Discrete):
+        return (np.argmax(y, axis=1) + space.start).astype(np.int64)
+    low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+    out = y.astype(np.float32).copy()
+    bounded = np.isfinite(low) & np.isfinite(high)
+    sym = bounded & np.isclose(low, -high)
+    out[:, sym] = np.tanh(y[:, sym]) * high[sym]
+    other = bounded & ~sym
+    out[:, other] = low[other] + (high[other] - low[other]) / (1.0 + np.exp(-y[:, other]))
+    return np.clip(out, low, high).astype(space.dtype)
+
+
+def is_controller_dir(path: str | Path) -> bool:
+    return (Path(path) / "controller.json").is_file()

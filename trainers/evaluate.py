@@ -1,0 +1,129 @@
+"""Score an agent in the dream (several temperatures) and on the real env, through one code path.
+
+An agent is anything with SB3's ``predict(obs, deterministic=True) -> (action, state)``: a
+:class:`~trainers.controller.LinearController`, an SB3 model, a planner. Real-env episodes run through
+:class:`gym_dream.wrappers.DreamObservation`, so the agent sees exactly what it saw in the dream. The
+dream-vs-real gap is the headline diagnostic: an agent whose real return falls well short of its dream
+return has learned to exploit the model's mistakes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import gym_dream
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.controller import LinearController, is_controller_dir
+from trainers.envs import make_real_env
+from trainers.progress import progress
+
+
+def load_agent(path: str | Path, algo: str | None = None):
+    """A controller directory, or an SB3 ``.zip`` (algorithm from ``algo`` or the file name)."""
+    path = Path(path)
+    if is_controller_dir(path):
+        return LinearController.load(path)
+    if path.suffix == ".zip" and path.is_file():
+        from trainers.sb3 import ALGOS, algo_class
+
+        name = algo or next((a for a in ALGOS if a in str(path).lower()), None)
+        if name is None:
+            raise ValueError(f"Cannot tell the algorithm of {path}; pass --algo (one of {ALGOS}).")
+        return algo_class(name).load(path, device="cpu")
+    raise FileNotFoundError(f"{path} is neither a controller directory (controller.json) nor an SB3 .zip file.")
+
+
+def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None) -> np.ndarray:
+    """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv."""
+    extra = {"model": model} if model is not None else {}
+    venv = gym.make_vec(dream_id, num_envs=episodes, vectorization_mode="vector_entry_point", tau=tau, device=device,
+                        autoreset_mode="Disabled", **extra)
+    horizon = horizon or venv.unwrapped.max_episode_steps or 1000
+    obs, _ = venv.reset(seed=seed)
+    total = np.zeros(episodes)
+    alive = np.ones(episodes, bool)
+    for _ in range(horizon):
+        actions, _ = agent.predict(obs, deterministic=True)
+        obs, reward, terminated, truncated, _ = venv.step(actions)
+        total += reward * alive
+        alive &= ~(terminated | truncated)
+        if not alive.any():
+            break
+    venv.close()
+    return total
+
+
+def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu", desc: str = "real") -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of ``episodes`` real episodes (seeds seed, seed+1, ...) seen through the model."""
+    env = gym_dream.wrappers.DreamObservation(make_real_env(real_env_id), model, device=device)
+    returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
+    bar = progress(total=episodes, desc=desc, unit="ep")
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        done = False
+        while not done:
+            action, _ = agent.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            returns[ep] += reward
+            lengths[ep] += 1
+            done = terminated or truncated
+        bar.update(1)
+    bar.close()
+    env.close()
+    return returns, lengths
+
+
+def _stats(x: np.ndarray) -> dict[str, float]:
+    return {"mean": float(np.mean(x)), "std": float(np.std(x)), "min": float(np.min(x)), "max": float(np.max(x)), "episodes": int(len(x))}
+
+
+def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
+    """True when the real return falls short of the dream return by more than noise and 10%."""
+    se = math.sqrt(dream["std"] ** 2 / dream["episodes"] + real["std"] ** 2 / real["episodes"])
+    return dream["mean"] - real["mean"] > max(0.1 * abs(dream["mean"]), 2.0 * se)
+
+
+def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float, ...] = (1.0,), episodes: int = 100,
+             dream_episodes: int | None = None, seed: int = 0, device: str = "cpu", name: str = "agent") -> dict[str, Any]:
+    """Dream returns at each tau and real returns, with the exploit flag, as one record."""
+    spec = gym.spec(dream_id)
+    real_id = spec.kwargs["real_env_id"]
+    start = time.time()
+    dream = {str(t): _stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
+    real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}")
+    real = _stats(real_returns)
+    train_tau = str(taus[0])
+    return {
+        "agent": name, "dream_id": dream_id, "real_env_id": real_id, "model": model or spec.kwargs.get("default_model"),
+        "dream": dream, "real": real, "real_steps": int(real_lengths.sum()), "real_seeds": [seed, seed + episodes - 1],
+        "exploits_dream": exploits_dream(dream[train_tau], real), "seconds": round(time.time() - start, 1),
+    }
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| agent | dream tau | dream return | real return | real episodes | exploits dream? |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        for tau, d in r["dream"].items():
+            lines.append(
+                f"| {r['agent']} | {tau} | {d['mean']:.1f} ± {d['std']:.1f} ({d['episodes']} ep) | "
+                f"{r['real']['mean']:.1f} ± {r['real']['std']:.1f} | {r['real']['episodes']} (seeds {r['real_seeds'][0]}–{r['real_seeds'][1]}) | "
+                f"{'**yes**' if exploits_dream(d, r['real']) else 'no'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(rows: list[dict[str, Any]], out: str | Path) -> tuple[Path, Path]:
+    """``out``.md and ``out``.json."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md, js = out.with_suffix(".md"), out.with_suffix(".json")
+    atomic_write_bytes(md, markdown_table(rows).encode())
+    atomic_write_bytes(js, (json.dumps(rows, indent=2) + "\n").encode())
+    return md, js

@@ -1,0 +1,205 @@
+"""stable-baselines3 agents trained inside a batched dream.
+
+SB3 has no adapter for Gymnasium's ``VectorEnv``; :class:`SB3VecEnv` is one. SB3's ``VecEnv`` resets a
+finished env within the same step and hands back the last observation in
+``info["terminal_observation"]``; Gymnasium vector envs may instead restart on the next step. The
+adapter reads the env's declared ``metadata["autoreset_mode"]`` and converts: ``SAME_STEP`` (final
+observation from ``info["final_obs"]``) and ``DISABLED`` (it restarts finished envs itself with
+``reset(options={"reset_mask": ...})``) are supported; ``NEXT_STEP`` cannot be converted without an
+extra step, so it is refused with the fix.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+import gym_dream  # noqa: F401
+from gym_dream.error import DependencyNotInstalled
+
+try:
+    from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+except ImportError as e:  # pragma: no cover
+    raise DependencyNotInstalled('stable-baselines3 agents need: pip install "gym-dream[train]"') from e
+
+
+class SB3VecEnv(VecEnv):
+    """A Gymnasium ``VectorEnv`` seen as an SB3 ``VecEnv`` (no Python copies of the env)."""
+
+    def __init__(self, venv: gym.vector.VectorEnv):
+        mode = venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        if mode == AutoresetMode.NEXT_STEP:
+            raise ValueError(
+                "SB3 needs same-step resets; make the vector env with autoreset_mode=AutoresetMode.SAME_STEP "
+                "(or DISABLED), e.g. gym.make_vec(id, ..., autoreset_mode='SameStep')."
+            )
+        self.venv, self.mode = venv, mode
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> np.ndarray:
+        seed = self._seeds[0] if self._seeds and self._seeds[0] is not None else None
+        obs, _ = self.venv.reset(seed=seed)
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        if dones.any():
+            if self.mode == AutoresetMode.SAME_STEP:
+                final = info["final_obs"]
+            else:
+                final = obs.copy()
+                obs, _ = self.venv.reset(options={"reset_mask": dones})
+            for i in np.flatnonzero(dones):
+                infos[i]["terminal_observation"] = final[i]
+                infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        return obs, rewards.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self.venv, attr_name)] * len(self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self.venv, attr_name, value)
+
+    def env_method(self, method_name: str, *args, indices=None, **kwargs) -> list[Any]:
+        return [getattr(self.venv, method_name)(*args, **kwargs)] * len(self._get_indices(indices))
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False] * len(self._get_indices(indices))
+
+    def get_images(self):
+        return list(self.venv.render()) if self.venv.render_mode == "rgb_array" else []
+
+
+ALGOS = ("ppo", "a2c", "dqn", "sac", "td3")
+
+#: hyper-parameters per algorithm (rl-zoo's tuned CartPole values for PPO/DQN; SB3 defaults otherwise)
+DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
+    "ppo": dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0, learning_rate=1e-3, clip_range=0.2),
+    "a2c": dict(ent_coef=0.0),
+    "dqn": dict(learning_rate=2.3e-3, batch_size=64, buffer_size=100_000, learning_starts=1000, gamma=0.99,
+                target_update_interval=10, train_freq=256, gradient_steps=128, exploration_fraction=0.16,
+                exploration_final_eps=0.04, policy_kwargs=dict(net_arch=[256, 256])),
+    "sac": dict(),
+    "td3": dict(),
+}
+
+
+@dataclass
+class SB3Config:
+    algo: str = "ppo"
+    """ppo | a2c | dqn | sac | td3"""
+    env_id: str = "Dream-CartPole-v0"
+    """the Dream-* id to train in"""
+    model: str | None = None
+    """model directory or name (default: the id's default model)"""
+    out: str = "runs/ppo-cartpole"
+    """run folder: agent.zip (best in dream), last.zip, TensorBoard logs"""
+    tau: float = 1.0
+    """dream temperature"""
+    timesteps: int = 100_000
+    """dream steps to train for"""
+    num_envs: int = 16
+    """dreams stepped together (one batched env)"""
+    seed: int = 0
+    """seed of the agent and of the dreams"""
+    device: str = "cpu"
+    """torch device of the dream (the agent uses SB3's 'auto')"""
+    eval_every: int = 10_000
+    """evaluate in the dream every this many steps and keep the best agent (dream return only)"""
+    eval_episodes: int = 32
+    """dream episodes per evaluation"""
+    hparams: dict[str, Any] = field(default_factory=dict)
+    """overrides of the algorithm's hyper-parameters"""
+
+
+def make_sb3_env(env_id: str, num_envs: int, model: str | None, tau: float, device: str) -> VecMonitor:
+    extra = {"model": model} if model is not None else {}
+    venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", tau=tau, device=device,
+                        autoreset_mode=AutoresetMode.SAME_STEP, **extra)
+    return VecMonitor(SB3VecEnv(venv))
+
+
+def algo_class(name: str):
+    import stable_baselines3 as sb3
+
+    if name.lower() not in ALGOS:
+        raise ValueError(f"Unknown algorithm {name!r}; choose from {ALGOS}.")
+    return getattr(sb3, name.upper())
+
+
+def train_sb3(cfg: SB3Config) -> dict[str, Any]:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from trainers.evaluate import dream_episode_returns
+
+    cls = algo_class(cfg.algo)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device)
+    hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
+    try:
+        import tensorboard  # noqa: F401
+        tb = str(out / "tb")
+    except ImportError:
+        tb = None
+    agent = cls("MlpPolicy", env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **hp)
+    best = {"return": -np.inf, "step": 0}
+    history: list[dict[str, float]] = []
+
+    class DreamEval(BaseCallback):
+        def __init__(self):
+            super().__init__()
+            self.next_eval = cfg.eval_every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_eval:
+                self.next_eval += cfg.eval_every
+                self._evaluate()
+            return True
+
+        def _evaluate(self) -> None:
+            r = dream_episode_returns(self.model, cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device)
+            history.append({"step": self.num_timesteps, "dream_return_mean": float(r.mean()), "dream_return_std": float(r.std())})
+            self.logger.record("dream/return_mean", float(r.mean()))
+            if r.mean() > best["return"]:
+                best.update({"return": float(r.mean()), "step": self.num_timesteps})
+                self.model.save(out / "agent.zip")
+
+    from trainers.progress import progress
+
+    class Progress(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.bar = progress(total=cfg.timesteps, desc=f"{cfg.algo.upper()} in {cfg.env_id}", unit="step")
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.training_env.num_envs)
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    start = time.time()
+    cb = DreamEval()
+    agent.learn(total_timesteps=cfg.timesteps, callback=[cb, Progress()], tb_log_name=f"{cfg.algo}-{cfg.env_id}-s{cfg.seed}")
+    cb._evaluate()
+    agent.save(out / "last.zip")
+    env.close()
+    return {"algo": cfg.algo, "best_dream_return": best["return"], "best_step": best["step"], "seconds": time.time() - start,
+            "history": history, "config": asdict(cfg)}
