@@ -74,3 +74,9 @@ def load_checkpoint(path: str | os.PathLike, modules: dict[str, nn.Module], opti
     for name, o in optimizers.items():
         o.load_state_dict(_unflatten_optimizer(f"optim.{name}", opt_meta[name], tensors))
     return json.loads(meta["record"])
+
+
+def read_record(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON record of a checkpoint, without loading any tensor."""
+    with safe_open(str(path), "pt") as f:
+        return json.loads(f.metadata()["record"])

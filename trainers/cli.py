@@ -51,8 +51,8 @@ def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, 
             continue
         default = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
         tp = hints[f.name]
-        args = typing.get_args(tp)
-        base = next((a for a in args if a is not type(None)), tp) if args else tp
+        is_union = typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union))
+        base = next(a for a in typing.get_args(tp) if a is not type(None)) if is_union else tp
         help_ = f"{docs.get(f.name, '')} (default: {default})"
         if f.name == positional:
             parser.add_argument(f.name, help=help_)

@@ -33,7 +33,8 @@ def load_agent(path: str | Path, algo: str | None = None):
     if path.suffix == ".zip" and path.is_file():
         from trainers.sb3 import ALGOS, algo_class
 
-        name = algo or next((a for a in ALGOS if a in str(path).lower()), None)
+        meta = path.parent / "agent.json"
+        name = algo or (json.loads(meta.read_text())["algo"] if meta.is_file() else next((a for a in ALGOS if a in path.name.lower()), None))
         if name is None:
             raise ValueError(f"Cannot tell the algorithm of {path}; pass --algo (one of {ALGOS}).")
         return algo_class(name).load(path, device="cpu")

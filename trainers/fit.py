@@ -29,7 +29,7 @@ from gym_dream.checkpoint import save_model
 from gym_dream.models import MDNRNN
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict
-from trainers.checkpointing import load_checkpoint, save_checkpoint
+from trainers.checkpointing import load_checkpoint, read_record, save_checkpoint
 from trainers.data import EpisodeDataset
 from trainers.progress import progress
 
@@ -121,12 +121,12 @@ class _Stage:
     def resume(self) -> dict[str, Any]:
         if not self.path.is_file():
             return {"epoch": 0, "history": [], "best": None}
-        record = load_checkpoint(self.path, self.modules, self.optimizers)
-        if record.get("config_hash") != self.hash:
+        if read_record(self.path).get("config_hash") != self.hash:
             raise ValueError(
                 f"{self.path} was written by a fit with other settings; delete {self.path.parent} "
                 "to start over, or pass another --out."
             )
+        record = load_checkpoint(self.path, self.modules, self.optimizers)
         _log(f"resuming {self.path.name} after epoch {record['epoch']}")
         return record
 
@@ -191,7 +191,8 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             opt.step()
-            run = 0.98 * run + 0.02 * float(out["loss"]) if i else float(out["loss"])
+            loss = float(out["loss"].detach())
+            run = 0.98 * run + 0.02 * loss if i else loss
             bar.update(len(x))
             bar.set_postfix(loss=f"{run:.1f}")
         bar.close()
@@ -334,7 +335,9 @@ def fit(cfg: FitConfig) -> Path:
     train_eps, val_eps = ds.split(cfg.val_fraction, cfg.seed)
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, **p}
+    # budgets (epochs) are not part of a run's identity: asking for more epochs continues the run
+    ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+             **{k: v for k, v in p.items() if not k.endswith("_epochs")}}
     chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     _log(f"data: {len(ds)} episodes, {ds.steps} steps of {meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
 

@@ -11,6 +11,7 @@ extra step, so it is refused with the fix.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -160,6 +161,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     except ImportError:
         tb = None
     agent = cls("MlpPolicy", env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **hp)
+    (out / "agent.json").write_text(json.dumps({"algo": cfg.algo, "env_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, (str, type(None))) else "<in-memory>", "tau": cfg.tau}, indent=2) + "\n")
     best = {"return": -np.inf, "step": 0}
     history: list[dict[str, float]] = []
 

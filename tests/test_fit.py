@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import gym_dream
+from trainers.collect import CollectConfig, collect
+from trainers.data import EpisodeDataset
+from trainers.fit import FitConfig, encode_all, fit
+
+
+def test_tiny_fit_writes_a_loadable_model(tiny_cartpole_model):
+    card = json.loads((tiny_cartpole_model / "model.json").read_text())
+    assert card["env"]["id"] == "CartPole-v1" and card["data"]["steps"] == 3000
+    assert np.isfinite(card["training"]["heldout"]["mdnrnn"]["nll"])
+    model = gym_dream.load_model(tiny_cartpole_model)
+    assert model.start_z.shape[0] == 16
+
+
+def test_mdnrnn_loss_falls_on_real_data(cartpole_data, tmp_path):
+    fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=8))
+    from trainers.checkpointing import load_checkpoint
+
+    hist = json.loads(__import__("safetensors").safe_open(str(tmp_path / "m.checkpoints" / "rnn.safetensors"), "pt").metadata()["record"])["history"]
+    assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.5
+    assert hist[-1]["val_loss"] < hist[0]["val_loss"]
+
+
+def test_fit_resumes_from_checkpoint(cartpole_data, tmp_path):
+    out = str(tmp_path / "m")
+    fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=2))
+    a = gym_dream.load_model(out)
+    # asking for more epochs continues from epoch 2 instead of starting over
+    fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4))
+    import safetensors
+
+    rec = json.loads(safetensors.safe_open(str(tmp_path / "m.checkpoints" / "rnn.safetensors"), "pt").metadata()["record"])
+    assert [h["epoch"] for h in rec["history"]] == [1, 2, 3, 4]
+    with pytest.raises(ValueError, match="other settings"):
+        fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4, hidden=12))
+
+
+def test_vae_loss_falls_on_real_frames(tmp_path):
+    pytest.importorskip("Box2D")
+    collect(CollectConfig(env_id="CarRacing-v3", out=str(tmp_path / "c"), steps=240, workers=1, max_episode_steps=60))
+    out = fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), preset="tiny", vae_epochs=4, rnn_epochs=1, val_fraction=0.25))
+    import safetensors
+
+    rec = json.loads(safetensors.safe_open(str(tmp_path / "m.checkpoints" / "vae.safetensors"), "pt").metadata()["record"])
+    losses = [h["val_loss"] for h in rec["history"]]
+    assert losses[-1] < losses[0]
+    model = gym_dream.load_model(out)
+    ds = EpisodeDataset(tmp_path / "c")
+    mu, _ = encode_all(model, ds, "cpu")
+    assert mu.shape == (len(ds.obs), model.z_dim) and np.isfinite(mu).all()
