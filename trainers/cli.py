@@ -19,6 +19,7 @@ from typing import Any
 
 EXAMPLES = """\
 examples (CartPole, end to end, a few minutes on 2 CPU cores):
+  gym-dream demo                     # the shipped model: agents trained in the dream, scored on the real env
   gym-dream collect --env-id CartPole-v1 --out data/cartpole --steps 10000
   gym-dream fit data/cartpole --out models/cartpole
   gym-dream train cmaes --model models/cartpole --out runs/cmaes
@@ -116,6 +117,12 @@ def _cmd_dream(ns):
     print(write_dream_video(_config(DreamVideoConfig, ns)))
 
 
+def _cmd_demo(ns):
+    from trainers.demo import DemoConfig, run_demo
+
+    print(run_demo(_config(DemoConfig, ns)))
+
+
 def _cmd_list(ns):
     import gymnasium as gym
 
@@ -183,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("dream", help="write a GIF/MP4 of a dream, or real frames next to open-loop predictions")
     _add_dataclass(s, DreamVideoConfig)
     s.set_defaults(func=_cmd_dream)
+
+    from trainers.demo import DemoConfig
+
+    s = sub.add_parser("demo", help="train CMA-ES and PPO in the shipped CartPole dream, score them on the real env")
+    _add_dataclass(s, DemoConfig)
+    s.set_defaults(func=_cmd_demo)
 
     s = sub.add_parser("list", help="list available models and Dream-* ids")
     s.set_defaults(func=_cmd_list)
