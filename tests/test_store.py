@@ -9,7 +9,7 @@ from gym_dream.error import ModelMismatch, ModelNotFound
 def test_unknown_name_lists_models_and_suggests(monkeypatch, tmp_path, vector_model):
     monkeypatch.setenv("GYM_DREAM_HOME", str(tmp_path))
     save_model(vector_model, tmp_path / "models" / "my-cartpole", {"env": {"id": "CartPole-v1"}})
-    with pytest.raises(ModelNotFound, match=r"Did you mean 'my-cartpole'\?.*Available models:.*my-cartpole"):
+    with pytest.raises(ModelNotFound, match=r"Did you mean 'my-cartpole'.*Available models:.*my-cartpole"):
         gym.make("Dream-CartPole-v0", model="my-cartpol")
 
 
