@@ -61,11 +61,39 @@ def test_dataset_of_another_env_is_refused(tmp_path):
         collect(CollectConfig(env_id="Acrobot-v1", out=str(tmp_path / "d"), steps=50, workers=1))
 
 
-def test_carracing_frames_are_64x64_uint8_with_brownian_policy(tmp_path):
+def test_carracing_frames_are_64x64_uint8_with_the_recipe_policy(tmp_path):
     pytest.importorskip("Box2D")
     collect(CollectConfig(env_id="CarRacing-v3", out=str(tmp_path / "c"), steps=60, workers=1, max_episode_steps=30))
     ds = EpisodeDataset(tmp_path / "c")
     assert ds.obs.shape[1:] == (64, 64, 3) and ds.obs.dtype == np.uint8
-    assert ds.meta["policies"] == ["brownian"]
-    # brownian actions are smooth: consecutive steering changes are small
-    assert np.abs(np.diff(ds.actions[:29, 0])).max() < 0.5
+    assert ds.meta["policies"] == ["road_noise"]
+    # OU gas stays on (no standing still at the start line); gas changes smoothly
+    assert ds.actions[:, 1].mean() > 0.05
+    assert np.abs(np.diff(ds.actions[:29, 1])).max() < 0.5
+
+
+def test_ou_policy_reverts_to_its_mean_and_brakes_only_now_and_then():
+    from gymnasium import spaces
+
+    from trainers.policies import make_policy
+
+    space = spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+    pol = make_policy("ou", space, 64, seed=0, mean=[0.0, 0.4, -0.4], sigma=[0.15, 0.05, 0.1], theta=0.1)
+    acts = np.stack([pol(None) for _ in range(500)])[100:]
+    assert abs(acts[..., 0].mean()) < 0.05 and abs(acts[..., 1].mean() - 0.4) < 0.05
+    assert 0.0 < (acts[..., 2] > 0).mean() < 0.15
+    assert space.contains(acts[0, 0])
+    with pytest.raises(ValueError, match="Box action space"):
+        make_policy("ou", spaces.Discrete(2), 1, 0)
+
+
+def test_road_steering_turns_toward_the_road():
+    from trainers.policies import road_steering
+
+    frames = np.zeros((2, 96, 96, 3), np.uint8)
+    frames[..., 1] = 200  # grass everywhere
+    frames[0, 40:62, 60:80] = 105  # road to the right
+    frames[1, 40:62, 10:30] = 105  # road to the left
+    steer = road_steering(frames)
+    assert steer[0] > 0.5 and steer[1] < -0.5
+    assert road_steering(np.full((1, 96, 96, 3), [100, 200, 100], np.uint8))[0] == 0.0  # no road in view

@@ -31,7 +31,7 @@ class CollectConfig:
     episodes: int | None = None
     """target total episodes in the dataset"""
     policy: str | None = None
-    """collecting policy: random | brownian (default: the env's recipe)"""
+    """collecting policy: random | brownian | ou (default: the env's recipe, with its settings)"""
     workers: int = 2
     """parallel real envs (AsyncVectorEnv when > 1)"""
     seed: int = 0
@@ -106,7 +106,8 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
 
     # a resumed run gets seeds no earlier run used, so it never repeats an episode
     run_seed = int(np.random.SeedSequence([cfg.seed, n_eps, n_steps]).generate_state(1)[0])
-    factory = policy_factory or (lambda space, n, seed: make_policy(policy_name, space, n, seed))
+    policy_kwargs = r.collect_kwargs if policy_name == r.collect_policy else {}
+    factory = policy_factory or (lambda space, n, seed: make_policy(policy_name, space, n, seed, **policy_kwargs))
     policy = factory(envs.single_action_space, cfg.workers, run_seed)
     obs, _ = envs.reset(seed=run_seed % (2**31))
     buffers: list[dict[str, list]] = [

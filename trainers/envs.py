@@ -19,6 +19,7 @@ class RealEnv:
     preprocessing: Preprocessing
     kwargs: dict[str, Any] = field(default_factory=dict)
     collect_policy: str = "random"
+    collect_kwargs: dict[str, Any] = field(default_factory=dict)  # the recipe policy's settings
     dream_id: str | None = None
     model_name: str | None = None
     extra: str | None = None  # the pip extra that provides it
@@ -31,7 +32,10 @@ REAL_ENVS: dict[str, RealEnv] = {
         # 96x96 -> 64x64 with the dashboard (bottom 12 rows: speed, ABS, steering, gyro) kept:
         # speed is information the controller needs and the frame is all the model sees.
         Preprocessing("image", size=(64, 64)),
-        collect_policy="brownian",
+        # OU noise (steer around 0, some gas, brake now and then: a brake process centred below 0 is
+        # clipped to 0) that for stretches also follows the road, so the data covers the whole track
+        collect_policy="road_noise",
+        collect_kwargs={"mean": [0.0, 0.2, -0.4], "sigma": [0.15, 0.06, 0.1], "theta": 0.1, "jitter": [0.1, 0.12, 0.0]},
         dream_id="Dream-CarRacing-v0",
         model_name="carracing",
         extra="box2d",

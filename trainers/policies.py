@@ -46,10 +46,89 @@ class BrownianPolicy(RandomPolicy):
         return self.actions.copy()
 
 
-POLICIES = {"random": RandomPolicy, "brownian": BrownianPolicy}
+class OUPolicy(RandomPolicy):
+    """Mean-reverting random actions (Ornstein-Uhlenbeck) for Box spaces, around a per-episode mean.
+
+    ``a_t = clip(a_{t-1} + theta * (mu - a_{t-1}) + sigma * N(0, 1))``. Unlike a free random walk,
+    it keeps returning to ``mu``: for CarRacing a mean with some gas and no brake drives the car along
+    the track (and off it, and back), where a free walk often brakes to a halt on the start line.
+    Each episode draws its own ``mu`` within ``mean +- jitter``, so the data covers several speeds and
+    steering biases. ``mean``, ``sigma`` and ``jitter`` are in action units, per dimension or scalar.
+    """
+
+    def __init__(self, action_space: spaces.Space, num_envs: int, seed: int, mean=0.0, sigma=0.1, theta: float = 0.1, jitter=0.0):
+        if not isinstance(action_space, spaces.Box):
+            raise ValueError("The ou policy needs a Box action space; use policy='random' for discrete actions.")
+        super().__init__(action_space, num_envs, seed)
+        shape = action_space.shape
+        self.mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), shape)
+        self.sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), shape)
+        self.jitter = np.broadcast_to(np.asarray(jitter, dtype=np.float64), shape)
+        if not 0.0 < theta <= 1.0:
+            raise ValueError(f"theta must be in (0, 1], got {theta}.")
+        self.theta = theta
+        self.mu = self.mean + self.jitter * self.rng.uniform(-1, 1, size=(num_envs, *shape))
+        self.actions = np.clip(self.mu, self.space.low, self.space.high).astype(self.space.dtype)
+        self._raw = self.mu.copy()
+
+    def reset(self, index: int) -> None:
+        self.mu[index] = self.mean + self.jitter * self.rng.uniform(-1, 1, size=self.mean.shape)
+        self._raw[index] = self.mu[index]
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        # the process runs unclipped (so e.g. a brake mean below 0 brakes only now and then); actions are clipped
+        self._raw += self.theta * (self.mu - self._raw) + self.sigma * self.rng.normal(size=self._raw.shape)
+        self.actions = np.clip(self._raw, self.space.low, self.space.high).astype(self.space.dtype)
+        return self.actions.copy()
 
 
-def make_policy(name: str, action_space: spaces.Space, num_envs: int, seed: int):
+def road_steering(frames: np.ndarray) -> np.ndarray:
+    """CarRacing: steering toward the grey road in the band just ahead of the car, from raw 96x96 frames.
+
+    Uses only the pixels the agent sees: the road is grey (R = G = B, about 100-110), grass is green.
+    Returns steering in [-1, 1] per frame (0 where no road is in view).
+    """
+    band = frames[:, 40:62].astype(np.int16)
+    r, g, b = band[..., 0], band[..., 1], band[..., 2]
+    road = (np.abs(r - g) < 12) & (np.abs(g - b) < 12) & (r > 80) & (r < 130)
+    count = road.sum(axis=(1, 2))
+    centre = (road.sum(axis=1) * np.arange(frames.shape[2])).sum(-1) / np.maximum(count, 1)
+    return np.where(count > 10, np.clip((centre - frames.shape[2] / 2) / 12.0, -1.0, 1.0), 0.0)
+
+
+class RoadNoisePolicy(OUPolicy):
+    """CarRacing data collection: OU noise that, for stretches of time, also steers toward the road.
+
+    Pure random driving leaves the road within ~10 tiles and never shows the model the rest of the
+    track (corners, long straights, the finish). Here each stretch of ``segment`` steps (on average)
+    is either *following* (OU noise added to a crude pixel road-follower, probability ``follow``) or
+    *wandering* (OU noise alone), so episodes cover the whole track and also leaving it, grass,
+    recovering and braking. It reads only the frame the agent sees; it is a data recipe, not an agent.
+    """
+
+    def __init__(self, action_space: spaces.Space, num_envs: int, seed: int, follow: float = 0.7, segment: int = 150, **ou):
+        super().__init__(action_space, num_envs, seed, **ou)
+        self.follow, self.segment = follow, segment
+        self.following = self.rng.random(num_envs) < follow
+
+    def reset(self, index: int) -> None:
+        super().reset(index)
+        self.following[index] = self.rng.random() < self.follow
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        switch = self.rng.random(self.num_envs) < 1.0 / self.segment
+        self.following = np.where(switch, self.rng.random(self.num_envs) < self.follow, self.following)
+        actions = super().__call__(obs)
+        steer = road_steering(np.asarray(obs))
+        actions[:, 0] = np.clip(actions[:, 0] + self.following * steer, -1.0, 1.0)
+        return actions
+
+
+POLICIES = {"random": RandomPolicy, "brownian": BrownianPolicy, "ou": OUPolicy, "road_noise": RoadNoisePolicy}
+
+
+def make_policy(name: str, action_space: spaces.Space, num_envs: int, seed: int, **kwargs):
+    """Policy ``name`` for ``num_envs`` envs; ``kwargs`` are the policy's own settings (a recipe's)."""
     if name not in POLICIES:
         raise ValueError(f"Unknown collection policy {name!r}; choose from {sorted(POLICIES)}.")
-    return POLICIES[name](action_space, num_envs, seed)
+    return POLICIES[name](action_space, num_envs, seed, **kwargs)
