@@ -5,8 +5,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# local wheels of the runtime's dependencies: the packaging test installs an exported model into a
+# fresh virtual environment from these alone (no network)
+WHEELHOUSE := .wheelhouse
+WHEELS := $(WHEELHOUSE)/.built
 
-.PHONY: install demo test test-slow clean
+.PHONY: install wheelhouse demo test test-slow clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,16 +18,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+$(WHEELS): pyproject.toml
+	$(BIN)/pip wheel -q -w $(WHEELHOUSE) torch==2.13.0 "gymnasium>=1.1" "numpy>=1.24" "safetensors>=0.4" "setuptools>=68" wheel
+	touch $(WHEELS)
+
 install: $(STAMP)
+
+wheelhouse: $(STAMP) $(WHEELS)
 
 demo: $(STAMP)
 	$(BIN)/gym-dream demo
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+test: $(STAMP) $(WHEELS)
+	GYM_DREAM_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest -q -n 2
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(WHEELHOUSE) build *.egg-info

@@ -29,6 +29,7 @@ from trainers.cmaes import CMAESConfig, train_cmaes  # noqa: E402
 from trainers.collect import CollectConfig, collect  # noqa: E402
 from trainers.data import EpisodeDataset  # noqa: E402
 from trainers.evaluate import evaluate, load_agent, markdown_table  # noqa: E402
+from trainers.export import record_scores, stage_model_dir  # noqa: E402
 from trainers.fit import FitConfig, fit  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
 
@@ -107,10 +108,8 @@ def stage_model(ship: bool) -> None:
     atomic_write_bytes(RESULTS / "cartpole_model.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     if ship:
-        dest = ROOT / "gym_dream" / "bundled" / "cartpole"
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in ("model.json", "model.safetensors"):
-            shutil.copy2(model_dir / f, dest / f)
+        # staged exactly as `gym-dream export` stages a package's model (card declares the env id)
+        dest = stage_model_dir(model_dir, ROOT / "gym_dream" / "bundled" / "cartpole", "Dream-CartPole-v0")
         print(f"shipped as {dest}")
 
 
@@ -145,6 +144,8 @@ def stage_agents(model: str, episodes: int) -> None:
               "DQN trained on the real env reached 193 there."]
     atomic_write_bytes(RESULTS / "cartpole.md", ("\n".join(lines) + "\n").encode())
     atomic_write_bytes(RESULTS / "cartpole.json", (json.dumps(rows, indent=2) + "\n").encode())
+    if model == "cartpole":  # the shipped model: its card carries the scores
+        record_scores(gym_dream.store.find_model_dir(model), rows, "results/cartpole.md (python benchmarks/cartpole.py agents)")
     print("\n".join(lines))
 
 

@@ -18,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gym_dream import __version__
+from gym_dream.versions import satisfies
 from gym_dream.error import ModelFormatError, ModelMismatch
 from gym_dream.models import FAMILIES, WorldModel
 from gym_dream.preprocessing import Preprocessing
@@ -32,10 +33,18 @@ WEIGHTS_FILE = "model.safetensors"
 REQUIRED_FIELDS = ("format", "format_version", "family", "params", "env", "observation_space", "action_space", "preprocessing")
 
 
+def _umask_mode() -> int:
+    """rw-r--r-- less the process umask (mkstemp would make files private to the owner)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old content or the new, never a torn one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, _umask_mode())
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -78,6 +87,7 @@ def save_model(model: WorldModel, directory: str | os.PathLike, card: dict[str, 
     # weights first, card last: a directory with a card always has its weights
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, _umask_mode())
     try:
         save_file(tensors, tmp, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
         os.replace(tmp, directory / WEIGHTS_FILE)
@@ -105,6 +115,13 @@ def read_card(directory: str | os.PathLike) -> dict[str, Any]:
         raise ModelFormatError(
             f"{path} has model format version {version!r}, but gym-dream {__version__} reads format version "
             f"{FORMAT_VERSION}. Install a gym-dream release that reads format {version!r}, or re-export the model."
+        )
+    needs = card.get("requires_gym_dream")
+    if needs is not None and not satisfies(__version__, str(needs)):
+        raise ModelFormatError(
+            f"{path} is a model package made for gym-dream {needs} (model format version {version}), but gym-dream "
+            f"{__version__} is installed (it reads format version {FORMAT_VERSION}). "
+            f"Install a matching release (pip install 'gym-dream{needs}'), or re-export the model with this one."
         )
     missing = [f for f in REQUIRED_FIELDS if f not in card]
     if missing:

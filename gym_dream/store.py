@@ -48,25 +48,42 @@ def _package_dir(module: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+def packaged_model_sources() -> list[tuple[str, Path, str]]:
+    """Every model declared by an installed distribution, as ``(name, directory, distribution)``.
+
+    Duplicates are kept (see :func:`packaged_models`); the same directory listed twice (e.g. an
+    editable install seen through two paths) counts once.
+    """
+    sources: list[tuple[str, Path, str]] = []
+    seen: set[tuple[str, Path]] = set()
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        directory = _package_dir(ep.value.split(":")[0])
+        if directory is None or not (directory / CARD_FILE).is_file():
+            continue
+        key = (ep.name, directory.resolve())
+        if key not in seen:
+            seen.add(key)
+            sources.append((ep.name, directory, ep.dist.name if ep.dist is not None else "?"))
+    names = {name for name, _, _ in sources}
+    for card in sorted(BUNDLED_DIR.glob(f"*/{CARD_FILE}")):  # a source checkout without package metadata
+        if card.parent.name not in names:
+            sources.append((card.parent.name, card.parent, "gym-dream"))
+    return sources
+
+
 def packaged_models() -> dict[str, Path]:
     """Models declared by installed distributions (entry-point name -> model directory).
 
     Two distributions that claim the same name are an error, not a silent override.
     """
     found: dict[str, tuple[Path, str]] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        directory = _package_dir(ep.value.split(":")[0])
-        if directory is None or not (directory / CARD_FILE).is_file():
-            continue
-        dist = ep.dist.name if ep.dist is not None else "?"
-        if ep.name in found and found[ep.name][0].resolve() != directory.resolve():
+    for name, directory, dist in packaged_model_sources():
+        if name in found:
             raise ModelMismatch(
-                f"Two installed packages provide a model named {ep.name!r}: {found[ep.name][1]} and {dist}. "
+                f"Two installed packages provide a model named {name!r}: {found[name][1]} and {dist}. "
                 f"Uninstall one of them (pip uninstall {dist})."
             )
-        found[ep.name] = (directory, dist)
-    for directory in sorted(BUNDLED_DIR.glob(f"*/{CARD_FILE}")):
-        found.setdefault(directory.parent.name, (directory.parent, "gym-dream"))
+        found[name] = (directory, dist)
     return {name: d for name, (d, _) in found.items()}
 
 

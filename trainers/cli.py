@@ -26,6 +26,7 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
   gym-dream train ppo --model models/cartpole --out runs/ppo --timesteps 100000
   gym-dream evaluate runs/cmaes/best --model models/cartpole --episodes 100 --taus 0.5 1.0 1.5
   gym-dream dream --model models/cartpole --out dream.gif
+  gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole
   gym-dream list
 """
 
@@ -123,6 +124,20 @@ def _cmd_demo(ns):
     print(run_demo(_config(DemoConfig, ns)))
 
 
+def _cmd_export(ns):
+    from trainers.export import ExportConfig, builtin_id_note, export
+
+    cfg = _config(ExportConfig, ns)
+    paths = export(cfg)
+    print(f"project: {paths['project']}")
+    print(f"wheel:   {paths['wheel']}")
+    note = builtin_id_note(cfg.env_id)
+    if note:
+        print(f"note: {note}")
+    print(f"install: pip install {paths['wheel']}")
+    print(f'then:    python -c "import gymnasium as gym, gym_dream; print(gym.make(\'{cfg.env_id}\'))"')
+
+
 def _cmd_list(ns):
     import gymnasium as gym
 
@@ -136,6 +151,9 @@ def _cmd_list(ns):
     for spec in sorted(gym.registry.values(), key=lambda s: s.id):
         if spec.id.startswith("Dream-"):
             d = spec.kwargs.get("default_model")
+            if "message" in spec.kwargs:
+                print(f"  {spec.id:28s} CONFLICT: {spec.kwargs['message']}")
+                continue
             state = "ready" if d in models else "no default model installed (pass model=...)"
             print(f"  {spec.id:28s} real env {spec.kwargs.get('real_env_id')}, default model {d!r}: {state}")
 
@@ -196,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="train CMA-ES and PPO in the shipped CartPole dream, score them on the real env")
     _add_dataclass(s, DemoConfig)
     s.set_defaults(func=_cmd_demo)
+
+    from trainers.export import ExportConfig
+
+    s = sub.add_parser("export", help="turn a model directory into a pip-installable environment package (project + wheel)")
+    _add_dataclass(s, ExportConfig, positional="model_dir")
+    s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("list", help="list available models and Dream-* ids")
     s.set_defaults(func=_cmd_list)

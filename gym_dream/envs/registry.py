@@ -1,0 +1,116 @@
+"""Which ``Dream-*`` ids exist, and which model each one runs.
+
+An id comes from a model card: a model package (made by ``gym-dream export``, or gym-dream's own
+bundled models, declared the same way) names its id in the card's ``dream_env`` section, and
+``import gym_dream`` registers it. Reading a card is reading JSON: no code from a model package runs.
+gym-dream also defines ids for its own experiments whose model may not be installed yet; making one
+of those explains how to get the model. Two packages claiming one id register an id whose ``make``
+raises an error naming both, never a silent override.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import register
+
+from gym_dream.error import ModelMismatch
+
+DREAM_ENTRY = "gym_dream.envs.dream_env:DreamEnv"
+DREAM_VECTOR_ENTRY = "gym_dream.envs.dream_vector_env:DreamVectorEnv"
+CONFLICT_ENTRY = "gym_dream.envs.registry:conflicting_id"
+
+
+@dataclass(frozen=True)
+class DreamId:
+    """A registered dream id: the model it runs by default and the real env that model imitates."""
+
+    env_id: str
+    model: str
+    real_env_id: str | None
+    max_episode_steps: int | None
+    source: str = "gym-dream"
+
+
+# ids of gym-dream's own experiments (registered even before their model is trained or installed)
+BUILTIN_IDS = [
+    DreamId("Dream-CartPole-v0", "cartpole", "CartPole-v1", 500),
+    DreamId("Dream-CarRacing-v0", "carracing", "CarRacing-v3", 1000),
+    DreamId("Dream-DoomTakeCover-v0", "doom-takecover", "VizdoomTakeCover-v1", 2100),
+    # 1000 control steps at PlaNet's action repeat of 8
+    DreamId("Dream-CartpoleSwingup-v0", "dmc-cartpole-swingup", "dm_control/cartpole-swingup-v0", 125),
+]
+
+
+def card_dream_id(name: str, directory: Path, dist: str) -> DreamId | None:
+    """The id a packaged model's card declares (None when it declares none or the card is unreadable;
+    an unreadable card is reported when the model is loaded)."""
+    try:
+        card = json.loads((directory / "model.json").read_text())
+        spec = card.get("dream_env") or {}
+        if not spec.get("id"):
+            return None
+        env = card.get("env") or {}
+        steps = spec.get("max_episode_steps", env.get("max_episode_steps"))
+        return DreamId(str(spec["id"]), name, env.get("id"), int(steps) if steps else None, dist)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def packaged_ids() -> dict[str, list[DreamId]]:
+    """env id -> every installed model package that declares it."""
+    from gym_dream.store import packaged_model_sources
+
+    claims: dict[str, list[DreamId]] = {}
+    for name, directory, dist in packaged_model_sources():
+        dream_id = card_dream_id(name, directory, dist)
+        if dream_id is not None:
+            claims.setdefault(dream_id.env_id, []).append(dream_id)
+    return claims
+
+
+def conflicting_id(message: str, **_: Any):
+    """Entry point of an id claimed by several packages: making it raises, naming them."""
+    raise ModelMismatch(message)
+
+
+def _register(d: DreamId) -> None:
+    register(
+        id=d.env_id,
+        entry_point=DREAM_ENTRY,
+        vector_entry_point=DREAM_VECTOR_ENTRY,
+        max_episode_steps=d.max_episode_steps,
+        kwargs={"default_model": d.model, "real_env_id": d.real_env_id},
+    )
+
+
+def register_dream_envs() -> dict[str, DreamId | None]:
+    """(Re-)register every dream id: built-in ones, and those of installed model packages.
+
+    Call it again after installing a model package in a running interpreter. Returns id -> the
+    winning declaration (None for an id claimed by several packages).
+    """
+    ids: dict[str, DreamId | None] = {d.env_id: d for d in BUILTIN_IDS}
+    for env_id, claims in packaged_ids().items():
+        distinct = {(c.model, c.source) for c in claims}
+        if len(distinct) > 1:
+            who = ", ".join(f"{c.source} (model {c.model!r})" for c in claims)
+            message = (
+                f"Several installed packages declare the env id {env_id!r}: {who}. "
+                f"Uninstall all but one (pip uninstall ...), or make the env from a model directly with "
+                f"gym_dream.DreamEnv(model=...)."
+            )
+            gym.envs.registry.pop(env_id, None)
+            register(id=env_id, entry_point=CONFLICT_ENTRY, vector_entry_point=CONFLICT_ENTRY, kwargs={"message": message})
+            ids[env_id] = None
+        else:
+            ids[env_id] = claims[0]
+    for d in ids.values():
+        if d is not None:
+            gym.envs.registry.pop(d.env_id, None)
+            _register(d)
+    return ids
