@@ -1,7 +1,10 @@
 import hashlib
 
+import gymnasium as gym
 import numpy as np
 import pytest
+
+from gym_dream.preprocessing import Preprocessing
 
 from trainers.collect import CollectConfig, collect
 from trainers.data import EpisodeDataset, count_episodes, shard_paths
@@ -97,3 +100,40 @@ def test_road_steering_turns_toward_the_road():
     steer = road_steering(frames)
     assert steer[0] > 0.5 and steer[1] < -0.5
     assert road_steering(np.full((1, 96, 96, 3), [100, 200, 100], np.uint8))[0] == 0.0  # no road in view
+
+
+class _DictScreenEnv(gym.Env):
+    """A VizDoom-shaped stand-in: Dict observation whose 'screen' is the image, short random episodes."""
+
+    observation_space = gym.spaces.Dict({
+        "screen": gym.spaces.Box(0, 255, (24, 32, 3), np.uint8),
+        "gamevariables": gym.spaces.Box(-1e9, 1e9, (1,), np.float32),
+    })
+    action_space = gym.spaces.Discrete(3)
+
+    def _obs(self):
+        return {"screen": self.np_random.integers(0, 256, (24, 32, 3), dtype=np.uint8), "gamevariables": np.zeros(1, np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 1.0, bool(self.np_random.random() < 0.1), False, {}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dict_observations_are_collected_through_the_recipe_key(tmp_path, monkeypatch, workers):
+    from trainers.envs import REAL_ENVS, RealEnv
+
+    env_id = "GymDreamTest/DictScreen-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=_DictScreenEnv, max_episode_steps=50)
+    monkeypatch.setitem(REAL_ENVS, env_id, RealEnv(env_id, Preprocessing("image", key="screen", size=(16, 16))))
+    collect(CollectConfig(env_id=env_id, out=str(tmp_path / "d"), episodes=6, steps=None, workers=workers))
+    ds = EpisodeDataset(tmp_path / "d")
+    assert len(ds) >= 6 and ds.obs.shape[1:] == (16, 16, 3)
+    assert ds.meta["observation_space"]["shape"] == [24, 32, 3]  # the model sees the screen, not the dict
+    assert ds.obs.shape[0] == ds.steps + len(ds)  # every episode keeps its final frame

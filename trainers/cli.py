@@ -65,9 +65,21 @@ def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, 
         elif typing.get_origin(base) is dict or base is dict:
             parser.add_argument(flag, type=json.loads, default=default, metavar="JSON", help=help_)
         elif typing.get_origin(base) is tuple:
-            parser.add_argument(flag, type=float, nargs="+", default=default, help=help_)
+            item = next((a for a in typing.get_args(base) if a is not Ellipsis), float)
+            parser.add_argument(flag, type=item, nargs="+", default=default, help=help_)
         else:
-            parser.add_argument(flag, type=base, default=default, help=help_)
+            kind = _optional(base) if is_union else base
+            parser.add_argument(flag, type=kind, default=default, help=help_ + (" ('none' to unset)" if is_union else ""))
+
+
+def _optional(kind: type):
+    """An argparse type that also reads 'none' as None (for ``int | None`` fields such as --steps)."""
+
+    def parse(text: str):
+        return None if text.strip().lower() in ("none", "null") else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _config(cls: type, ns: argparse.Namespace):

@@ -133,7 +133,7 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
             actions = policy(obs)
             obs, rewards, terminated, truncated, info = envs.step(actions)
             done = terminated | truncated
-            frames = prep(_batch_select(obs, prep), batched=True)
+            frames = prep(obs, batched=True)
             for i in range(cfg.workers):
                 b = buffers[i]
                 b["actions"].append(np.asarray(actions[i]))
@@ -179,6 +179,3 @@ def _select(obs: Any, i: int, prep: Preprocessing) -> Any:
     x = obs[prep.key][i] if (prep.key is not None and isinstance(obs, dict)) else obs[i]
     return {prep.key: x} if (prep.key is not None and not isinstance(x, dict)) else x
 
-
-def _batch_select(obs: Any, prep: Preprocessing) -> Any:
-    return obs[prep.key] if (prep.key is not None and isinstance(obs, dict)) else obs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ class RealEnv:
     dream_id: str | None = None
     model_name: str | None = None
     extra: str | None = None  # the pip extra that provides it
+    module: str | None = None  # imported before gym.make (it registers the id)
 
 
 REAL_ENVS: dict[str, RealEnv] = {
@@ -40,6 +42,17 @@ REAL_ENVS: dict[str, RealEnv] = {
         model_name="carracing",
         extra="box2d",
     ),
+    "VizdoomTakeCover-v1": RealEnv(
+        "VizdoomTakeCover-v1",
+        # the 240x320 screen squashed to 64x64 as in World Models; the game variable (health) is not used
+        Preprocessing("image", key="screen", size=(64, 64)),
+        kwargs={"max_episode_steps": 2100},  # the paper's horizon: 60 s at 35 frames/s
+        collect_policy="random",
+        dream_id="Dream-DoomTakeCover-v0",
+        model_name="doom-takecover",
+        extra="doom",
+        module="vizdoom.gymnasium_wrapper",
+    ),
 }
 
 
@@ -54,6 +67,8 @@ def make_real_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make`` with a clear message when the env's optional dependency is missing."""
     r = recipe(env_id)
     try:
+        if r.module:
+            importlib.import_module(r.module)
         return gym.make(env_id, **{**r.kwargs, **kwargs})
     except (gym.error.DependencyNotInstalled, ImportError) as e:
         extra = r.extra or "train"

@@ -73,6 +73,11 @@ class FitConfig:
     """windows per MDN-RNN batch"""
     vae_batch: int | None = None
     """frames per VAE batch"""
+    vae_frames: int | None = None
+    """frames per VAE epoch: a fresh random subset of the training frames each epoch (default: all).
+    Consecutive frames are nearly identical, so on a CPU a subset per epoch buys coverage cheaply"""
+    vae_channels: tuple[int, ...] | None = None
+    """conv channels of the VAE encoder (the decoder mirrors them)"""
     lr: float | None = None
     """Adam learning rate"""
     val_fraction: float = 0.1
@@ -182,7 +187,7 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
         return {k: v / max(len(val_sub), 1) for k, v in tot.items()}
 
     for epoch in range(record["epoch"], p["vae_epochs"]):
-        perm = rng.permutation(train_idx)
+        perm = rng.permutation(train_idx)[: cfg.vae_frames or None]
         bar = progress(total=len(perm), desc=f"VAE epoch {epoch + 1}/{p['vae_epochs']}", unit="img")
         run = 0.0
         for i in range(0, len(perm), p["vae_batch"]):

@@ -24,6 +24,7 @@ REAL_ENV_SPACES: dict[str, dict[str, Any]] = {
         "action_space": {"type": "Box", "shape": [3], "dtype": "float32", "low": [-1.0, 0.0, 0.0], "high": 1.0},
         "observation_shape": [96, 96, 3],
     },
+    "VizdoomTakeCover-v1": {"action_space": {"type": "Discrete", "n": 3, "start": 0}, "observation_shape": [240, 320, 3]},
 }
 
 
