@@ -117,7 +117,7 @@ def _cmd_evaluate(ns):
     from trainers.evaluate import evaluate, load_agent, markdown_table, write_report
 
     agent = load_agent(ns.agent, ns.algo)
-    row = evaluate(agent, ns.env_id, ns.model, tuple(ns.taus), ns.episodes, ns.dream_episodes, ns.seed, ns.device, name=Path(ns.agent).name)
+    row = evaluate(agent, ns.env_id, ns.model, tuple(ns.taus), ns.episodes, ns.dream_episodes, ns.seed, ns.device, name=Path(ns.agent).name, workers=ns.workers)
     print(markdown_table([row]))
     if ns.report:
         md, js = write_report([row], ns.report)
@@ -214,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dream-episodes", type=int, default=None, help="dream episodes per tau (default: --episodes)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
+    s.add_argument("--workers", type=int, default=1, help="processes for the real episodes (seeds split among them; same results)")
     s.add_argument("--report", default=None, help="write PATH.md and PATH.json")
     s.set_defaults(func=_cmd_evaluate)
 
@@ -238,9 +239,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt_on_sigterm() -> None:
+    """`kill PID` stops a long job like Ctrl-C does: collected episodes are flushed, checkpoints stay whole.
+    (A job started with `&` from a script ignores Ctrl-C's SIGINT, so SIGTERM is how it gets stopped.)"""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        def handler(signum, frame):
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
-    ns.func(ns)
+    _interrupt_on_sigterm()
+    try:
+        ns.func(ns)
+    except KeyboardInterrupt:
+        print("interrupted: what was finished is saved; run the same command again to resume", file=sys.stderr)
+        return 130
     return 0
 
 

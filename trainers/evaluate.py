@@ -41,6 +41,24 @@ def load_agent(path: str | Path, algo: str | None = None):
     raise FileNotFoundError(f"{path} is neither a controller directory (controller.json) nor an SB3 .zip file.")
 
 
+class RandomAgent:
+    """The random-policy baseline row: uniform actions, SB3-style ``predict`` (batched or single)."""
+
+    def __init__(self, action_space: gym.Space, seed: int = 0):
+        self.action_space = action_space
+        self.rng = np.random.default_rng(seed)
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True):
+        space, obs = self.action_space, np.asarray(observation)
+        batched = obs.ndim == 2
+        n = obs.shape[0] if batched else 1
+        if isinstance(space, gym.spaces.Discrete):
+            a = space.start + self.rng.integers(0, space.n, size=n)
+        else:
+            a = self.rng.uniform(space.low, space.high, size=(n, *space.shape)).astype(space.dtype)
+        return (a if batched else a[0]), state
+
+
 def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None) -> np.ndarray:
     """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv."""
     extra = {"model": model} if model is not None else {}
@@ -61,8 +79,32 @@ def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, e
     return total
 
 
-def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu", desc: str = "real") -> tuple[np.ndarray, np.ndarray]:
-    """Returns and lengths of ``episodes`` real episodes (seeds seed, seed+1, ...) seen through the model."""
+def _real_worker(agent, real_env_id: str, model: str | None, seeds: list[int], device: str) -> tuple[list[float], list[int]]:
+    import torch
+
+    torch.set_num_threads(1)
+    r, n = real_episode_returns(agent, real_env_id, model, len(seeds), seed=seeds[0], device=device, desc=f"seeds {seeds[0]}-{seeds[-1]}")
+    return r.tolist(), n.tolist()
+
+
+def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu",
+                         desc: str = "real", workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of ``episodes`` real episodes (seeds seed, seed+1, ...) seen through the model.
+
+    ``workers`` > 1 splits the seeds over that many processes (the agent must be picklable, e.g. a
+    :class:`~trainers.controller.LinearController`; ``model`` a directory or name); same seeds, same results.
+    """
+    if workers > 1 and episodes > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        if model is not None and not isinstance(model, (str, Path)):
+            raise TypeError("With workers > 1 pass the model as a directory or name, not a loaded model.")
+        chunks = [[int(s) for s in c] for c in np.array_split(np.arange(seed, seed + episodes), workers) if len(c)]
+        with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
+            parts = list(pool.map(_real_worker, [agent] * len(chunks), [real_env_id] * len(chunks),
+                                  [None if model is None else str(model)] * len(chunks), chunks, [device] * len(chunks)))
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
     env = gym_dream.wrappers.DreamObservation(make_real_env(real_env_id), model, device=device)
     returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
     bar = progress(total=episodes, desc=desc, unit="ep")
@@ -92,13 +134,13 @@ def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
 
 
 def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float, ...] = (1.0,), episodes: int = 100,
-             dream_episodes: int | None = None, seed: int = 0, device: str = "cpu", name: str = "agent") -> dict[str, Any]:
+             dream_episodes: int | None = None, seed: int = 0, device: str = "cpu", name: str = "agent", workers: int = 1) -> dict[str, Any]:
     """Dream returns at each tau and real returns, with the exploit flag, as one record."""
     spec = gym.spec(dream_id)
     real_id = spec.kwargs["real_env_id"]
     start = time.time()
     dream = {str(t): _stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
-    real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}")
+    real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}", workers=workers)
     real = _stats(real_returns)
     train_tau = str(taus[0])
     return {
