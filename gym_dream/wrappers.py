@@ -22,6 +22,38 @@ def default_model_for(real_env_id: str | None) -> str | None:
     return None
 
 
+class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Repeat each action ``repeat`` times, summing rewards and stopping early when the episode ends
+    (PlaNet: 8 for cartpole-swingup, 4 for cheetah-run). A model trained with action repeat records it
+    in its card (``env.action_repeat``) and :class:`DreamObservation` checks the real env repeats the same."""
+
+    def __init__(self, env: gym.Env, repeat: int):
+        if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
+            raise ValueError(f"repeat must be an integer >= 1, got {repeat!r}.")
+        gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat)
+        gym.Wrapper.__init__(self, env)
+        self.repeat = repeat
+
+    def step(self, action):
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+def action_repeat_of(env: gym.Env) -> int:
+    """The total action repeat of a wrapper chain (1 without :class:`ActionRepeat`)."""
+    repeat = 1
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, ActionRepeat):
+            repeat *= env.repeat
+        env = env.env
+    return repeat
+
+
 class DreamObservation(gym.Wrapper):
     """Show a real env through a world model: observations become the model's features.
 
@@ -60,6 +92,13 @@ class DreamObservation(gym.Wrapper):
         card_env = (self.model.card.get("env") or {}).get("id")
         if card_env is not None and real_id is not None and card_env != real_id:
             raise ModelMismatch(f"The model was trained on {card_env}, but the real env is {real_id}.")
+        want = int((self.model.card.get("env") or {}).get("action_repeat") or 1)
+        have = action_repeat_of(env)
+        if want != have:
+            raise ModelMismatch(
+                f"The model was trained with action repeat {want}, but the real env repeats each action {have} time(s); "
+                f"wrap it: gym_dream.wrappers.ActionRepeat(env, {want})."
+            )
         self.observation_space = core.observation_space(self.model, self.obs_type)
         self.state: State | None = None
         #: the last real observation as model input (preprocessed), batch 1

@@ -26,6 +26,7 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
   gym-dream train ppo --model models/cartpole --out runs/ppo --timesteps 100000
   gym-dream evaluate runs/cmaes/best --model models/cartpole --episodes 100 --taus 0.5 1.0 1.5
   gym-dream dream --model models/cartpole --out dream.gif
+  gym-dream planet --env-id dm_control/cartpole-swingup-v0 --out runs/planet --episodes 100   # RSSM + CEM (extra: dmc)
   gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole
   gym-dream list
 """
@@ -150,6 +151,12 @@ def _cmd_export(ns):
     print(f'then:    python -c "import gymnasium as gym, gym_dream; print(gym.make(\'{cfg.env_id}\'))"')
 
 
+def _cmd_planet(ns):
+    from trainers.planet import PlaNetConfig, run_planet
+
+    print(json.dumps(run_planet(_config(PlaNetConfig, ns))))
+
+
 def _cmd_list(ns):
     import gymnasium as gym
 
@@ -227,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="train CMA-ES and PPO in the shipped CartPole dream, score them on the real env")
     _add_dataclass(s, DemoConfig)
     s.set_defaults(func=_cmd_demo)
+
+    from trainers.planet import PlaNetConfig
+
+    s = sub.add_parser("planet", help="the PlaNet loop: RSSM + CEM planner, collecting with the planner (resumable)")
+    _add_dataclass(s, PlaNetConfig)
+    s.set_defaults(func=_cmd_planet)
 
     from trainers.export import ExportConfig
 

@@ -13,6 +13,7 @@ from gymnasium.vector import AutoresetMode
 
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_to_dict
+from gym_dream.wrappers import action_repeat_of
 from trainers.data import Episode, count_episodes, read_meta, write_meta, write_shard
 from trainers.envs import make_real_env, recipe
 from trainers.policies import make_policy
@@ -73,7 +74,7 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
         raise ValueError(f"workers must be >= 1, got {cfg.workers}.")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    r = recipe(cfg.env_id)
+    r = recipe(cfg.env_id, cfg.env_kwargs)
     policy_name = cfg.policy or r.collect_policy
     prep: Preprocessing = r.preprocessing
     meta = read_meta(out)
@@ -87,6 +88,9 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
         return {"episodes": n_eps, "steps": n_steps, "new_episodes": 0, "seconds": 0.0}
 
     envs = _make_vector_env(cfg)
+    probe = make_real_env(cfg.env_id, **cfg.env_kwargs)
+    repeat = action_repeat_of(probe)
+    probe.close()
     if meta is None:
         single = envs.single_observation_space
         if prep.key is not None:
@@ -96,6 +100,7 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
             "env_kwargs": cfg.env_kwargs,
             "max_episode_steps": cfg.max_episode_steps or (envs.envs[0].spec.max_episode_steps if hasattr(envs, "envs") else gym.spec(cfg.env_id).max_episode_steps),
             "preprocessing": prep.to_dict(),
+            "action_repeat": repeat,
             "observation_space": space_to_dict(single),
             "action_space": space_to_dict(envs.single_action_space),
             "policies": [],

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from gym_dream.error import DependencyNotInstalled
 from gym_dream.preprocessing import Preprocessing
+from gym_dream.wrappers import ActionRepeat
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class RealEnv:
     model_name: str | None = None
     extra: str | None = None  # the pip extra that provides it
     module: str | None = None  # imported before gym.make (it registers the id)
+    factory: Any = None  # builds the env instead of gym.make: factory(env_id, **kwargs)
 
 
 REAL_ENVS: dict[str, RealEnv] = {
@@ -56,19 +60,52 @@ REAL_ENVS: dict[str, RealEnv] = {
 }
 
 
-def recipe(env_id: str) -> RealEnv:
+#: DeepMind Control tasks (through shimmy) and PlaNet's action repeat for each
+DMC_ACTION_REPEAT = {
+    "dm_control/cartpole-swingup-v0": 8, "dm_control/cheetah-run-v0": 4, "dm_control/walker-walk-v0": 2,
+    "dm_control/reacher-easy-v0": 4, "dm_control/finger-spin-v0": 2, "dm_control/ball_in_cup-catch-v0": 4,
+}
+
+
+def make_dmc(env_id: str, obs: str = "pixels", action_repeat: int | None = None, size: int = 64, camera_id: int = 0, **kwargs: Any) -> gym.Env:
+    """A DeepMind Control task as PlaNet sees it: ``obs="pixels"`` (size x size x 3 frames, rendered
+    headless with MuJoCo's EGL backend, only after each repeated action) or ``"state"`` (the flattened
+    low-dimensional state, float32: the fast path). Actions are repeated ``action_repeat`` times."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import shimmy  # noqa: F401  (registers the dm_control/* ids)
+
+    if obs not in ("pixels", "state"):
+        raise ValueError(f"obs must be 'pixels' or 'state', got {obs!r}.")
+    repeat = DMC_ACTION_REPEAT.get(env_id, 1) if action_repeat is None else action_repeat
+    env = gym.make(env_id, render_mode="rgb_array", render_kwargs={"width": size, "height": size, "camera_id": camera_id}, **kwargs)
+    env = ActionRepeat(env, repeat) if repeat > 1 else env
+    if obs == "pixels":
+        return gym.wrappers.AddRenderObservation(env, render_only=True)
+    env = gym.wrappers.FlattenObservation(env)
+    return gym.wrappers.TransformObservation(env, lambda o: o.astype(np.float32),
+                                             gym.spaces.Box(-np.inf, np.inf, env.observation_space.shape, np.float32))
+
+
+def recipe(env_id: str, env_kwargs: dict[str, Any] | None = None) -> RealEnv:
     """The recipe for ``env_id`` (a vector default for unknown envs with Box observations)."""
     if env_id in REAL_ENVS:
         return REAL_ENVS[env_id]
+    if env_id.startswith("dm_control/"):
+        pixels = (env_kwargs or {}).get("obs", "pixels") == "pixels"
+        return RealEnv(env_id, Preprocessing("image", size=(64, 64)) if pixels else Preprocessing("vector"),
+                       collect_policy="random", extra="dmc", factory=make_dmc,
+                       dream_id="Dream-CartpoleSwingup-v0" if env_id == "dm_control/cartpole-swingup-v0" else None)
     return RealEnv(env_id, Preprocessing("vector"))
 
 
 def make_real_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gym.make`` with a clear message when the env's optional dependency is missing."""
-    r = recipe(env_id)
+    r = recipe(env_id, kwargs)
     try:
         if r.module:
             importlib.import_module(r.module)
+        if r.factory is not None:
+            return r.factory(env_id, **{**r.kwargs, **kwargs})
         return gym.make(env_id, **{**r.kwargs, **kwargs})
     except (gym.error.DependencyNotInstalled, ImportError) as e:
         extra = r.extra or "train"

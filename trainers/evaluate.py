@@ -79,20 +79,22 @@ def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, e
     return total
 
 
-def _real_worker(agent, real_env_id: str, model: str | None, seeds: list[int], device: str) -> tuple[list[float], list[int]]:
+def _real_worker(agent, real_env_id: str, model: str | None, seeds: list[int], device: str, env_kwargs: dict | None) -> tuple[list[float], list[int]]:
     import torch
 
     torch.set_num_threads(1)
-    r, n = real_episode_returns(agent, real_env_id, model, len(seeds), seed=seeds[0], device=device, desc=f"seeds {seeds[0]}-{seeds[-1]}")
+    r, n = real_episode_returns(agent, real_env_id, model, len(seeds), seed=seeds[0], device=device, desc=f"seeds {seeds[0]}-{seeds[-1]}", env_kwargs=env_kwargs)
     return r.tolist(), n.tolist()
 
 
 def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu",
-                         desc: str = "real", workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                         desc: str = "real", workers: int = 1, env_kwargs: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of ``episodes`` real episodes (seeds seed, seed+1, ...) seen through the model.
 
     ``workers`` > 1 splits the seeds over that many processes (the agent must be picklable, e.g. a
     :class:`~trainers.controller.LinearController`; ``model`` a directory or name); same seeds, same results.
+    An agent with a ``bind`` method (a planner, which plans from the wrapper's model state) is bound to
+    the wrapper first. ``env_kwargs`` go to the real env (e.g. ``{"obs": "state"}`` for DMC).
     """
     if workers > 1 and episodes > 1:
         import multiprocessing as mp
@@ -103,9 +105,12 @@ def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: i
         chunks = [[int(s) for s in c] for c in np.array_split(np.arange(seed, seed + episodes), workers) if len(c)]
         with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
             parts = list(pool.map(_real_worker, [agent] * len(chunks), [real_env_id] * len(chunks),
-                                  [None if model is None else str(model)] * len(chunks), chunks, [device] * len(chunks)))
+                                  [None if model is None else str(model)] * len(chunks), chunks, [device] * len(chunks),
+                                  [env_kwargs] * len(chunks)))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
-    env = gym_dream.wrappers.DreamObservation(make_real_env(real_env_id), model, device=device)
+    env = gym_dream.wrappers.DreamObservation(make_real_env(real_env_id, **(env_kwargs or {})), model, device=device)
+    if hasattr(agent, "bind"):
+        agent.bind(env)
     returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
     bar = progress(total=episodes, desc=desc, unit="ep")
     for ep in range(episodes):

@@ -368,7 +368,8 @@ def fit(cfg: FitConfig) -> Path:
     model.start_z = torch.as_tensor(bank, device=cfg.device)
     seconds = time.time() - start
     card = {
-        "env": {"id": meta["env_id"], "kwargs": meta.get("env_kwargs", {}), "max_episode_steps": meta.get("max_episode_steps")},
+        "env": {"id": meta["env_id"], "kwargs": meta.get("env_kwargs", {}), "max_episode_steps": meta.get("max_episode_steps"),
+                "action_repeat": meta.get("action_repeat", 1)},
         "data": {
             "episodes": len(ds), "steps": ds.steps, "policies": meta.get("policies", []),
             "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps)),

@@ -53,7 +53,9 @@ def frame_renderer(model: WorldModel) -> Callable[[torch.Tensor], np.ndarray]:
             return render
     except Exception:  # no renderer (e.g. pygame missing): fall back to bars
         pass
-    return lambda dec: np.repeat(np.repeat(vector_frame(((dec - model.vision.mean) / model.vision.std).cpu().numpy()), 4, 0), 4, 1)
+    vision = getattr(model, "vision", None)
+    scale = (lambda d: (d - vision.mean) / vision.std) if hasattr(vision, "mean") else (lambda d: d)
+    return lambda dec: np.repeat(np.repeat(vector_frame(scale(dec).cpu().numpy()), 4, 0), 4, 1)
 
 
 def _agent_fn(cfg: DreamVideoConfig, space: gym.Space, rng: np.random.Generator) -> Callable[[np.ndarray], Any]:

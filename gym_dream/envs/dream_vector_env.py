@@ -164,4 +164,5 @@ class DreamVectorEnv(VectorEnv):
             decoded = core.to_numpy(self.model.decode(self.state))
             if self.model.preprocessing.kind == "image":
                 return decoded
-            return np.stack([core.vector_frame(z) for z in core.to_numpy(self.state["z"])])
+            rows = core.to_numpy(self.state["z"]) if "z" in self.state else decoded
+            return np.stack([core.vector_frame(x) for x in rows])

@@ -2,8 +2,9 @@
 
 from gym_dream.models.base import State, Transition, WorldModel
 from gym_dream.models.mdnrnn import MDNRNN
+from gym_dream.models.rssm import RSSM
 
 #: family name (as written in model cards) -> class
-FAMILIES: dict[str, type[WorldModel]] = {MDNRNN.family: MDNRNN}
+FAMILIES: dict[str, type[WorldModel]] = {MDNRNN.family: MDNRNN, RSSM.family: RSSM}
 
-__all__ = ["FAMILIES", "MDNRNN", "State", "Transition", "WorldModel"]
+__all__ = ["FAMILIES", "MDNRNN", "RSSM", "State", "Transition", "WorldModel"]

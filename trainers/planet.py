@@ -1,0 +1,216 @@
+"""The PlaNet loop (Hafner et al. 2019): seed episodes, then repeat {fit the RSSM, collect one episode
+with the CEM planner plus exploration noise, evaluate every k episodes}.
+
+Folders under ``out``: ``data/`` (the replay data: one atomic shard per episode, the same format as
+``gym-dream collect``, never rewritten), ``model/`` (the current RSSM as a model directory, usable as a
+``Dream-*`` model at any time), ``checkpoint.safetensors`` (model + optimiser + progress, written
+atomically after every episode) and ``log.jsonl``. Re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gym_dream.checkpoint import save_model
+from gym_dream.models import RSSM
+from gym_dream.preprocessing import Preprocessing
+from gym_dream.spaces import space_from_dict
+from gym_dream.wrappers import DreamObservation, action_repeat_of
+from trainers.checkpointing import load_checkpoint, save_checkpoint
+from trainers.collect import CollectConfig, collect
+from trainers.data import Episode, EpisodeDataset, count_episodes, write_shard
+from trainers.envs import make_real_env
+from trainers.evaluate import real_episode_returns
+from trainers.fit import windows
+from trainers.planner import CEM_PRESETS, CEMPlanner
+from trainers.progress import progress
+
+#: model size and training budget per collected episode
+PLANET_PRESETS: dict[str, dict[str, Any]] = {
+    # the paper: 50 x 50 chunks, C = 100 updates per episode, 200/30/200 state sizes
+    "planet": dict(deter=200, stoch=30, hidden=200, batch=50, chunk=50, train_steps=100, planner="planet"),
+    # what a 2-core CPU runs at a useful speed
+    "cpu": dict(deter=200, stoch=30, hidden=200, batch=16, chunk=32, train_steps=50, planner="cpu"),
+    "tiny": dict(deter=16, stoch=4, hidden=16, batch=4, chunk=8, train_steps=3, planner="tiny", cnn_channels=[4, 8, 8, 16]),
+}
+
+
+@dataclass
+class PlaNetConfig:
+    env_id: str = "dm_control/cartpole-swingup-v0"
+    """the real env (dm_control/* through shimmy, or any Gymnasium id)"""
+    env_kwargs: dict[str, Any] = field(default_factory=lambda: {"obs": "pixels"})
+    """real-env options, e.g. {"obs": "state"} for DMC's low-dimensional state"""
+    out: str = "runs/planet"
+    """run folder (data/, model/, checkpoint, log)"""
+    preset: str = "cpu"
+    """model size and budgets: planet | cpu | tiny (see PLANET_PRESETS)"""
+    episodes: int = 100
+    """total real episodes to collect (seed episodes included)"""
+    seed_episodes: int = 5
+    """random-policy episodes first"""
+    train_steps: int | None = None
+    """RSSM updates per collected episode (C; default: the preset's)"""
+    exploration: float = 0.3
+    """Gaussian action noise while collecting (epsilon for Discrete actions)"""
+    free_nats: float = 3.0
+    """KL below this many nats is not penalised"""
+    overshooting: int = 0
+    """latent overshooting distance D (0: off; PlaNet used 50 with the RSSM's KL only)"""
+    lr: float = 1e-3
+    """Adam learning rate"""
+    grad_clip: float = 1000.0
+    """gradient norm clip"""
+    eval_every: int = 10
+    """evaluate the planner (no noise) every this many collected episodes"""
+    eval_episodes: int = 5
+    """real episodes per evaluation"""
+    max_episode_steps: int | None = None
+    """override the real env's horizon (agent steps)"""
+    seed: int = 0
+    """seed of everything"""
+    device: str = "cpu"
+    """torch device"""
+    threads: int | None = None
+    """torch CPU threads"""
+
+
+def _model_for(ds: EpisodeDataset, p: dict[str, Any]) -> RSSM:
+    meta = ds.meta
+    kwargs = {k: p[k] for k in ("deter", "stoch", "hidden") if k in p}
+    if "cnn_channels" in p:
+        kwargs["cnn_channels"] = tuple(p["cnn_channels"])
+    return RSSM(space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]),
+                Preprocessing.from_dict(meta["preprocessing"]), **kwargs)
+
+
+def train_rssm(model: RSSM, opt: torch.optim.Optimizer, ds: EpisodeDataset, steps: int, batch: int, chunk: int,
+               rng: np.random.Generator, g: torch.Generator, free_nats: float = 3.0, overshooting: int = 0,
+               grad_clip: float = 1000.0, device: str = "cpu") -> dict[str, float]:
+    """``steps`` ELBO updates on random chunks of the dataset; returns the mean of each loss term."""
+    episodes = np.arange(len(ds))
+    sums: dict[str, float] = {}
+    model.train()
+    for _ in range(steps):
+        obs_idx, act_idx, mask = windows(ds, episodes, chunk, rng)
+        pick = rng.integers(0, len(obs_idx), size=batch)
+        obs_idx, act_idx, mask = obs_idx[pick], act_idx[pick], mask[pick]
+        out = model.sequence_loss(
+            torch.as_tensor(ds.obs[obs_idx], device=device), torch.as_tensor(ds.actions[act_idx], device=device),
+            torch.as_tensor(ds.rewards[act_idx], device=device), torch.as_tensor(ds.terminated[act_idx], device=device),
+            torch.as_tensor(mask, dtype=torch.float32, device=device), free_nats=free_nats, overshooting=overshooting, generator=g,
+        )
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+    model.eval()
+    return {k: v / max(steps, 1) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def write_model(model: RSSM, ds: EpisodeDataset, directory: Path, card: dict[str, Any], bank: int = 256) -> Path:
+    """The model as a model directory, its start-state bank = posteriors of real first observations."""
+    out = copy.deepcopy(model).cpu().eval()
+    firsts = torch.as_tensor(ds.obs[ds.obs_start[: min(len(ds), bank)]])
+    start = out.initial_state(0, obs=firsts)
+    out.start_h, out.start_s = start["h"].clone(), start["s"].clone()
+    return save_model(out, directory, card)
+
+
+def run_episode(env: DreamObservation, planner: CEMPlanner, exploration: float, seed: int) -> tuple[Episode, float]:
+    """One real episode acting with the planner; returns it in dataset form (model-input observations)."""
+    obs_in, actions, rewards, terminated, truncated = [], [], [], [], []
+    env.reset(seed=seed)
+    obs_in.append(env.last_input[0].cpu().numpy())
+    done, total = False, 0.0
+    while not done:
+        action = planner.act(env.state, exploration)
+        _, reward, term, trunc, _ = env.step(action)
+        obs_in.append(env.last_input[0].cpu().numpy())
+        actions.append(np.asarray(action))
+        rewards.append(reward)
+        terminated.append(term)
+        truncated.append(trunc)
+        total += float(reward)
+        done = term or trunc
+    ep = Episode(np.stack(obs_in), np.stack(actions), np.asarray(rewards, np.float32), np.asarray(terminated), np.asarray(truncated))
+    return ep, total
+
+
+def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
+    """Run (or resume) the loop until ``cfg.episodes`` episodes are collected; returns a summary."""
+    if cfg.preset not in PLANET_PRESETS:
+        raise ValueError(f"Unknown preset {cfg.preset!r}; choose from {sorted(PLANET_PRESETS)}.")
+    if cfg.seed_episodes < 1 or cfg.episodes < cfg.seed_episodes:
+        raise ValueError(f"Need 1 <= seed_episodes <= episodes, got {cfg.seed_episodes} and {cfg.episodes}.")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    p = dict(PLANET_PRESETS[cfg.preset])
+    train_steps = cfg.train_steps or p["train_steps"]
+    out = Path(cfg.out)
+    data, ckpt, log = out / "data", out / "checkpoint.safetensors", out / "log.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    env_kwargs = dict(cfg.env_kwargs)
+    if cfg.max_episode_steps is not None:
+        env_kwargs["max_episode_steps"] = cfg.max_episode_steps
+    # 1. seed episodes (resumable, like any collection)
+    collect(CollectConfig(env_id=cfg.env_id, out=str(data), episodes=cfg.seed_episodes, steps=None, workers=1, seed=cfg.seed,
+                          policy="random", env_kwargs=cfg.env_kwargs, max_episode_steps=cfg.max_episode_steps))
+    ds = EpisodeDataset(data)
+    torch.manual_seed(cfg.seed)
+    model = _model_for(ds, p).to(cfg.device)
+    model.fit_normalizer(torch.as_tensor(ds.obs[: ds.obs_start[min(len(ds), cfg.seed_episodes) - 1] + 1]))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-4)
+    record: dict[str, Any] = {"config": asdict(cfg), "updates": 0, "evaluations": []}
+    if ckpt.is_file():
+        record = load_checkpoint(ckpt, {"model": model}, {"adam": opt})
+        print(f"resuming PlaNet after {record['updates']} updates ({count_episodes(data)[0]} episodes in the replay data)")
+    real = make_real_env(cfg.env_id, **env_kwargs)
+    card = {"env": {"id": cfg.env_id, "kwargs": cfg.env_kwargs, "max_episode_steps": real.spec.max_episode_steps if real.spec else None,
+                    "action_repeat": action_repeat_of(real)},
+            "description": f"PlaNet RSSM of {cfg.env_id} ({cfg.env_kwargs}), trained by the PlaNet loop",
+            "reproduce": f"gym-dream planet --env-id {cfg.env_id} --env-kwargs '{json.dumps(cfg.env_kwargs)}' --preset {cfg.preset} --episodes {cfg.episodes}"}
+    model.card = card
+    env = DreamObservation(real, model, device=cfg.device)
+    planner = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed)
+    rng = np.random.default_rng([cfg.seed, record["updates"]])
+    g = torch.Generator(cfg.device).manual_seed(cfg.seed + record["updates"])
+    start = time.time()
+    n_eps = len(ds)
+    bar = progress(total=cfg.episodes, initial=n_eps, desc=f"PlaNet {cfg.env_id}", unit="ep")
+    while n_eps < cfg.episodes:
+        t0 = time.time()
+        losses = train_rssm(model, opt, ds, train_steps, p["batch"], p["chunk"], rng, g, cfg.free_nats, cfg.overshooting, cfg.grad_clip, cfg.device)
+        record["updates"] += train_steps
+        t1 = time.time()
+        ep, ret = run_episode(env, planner, cfg.exploration, seed=cfg.seed * 100_003 + n_eps)
+        write_shard(data, n_eps, [ep])
+        n_eps += 1
+        entry = {"episodes": n_eps, "real_steps": int(count_episodes(data)[1]), "updates": record["updates"], "collect_return": ret,
+                 "train_seconds": round(t1 - t0, 1), "collect_seconds": round(time.time() - t1, 1), **{f"loss_{k}": v for k, v in losses.items()}}
+        if n_eps % cfg.eval_every == 0 or n_eps == cfg.episodes:
+            write_model(model, ds, out / "model", card)
+            ev = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed + 1)
+            returns, _ = real_episode_returns(ev, cfg.env_id, out / "model", cfg.eval_episodes, seed=10_000, desc="evaluate", env_kwargs=env_kwargs)
+            entry["eval_return_mean"], entry["eval_return_std"] = float(returns.mean()), float(returns.std())
+            record["evaluations"].append({"episodes": n_eps, "mean": entry["eval_return_mean"], "std": entry["eval_return_std"]})
+        with open(log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+        save_checkpoint(ckpt, {"model": model}, {"adam": opt}, record)
+        ds = EpisodeDataset(data)
+        bar.update(1)
+        bar.set_postfix(ret=f"{ret:.0f}")
+    bar.close()
+    write_model(model, ds, out / "model", card)
+    return {"episodes": n_eps, "updates": record["updates"], "evaluations": record["evaluations"], "seconds": time.time() - start, "out": str(out)}
