@@ -62,7 +62,7 @@ EXPERIMENTS = {
     "doom": Experiment(
         name="doom", real_id="VizdoomTakeCover-v1", dream_id="Dream-DoomTakeCover-v0", model_name="doom-takecover",
         collect=dict(episodes=600, steps=None, workers=1, seed=11),
-        fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=10, vae_frames=40_000, rnn_epochs=40, half=True),
+        fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=6, vae_frames=40_000, rnn_epochs=40, half=True, threads=2),
         taus=(0.1, 0.5, 1.0, 1.15, 1.3), main_tau=1.15,
         cmaes=dict(generations=40, popsize=32, rollouts=8),
         paper=[
@@ -75,7 +75,7 @@ EXPERIMENTS = {
         name="carracing", real_id="CarRacing-v3", dream_id="Dream-CarRacing-v0", model_name="carracing",
         # 121,547 steps: where this machine's run was stopped for time (the recipe was aiming for 200k)
         collect=dict(steps=121_547, workers=2, seed=5),
-        fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=10, vae_frames=40_000, rnn_epochs=60, half=True),
+        fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=6, vae_frames=40_000, rnn_epochs=60, half=True, threads=2),
         taus=(1.15, 0.5, 1.0, 1.3), main_tau=1.15,
         cmaes=dict(generations=60, popsize=32, rollouts=8),
         episodes=100, sweep_episodes=20,

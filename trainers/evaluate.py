@@ -108,6 +108,8 @@ def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: i
                                   [None if model is None else str(model)] * len(chunks), chunks, [device] * len(chunks),
                                   [env_kwargs] * len(chunks)))
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
+    if env_kwargs is None and model is not None:  # the real env as the model's data was collected
+        env_kwargs = (gym_dream.resolve_model(model, device=device).card.get("env") or {}).get("kwargs") or {}
     env = gym_dream.wrappers.DreamObservation(make_real_env(real_env_id, **(env_kwargs or {})), model, device=device)
     if hasattr(agent, "bind"):
         agent.bind(env)
