@@ -52,6 +52,7 @@ class Experiment:
     taus: tuple[float, ...]
     main_tau: float
     cmaes: dict[str, Any]
+    real_baseline: bool = False  # also train the controller on the REAL env with the same real-step budget
     episodes: int = 100  # real episodes for the main agent and the random baseline
     sweep_episodes: int = 100  # real episodes for the other taus of the sweep
     paper: list[str] = field(default_factory=list)
@@ -78,7 +79,7 @@ EXPERIMENTS = {
         fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=6, vae_frames=40_000, rnn_epochs=60, half=True, threads=2),
         taus=(1.15, 0.5, 1.0, 1.3), main_tau=1.15,
         cmaes=dict(generations=60, popsize=32, rollouts=8),
-        episodes=100, sweep_episodes=20,
+        episodes=100, sweep_episodes=20, real_baseline=True,
         paper=["World Models trained the CarRacing controller in the REAL env: 906 ± 21 over 100 tracks "
                "(V + M features); 'solved' is 900. The paper reports no dream-only CarRacing result."],
     ),
@@ -138,6 +139,22 @@ def stage_evaluate(e: Experiment, work: Path, workers: int) -> None:
         atomic_write_bytes(path, json.dumps(row, indent=2).encode())
 
 
+def stage_real_baseline(e: Experiment, work: Path, workers: int) -> None:
+    """The same controller trained by CMA-ES on the real env, with the real steps the dream's data cost."""
+    from trainers.cmaes import train_cmaes_real
+
+    if not e.real_baseline:
+        return
+    budget = read_card(work / "model")["data"]["steps"]
+    train_cmaes_real(e.real_id, str(work / "model"), work / "cmaes-real", budget, popsize=16, workers=workers)
+    path = work / "eval-real-cmaes.json"
+    if not path.is_file():
+        agent = LinearController.load(work / "cmaes-real" / "mean")
+        returns, lengths = real_episode_returns(agent, e.real_id, str(work / "model"), e.episodes, seed=0, workers=workers)
+        row = {"agent": f"CMA-ES linear trained on the REAL env ({budget} real steps, CMA mean)", "real": _stats(returns), "real_steps": int(lengths.sum())}
+        atomic_write_bytes(path, json.dumps(row, indent=2).encode())
+
+
 def _learning_curves(e: Experiment, work: Path, out: Path) -> None:
     import matplotlib
 
@@ -167,6 +184,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     card = read_card(model)
     rows = [json.loads(_row_path(work, t).read_text()) for t in e.taus if _row_path(work, t).is_file()]
     rnd = json.loads((work / "eval-random.json").read_text()) if (work / "eval-random.json").is_file() else None
+    real_cma = json.loads((work / "eval-real-cmaes.json").read_text()) if (work / "eval-real-cmaes.json").is_file() else None
     curves = results / f"{e.name}_cmaes.png"
     _learning_curves(e, work, curves)
     gif = results / f"{e.name}_real_vs_dream.gif"
@@ -186,6 +204,8 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         tau, d = next(iter(r["dream"].items()))
         lines.append(f"| {r['agent']} | {d['mean']:.0f} ± {d['std']:.0f} | **{r['real']['mean']:.0f} ± {r['real']['std']:.0f}** | "
                      f"{r['real']['episodes']} | {'**yes**' if exploits_dream(d, r['real']) else 'no'} |")
+    if real_cma:
+        lines.append(f"| {real_cma['agent']} | - | {real_cma['real']['mean']:.0f} ± {real_cma['real']['std']:.0f} | {real_cma['real']['episodes']} | - |")
     if rnd:
         lines.append(f"| random policy | - | {rnd['real']['mean']:.0f} ± {rnd['real']['std']:.0f} | {rnd['real']['episodes']} | - |")
     lines += ["", *[f"For comparison: {p}" for p in e.paper], ""]
@@ -213,7 +233,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         if log.is_file():
             r["train_seconds"] = json.loads(log.read_text().splitlines()[-1])["seconds"]
     atomic_write_bytes(results / f"{e.name}.md", ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "random": rnd, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
+    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "random": rnd, "real_env_cmaes": real_cma, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
     print("\n".join(lines))
 
 
@@ -228,7 +248,7 @@ def stage_ship(e: Experiment, work: Path) -> None:
     print(f"shipped {dest} ({size:.1f} MB); declare it in pyproject.toml [project.entry-points.\"gym_dream.models\"]")
 
 
-STAGES = ["collect", "fit", "train", "evaluate", "report", "ship"]
+STAGES = ["collect", "fit", "train", "evaluate", "real_baseline", "report", "ship"]
 
 
 def main() -> None:
@@ -257,6 +277,8 @@ def main() -> None:
             stage_train(e, work)
         elif stage == "evaluate":
             stage_evaluate(e, work, a.workers)
+        elif stage == "real_baseline":
+            stage_real_baseline(e, work, a.workers)
         elif stage == "report":
             stage_report(e, work, work / "results" if a.quick else RESULTS)  # a smoke run never overwrites results/
         elif stage == "ship":

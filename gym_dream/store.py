@@ -66,8 +66,9 @@ def packaged_model_sources() -> list[tuple[str, Path, str]]:
             sources.append((ep.name, directory, ep.dist.name if ep.dist is not None else "?"))
     names = {name for name, _, _ in sources}
     for card in sorted(BUNDLED_DIR.glob(f"*/{CARD_FILE}")):  # a source checkout without package metadata
-        if card.parent.name not in names:
-            sources.append((card.parent.name, card.parent, "gym-dream"))
+        name = card.parent.name.replace("_", "-")  # package dirs need "_", model names use "-"
+        if name not in names:
+            sources.append((name, card.parent, "gym-dream"))
     return sources
 
 

@@ -117,3 +117,61 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     bar.close()
     venv.close()
     return {"generations": gen, "best_fitness": best["fitness"], "out": str(out), "seconds": time.time() - start}
+
+
+def _real_candidate(params: np.ndarray, feature_dim: int, real_env_id: str, model: str, seed: int) -> tuple[float, int]:
+    import torch
+
+    from trainers.evaluate import real_episode_returns
+
+    torch.set_num_threads(1)
+    spec_space = gym_dream.resolve_model(model).action_space
+    r, n = real_episode_returns(LinearController(feature_dim, spec_space, params), real_env_id, model, 1, seed=seed, desc="candidate")
+    return float(r[0]), int(n[0])
+
+
+def train_cmaes_real(real_env_id: str, model: str, out: str | Path, budget_steps: int, popsize: int = 16, sigma0: float = 0.1,
+                     seed: int = 0, workers: int = 2) -> dict[str, Any]:
+    """The comparison row: the same linear controller on the same model features, trained with CMA-ES
+    on the REAL env (one real episode per candidate) until ``budget_steps`` real steps are spent.
+    Resumable like :func:`train_cmaes`; the log records the real steps spent per generation."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    import cma
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    m = gym_dream.resolve_model(model)
+    feature_dim, space = m.feature_dim, m.action_space
+    template = LinearController(feature_dim, space)
+    state_path, log_path = out / "cmaes_state.pkl", out / "log.jsonl"
+    if state_path.is_file():
+        es, gen, best, spent = pickle.loads(state_path.read_bytes())
+        print(f"resuming real-env CMA-ES after generation {gen} ({spent} real steps)")
+    else:
+        es = cma.CMAEvolutionStrategy(np.zeros(template.num_params), sigma0, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
+        gen, best, spent = 0, {"fitness": -np.inf, "params": None, "generation": 0}, 0
+    start = time.time()
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        while spent < budget_steps:
+            asked = es.ask()
+            seeds = [seed * 1_000_003 + gen * popsize + i for i in range(len(asked))]
+            results = list(pool.map(_real_candidate, [np.asarray(x, np.float32) for x in asked], [feature_dim] * len(asked),
+                                    [real_env_id] * len(asked), [str(model)] * len(asked), seeds))
+            fitness = np.array([r for r, _ in results])
+            spent += sum(n for _, n in results)
+            es.tell(asked, list(-fitness))
+            gen += 1
+            i = int(np.argmax(fitness))
+            if fitness[i] > best["fitness"]:
+                best = {"fitness": float(fitness[i]), "params": np.asarray(asked[i], np.float32), "generation": gen}
+            entry = {"generation": gen, "real_steps": spent, "mean_fitness": float(fitness.mean()), "max_fitness": float(fitness.max()),
+                     "best_fitness": best["fitness"], "seconds": round(time.time() - start, 1)}
+            with open(log_path, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            meta = {"real_env_id": real_env_id, "model": str(model), "generation": gen, "real_steps": spent}
+            LinearController(feature_dim, space, es.mean).save(out / "mean", {**meta, "kind": "cma-mean"})
+            atomic_write_bytes(state_path, pickle.dumps((es, gen, best, spent)))
+            print(f"real CMA-ES generation {gen}: mean {entry['mean_fitness']:.1f}, max {entry['max_fitness']:.1f}, {spent} real steps", flush=True)
+    return {"generations": gen, "real_steps": spent, "best_fitness": best["fitness"], "out": str(out)}

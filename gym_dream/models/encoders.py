@@ -12,6 +12,32 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def conv_encoder(channels: tuple[int, ...]) -> nn.Sequential:
+    """64x64x3 -> four stride-2 4x4 convs -> flat (channels[-1] * 2 * 2), as in World Models and PlaNet."""
+    c1, c2, c3, c4 = channels
+    return nn.Sequential(
+        nn.Conv2d(3, c1, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(c1, c2, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(c2, c3, 4, stride=2), nn.ReLU(),
+        nn.Conv2d(c3, c4, 4, stride=2), nn.ReLU(),
+        nn.Flatten(),
+    )
+
+
+def conv_decoder(channels: tuple[int, ...], sigmoid: bool) -> nn.Sequential:
+    """(B, 4 * channels[-1], 1, 1) -> four transposed convs -> (B, 3, 64, 64) (in [0, 1] with ``sigmoid``)."""
+    c1, c2, c3, c4 = channels
+    layers: list[nn.Module] = [
+        nn.ConvTranspose2d(4 * c4, c3, 5, stride=2), nn.ReLU(),
+        nn.ConvTranspose2d(c3, c2, 5, stride=2), nn.ReLU(),
+        nn.ConvTranspose2d(c2, c1, 6, stride=2), nn.ReLU(),
+        nn.ConvTranspose2d(c1, 3, 6, stride=2),
+    ]
+    if sigmoid:
+        layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
 class ConvVAE(nn.Module):
     """World Models' conv VAE: four stride-2 convs (64 -> 2x2), z, four transposed convs back to 64x64.
 
@@ -22,25 +48,14 @@ class ConvVAE(nn.Module):
         super().__init__()
         if image_size != 64:
             raise ValueError(f"ConvVAE is built for 64x64 frames, got image_size={image_size}; set preprocessing size to [64, 64].")
-        c1, c2, c3, c4 = channels
+        c4 = channels[-1]
         self.z_dim = z_dim
-        self.encoder = nn.Sequential(
-            nn.Conv2d(3, c1, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(c1, c2, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(c2, c3, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(c3, c4, 4, stride=2), nn.ReLU(),
-            nn.Flatten(),
-        )
+        self.encoder = conv_encoder(channels)
         flat = c4 * 2 * 2
         self.mu = nn.Linear(flat, z_dim)
         self.logvar = nn.Linear(flat, z_dim)
         self.decoder_in = nn.Linear(z_dim, 4 * c4)
-        self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(4 * c4, c3, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(c3, c2, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(c2, c1, 6, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(c1, 3, 6, stride=2), nn.Sigmoid(),
-        )
+        self.decoder = conv_decoder(channels, sigmoid=True)
 
     @staticmethod
     def to_input(frames: torch.Tensor) -> torch.Tensor:

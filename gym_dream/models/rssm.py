@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gym_dream.models.base import State, Transition, WorldModel
+from gym_dream.models.encoders import conv_decoder, conv_encoder
 from gym_dream.preprocessing import Preprocessing
 
 
@@ -37,15 +38,8 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 128, 256)):
         super().__init__()
-        c1, c2, c3, c4 = channels
-        self.net = nn.Sequential(
-            nn.Conv2d(3, c1, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(c1, c2, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(c2, c3, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(c3, c4, 4, stride=2), nn.ReLU(),
-            nn.Flatten(),
-        )
-        self.out_dim = c4 * 4
+        self.net = conv_encoder(channels)
+        self.out_dim = channels[-1] * 4
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 3, 64, 64) in [-0.5, 0.5]
         return self.net(x)
@@ -56,14 +50,8 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, feature_dim: int, channels: tuple[int, ...] = (32, 64, 128, 256)):
         super().__init__()
-        c1, c2, c3, c4 = channels
-        self.fc = nn.Linear(feature_dim, 4 * c4)
-        self.net = nn.Sequential(
-            nn.ConvTranspose2d(4 * c4, c3, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(c3, c2, 5, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(c2, c1, 6, stride=2), nn.ReLU(),
-            nn.ConvTranspose2d(c1, 3, 6, stride=2),
-        )
+        self.fc = nn.Linear(feature_dim, 4 * channels[-1])
+        self.net = conv_decoder(channels, sigmoid=False)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return self.net(self.fc(f)[..., None, None])
