@@ -73,3 +73,18 @@ def test_exploit_flag():
     assert exploits_dream({"mean": 500, "std": 0, "episodes": 100}, {"mean": 20, "std": 5, "episodes": 100})
     assert not exploits_dream({"mean": 500, "std": 10, "episodes": 100}, {"mean": 498, "std": 5, "episodes": 100})
     assert "yes" in markdown_table([{"agent": "a", "dream": {"1.0": {"mean": 500, "std": 0, "episodes": 10}}, "real": {"mean": 10, "std": 1, "episodes": 10}, "real_seeds": [0, 9]}])
+
+
+def test_real_env_cmaes_baseline_spends_its_real_step_budget(tmp_path):
+    import json
+
+    from trainers.cmaes import train_cmaes_real
+    from trainers.controller import LinearController
+
+    out = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "real", budget_steps=150, popsize=4, workers=1)
+    log = [json.loads(x) for x in (tmp_path / "real" / "log.jsonl").read_text().splitlines()]
+    assert out["real_steps"] >= 150 and log[-2]["real_steps"] < 150 if len(log) > 1 else True
+    assert all(b["real_steps"] > a["real_steps"] for a, b in zip(log, log[1:]))
+    LinearController.load(tmp_path / "real" / "mean")
+    again = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "real", budget_steps=150, popsize=4, workers=1)
+    assert again["generations"] == out["generations"]  # resumed: nothing left to spend
