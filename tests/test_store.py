@@ -45,3 +45,14 @@ def test_model_for_another_env_is_refused(pixel_model, vector_model):
 def test_bad_model_type():
     with pytest.raises(TypeError, match="model must be"):
         gym.make("Dream-CartPole-v0", model=42)
+
+
+def test_bundled_package_directories_map_to_dashed_model_names(monkeypatch, tmp_path, vector_model):
+    """A source checkout without package metadata still finds bundled models (dir doom_takecover -> model doom-takecover)."""
+    from gym_dream import store
+
+    bundled = tmp_path / "bundled"
+    save_model(vector_model, bundled / "doom_takecover", {"env": {"id": "CartPole-v1"}})
+    monkeypatch.setattr(store, "BUNDLED_DIR", bundled)
+    names = {name for name, _, _ in store.packaged_model_sources()}
+    assert "doom-takecover" in names and "doom_takecover" not in names
