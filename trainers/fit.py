@@ -187,6 +187,7 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
         return {k: v / max(len(val_sub), 1) for k, v in tot.items()}
 
     for epoch in range(record["epoch"], p["vae_epochs"]):
+        epoch_start = time.time()
         perm = rng.permutation(train_idx)[: cfg.vae_frames or None]
         bar = progress(total=len(perm), desc=f"VAE epoch {epoch + 1}/{p['vae_epochs']}", unit="img")
         run = 0.0
@@ -204,6 +205,7 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
         v = val_loss()
         record["history"].append({"epoch": epoch + 1, "train_loss": run, **{f"val_{k}": x for k, x in v.items()}})
         record["epoch"] = epoch + 1
+        record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
         stage.save(record)
         _log(f"VAE epoch {epoch + 1}/{p['vae_epochs']}: train loss {run:.2f}  held-out loss {v['loss']:.2f} (reconstruction {v['reconstruction']:.2f}, KL {v['kl']:.2f})")
     return val_loss() if len(val_sub) else {}
@@ -279,6 +281,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
         load_checkpoint(stage.path.parent / "rnn_best.safetensors", {"model": best_holder}, {})
         best_state = best_holder.state_dict()
     for epoch in range(record["epoch"], p["rnn_epochs"]):
+        epoch_start = time.time()
         rng = np.random.default_rng([cfg.seed, 2, epoch])
         obs_idx, act_idx, mask = windows(ds, train_eps, p["seq_len"], rng)
         order = rng.permutation(len(obs_idx))
@@ -298,6 +301,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
         val = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device) if len(val_eps) else {"loss": train["loss"]}
         record["history"].append({"epoch": epoch + 1, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}})
         record["epoch"] = epoch + 1
+        record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
         if record.get("best") is None or val["loss"] < record["best"]["val_loss"]:
             record["best"] = {"epoch": epoch + 1, "val_loss": val["loss"]}
             best_state = copy.deepcopy(model.state_dict())
@@ -375,7 +379,9 @@ def fit(cfg: FitConfig) -> Path:
             "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps)),
         },
         "training": {
-            "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),
+            "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),  # this invocation
+            "epoch_seconds": {"vae": round(read_record(ckpt_dir / "vae.safetensors").get("seconds", 0.0), 1) if image else 0.0,
+                              "mdnrnn": round(record.get("seconds", 0.0), 1)},  # summed over resumed invocations
             "device": cfg.device, "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
             "machine": platform.machine(), "best_epoch": (record.get("best") or {}).get("epoch"),
             "heldout": {"mdnrnn": heldout, "vae": vae_metrics},
