@@ -29,7 +29,8 @@ def test_gymnasium_and_sb3_check_env(env_id, fixture, tau, request):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
     kwargs = {"model": request.getfixturevalue(fixture)} if fixture else {}
-    for obs_type in ["latent"] + (["pixels"] if fixture else []):
+    model = kwargs.get("model") or gym_dream.resolve_model(gym.spec(env_id).kwargs["default_model"])
+    for obs_type in ["latent"] + (["pixels"] if model.preprocessing.kind == "image" else []):
         env = gym.make(env_id, tau=tau, obs_type=obs_type, **kwargs)
         check_env(env.unwrapped, skip_render_check=True)
         sb3_check_env(env.unwrapped, warn=False)
