@@ -256,3 +256,22 @@ def test_dream_observation_default_model_and_mismatch(pixel_model):
     assert real.model is gym_dream.resolve_model("cartpole")
     with pytest.raises(gym_dream.error.ModelMismatch, match="action space"):
         gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), pixel_model)
+
+
+def test_sampled_termination_ends_episodes_at_the_predicted_rate(vector_model):
+    with torch.no_grad():  # a termination head that says p = sigmoid(-2) ~ 0.12 everywhere
+        for p in vector_model.termination_head.parameters():
+            p.zero_()
+        vector_model.termination_head[-1].bias.fill_(-2.0)
+    venv = gym_dream.DreamVectorEnv(4000, model=vector_model, termination="sample", autoreset_mode="Disabled")
+    venv.reset(seed=0)
+    _, _, terminated, _, info = venv.step(np.zeros(4000, np.int64))
+    p = 1 / (1 + math.exp(2.0))
+    assert abs(terminated.mean() - p) < 0.02 and np.allclose(info["termination_prob"], p, atol=1e-5)
+    threshold = gym_dream.DreamVectorEnv(16, model=vector_model, autoreset_mode="Disabled")
+    threshold.reset(seed=0)
+    assert not threshold.step(np.zeros(16, np.int64))[2].any()  # p < 0.5: never ends by threshold
+    vector_model.card = {"dream_env": {"termination": "sample"}}
+    assert gym_dream.DreamEnv(model=vector_model).termination == "sample"  # the card's default
+    with pytest.raises(ValueError, match="termination must be one of"):
+        gym_dream.DreamEnv(model=vector_model, termination="never")

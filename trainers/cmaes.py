@@ -46,6 +46,8 @@ class CMAESConfig:
     """seed of CMA-ES and of the dreams"""
     device: str = "cpu"
     """torch device of the dream"""
+    termination: str | None = None
+    """dream episode ends: threshold | sample (default: the model card's choice)"""
 
 
 def dream_returns(venv, params: np.ndarray, feature_dim: int, horizon: int) -> np.ndarray:
@@ -77,7 +79,8 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    venv = make_dream_vec(cfg.env_id, cfg.popsize * cfg.rollouts, cfg.model, cfg.tau, cfg.device, cfg.max_episode_steps)
+    extra = {"termination": cfg.termination} if cfg.termination else {}
+    venv = make_dream_vec(cfg.env_id, cfg.popsize * cfg.rollouts, cfg.model, cfg.tau, cfg.device, cfg.max_episode_steps, **extra)
     horizon = venv.unwrapped.max_episode_steps or 1000
     feature_dim = venv.single_observation_space.shape[0]
     template = LinearController(feature_dim, venv.single_action_space)

@@ -91,7 +91,8 @@ def stage_model_dir(model_dir: str | Path, dest: str | Path, env_id: str, max_ep
     model = load_model(model_dir)  # checks every tensor against the card
     horizon = max_episode_steps or (card.get("env") or {}).get("max_episode_steps")
     extra = {k: v for k, v in card.items() if k not in MANAGED_FIELDS}
-    extra["dream_env"] = {"id": env_id, **({"max_episode_steps": int(horizon)} if horizon else {})}
+    kept = {k: v for k, v in (card.get("dream_env") or {}).items() if k not in ("id", "max_episode_steps")}  # e.g. termination
+    extra["dream_env"] = {"id": env_id, **({"max_episode_steps": int(horizon)} if horizon else {}), **kept}
     extra["requires_gym_dream"] = requires or compatible_range(__version__)
     dest.mkdir(parents=True, exist_ok=True)
     if half or card.get("weights", {}).get("dtype") == "float16":

@@ -102,6 +102,27 @@ def observation(model: WorldModel, state: State, obs_type: str) -> torch.Tensor:
     return model.features(state) if obs_type == "latent" else model.decode(state)
 
 
+TERMINATION_MODES = ("threshold", "sample")
+
+
+def check_termination(termination: str | None, model: WorldModel) -> str:
+    """``"threshold"``: an episode ends when the termination head's probability exceeds 0.5;
+    ``"sample"``: it ends with that probability at each step (a hazard rate: right when death is a
+    rare event, e.g. 1 step in 200, whose probability never crosses 0.5). ``None``: the model card's
+    ``dream_env.termination``, else ``"threshold"``."""
+    if termination is None:
+        termination = (model.card.get("dream_env") or {}).get("termination", "threshold")
+    if termination not in TERMINATION_MODES:
+        raise ValueError(f"termination must be one of {TERMINATION_MODES}, got {termination!r}.")
+    return termination
+
+
+def terminations(p_end: torch.Tensor, threshold_flags: torch.Tensor, mode: str, generator: torch.Generator | None) -> torch.Tensor:
+    if mode == "threshold":
+        return threshold_flags
+    return torch.rand(p_end.shape, generator=generator, device=p_end.device) < p_end
+
+
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     """A numpy copy that never aliases a model buffer."""
     return t.detach().to("cpu", copy=True).numpy()

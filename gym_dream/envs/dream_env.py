@@ -44,8 +44,9 @@ class DreamEnv(gym.Env):
 
     ## Episode End
 
-    ``terminated`` when the model's termination head gives probability > 0.5 (the probability is in
-    ``info["termination_prob"]``); ``truncated`` by the registered ``TimeLimit`` (the dream horizon).
+    ``terminated`` when the model's termination head gives probability > 0.5 (``termination="threshold"``),
+    or with that probability at each step (``termination="sample"``); the probability is in
+    ``info["termination_prob"]``. ``truncated`` by the registered ``TimeLimit`` (the dream horizon).
 
     ## Arguments
 
@@ -65,6 +66,7 @@ class DreamEnv(gym.Env):
     * ``obs_type``: ``"latent"`` or ``"pixels"``.
     * ``device``: torch device the dream runs on (``"cpu"``, ``"cuda"``...).
     * ``render_mode``: ``None`` or ``"rgb_array"`` (the decoded dream frame).
+    * ``termination``: ``"threshold"`` or ``"sample"`` (default: the model card's choice, else threshold).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -78,9 +80,11 @@ class DreamEnv(gym.Env):
         render_mode: str | None = None,
         default_model: str | None = None,
         real_env_id: str | None = None,
+        termination: str | None = None,
     ):
         self.tau = core.check_tau(tau)
         self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
+        self.termination = core.check_termination(termination, self.model)
         self.obs_type = core.check_obs_type(obs_type, self.model)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
@@ -116,7 +120,7 @@ class DreamEnv(gym.Env):
             self.state = tr.state
             obs = core.to_numpy(core.observation(self.model, tr.state, self.obs_type))[0]
             reward = float(tr.reward[0])
-            terminated = bool(tr.terminated[0])
+            terminated = bool(core.terminations(tr.termination_prob, tr.terminated, self.termination, self._generator)[0])
             info = {"termination_prob": float(tr.termination_prob[0])}
         return obs, reward, terminated, False, info
 

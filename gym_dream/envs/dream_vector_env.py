@@ -20,6 +20,7 @@ class DreamVectorEnv(VectorEnv):
     Made by ``gym.make_vec("Dream-...", num_envs=N, vectorization_mode="vector_entry_point")``; the
     arguments are those of :class:`~gym_dream.envs.dream_env.DreamEnv` plus:
 
+    * ``termination``: ``"threshold"`` or ``"sample"``, as for ``DreamEnv``.
     * ``max_episode_steps``: the dream horizon (``truncated``), passed by ``make_vec`` from the spec.
     * ``autoreset_mode``: Gymnasium's ``AutoresetMode`` (or its string value). ``NEXT_STEP`` (default,
       as ``CartPoleVectorEnv``): the step after an episode ends returns the new first observation and
@@ -46,6 +47,7 @@ class DreamVectorEnv(VectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         default_model: str | None = None,
         real_env_id: str | None = None,
+        termination: str | None = None,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
@@ -59,6 +61,7 @@ class DreamVectorEnv(VectorEnv):
         self.tau = core.check_tau(tau)
         self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
         self.obs_type = core.check_obs_type(obs_type, self.model)
+        self.termination = core.check_termination(termination, self.model)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         self.render_mode = render_mode
@@ -130,7 +133,8 @@ class DreamVectorEnv(VectorEnv):
         with torch.inference_mode():
             tr = self.model.imagine(self.state, a, self.tau, self._generator)
             self.state = tr.state
-            reward, terminated, p_end = tr.reward, tr.terminated, tr.termination_prob
+            p_end = tr.termination_prob
+            reward, terminated = tr.reward, core.terminations(p_end, tr.terminated, self.termination, self._generator)
             self._elapsed += 1
             if self.max_episode_steps is not None:
                 truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
