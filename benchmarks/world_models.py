@@ -63,7 +63,7 @@ EXPERIMENTS = {
     "doom": Experiment(
         name="doom", real_id="VizdoomTakeCover-v1", dream_id="Dream-DoomTakeCover-v0", model_name="doom-takecover",
         collect=dict(episodes=646, steps=None, workers=1, seed=11),  # where this run stopped (aimed at 1200)
-        fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=6, vae_frames=40_000, rnn_epochs=20, half=True, threads=2),
+        fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=6, vae_frames=40_000, rnn_epochs=15, half=True, threads=2),
         taus=(0.1, 0.5, 1.0, 1.15, 1.3), main_tau=1.15,
         cmaes=dict(generations=30, popsize=32, rollouts=4),
         paper=[

@@ -54,3 +54,24 @@ def test_vae_loss_falls_on_real_frames(tmp_path):
     ds = EpisodeDataset(tmp_path / "c")
     mu, _ = encode_all(model, ds, "cpu")
     assert mu.shape == (len(ds.obs), model.z_dim) and np.isfinite(mu).all()
+
+
+def test_training_windows_cover_episode_ends_as_often_as_the_middle():
+    """A termination head learns from the last transition of each episode: windows must not skip it."""
+    import numpy as np
+
+    from trainers.fit import windows
+
+    class _DS:  # 50 episodes of 200 steps
+        lengths = np.full(50, 200)
+        act_start = np.arange(50) * 200
+        obs_start = act_start + np.arange(50)
+
+    rng = np.random.default_rng(0)
+    last = mid = 0
+    for _ in range(20):
+        _, act_idx, mask = windows(_DS, np.arange(50), 64, rng)
+        steps = (act_idx - _DS.act_start[act_idx // 200])[mask]
+        last += int((steps == 199).sum())
+        mid += int((steps == 100).sum())
+    assert last > 0.5 * mid, (last, mid)

@@ -144,14 +144,17 @@ def windows(ds: EpisodeDataset, episodes: np.ndarray, seq_len: int, rng: np.rand
     """Index arrays (obs_idx (W, T+1), act_idx (W, T), mask (W, T)) of training windows.
 
     With ``rng``: random windows, one per ``seq_len`` training steps, episodes drawn in proportion
-    to their length. Without: consecutive windows covering every transition once (evaluation).
+    to their length, each starting anywhere in its episode (a window running past the end is
+    masked), so an episode's last transitions (deaths, crashes: what the termination head must
+    learn) are trained on as often as any other. Without: consecutive windows covering every
+    transition once (evaluation).
     """
     lengths = ds.lengths[episodes]
     if rng is not None:
         n = max(1, math.ceil(lengths.sum() / seq_len))
         pick = rng.choice(len(episodes), size=n, p=lengths / lengths.sum())
         ep = episodes[pick]
-        start = (rng.random(n) * np.maximum(ds.lengths[ep] - seq_len + 1, 1)).astype(np.int64)
+        start = (rng.random(n) * ds.lengths[ep]).astype(np.int64)
     else:
         ep = np.concatenate([np.full(math.ceil(L / seq_len), e) for e, L in zip(episodes, lengths)])
         start = np.concatenate([np.arange(0, L, seq_len) for L in lengths])
