@@ -137,3 +137,28 @@ def test_dict_observations_are_collected_through_the_recipe_key(tmp_path, monkey
     assert len(ds) >= 6 and ds.obs.shape[1:] == (16, 16, 3)
     assert ds.meta["observation_space"]["shape"] == [24, 32, 3]  # the model sees the screen, not the dict
     assert ds.obs.shape[0] == ds.steps + len(ds)  # every episode keeps its final frame
+
+
+def test_sticky_policy_holds_each_random_action_for_up_to_max_hold_steps():
+    from trainers.policies import make_policy
+
+    def runs(column):
+        changes = np.flatnonzero(np.any(column[1:] != column[:-1], axis=tuple(range(1, column.ndim))))
+        return np.diff(np.concatenate([[-1], changes, [len(column) - 1]]))
+
+    box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    p = make_policy("sticky", box, 3, seed=0, max_hold=6)
+    acts = np.stack([p(None) for _ in range(600)])  # (T, envs, 2); a fresh Box draw never repeats the last one
+    lengths = np.concatenate([runs(acts[:, i]) for i in range(3)])
+    assert lengths.max() <= 6 and lengths.mean() > 2.5  # held, never longer than max_hold
+    assert np.all((acts >= -1) & (acts <= 1))
+    p.reset(1)  # a new episode in env 1: its next action is a fresh draw, held for 1..max_hold steps
+    before = p.actions.copy()
+    after = p(None)
+    assert np.all(after[1] != before[1]) and 0 <= p.left[1] < 6
+    d = make_policy("sticky", gym.spaces.Discrete(3), 4, seed=1, max_hold=10)
+    acts = np.stack([d(None) for _ in range(500)])
+    assert set(np.unique(acts)) == {0, 1, 2}
+    assert np.mean([runs(acts[:, i]).mean() for i in range(4)]) > 3.0  # iid actions would give about 1.5
+    with pytest.raises(ValueError, match="max_hold"):
+        make_policy("sticky", box, 1, seed=0, max_hold=0)

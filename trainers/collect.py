@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -45,12 +46,33 @@ class CollectConfig:
     """extra keyword arguments for gym.make"""
 
 
-def _make_vector_env(cfg: CollectConfig) -> gym.vector.VectorEnv:
+class _ModelInput(gym.ObservationWrapper):
+    """Applies the recipe's preprocessing inside the env's own process, so only model-input
+    observations (64x64 frames, not 240x320 screens) cross to the collector, and many workers
+    resize in parallel instead of one process resizing for all."""
+
+    def __init__(self, env: gym.Env, prep: Preprocessing):
+        super().__init__(env)
+        import torch
+
+        torch.set_num_threads(1)  # one env per process: no thread oversubscription
+        self.prep = prep
+        sample = prep(env.observation_space.sample())
+        if prep.kind == "image":
+            self.observation_space = gym.spaces.Box(0, 255, sample.shape, np.uint8)
+        else:
+            self.observation_space = gym.spaces.Box(-np.inf, np.inf, sample.shape, np.float32)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return self.prep(observation)
+
+
+def _make_vector_env(cfg: CollectConfig, prep: Preprocessing) -> gym.vector.VectorEnv:
     kwargs = dict(cfg.env_kwargs)
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
     make_real_env(cfg.env_id, **kwargs).close()  # fail early with a clear message if deps are missing
-    fns = [lambda: make_real_env(cfg.env_id, **kwargs) for _ in range(cfg.workers)]
+    fns = [lambda: _ModelInput(make_real_env(cfg.env_id, **kwargs), prep) for _ in range(cfg.workers)]
     if cfg.workers > 1:
         return gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
@@ -87,24 +109,24 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
     if _done(cfg, n_eps, n_steps):
         return {"episodes": n_eps, "steps": n_steps, "new_episodes": 0, "seconds": 0.0}
 
-    envs = _make_vector_env(cfg)
+    envs = _make_vector_env(cfg, prep)
     probe = make_real_env(cfg.env_id, **cfg.env_kwargs)
     repeat = action_repeat_of(probe)
-    probe.close()
     if meta is None:
-        single = envs.single_observation_space
+        single = probe.observation_space  # the real env's own space (the model card records it)
         if prep.key is not None:
             single = single[prep.key]
         meta = {
             "env_id": cfg.env_id,
             "env_kwargs": cfg.env_kwargs,
-            "max_episode_steps": cfg.max_episode_steps or (envs.envs[0].spec.max_episode_steps if hasattr(envs, "envs") else gym.spec(cfg.env_id).max_episode_steps),
+            "max_episode_steps": cfg.max_episode_steps or (probe.spec.max_episode_steps if probe.spec else None),
             "preprocessing": prep.to_dict(),
             "action_repeat": repeat,
             "observation_space": space_to_dict(single),
             "action_space": space_to_dict(envs.single_action_space),
             "policies": [],
         }
+    probe.close()
     if policy_name not in meta["policies"]:
         meta["policies"].append(policy_name)
     write_meta(out, meta)
@@ -116,7 +138,7 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
     policy = factory(envs.single_action_space, cfg.workers, run_seed)
     obs, _ = envs.reset(seed=run_seed % (2**31))
     buffers: list[dict[str, list]] = [
-        {"obs": [prep(_select(obs, i, prep), batched=False)], "actions": [], "rewards": [], "terminated": [], "truncated": []}
+        {"obs": [np.asarray(obs[i])], "actions": [], "rewards": [], "terminated": [], "truncated": []}
         for i in range(cfg.workers)
     ]
     finished: list[Episode] = []
@@ -126,10 +148,17 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
     target = cfg.steps if cfg.steps is not None else cfg.episodes
     bar = progress(total=target, initial=min(n_steps if cfg.steps is not None else n_eps, target), desc=f"collect {cfg.env_id}", unit="step" if cfg.steps is not None else "ep")
 
+    # shards are compressed and written by a background thread (zlib releases the GIL), so the
+    # envs keep stepping meanwhile; at most one write is pending, which bounds memory
+    writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+    pending: list[Future] = []
+
     def flush() -> None:
         nonlocal finished, buffered_steps, next_id
         if finished:
-            write_shard(out, next_id, finished)
+            for f in pending:
+                f.result()
+            pending[:] = [writer.submit(write_shard, out, next_id, finished)]
             next_id += len(finished)
             finished, buffered_steps = [], 0
 
@@ -138,7 +167,7 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
             actions = policy(obs)
             obs, rewards, terminated, truncated, info = envs.step(actions)
             done = terminated | truncated
-            frames = prep(obs, batched=True)
+            frames = obs  # model input already (preprocessed in the env processes)
             for i in range(cfg.workers):
                 b = buffers[i]
                 b["actions"].append(np.asarray(actions[i]))
@@ -146,7 +175,7 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
                 b["terminated"].append(terminated[i])
                 b["truncated"].append(truncated[i])
                 if done[i]:
-                    b["obs"].append(prep(_select(info["final_obs"], i, prep), batched=False))
+                    b["obs"].append(np.asarray(info["final_obs"][i]))
                     ep = Episode(*(np.stack(b[k]) for k in ("obs", "actions", "rewards", "terminated", "truncated")))
                     finished.append(ep)
                     buffered_steps += len(ep)
@@ -173,14 +202,10 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
                 flush()
     finally:
         flush()
+        writer.shutdown(wait=True)  # every buffered episode reaches disk, also on Ctrl-C
+        for f in pending:
+            f.result()
         bar.close()
         envs.close()
     n_eps, n_steps = count_episodes(out)
     return {"episodes": n_eps, "steps": n_steps, "new_episodes": new_eps, "seconds": time.time() - start}
-
-
-def _select(obs: Any, i: int, prep: Preprocessing) -> Any:
-    """Observation ``i`` of a batch (a Dict batch, or an object array of per-env observations)."""
-    x = obs[prep.key][i] if (prep.key is not None and isinstance(obs, dict)) else obs[i]
-    return {prep.key: x} if (prep.key is not None and not isinstance(x, dict)) else x
-

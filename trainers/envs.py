@@ -51,7 +51,11 @@ REAL_ENVS: dict[str, RealEnv] = {
         # the 240x320 screen squashed to 64x64 as in World Models; the game variable (health) is not used
         Preprocessing("image", key="screen", size=(64, 64)),
         kwargs={"max_episode_steps": 2100},  # the paper's horizon: 60 s at 35 frames/s
-        collect_policy="random",
+        # random actions held for a while (World Models held each for 1-10 steps): the player walks about
+        # and also gets pinned against the walls, which a dream must learn is deadly (a controller that
+        # only ever moves right found a dream trained on 1-10 step holds believed it safe)
+        collect_policy="sticky",
+        collect_kwargs={"max_hold": 25},
         dream_id="Dream-DoomTakeCover-v0",
         model_name="doom-takecover",
         extra="doom",

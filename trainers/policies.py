@@ -23,6 +23,34 @@ class RandomPolicy:
         return self.rng.uniform(low, high, size=(self.num_envs, *self.space.shape)).astype(self.space.dtype)
 
 
+class StickyRandomPolicy(RandomPolicy):
+    """Uniform random actions, each held for a random 1..``max_hold`` steps (World Models' Doom data).
+
+    A fresh uniform action every step jitters in place (left, right, left: the agent barely moves);
+    holding each action for a while makes the player walk into corners, across the room and into
+    fireballs, so the data shows the model what moving does. Works for any action space.
+    """
+
+    def __init__(self, action_space: spaces.Space, num_envs: int, seed: int, max_hold: int = 10):
+        if max_hold < 1:
+            raise ValueError(f"max_hold must be >= 1, got {max_hold}.")
+        super().__init__(action_space, num_envs, seed)
+        self.max_hold = max_hold
+        self.actions = super().__call__(None)
+        self.left = self.rng.integers(1, max_hold + 1, size=num_envs)
+
+    def reset(self, index: int) -> None:
+        self.left[index] = 0  # a new episode draws a new action at its first step
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        fresh = self.left <= 0
+        if fresh.any():
+            self.actions[fresh] = super().__call__(obs)[fresh]
+            self.left[fresh] = self.rng.integers(1, self.max_hold + 1, size=int(fresh.sum()))
+        self.left -= 1
+        return self.actions.copy()
+
+
 class BrownianPolicy(RandomPolicy):
     """Smoothed random actions for Box spaces: a random walk a_t = clip(a_{t-1} + sigma * N(0, 1)).
 
@@ -124,7 +152,7 @@ class RoadNoisePolicy(OUPolicy):
         return actions
 
 
-POLICIES = {"random": RandomPolicy, "brownian": BrownianPolicy, "ou": OUPolicy, "road_noise": RoadNoisePolicy}
+POLICIES = {"random": RandomPolicy, "sticky": StickyRandomPolicy, "brownian": BrownianPolicy, "ou": OUPolicy, "road_noise": RoadNoisePolicy}
 
 
 def make_policy(name: str, action_space: spaces.Space, num_envs: int, seed: int, **kwargs):
