@@ -88,3 +88,13 @@ def test_real_env_cmaes_baseline_spends_its_real_step_budget(tmp_path):
     LinearController.load(tmp_path / "real" / "mean")
     again = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "real", budget_steps=150, popsize=4, workers=1)
     assert again["generations"] == out["generations"]  # resumed: nothing left to spend
+
+
+def test_cmaes_time_budget_runs_a_generation_per_call_and_resumes(tiny_cartpole_model, tmp_path):
+    cfg = CMAESConfig(model=str(tiny_cartpole_model), out=str(tmp_path / "c"), generations=5, popsize=4, rollouts=2, max_episode_steps=20,
+                      max_seconds=0.0)
+    assert train_cmaes(cfg)["generations"] == 1  # the budget is spent after one generation
+    assert train_cmaes(cfg)["generations"] == 2  # a re-run continues
+    log = [json.loads(l) for l in (tmp_path / "c" / "log.jsonl").read_text().splitlines()]
+    assert [e["generation"] for e in log] == [1, 2]
+    assert log[1]["seconds"] >= log[0]["seconds"]  # training time summed over invocations

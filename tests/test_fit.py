@@ -75,3 +75,28 @@ def test_training_windows_cover_episode_ends_as_often_as_the_middle():
         last += int((steps == 199).sum())
         mid += int((steps == 100).sum())
     assert last > 0.5 * mid, (last, mid)
+
+
+def _rnn_record(checkpoints):
+    import safetensors
+
+    return json.loads(safetensors.safe_open(str(checkpoints / "rnn.safetensors"), "pt").metadata()["record"])
+
+
+def test_rnn_time_budget_writes_a_model_and_the_next_run_continues(cartpole_data, tmp_path):
+    out = str(tmp_path / "m")
+    fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4, rnn_minutes=0.0))
+    assert [h["epoch"] for h in _rnn_record(tmp_path / "m.checkpoints")["history"]] == [1]  # at least one epoch, then stop
+    gym_dream.load_model(out)  # a usable model from the best epoch so far
+    fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4))
+    assert [h["epoch"] for h in _rnn_record(tmp_path / "m.checkpoints")["history"]] == [1, 2, 3, 4]
+
+
+def test_termination_weight_reaches_the_loss_and_the_card(cartpole_data, tmp_path):
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=1, termination_weight=10.0))
+    card = gym_dream.load_model(out).card
+    assert card["training"]["hyperparameters"]["termination_weight"] == 10.0
+    h = card["training"]["heldout"]["mdnrnn"]
+    assert h["loss"] == pytest.approx(h["nll"] + h["reward_mse"] + 10.0 * h["termination_bce"], rel=1e-4)
+    # rare ends are reported on their own: recall on real ends and false alarms elsewhere
+    assert 0.0 <= h["termination_recall"] <= 1.0 and 0.0 <= h["termination_false_alarm_rate"] <= 1.0

@@ -48,6 +48,8 @@ class CMAESConfig:
     """torch device of the dream"""
     termination: str | None = None
     """dream episode ends: threshold | sample (default: the model card's choice)"""
+    max_seconds: float | None = None
+    """stop after the generation that passes this wall time (checkpointed: re-running continues)"""
 
 
 def dream_returns(venv, params: np.ndarray, feature_dim: int, horizon: int) -> np.ndarray:
@@ -95,8 +97,15 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
         gen, best = 0, {"fitness": -np.inf, "params": None, "generation": 0}
     venv.reset(seed=cfg.seed * 100_003 + gen)
     start = time.time()
+    # the log's "seconds" is the training time summed over resumed invocations
+    before = json.loads(log_path.read_text().splitlines()[-1])["seconds"] if gen and log_path.is_file() and log_path.read_text().strip() else 0.0
     bar = progress(total=cfg.generations, initial=gen, desc=f"CMA-ES {cfg.env_id}", unit="gen")
+    first_gen = gen
     while gen < cfg.generations:
+        # at least one generation per invocation, so a resumed run always makes progress
+        if cfg.max_seconds is not None and gen > first_gen and time.time() - start > cfg.max_seconds:
+            print(f"CMA-ES stopped at generation {gen} of {cfg.generations} after max_seconds={cfg.max_seconds}; re-run to continue")
+            break
         asked = es.ask()
         candidates = np.asarray(asked, np.float32)
         params = np.repeat(candidates, cfg.rollouts, axis=0)
@@ -108,7 +117,7 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
         if fitness[i] > best["fitness"]:
             best = {"fitness": float(fitness[i]), "params": candidates[i].copy(), "generation": gen}
         entry = {"generation": gen, "mean_fitness": float(fitness.mean()), "max_fitness": float(fitness.max()),
-                 "best_fitness": best["fitness"], "sigma": float(es.sigma), "seconds": round(time.time() - start, 2)}
+                 "best_fitness": best["fitness"], "sigma": float(es.sigma), "seconds": round(before + time.time() - start, 2)}
         with open(log_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
         meta = {"env_id": cfg.env_id, "model": cfg.model, "tau": cfg.tau, "config": asdict(cfg), "generation": gen}

@@ -36,9 +36,9 @@ from trainers.progress import progress
 #: network sizes and budgets; "tiny" shrinks every network for tests and smoke runs
 PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(z_dim=32, hidden=256, mixtures=5, head_hidden=64, vae_channels=[32, 64, 128, 256],
-                    vae_epochs=10, vae_batch=256, rnn_epochs=60, rnn_batch=64, seq_len=64, lr=1e-3),
+                    vae_epochs=10, vae_batch=256, rnn_epochs=60, rnn_batch=64, seq_len=64, lr=1e-3, termination_weight=1.0),
     "tiny": dict(z_dim=8, hidden=16, mixtures=2, head_hidden=8, vae_channels=[4, 8, 8, 16],
-                 vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3),
+                 vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3, termination_weight=1.0),
 }
 
 #: low-dimensional vector data (CartPole): short episodes, cheap steps, so smaller batches and more epochs
@@ -80,6 +80,11 @@ class FitConfig:
     """conv channels of the VAE encoder (the decoder mirrors them)"""
     lr: float | None = None
     """Adam learning rate"""
+    termination_weight: float | None = None
+    """weight of the termination (death) loss; rare deaths need more (World Models' Doom used 10)"""
+    rnn_minutes: float | None = None
+    """wall-time budget of this invocation's MDN-RNN stage: stop after the epoch that passes it and
+    write the model from the best epoch so far (re-running continues toward rnn_epochs)"""
     val_fraction: float = 0.1
     """share of episodes held out"""
     bank_size: int = 1024
@@ -226,7 +231,8 @@ def encode_all(model: MDNRNN, ds: EpisodeDataset, device: str, batch: int = 1024
     return np.concatenate(mus), np.concatenate(logvars)
 
 
-def _rnn_batch(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, idx: tuple, sample: bool, g: torch.Generator, device: str) -> dict[str, torch.Tensor]:
+def _rnn_batch(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, idx: tuple, sample: bool, g: torch.Generator, device: str,
+               termination_weight: float = 1.0) -> dict[str, torch.Tensor]:
     obs_idx, act_idx, mask = idx
     z = torch.as_tensor(mu[obs_idx], device=device)
     if sample:
@@ -238,20 +244,22 @@ def _rnn_batch(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.nda
         torch.as_tensor(ds.rewards[act_idx], device=device),
         torch.as_tensor(ds.terminated[act_idx], device=device),
         torch.as_tensor(mask, dtype=torch.float32, device=device),
+        termination_weight=termination_weight,
     )
 
 
 @torch.no_grad()
-def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, episodes: np.ndarray, seq_len: int, device: str, batch: int = 256) -> dict[str, float]:
+def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, episodes: np.ndarray, seq_len: int, device: str, batch: int = 256,
+                 termination_weight: float = 1.0) -> dict[str, float]:
     """Held-out one-step metrics (teacher-forced) over every transition of ``episodes``."""
     model.eval()
     obs_idx, act_idx, mask = windows(ds, episodes, seq_len, None)
     tot: dict[str, float] = {}
     n_total = float(mask.sum())
-    correct = 0.0
+    correct = hits = ends = false_ends = 0.0
     for i in range(0, len(obs_idx), batch):
         sl = slice(i, i + batch)
-        out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), False, None, device)
+        out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), False, None, device, termination_weight)
         n = float(mask[sl].sum())
         for k, v in out.items():
             tot[k] = tot.get(k, 0.0) + float(v) * n
@@ -261,10 +269,17 @@ def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.n
         hs, _ = model.rnn(torch.cat([z[:, :-1], a.reshape(*act_idx[sl].shape, -1)], -1))
         _, logit = model.heads(z[:, 1:], hs)
         pred = (logit > 0).cpu().numpy()
-        correct += float(((pred == ds.terminated[act_idx[sl]]) & mask[sl]).sum())
+        true = ds.terminated[act_idx[sl]]
+        correct += float(((pred == true) & mask[sl]).sum())
+        hits += float((pred & true & mask[sl]).sum())
+        ends += float((true & mask[sl]).sum())
+        false_ends += float((pred & ~true & mask[sl]).sum())
     model.train()
     out = {k: v / max(n_total, 1.0) for k, v in tot.items()}
     out["termination_accuracy"] = correct / max(n_total, 1.0)
+    # accuracy hides rare deaths: the share of real ends the dream would end at, and its false alarms
+    out["termination_recall"] = hits / ends if ends else float("nan")
+    out["termination_false_alarm_rate"] = false_ends / max(n_total - ends, 1.0)
     out["transitions"] = int(n_total)
     return out
 
@@ -283,7 +298,12 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
         best_holder = copy.deepcopy(model)
         load_checkpoint(stage.path.parent / "rnn_best.safetensors", {"model": best_holder}, {})
         best_state = best_holder.state_dict()
+    stage_start, first_epoch = time.time(), record["epoch"]
     for epoch in range(record["epoch"], p["rnn_epochs"]):
+        # at least one epoch per invocation, so a resumed run always makes progress
+        if cfg.rnn_minutes is not None and epoch > first_epoch and time.time() - stage_start > 60 * cfg.rnn_minutes:
+            _log(f"MDN-RNN stopped after epoch {epoch} of {p['rnn_epochs']} (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
+            break
         epoch_start = time.time()
         rng = np.random.default_rng([cfg.seed, 2, epoch])
         obs_idx, act_idx, mask = windows(ds, train_eps, p["seq_len"], rng)
@@ -291,7 +311,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
         tot, nb = {}, 0
         for i in range(0, len(order), p["rnn_batch"]):
             sl = order[i : i + p["rnn_batch"]]
-            out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), sample, g, cfg.device)
+            out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), sample, g, cfg.device, p["termination_weight"])
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             for group in groups:
@@ -301,7 +321,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
                 tot[k] = tot.get(k, 0.0) + float(v.detach())
             nb += 1
         train = {k: v / nb for k, v in tot.items()}
-        val = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device) if len(val_eps) else {"loss": train["loss"]}
+        val = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, termination_weight=p["termination_weight"]) if len(val_eps) else {"loss": train["loss"]}
         record["history"].append({"epoch": epoch + 1, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}})
         record["epoch"] = epoch + 1
         record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
@@ -314,7 +334,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
             _log(
                 f"MDN-RNN epoch {epoch + 1}/{p['rnn_epochs']}: train loss {train['loss']:.3f} (nll {train['nll']:.3f}) "
                 f"held-out loss {val['loss']:.3f} (nll {val.get('nll', float('nan')):.3f}, reward mse {val.get('reward_mse', float('nan')):.4f}, "
-                f"termination acc {val.get('termination_accuracy', float('nan')):.4f})"
+                f"termination acc {val.get('termination_accuracy', float('nan')):.4f}, recall {val.get('termination_recall', float('nan')):.3f})"
             )
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -366,7 +386,7 @@ def fit(cfg: FitConfig) -> Path:
     opt = torch.optim.Adam(rnn_params, lr=p["lr"])
     stage = _Stage(ckpt_dir / "rnn.safetensors", chash, {"model": model}, {"adam": opt})
     record = fit_rnn(model, ds, mu, logvar, train_eps, val_eps, p, cfg, stage, opt, sample=image)
-    heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device) if len(val_eps) else {}
+    heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, termination_weight=p["termination_weight"]) if len(val_eps) else {}
 
     # the bank of real start latents: encoded first observations of training episodes
     firsts = mu[ds.obs_start[train_eps]]
