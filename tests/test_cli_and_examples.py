@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -54,3 +55,16 @@ def test_examples_run_on_tiny_model(script, tiny_cartpole_model, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0", "SDL_VIDEODRIVER": "dummy"}
     r = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_dream_check_compares_random_play_in_dream_and_real(tiny_cartpole_model, tmp_path):
+    out = tmp_path / "check.json"
+    args = [sys.executable, str(ROOT / "benchmarks" / "dream_check.py"), str(tiny_cartpole_model), "--taus", "1.0",
+            "--episodes", "8", "--real-episodes", "3", "--workers", "1", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0"}
+    r = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = json.loads(out.read_text())
+    assert table["real"]["episodes"] == 3 and table["real"]["mean"] > 0
+    assert set(table["dream"]) == {"1.0/threshold", "1.0/sample"}
+    assert all(row["episodes"] == 8 and row["mean"] > 0 for row in table["dream"].values())
