@@ -29,6 +29,13 @@ class RealEnv:
     extra: str | None = None  # the pip extra that provides it
     module: str | None = None  # imported before gym.make (it registers the id)
     factory: Any = None  # builds the env instead of gym.make: factory(env_id, **kwargs)
+    setup: Any = None  # called before each env is made (e.g. to create what parallel instances race for)
+
+
+def _vizdoom_workdir() -> None:
+    # every ViZDoom instance creates ./_vizdoom/ at start; 16 started at once race for it and one dies
+    # ("Failed to create ./_vizdoom/ directory: File exists"), so it is made before any of them
+    os.makedirs("_vizdoom", exist_ok=True)
 
 
 REAL_ENVS: dict[str, RealEnv] = {
@@ -60,6 +67,7 @@ REAL_ENVS: dict[str, RealEnv] = {
         model_name="doom-takecover",
         extra="doom",
         module="vizdoom.gymnasium_wrapper",
+        setup=_vizdoom_workdir,
     ),
 }
 
@@ -108,6 +116,8 @@ def make_real_env(env_id: str, **kwargs: Any) -> gym.Env:
     try:
         if r.module:
             importlib.import_module(r.module)
+        if r.setup is not None:
+            r.setup()
         if r.factory is not None:
             return r.factory(env_id, **{**r.kwargs, **kwargs})
         return gym.make(env_id, **{**r.kwargs, **kwargs})
