@@ -59,6 +59,7 @@ class Experiment:
     paper: list[str] = field(default_factory=list)
     note: str = ""
     reproduce: list[str] = field(default_factory=list)  # the commands of the reported run, if not just `all` on a CPU
+    sb3: dict[str, Any] = field(default_factory=dict)  # stable-baselines3 agents trained in the dream at main_tau: algo -> SB3Config fields
 
 
 EXPERIMENTS = {
@@ -73,6 +74,7 @@ EXPERIMENTS = {
         taus=(0.1, 0.5, 1.0, 1.15, 1.3), main_tau=1.3,
         # 26 generations: where the 2.2-minute budget per tau stopped on the GPU (taus 0.1 and 0.5: 23 and 22 in 1.9 min)
         cmaes=dict(generations=26, popsize=64, rollouts=8),
+        sb3={"ppo": dict(timesteps=200_000, num_envs=16, eval_every=20_000, eval_episodes=16, hparams={"n_steps": 256})},
         paper=[
             "World Models (Ha & Schmidhuber 2018), Table 2, 100 real episodes: tau 0.10 dream 2086 ± 140 / real 193 ± 58; "
             "tau 0.50: 2060 ± 277 / 196 ± 50; tau 1.00: 1145 ± 690 / 868 ± 511; tau 1.15: 918 ± 546 / 1092 ± 556; "
@@ -133,6 +135,7 @@ def quick(e: Experiment) -> Experiment:
         fit={**{k: v for k, v in e.fit.items() if k not in ("z_dim", "hidden", "vae_channels", "seq_len")},
              "preset": "tiny", "vae_epochs": 1, "rnn_epochs": 2, "vae_frames": 2000},
         cmaes=dict(generations=2, popsize=4, rollouts=2), episodes=2, sweep_episodes=2, random_episodes=2, taus=(e.main_tau,),
+        sb3={a: {**kw, "timesteps": 256, "num_envs": 4, "eval_every": 128, "eval_episodes": 2} for a, kw in e.sb3.items()},
     )
 
 
@@ -196,6 +199,29 @@ def stage_evaluate(e: Experiment, work: Path, workers: int) -> None:
         atomic_write_bytes(path, json.dumps(row, indent=2).encode())
 
 
+def _sb3_row_path(work: Path, algo: str, tau: float) -> Path:
+    return work / f"eval-{algo}-tau{tau}.json"
+
+
+def stage_sb3(e: Experiment, work: Path, workers: int, device: str) -> None:
+    """Each SB3 agent of the experiment, trained only in the dream at ``main_tau``, scored like the controllers."""
+    from trainers.evaluate import load_agent
+    from trainers.sb3 import SB3Config, train_sb3
+
+    model, tau = str(work / "model"), e.main_tau
+    for algo, kwargs in e.sb3.items():
+        out = work / f"{algo}-tau{tau}"
+        if not (out / "agent.zip").is_file():
+            train_sb3(SB3Config(algo=algo, env_id=e.dream_id, model=model, out=str(out), tau=tau, device=device, **kwargs))
+        path = _sb3_row_path(work, algo, tau)
+        if not path.is_file():
+            agent = load_agent(out / "agent.zip", algo)
+            row = evaluate(agent, e.dream_id, model, taus=(tau,), episodes=e.episodes, dream_episodes=100,
+                           name=f"{algo.upper()} ({kwargs.get('timesteps')} dream steps), trained at tau={tau}", workers=workers)
+            atomic_write_bytes(path, json.dumps(row, indent=2).encode())
+            print(f"{algo} tau {tau}: dream {row['dream'][str(tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}")
+
+
 def stage_real_baseline(e: Experiment, work: Path, workers: int) -> None:
     """The same controller trained by CMA-ES on the real env, with the real steps the dream's data cost."""
     from trainers.cmaes import train_cmaes_real
@@ -245,6 +271,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     model = work / "model"
     card = read_card(model)
     rows = [json.loads(_row_path(work, t).read_text()) for t in e.taus if _row_path(work, t).is_file()]
+    sb3_rows = [json.loads(_sb3_row_path(work, a, e.main_tau).read_text()) for a in e.sb3 if _sb3_row_path(work, a, e.main_tau).is_file()]
     rnd = json.loads((work / "eval-random.json").read_text()) if (work / "eval-random.json").is_file() else None
     real_cma = json.loads((work / "eval-real-cmaes.json").read_text()) if (work / "eval-real-cmaes.json").is_file() else None
     curves = results / f"{e.name}_cmaes.png"
@@ -269,6 +296,10 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         "| agent | dream return (tau, 100 ep) | real return | real episodes | exploits dream? |", "|---|---|---|---|---|",
     ]
     for r in sorted(rows, key=lambda r: float(next(iter(r["dream"])))):
+        tau, d = next(iter(r["dream"].items()))
+        lines.append(f"| {r['agent']} | {d['mean']:.0f} ± {d['std']:.0f} | **{r['real']['mean']:.0f} ± {r['real']['std']:.0f}** | "
+                     f"{r['real']['episodes']} | {'**yes**' if exploits_dream(d, r['real']) else 'no'} |")
+    for r in sb3_rows:
         tau, d = next(iter(r["dream"].items()))
         lines.append(f"| {r['agent']} | {d['mean']:.0f} ± {d['std']:.0f} | **{r['real']['mean']:.0f} ± {r['real']['std']:.0f}** | "
                      f"{r['real']['episodes']} | {'**yes**' if exploits_dream(d, r['real']) else 'no'} |")
@@ -304,7 +335,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         if log.is_file():
             r["train_seconds"] = json.loads(log.read_text().splitlines()[-1])["seconds"]
     atomic_write_bytes(results / f"{e.name}.md", ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "random": rnd, "real_env_cmaes": real_cma, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
+    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "sb3_agents": sb3_rows, "random": rnd, "real_env_cmaes": real_cma, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
     print("\n".join(lines))
 
 
@@ -322,7 +353,7 @@ def stage_ship(e: Experiment, work: Path) -> None:
     print(f"shipped {dest} ({size:.1f} MB); declare it in pyproject.toml [project.entry-points.\"gym_dream.models\"]")
 
 
-STAGES = ["collect", "fit", "train", "evaluate", "real_baseline", "report", "ship"]
+STAGES = ["collect", "fit", "train", "evaluate", "sb3", "real_baseline", "report", "ship"]
 
 
 def main() -> None:
@@ -367,6 +398,8 @@ def main() -> None:
             stage_train(e, work, a.device, a.jobs, None if a.train_minutes is None else 60 * a.train_minutes)
         elif stage == "evaluate":
             stage_evaluate(e, work, a.workers)
+        elif stage == "sb3":
+            stage_sb3(e, work, a.workers, a.device)
         elif stage == "real_baseline":
             stage_real_baseline(e, work, a.workers)
         elif stage == "report":
