@@ -100,6 +100,9 @@ def test_road_steering_turns_toward_the_road():
     steer = road_steering(frames)
     assert steer[0] > 0.5 and steer[1] < -0.5
     assert road_steering(np.full((1, 96, 96, 3), [100, 200, 100], np.uint8))[0] == 0.0  # no road in view
+    # the collector hands policies the 64x64 model input: the same scenes, resized, steer the same way
+    small = Preprocessing("image", size=(64, 64))(frames, batched=True)
+    np.testing.assert_allclose(road_steering(small), steer, atol=0.1)
 
 
 class _DictScreenEnv(gym.Env):

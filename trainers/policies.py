@@ -111,17 +111,20 @@ class OUPolicy(RandomPolicy):
 
 
 def road_steering(frames: np.ndarray) -> np.ndarray:
-    """CarRacing: steering toward the grey road in the band just ahead of the car, from raw 96x96 frames.
+    """CarRacing: steering toward the grey road in the band just ahead of the car.
 
     Uses only the pixels the agent sees: the road is grey (R = G = B, about 100-110), grass is green.
+    Works on frames of any size (the collector passes the 64x64 model input; the band, the pixel
+    count and the steering scale were tuned on the raw 96x96 frames and scale with the frame).
     Returns steering in [-1, 1] per frame (0 where no road is in view).
     """
-    band = frames[:, 40:62].astype(np.int16)
+    h, w = frames.shape[1:3]
+    band = frames[:, round(h * 40 / 96) : round(h * 62 / 96)].astype(np.int16)
     r, g, b = band[..., 0], band[..., 1], band[..., 2]
     road = (np.abs(r - g) < 12) & (np.abs(g - b) < 12) & (r > 80) & (r < 130)
     count = road.sum(axis=(1, 2))
-    centre = (road.sum(axis=1) * np.arange(frames.shape[2])).sum(-1) / np.maximum(count, 1)
-    return np.where(count > 10, np.clip((centre - frames.shape[2] / 2) / 12.0, -1.0, 1.0), 0.0)
+    centre = (road.sum(axis=1) * np.arange(w)).sum(-1) / np.maximum(count, 1)
+    return np.where(count > 10 * (h * w) / 96**2, np.clip((centre - w / 2) / (12.0 * w / 96), -1.0, 1.0), 0.0)
 
 
 class RoadNoisePolicy(OUPolicy):
