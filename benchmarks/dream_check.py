@@ -20,31 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 
 import gym_dream  # noqa: E402
-from trainers.cmaes import make_dream_vec  # noqa: E402
-from trainers.evaluate import RandomAgent, _stats, real_episode_returns  # noqa: E402
+from trainers.evaluate import RandomAgent, _stats, dream_episode_returns, real_episode_returns  # noqa: E402
 
 DREAM_IDS = {"VizdoomTakeCover-v1": "Dream-DoomTakeCover-v0", "CarRacing-v3": "Dream-CarRacing-v0", "CartPole-v1": "Dream-CartPole-v0"}
-
-
-def dream_random_returns(dream_id: str, model: str, tau: float, episodes: int, termination: str, device: str, seed: int) -> np.ndarray:
-    """Returns of ``episodes`` dream episodes under uniform random actions (one batched dream)."""
-    venv = make_dream_vec(dream_id, episodes, model, tau, device, termination=termination)
-    venv.reset(seed=seed)
-    space, rng = venv.single_action_space, np.random.default_rng(seed)
-    horizon = venv.unwrapped.max_episode_steps or 1000
-    total, alive = np.zeros(episodes), np.ones(episodes, bool)
-    for _ in range(horizon):
-        actions = np.stack([space.sample() for _ in range(episodes)]) if not hasattr(space, "n") else space.start + rng.integers(0, space.n, episodes)
-        _, reward, terminated, truncated, _ = venv.step(actions)
-        total += reward * alive
-        alive &= ~(terminated | truncated)
-        if not alive.any():
-            break
-    venv.close()
-    return total
 
 
 def main() -> None:
@@ -67,7 +47,8 @@ def main() -> None:
     print(f"random policy, real {real_id}: {real.mean():.1f} ± {real.std():.1f} ({a.real_episodes} episodes)", flush=True)
     for tau in a.taus:
         for mode in ("threshold", "sample"):
-            r = dream_random_returns(dream_id, a.model, tau, a.episodes, mode, a.device, seed=1)
+            r = dream_episode_returns(RandomAgent(model.action_space, seed=1), dream_id, a.model, tau, a.episodes, seed=1,
+                                      device=a.device, termination=mode)
             table["dream"][f"{tau}/{mode}"] = _stats(r)
             print(f"random policy, dream tau {tau:<5} {mode:<9}: {r.mean():.1f} ± {r.std():.1f} ({a.episodes} episodes)", flush=True)
     if a.out:

@@ -59,9 +59,13 @@ class RandomAgent:
         return (a if batched else a[0]), state
 
 
-def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None) -> np.ndarray:
-    """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv."""
+def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None,
+                          termination: str | None = None) -> np.ndarray:
+    """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv (``termination``:
+    threshold | sample, default the model card's)."""
     extra = {"model": model} if model is not None else {}
+    if termination is not None:
+        extra["termination"] = termination
     venv = gym.make_vec(dream_id, num_envs=episodes, vectorization_mode="vector_entry_point", tau=tau, device=device,
                         autoreset_mode="Disabled", **extra)
     horizon = horizon or venv.unwrapped.max_episode_steps or 1000
