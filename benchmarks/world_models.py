@@ -110,9 +110,9 @@ EXPERIMENTS = {
     ),
     "carracing": Experiment(
         name="carracing", real_id="CarRacing-v3", dream_id="Dream-CarRacing-v0", model_name="carracing",
-        # 121,547 steps: where this machine's run was stopped for time (the recipe was aiming for 200k)
-        collect=dict(steps=121_547, workers=2, seed=5),
-        fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=6, vae_frames=40_000, rnn_epochs=20, half=True, threads=2),
+        collect=dict(steps=200_000, workers=2, seed=5),
+        # sized for the 2-core CPU: a small VAE, and the MDN-RNN stopped by --rnn-minutes (the run's budget is in reproduce)
+        fit=dict(vae_channels=(16, 32, 64, 128), vae_epochs=8, vae_frames=50_000, rnn_epochs=60, half=True, threads=2),
         # this 2-core run: the main tau and 1.0 (0.5 and 1.3 of the issue's sweep need more CPU time than it had)
         taus=(1.15, 1.0), main_tau=1.15,
         cmaes=dict(generations=40, popsize=32, rollouts=4),
@@ -183,15 +183,31 @@ def _row_path(work: Path, tau: float) -> Path:
     return work / f"eval-tau{tau}.json"
 
 
+def pick_controller(e: Experiment, work: Path, tau: float, episodes: int = 100) -> tuple[str, dict[str, float]]:
+    """'best' (the best candidate seen, whose score is a lucky maximum over noisy dream rollouts) or 'mean'
+    (CMA-ES's mean), whichever scores higher over fresh dream episodes: chosen in the dream alone."""
+    from trainers.evaluate import dream_episode_returns
+
+    scores = {}
+    for kind in ("best", "mean"):
+        if (work / f"cmaes-tau{tau}" / kind / "controller.json").is_file():
+            agent = LinearController.load(work / f"cmaes-tau{tau}" / kind)
+            scores[kind] = float(dream_episode_returns(agent, e.dream_id, str(work / "model"), tau, episodes, seed=2_000_000).mean())
+    return max(scores, key=scores.get), scores
+
+
 def stage_evaluate(e: Experiment, work: Path, workers: int) -> None:
     model = str(work / "model")
     for tau in e.taus:
         path = _row_path(work, tau)
         if path.is_file():
             continue
-        agent = LinearController.load(work / f"cmaes-tau{tau}" / "best")
+        kind, selection = pick_controller(e, work, tau)
+        print(f"tau {tau}: dream returns for selection {selection}: evaluating '{kind}'", flush=True)
+        agent = LinearController.load(work / f"cmaes-tau{tau}" / kind)
         n = e.episodes if tau == e.main_tau else e.sweep_episodes
         row = evaluate(agent, e.dream_id, model, taus=(tau,), episodes=n, dream_episodes=100, name=f"CMA-ES linear, trained at tau={tau}", workers=workers)
+        row.update(controller=kind, selection_dream_returns=selection)
         atomic_write_bytes(path, json.dumps(row, indent=2).encode())
         print(f"tau {tau}: dream {row['dream'][str(tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}")
     path = work / "eval-random.json"
@@ -263,8 +279,15 @@ def _learning_curves(e: Experiment, work: Path, out: Path) -> None:
     plt.close(fig)
 
 
+def _evaluated_controller(work: Path, tau: float) -> Path:
+    """The controller directory the evaluate stage scored at ``tau`` ('best' or 'mean')."""
+    row = _row_path(work, tau)
+    kind = json.loads(row.read_text()).get("controller", "best") if row.is_file() else "best"
+    return work / f"cmaes-tau{tau}" / kind
+
+
 def _cmaes_device(work: Path, e: Experiment) -> str:
-    path = work / f"cmaes-tau{e.main_tau}" / "best" / "controller.json"
+    path = _evaluated_controller(work, e.main_tau) / "controller.json"
     return json.loads(path.read_text()).get("config", {}).get("device", "cpu") if path.is_file() else "cpu"
 
 
@@ -281,7 +304,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     curves = results / f"{e.name}_cmaes.png"
     _learning_curves(e, work, curves)
     gif = results / f"{e.name}_real_vs_dream.gif"
-    main_agent = work / f"cmaes-tau{e.main_tau}" / "best"
+    main_agent = _evaluated_controller(work, e.main_tau)
     write_dream_video(DreamVideoConfig(model=str(model), env_id=e.dream_id, out=str(gif), steps=150, compare=True, seed=3,
                                        agent=str(main_agent) if main_agent.is_dir() else None, fps=20))
     import imageio.v2 as imageio  # half size, every other frame: a few MB less in the repository
@@ -301,7 +324,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     ]
     for r in sorted(rows, key=lambda r: float(next(iter(r["dream"])))):
         tau, d = next(iter(r["dream"].items()))
-        lines.append(f"| {r['agent']} | {d['mean']:.0f} ± {d['std']:.0f} | **{r['real']['mean']:.0f} ± {r['real']['std']:.0f}** | "
+        lines.append(f"| {r['agent']}{' (CMA-ES mean)' if r.get('controller') == 'mean' else ''} | {d['mean']:.0f} ± {d['std']:.0f} | **{r['real']['mean']:.0f} ± {r['real']['std']:.0f}** | "
                      f"{r['real']['episodes']} | {'**yes**' if exploits_dream(d, r['real']) else 'no'} |")
     for r in sb3_rows:
         tau, d = next(iter(r["dream"].items()))

@@ -28,11 +28,14 @@ def test_cmaes_trains_checkpoints_and_resumes(tiny_cartpole_model, tmp_path):
 
 
 def test_squash_maps_into_box_bounds():
-    space = gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32))
-    y = np.array([[-100.0, -100.0, 100.0], [0.0, 0.0, 0.0]])
+    space = gym.spaces.Box(np.array([-1.0, 0.0, 0.0, 1.0], np.float32), np.array([1.0, 1.0, 2.0, 3.0], np.float32))
+    y = np.array([[-100.0, -100.0, 100.0, 100.0], [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, -1.0, -100.0]])
     a = squash(y, space)
-    assert space.contains(a[0]) and space.contains(a[1])
-    np.testing.assert_allclose(a[1], [0.0, 0.5, 0.5])
+    assert all(space.contains(row) for row in a)
+    # steering tanh; pedals ([0, high]) released at rest and when pushed negative; other bounds: affine sigmoid
+    np.testing.assert_allclose(a[1], [0.0, 0.0, 0.0, 2.0])
+    np.testing.assert_allclose(a[0], [-1.0, 0.0, 2.0, 3.0], atol=1e-6)
+    np.testing.assert_allclose(a[2], [np.tanh(1.0), np.tanh(1.0), 0.0, 1.0], atol=1e-6)
 
 
 def test_sb3_adapter_converts_to_same_step_resets(vector_model):

@@ -24,7 +24,6 @@ def test_cli_end_to_end_on_tiny_preset(tmp_path, capsys):
     main(["dream", "--model", str(m), "--out", str(tmp_path / "c.gif"), "--steps", "5", "--compare"])
     main(["list"])
     out = capsys.readouterr().out
-    assert "| CMA" not in out or True
     assert (tmp_path / "r.md").is_file() and (tmp_path / "d.gif").stat().st_size > 0 and (tmp_path / "c.gif").is_file()
     assert "Dream-CartPole-v0" in out and "real env CartPole-v1" in out
 
@@ -68,3 +67,36 @@ def test_dream_check_compares_random_play_in_dream_and_real(tiny_cartpole_model,
     assert table["real"]["episodes"] == 3 and table["real"]["mean"] > 0
     assert set(table["dream"]) == {"1.0/threshold", "1.0/sample"}
     assert all(row["episodes"] == 8 and row["mean"] > 0 for row in table["dream"].values())
+
+
+def test_world_models_evaluates_the_controller_the_dream_prefers(tiny_cartpole_model, tmp_path):
+    """The evaluate stage scores CMA-ES's 'best' or 'mean' controller, whichever the dream rates higher."""
+    import importlib.util
+    import shutil
+    from dataclasses import replace
+
+    import numpy as np
+
+    import gym_dream
+    from trainers.controller import LinearController
+
+    spec = importlib.util.spec_from_file_location("world_models", ROOT / "benchmarks" / "world_models.py")
+    wm = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = wm  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(wm)
+    e = replace(wm.EXPERIMENTS["doom"], name="cartpole", real_id="CartPole-v1", dream_id="Dream-CartPole-v0", taus=(1.0,), main_tau=1.0,
+                episodes=2, sweep_episodes=2, random_episodes=2)
+    shutil.copytree(tiny_cartpole_model, tmp_path / "model")
+    m = gym_dream.resolve_model(str(tmp_path / "model"))
+    always_left = LinearController(m.feature_dim, m.action_space)  # argmax of zeros: action 0 on every step
+    leaning = np.zeros(always_left.num_params, np.float32)
+    leaning[m.feature_dim + 2] = leaning[m.feature_dim + 3] = 1.0  # push right when the pole falls right
+    always_left.save(tmp_path / "cmaes-tau1.0" / "best")
+    LinearController(m.feature_dim, m.action_space, leaning).save(tmp_path / "cmaes-tau1.0" / "mean")
+    kind, scores = wm.pick_controller(e, tmp_path, 1.0, episodes=16)
+    assert set(scores) == {"best", "mean"} and scores["best"] != scores["mean"]
+    assert kind == max(scores, key=scores.get)
+    wm.stage_evaluate(e, tmp_path, workers=1)
+    row = json.loads((tmp_path / "eval-tau1.0.json").read_text())
+    chosen = row["selection_dream_returns"]
+    assert set(chosen) == {"best", "mean"} and row["controller"] == max(chosen, key=chosen.get) and row["real"]["episodes"] == 2

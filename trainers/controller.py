@@ -1,8 +1,9 @@
 """World Models' controller: a linear map from the features [z, h] to the action.
 
 ``a = squash(W @ features + b)``: argmax over ``W @ f + b`` for Discrete actions; per bounded Box
-dimension tanh (for [-1, 1]) or an affine sigmoid (other bounds, e.g. CarRacing's gas/brake in
-[0, 1]), as in the paper; unbounded dimensions are left linear. Saved as safetensors + JSON.
+dimension tanh (for [-1, 1]), a one-sided tanh ``high * clip(tanh(y), 0, 1)`` for pedals bounded by
+[0, high] (CarRacing's gas and brake: released at rest, World Models' brake mapping) or an affine
+sigmoid (other bounds); unbounded dimensions are left linear. Saved as safetensors + JSON.
 """
 
 from __future__ import annotations
@@ -88,7 +89,11 @@ def squash(y: np.ndarray, space: spaces.Space) -> np.ndarray:
     bounded = np.isfinite(low) & np.isfinite(high)
     sym = bounded & np.isclose(low, -high)
     out[:, sym] = np.tanh(y[:, sym]) * high[sym]
-    other = bounded & ~sym
+    # pedals ([0, high]): released at rest. A sigmoid would half-press the brake at y = 0, where every search
+    # starts, which is far from data collected by drivers who seldom brake.
+    pedal = bounded & ~sym & (low == 0) & (high > 0)
+    out[:, pedal] = np.clip(np.tanh(y[:, pedal]), 0.0, 1.0) * high[pedal]
+    other = bounded & ~sym & ~pedal
     out[:, other] = low[other] + (high[other] - low[other]) / (1.0 + np.exp(-y[:, other]))
     return np.clip(out, low, high).astype(space.dtype)
 
