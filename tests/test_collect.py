@@ -165,3 +165,49 @@ def test_sticky_policy_holds_each_random_action_for_up_to_max_hold_steps():
     assert np.mean([runs(acts[:, i]).mean() for i in range(4)]) > 3.0  # iid actions would give about 1.5
     with pytest.raises(ValueError, match="max_hold"):
         make_policy("sticky", box, 1, seed=0, max_hold=0)
+
+
+def test_controller_policy_sees_the_real_env_exactly_as_dream_observation_does(tiny_cartpole_model, tmp_path):
+    """Iterative collection: the controller drives through the same features it was trained on."""
+    import torch
+
+    import gym_dream
+    from trainers.controller import LinearController
+    from trainers.policies import ControllerPolicy
+
+    m = gym_dream.resolve_model(str(tiny_cartpole_model))
+    params = np.random.default_rng(0).normal(size=LinearController(m.feature_dim, m.action_space).num_params).astype(np.float32)
+    LinearController(m.feature_dim, m.action_space, params).save(tmp_path / "c", {"model": str(tiny_cartpole_model)})
+    policy = ControllerPolicy(m.action_space, 1, seed=0, controller=str(tmp_path / "c"))
+    wrapped = gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), str(tiny_cartpole_model))
+    raw = gym.make("CartPole-v1")
+    features, _ = wrapped.reset(seed=3)
+    obs, _ = raw.reset(seed=3)
+    for t in range(40):
+        action = policy(obs[None])[0]
+        np.testing.assert_allclose(m.features(policy.state)[0].numpy(), features, atol=1e-5)
+        assert action == LinearController(m.feature_dim, m.action_space, params).predict(features)[0]
+        features, _, term, trunc, _ = wrapped.step(action)
+        obs, *_ = raw.step(action)
+        if term or trunc:
+            break
+    assert t > 3
+
+
+def test_collection_driven_by_a_controller_records_its_actions(tiny_cartpole_model, tmp_path):
+    import gym_dream
+    from trainers.controller import LinearController
+
+    m = gym_dream.resolve_model(str(tiny_cartpole_model))
+    always_right = LinearController(m.feature_dim, m.action_space)
+    always_right.params[-1] = 1.0  # bias of action 1
+    always_right.save(tmp_path / "c")
+    out = tmp_path / "data"
+    collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=200, workers=2, policy="controller",
+                          policy_kwargs={"controller": str(tmp_path / "c"), "model": str(tiny_cartpole_model)}))
+    ds = EpisodeDataset(out)
+    actions = ds.actions
+    assert len(actions) == 200 and (actions == 1).all()
+    with pytest.raises(ValueError, match="does not record its world model"):
+        collect(CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), steps=50, workers=1, policy="controller",
+                              policy_kwargs={"controller": str(tmp_path / "c")}))

@@ -33,7 +33,10 @@ class CollectConfig:
     episodes: int | None = None
     """target total episodes in the dataset"""
     policy: str | None = None
-    """collecting policy: random | brownian | ou (default: the env's recipe, with its settings)"""
+    """collecting policy: random | sticky | brownian | ou | road_noise | controller (default: the env's recipe, with its settings)"""
+    policy_kwargs: dict[str, Any] | None = None
+    """settings of the collecting policy (default: the recipe's, for the recipe's own policy), e.g.
+    ``{"controller": "runs/cmaes/best", "sigma": 0.1}`` for the controller policy"""
     workers: int = 2
     """parallel real envs (AsyncVectorEnv when > 1)"""
     seed: int = 0
@@ -133,7 +136,7 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
 
     # a resumed run gets seeds no earlier run used, so it never repeats an episode
     run_seed = int(np.random.SeedSequence([cfg.seed, n_eps, n_steps]).generate_state(1)[0])
-    policy_kwargs = r.collect_kwargs if policy_name == r.collect_policy else {}
+    policy_kwargs = cfg.policy_kwargs if cfg.policy_kwargs is not None else (r.collect_kwargs if policy_name == r.collect_policy else {})
     factory = policy_factory or (lambda space, n, seed: make_policy(policy_name, space, n, seed, **policy_kwargs))
     policy = factory(envs.single_action_space, cfg.workers, run_seed)
     obs, _ = envs.reset(seed=run_seed % (2**31))

@@ -155,7 +155,74 @@ class RoadNoisePolicy(OUPolicy):
         return actions
 
 
-POLICIES = {"random": RandomPolicy, "sticky": StickyRandomPolicy, "brownian": BrownianPolicy, "ou": OUPolicy, "road_noise": RoadNoisePolicy}
+class ControllerPolicy(RandomPolicy):
+    """Iterative collection, World Models' suggestion for harder envs: a controller trained in a dream drives
+    the real envs, seen through the world model it was trained in, with exploration noise.
+
+    A dream is only right where its data went. A controller trained in it goes where it pleases (in
+    CarRacing: full throttle, where the data drove slowly), so the next round's data shows the model
+    what really happens there. Box actions get Ornstein-Uhlenbeck noise (``sigma``, ``theta``, in action
+    units); with probability ``random`` per step (and always for Discrete spaces at that rate) the
+    action is uniform random instead. ``controller`` is a controller directory; ``model`` its world
+    model (default: the one recorded in the controller's card).
+    """
+
+    def __init__(self, action_space: spaces.Space, num_envs: int, seed: int, controller: str, model: str | None = None,
+                 sigma: float = 0.1, theta: float = 0.15, random: float = 0.0):
+        import gym_dream
+        from trainers.controller import LinearController
+
+        super().__init__(action_space, num_envs, seed)
+        self.agent = LinearController.load(controller)
+        model = model or self.agent.card.get("model")
+        if model is None:
+            raise ValueError(f"{controller} does not record its world model; pass model=<directory or name>.")
+        self.model = gym_dream.resolve_model(model)
+        if self.model.feature_dim != self.agent.feature_dim:
+            raise ValueError(f"The controller reads {self.agent.feature_dim} features but {model} gives {self.model.feature_dim}; "
+                             "pass the model the controller was trained in.")
+        self.sigma, self.theta, self.random = sigma, theta, random
+        self.noise = np.zeros((num_envs, *action_space.shape)) if isinstance(action_space, spaces.Box) else None
+        self.state = None
+        self.last_actions = None
+        self.fresh = np.ones(num_envs, bool)
+
+    def reset(self, index: int) -> None:
+        self.fresh[index] = True
+        if self.noise is not None:
+            self.noise[index] = 0.0
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        import torch
+
+        from gym_dream.envs.core import actions_to_tensor
+        from gym_dream.models.base import state_where
+
+        with torch.inference_mode():
+            x = self.model.obs_to_tensor(np.asarray(obs), batched=True)
+            start = self.model.initial_state(self.num_envs, obs=x)
+            if self.state is None:
+                self.state = start
+            else:
+                a = actions_to_tensor(self.last_actions, self.space, self.num_envs, self.model.device)
+                seen = self.model.observe(self.state, a, x)
+                self.state = state_where(torch.as_tensor(self.fresh, device=self.model.device), start, seen)
+            features = self.model.features(self.state).cpu().numpy()
+        self.fresh[:] = False
+        actions, _ = self.agent.predict(features)
+        if self.noise is not None:
+            self.noise += -self.theta * self.noise + self.sigma * self.rng.normal(size=self.noise.shape)
+            actions = np.clip(actions + self.noise, self.space.low, self.space.high).astype(self.space.dtype)
+        swap = self.rng.random(self.num_envs) < self.random
+        if swap.any():
+            actions = np.array(actions)
+            actions[swap] = super().__call__(obs)[swap]
+        self.last_actions = actions
+        return actions
+
+
+POLICIES = {"random": RandomPolicy, "sticky": StickyRandomPolicy, "brownian": BrownianPolicy, "ou": OUPolicy, "road_noise": RoadNoisePolicy,
+            "controller": ControllerPolicy}
 
 
 def make_policy(name: str, action_space: spaces.Space, num_envs: int, seed: int, **kwargs):
