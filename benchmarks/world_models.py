@@ -123,7 +123,8 @@ EXPERIMENTS = {
         episodes=100, sweep_episodes=30, random_episodes=30, real_baseline=True,
         # the first round's controllers drove at full throttle (the data drove slowly): one round of data
         # driven by them shows the model what full throttle really does
-        iterate=dict(rounds=1, steps=100_000, sigma=0.1, theta=0.15, check_episodes=10),
+        # each round refits from the last round's model, in fewer epochs
+        iterate=dict(rounds=1, steps=100_000, sigma=0.1, theta=0.15, check_episodes=10, refit=dict(vae_epochs=3, rnn_epochs=30)),
         sb3={"ppo": dict(timesteps=500_000, num_envs=16, eval_every=50_000, eval_episodes=16, hparams={"n_steps": 256})},
         paper=["World Models trained the CarRacing controller in the REAL env: 906 ± 21 over 100 tracks "
                "(V + M features); 'solved' is 900. The paper reports no dream-only CarRacing result."],
@@ -146,7 +147,7 @@ def quick(e: Experiment) -> Experiment:
         e, collect={**e.collect, "episodes": 6, "steps": 3000 if e.name == "carracing" else None},
         fit={**{k: v for k, v in e.fit.items() if k not in ("z_dim", "hidden", "vae_channels", "seq_len")},
              "preset": "tiny", "vae_epochs": 1, "rnn_epochs": 2, "vae_frames": 2000},
-        iterate={**e.iterate, "steps": 1000, "check_episodes": 1} if e.iterate else {},
+        iterate={**e.iterate, "steps": 1000, "check_episodes": 1, "refit": {"vae_epochs": 1, "rnn_epochs": 1}} if e.iterate else {},
         cmaes=dict(generations=2, popsize=4, rollouts=2), episodes=2, sweep_episodes=2, random_episodes=2, taus=(e.main_tau,),
         sb3={a: {**kw, "timesteps": 256, "num_envs": 4, "eval_every": 128, "eval_episodes": 2} for a, kw in e.sb3.items()},
     )
@@ -160,11 +161,19 @@ def stage_collect(e: Experiment, work: Path) -> None:
     print(json.dumps(collect(CollectConfig(env_id=e.real_id, out=str(work / "data"), **e.collect))))
 
 
+def _rounds(work: Path) -> list[Path]:
+    return sorted(work.glob("round-*"), key=lambda p: int(p.name.split("-")[1]))
+
+
 def stage_fit(e: Experiment, work: Path, device: str, rnn_minutes: float | None = None) -> None:
     if (work / "model" / "model.json").is_file():
         print(f"{work / 'model'} exists; delete it to fit again")
         return
-    fit(FitConfig(data=str(work / "data"), out=str(work / "model"), device=device, rnn_minutes=rnn_minutes, **e.fit))
+    kwargs = dict(e.fit)
+    rounds = _rounds(work)
+    if rounds and e.iterate.get("refit"):  # after a collection round: start from the last round's model
+        kwargs.update(e.iterate["refit"], init=str(rounds[-1] / "model"))
+    fit(FitConfig(data=str(work / "data"), out=str(work / "model"), device=device, rnn_minutes=rnn_minutes, **kwargs))
 
 
 def _train_one(e: Experiment, work: Path, tau: float, device: str, max_seconds: float | None) -> dict[str, Any]:
@@ -198,7 +207,7 @@ def stage_iterate(e: Experiment, work: Path, workers: int = 2, round_no: int | N
 
     if not e.iterate:
         raise SystemExit(f"The {e.name} experiment has no iterate settings.")
-    rounds = sorted(work.glob("round-*"), key=lambda p: int(p.name.split("-")[1]))
+    rounds = _rounds(work)
     if (work / "model" / "model.json").is_file() and (round_no is None or len(rounds) < round_no):
         if not (work / f"cmaes-tau{e.main_tau}").is_dir():
             raise SystemExit(f"No controller at tau {e.main_tau} to drive the round: run the train stage first.")
@@ -227,7 +236,7 @@ def stage_iterate(e: Experiment, work: Path, workers: int = 2, round_no: int | N
         atomic_write_bytes(last / "round.json", (json.dumps(info, indent=2) + "\n").encode())
         print(f"round {len(rounds)}: the controller scores {returns.mean():.1f} ± {returns.std():.1f} over {n} real episodes "
               f"(dream {info['selection_dream_returns'][info['controller']]:.1f})", flush=True)
-    settings = {k: v for k, v in e.iterate.items() if k not in ("rounds", "steps", "check_episodes")}
+    settings = {k: v for k, v in e.iterate.items() if k not in ("rounds", "steps", "check_episodes", "refit")}
     r = collect(CollectConfig(env_id=e.real_id, out=str(work / "data"), steps=info["target_steps"], workers=e.collect.get("workers", 2),
                               seed=e.collect.get("seed", 0) + 1000 * len(rounds), policy="controller",
                               policy_kwargs={"controller": str(controller), "model": str(last / "model"), **settings}))
@@ -392,7 +401,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     lines += ["", *[f"For comparison: {p}" for p in e.paper], ""]
     if e.note:
         lines += [e.note, ""]
-    rounds = [json.loads((p / "round.json").read_text()) for p in sorted(work.glob("round-*"), key=lambda p: int(p.name.split("-")[1]))]
+    rounds = [json.loads((p / "round.json").read_text()) for p in _rounds(work)]
     if rounds:
         lines += ["## Collection rounds (World Models' iterative procedure)", "",
                   f"The first {rounds[0]['steps_before']} real steps came from the recipe's policy ({card['data']['policies'][0]}); "

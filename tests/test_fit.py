@@ -100,3 +100,14 @@ def test_termination_weight_reaches_the_loss_and_the_card(cartpole_data, tmp_pat
     assert h["loss"] == pytest.approx(h["nll"] + h["reward_mse"] + 10.0 * h["termination_bce"], rel=1e-4)
     # rare ends are reported on their own: recall on real ends and false alarms elsewhere
     assert 0.0 <= h["termination_recall"] <= 1.0 and 0.0 <= h["termination_false_alarm_rate"] <= 1.0
+
+
+def test_fit_can_start_from_a_previous_model(cartpole_data, tiny_cartpole_model, tmp_path):
+    """A further collection round refits from the last model: with no epochs the weights are the old ones."""
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=0, bank_size=16, init=str(tiny_cartpole_model)))
+    old, new = gym_dream.load_model(tiny_cartpole_model).state_dict(), gym_dream.load_model(out).state_dict()
+    for k in old:
+        if k != "start_z":
+            torch.testing.assert_close(new[k], old[k], msg=k)
+    with pytest.raises(ValueError, match="sizes differ"):
+        fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m2"), preset="tiny", hidden=24, rnn_epochs=0, init=str(tiny_cartpole_model)))

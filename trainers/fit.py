@@ -91,6 +91,9 @@ class FitConfig:
     """start latents kept for dream resets"""
     max_episodes: int | None = None
     """use only the first N episodes of the dataset"""
+    init: str | None = None
+    """a model directory (same sizes) whose weights the fit starts from: after a further collection round
+    the grown dataset is refitted from the previous model in fewer epochs"""
     seed: int = 0
     """seed for splits, initialisation and batches"""
     device: str = "cpu"
@@ -116,6 +119,20 @@ class FitConfig:
                 p[k] = v
         p["residual"] = (not image) if self.residual is None else self.residual
         return p
+
+
+def _warm_start(model: MDNRNN, init: str) -> None:
+    """Copy every weight of the model at ``init`` into ``model`` (sizes must match; the bank of start latents is rebuilt)."""
+    from gym_dream.store import resolve_model
+
+    src = resolve_model(init).state_dict()
+    own = model.state_dict()
+    mismatched = [k for k in own if k != "start_z" and (k not in src or src[k].shape != own[k].shape)]
+    if mismatched:
+        raise ValueError(f"Cannot start from {init}: its sizes differ from this fit's ({', '.join(mismatched[:4])}...); "
+                         "fit with the same z_dim, hidden, mixtures, head_hidden and vae_channels, or drop init.")
+    model.load_state_dict({k: (src[k].to(own[k].dtype) if k != "start_z" else own[k]) for k in own})
+    _log(f"starting from the weights of {init}")
 
 
 def _log(msg: str) -> None:
@@ -364,11 +381,13 @@ def fit(cfg: FitConfig) -> Path:
         vae_channels=tuple(p["vae_channels"]),
         bank_size=1,
     ).to(cfg.device)
+    if cfg.init:
+        _warm_start(model, cfg.init)
     train_eps, val_eps = ds.split(cfg.val_fraction, cfg.seed)
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     # budgets (epochs) are not part of a run's identity: asking for more epochs continues the run
-    ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+    ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, "init": cfg.init,
              **{k: v for k, v in p.items() if not k.endswith("_epochs")}}
     chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     _log(f"data: {len(ds)} episodes, {ds.steps} steps of {meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
