@@ -1,0 +1,1 @@
+"""The shipped default model of Dream-CarRacing-v0 (data only: model.json + model.safetensors)."""
