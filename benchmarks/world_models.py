@@ -391,6 +391,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     rows = [json.loads(_row_path(work, t).read_text()) for t in e.taus if _row_path(work, t).is_file()]
     sb3_rows = [json.loads(_sb3_row_path(work, a, e.main_tau).read_text()) for a in e.sb3 if _sb3_row_path(work, a, e.main_tau).is_file()]
     rnd = json.loads((work / "eval-random.json").read_text()) if (work / "eval-random.json").is_file() else None
+    real_cma_partial = None
     real_cma = json.loads((work / "eval-real-cmaes.json").read_text()) if (work / "eval-real-cmaes.json").is_file() else None
     curves = results / f"{e.name}_cmaes.png"
     _learning_curves(e, work, curves)
@@ -423,6 +424,14 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
                      f"{r['real']['episodes']} | {'**yes**' if exploits_dream(d, r['real']) else 'no'} |")
     if real_cma:
         lines.append(f"| {real_cma['agent']} | - | {real_cma['real']['mean']:.0f} ± {real_cma['real']['std']:.0f} | {real_cma['real']['episodes']} | - |")
+    elif (work / "cmaes-real" / "log.jsonl").is_file():  # stopped before its budget: its progress, as progress
+        log = [json.loads(x) for x in (work / "cmaes-real" / "log.jsonl").read_text().splitlines()]
+        real_cma_partial = {"generations": len(log), "real_steps": log[-1]["real_steps"], "budget": card["data"]["steps"],
+                            "last_population_mean": log[-1]["mean_fitness"], "best_single_episode": max(x["max_fitness"] for x in log)}
+        lines.append(f"| CMA-ES linear trained on the REAL env, **stopped** after {len(log)} generations of 16 "
+                     f"({log[-1]['real_steps']} of the {card['data']['steps']} real steps budgeted; not evaluated) | - | "
+                     f"last population mean {log[-1]['mean_fitness']:.0f} (one episode per candidate), best single episode "
+                     f"{real_cma_partial['best_single_episode']:.0f} | - | - |")
     if rnd:
         lines.append(f"| random policy{' (*)' if rnd.get('note') else ''} | - | {rnd['real']['mean']:.0f} ± {rnd['real']['std']:.0f} | {rnd['real']['episodes']} | - |")
     lines += ["", *([f"(*) {rnd['note']}.", ""] if rnd and rnd.get("note") else []), *[f"For comparison: {p}" for p in e.paper], ""]
@@ -469,7 +478,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         if log.is_file():
             r["train_seconds"] = json.loads(log.read_text().splitlines()[-1])["seconds"]
     atomic_write_bytes(results / f"{e.name}.md", ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "sb3_agents": sb3_rows, "random": rnd, "real_env_cmaes": real_cma, "collection_rounds": rounds, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
+    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "sb3_agents": sb3_rows, "random": rnd, "real_env_cmaes": real_cma, "real_env_cmaes_partial": real_cma_partial, "collection_rounds": rounds, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
     print("\n".join(lines))
 
 
