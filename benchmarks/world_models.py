@@ -8,6 +8,9 @@ Stages (each resumable; ``all`` runs them in order): ``collect`` (real data) -> 
 real returns, random baseline) -> ``report`` (results/<env>.md/.json, learning curves, a real-vs-dream GIF)
 -> ``ship`` (the model becomes the shipped default of its Dream-* id, fp16, with its scores in the card).
 Work files go to runs/<env>/ (``--work``). ``--quick`` shrinks every budget for a smoke run.
+Collection rounds: ``iterate`` hands the data collection to the latest controller (World Models' iterative
+procedure); on a machine without the earlier rounds' work folder, ``adopt`` starts the next round from the
+shipped model and the controller kept in results/.
 """
 
 from __future__ import annotations
@@ -191,8 +194,28 @@ def _shown(path: Path) -> str:
     return str(path.resolve().relative_to(ROOT)) if path.resolve().is_relative_to(ROOT) else str(path)
 
 
+def _round_no(path: Path) -> int:
+    return int(path.name.split("-")[1])
+
+
 def _rounds(work: Path) -> list[Path]:
-    return sorted(work.glob("round-*"), key=lambda p: int(p.name.split("-")[1]))
+    return sorted(work.glob("round-*"), key=_round_no)
+
+
+def _adopted(work: Path) -> dict[str, Any]:
+    """What ``adopt`` recorded about the earlier rounds of a shipped model ({} when the work folder holds them all)."""
+    path = work / "adopted.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _all_rounds(work: Path) -> list[dict[str, Any]]:
+    """Every collection round behind the current model: the adopted model's (from its card), then this folder's."""
+    return [*_adopted(work).get("collection_rounds", []), *[json.loads((p / "round.json").read_text()) for p in _rounds(work)]]
+
+
+def _real_steps(work: Path, card: dict[str, Any]) -> int:
+    """Real steps behind the current model: its dataset's, plus those of an adopted model's dataset."""
+    return int(card["data"]["steps"]) + int(_adopted(work).get("real_steps", 0))
 
 
 def stage_fit(e: Experiment, work: Path, device: str, rnn_minutes: float | None = None) -> None:
@@ -242,7 +265,7 @@ def stage_iterate(e: Experiment, work: Path, workers: int = 2, round_no: int | N
         if not (work / f"cmaes-tau{e.main_tau}").is_dir():
             raise SystemExit(f"No controller at tau {e.main_tau} to drive the round: run the train stage first.")
         kind, selection = pick_controller(e, work, e.main_tau)
-        dest = work / f"round-{len(rounds) + 1}"
+        dest = work / f"round-{_round_no(rounds[-1]) + 1 if rounds else len(_adopted(work).get('collection_rounds', [])) + 1}"
         dest.mkdir()
         steps = count_episodes(work / "data")[1]
         moving = [work / "model", work / "model.checkpoints", *work.glob("cmaes-tau*"), *work.glob("eval-tau*.json"),
@@ -264,13 +287,60 @@ def stage_iterate(e: Experiment, work: Path, workers: int = 2, round_no: int | N
         returns, _ = real_episode_returns(LinearController.load(controller), e.real_id, str(last / "model"), n, seed=0, workers=workers)
         info["real_check"] = _stats(returns)
         atomic_write_bytes(last / "round.json", (json.dumps(info, indent=2) + "\n").encode())
-        print(f"round {len(rounds)}: the controller scores {returns.mean():.1f} ± {returns.std():.1f} over {n} real episodes "
+        print(f"round {_round_no(last)}: the controller scores {returns.mean():.1f} ± {returns.std():.1f} over {n} real episodes "
               f"(dream {info['selection_dream_returns'][info['controller']]:.1f})", flush=True)
     settings = {k: v for k, v in e.iterate.items() if k not in ("rounds", "steps", "check_episodes", "refit")}
     r = collect(CollectConfig(env_id=e.real_id, out=str(work / "data"), steps=info["target_steps"], workers=e.collect.get("workers", 2),
-                              seed=e.collect.get("seed", 0) + 1000 * len(rounds), policy="controller",
+                              seed=e.collect.get("seed", 0) + 1000 * _round_no(last), policy="controller",
                               policy_kwargs={"controller": str(controller), "model": str(last / "model"), **settings}))
     print(json.dumps(r))
+
+
+def stage_adopt(e: Experiment, work: Path, shipped: Path | None = None, kept: Path | None = None, results: Path = RESULTS) -> None:
+    """Start the next collection round from the SHIPPED model and its kept controller, when the work folder of
+    the earlier rounds is gone (a fresh machine). The shipped model (``gym_dream/bundled/<name>``) and the
+    controller kept next to the results become ``work/round-K/`` (K = the card's rounds + 1); the card's data,
+    rounds and fits are recorded in ``work/adopted.json``, so reports and the shipped card count them. The next
+    ``iterate`` collects the round's data into a fresh dataset, and ``fit`` starts from the adopted model."""
+    shipped = shipped or ROOT / "gym_dream" / "bundled" / e.model_name.replace("-", "_")
+    kept = kept or results / f"{e.name}_cmaes_tau{e.main_tau}"
+    if (work / "adopted.json").is_file():
+        print(f"{work} already adopted {_adopted(work)['from']}")
+        return
+    if (work / "model").exists() or _rounds(work) or (work / "data").exists():
+        raise SystemExit(f"{work} already holds a model, rounds or data: adopt starts a fresh work folder "
+                         "(pass --work for a new one).")
+    if not (shipped / "model.json").is_file() or not (kept / "controller.json").is_file():
+        raise SystemExit(f"Nothing to adopt: needs the shipped model {_shown(shipped)} and the controller {_shown(kept)} "
+                         f"(run the ship stage once).")
+    import shutil
+    import subprocess
+
+    card = read_card(shipped)
+    earlier = card["data"].get("collection_rounds", [])
+    dest = work / f"round-{len(earlier) + 1}"
+    shutil.copytree(shipped, dest / "model", ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+    controller = LinearController.load(kept)
+    controller.save(dest / f"cmaes-tau{e.main_tau}" / "mean", {k: v for k, v in controller.card.items()
+                                                                if k not in ("format", "format_version", "feature_dim", "action_space")})
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    adopted = {"from": _shown(shipped), "controller": _shown(kept), "commit": commit, "real_steps": card["data"]["steps"],
+               "episodes": card["data"]["episodes"], "policies": card["data"]["policies"], "collection_rounds": earlier,
+               "fits_seconds": card["training"].get("fits_seconds", [card["training"]["seconds"]]),
+               "scores": card.get("scores", {})}
+    previous = results / f"{e.name}.json"  # a real-env baseline stopped before its budget: its progress, carried over
+    if previous.is_file() and json.loads(previous.read_text()).get("real_env_cmaes_partial"):
+        adopted["real_env_cmaes_partial"] = json.loads(previous.read_text())["real_env_cmaes_partial"]
+    _, selection = pick_controller(e, dest, e.main_tau)
+    info = {"controller": "mean", "selection_dream_returns": selection, "tau": e.main_tau, "steps_before": 0,
+            "target_steps": e.iterate["steps"], "adopted": True}
+    atomic_write_bytes(dest / "round.json", (json.dumps(info, indent=2) + "\n").encode())
+    atomic_write_bytes(work / "adopted.json", (json.dumps(adopted, indent=2) + "\n").encode())
+    print(f"adopted {_shown(shipped)} ({card['data']['steps']} real steps, {len(earlier)} rounds) and {_shown(kept)} as "
+          f"{_shown(dest)}; next: iterate, fit, train")
 
 
 def _row_path(work: Path, tau: float) -> Path:
@@ -342,7 +412,7 @@ def stage_real_baseline(e: Experiment, work: Path, workers: int) -> None:
 
     if not e.real_baseline:
         return
-    budget = read_card(work / "model")["data"]["steps"]
+    budget = _real_steps(work, read_card(work / "model"))
     train_cmaes_real(e.real_id, str(work / "model"), work / "cmaes-real", budget, popsize=16, workers=workers)
     path = work / "eval-real-cmaes.json"
     if not path.is_file():
@@ -396,6 +466,8 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     rnd = json.loads((work / "eval-random.json").read_text()) if (work / "eval-random.json").is_file() else None
     real_cma_partial = None
     real_cma = json.loads((work / "eval-real-cmaes.json").read_text()) if (work / "eval-real-cmaes.json").is_file() else None
+    adopted = _adopted(work)
+    real_steps = _real_steps(work, card)
     curves = results / f"{e.name}_cmaes.png"
     _learning_curves(e, work, curves)
     gif = results / f"{e.name}_real_vs_dream.gif"
@@ -429,24 +501,43 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         lines.append(f"| {real_cma['agent']} | - | {real_cma['real']['mean']:.0f} ± {real_cma['real']['std']:.0f} | {real_cma['real']['episodes']} | - |")
     elif (work / "cmaes-real" / "log.jsonl").is_file():  # stopped before its budget: its progress, as progress
         log = [json.loads(x) for x in (work / "cmaes-real" / "log.jsonl").read_text().splitlines()]
-        real_cma_partial = {"generations": len(log), "real_steps": log[-1]["real_steps"], "budget": card["data"]["steps"],
+        real_cma_partial = {"generations": len(log), "real_steps": log[-1]["real_steps"], "budget": real_steps,
                             "last_population_mean": log[-1]["mean_fitness"], "best_single_episode": max(x["max_fitness"] for x in log)}
-        lines.append(f"| CMA-ES linear trained on the REAL env, **stopped** after {len(log)} generations of 16 "
-                     f"({log[-1]['real_steps']} of the {card['data']['steps']} real steps budgeted; not evaluated) | - | "
-                     f"last population mean {log[-1]['mean_fitness']:.0f} (one episode per candidate), best single episode "
-                     f"{real_cma_partial['best_single_episode']:.0f} | - | - |")
+    elif adopted.get("real_env_cmaes_partial"):  # stopped in the run whose model was adopted
+        real_cma_partial = {**adopted["real_env_cmaes_partial"], "carried_over_from": adopted["commit"]}
+    if real_cma_partial and not real_cma:
+        q = real_cma_partial
+        lines.append(f"| CMA-ES linear trained on the REAL env, **stopped** after {q['generations']} generations of 16 "
+                     f"({q['real_steps']} of the {q['budget']} real steps budgeted; not evaluated)"
+                     f"{' (**)' if q.get('carried_over_from') else ''} | - | "
+                     f"last population mean {q['last_population_mean']:.0f} (one episode per candidate), best single episode "
+                     f"{q['best_single_episode']:.0f} | - | - |")
     if rnd:
         lines.append(f"| random policy{' (*)' if rnd.get('note') else ''} | - | {rnd['real']['mean']:.0f} ± {rnd['real']['std']:.0f} | {rnd['real']['episodes']} | - |")
-    lines += ["", *([f"(*) {rnd['note']}.", ""] if rnd and rnd.get("note") else []), *[f"For comparison: {p}" for p in e.paper], ""]
+    lines += ["", *([f"(*) {rnd['note']}.", ""] if rnd and rnd.get("note") else []),
+              *([f"(**) From the run at commit {real_cma_partial['carried_over_from']}, with the {real_cma_partial['budget']} real steps "
+                 "behind that run's model as its budget; its work folder was not kept.", ""]
+                if real_cma_partial and real_cma_partial.get("carried_over_from") and not real_cma else []),
+              *[f"For comparison: {p}" for p in e.paper], ""]
     if e.note:
         lines += [e.note, ""]
-    rounds = [json.loads((p / "round.json").read_text()) for p in _rounds(work)]
+    rounds = _all_rounds(work)
+    fits = [*adopted.get("fits_seconds", []), *[read_card(r / "model")["training"]["seconds"] for r in _rounds(work) if not
+                                                 json.loads((r / "round.json").read_text()).get("adopted")], t["seconds"]]
     if rounds:
         lines += ["## Collection rounds (World Models' iterative procedure)", "",
                   f"The first {rounds[0]['steps_before']} real steps came from the recipe's policy ({card['data']['policies'][0]}); "
                   f"then each round's model and controllers (kept in `{_shown(work)}/round-K/`) handed over to a controller-driven round "
                   f"(`python benchmarks/world_models.py {e.name} iterate`; OU exploration noise sigma {e.iterate.get('sigma')}, theta "
                   f"{e.iterate.get('theta')}; each refit starts from the last model with {e.iterate.get('refit')}):", ""]
+        if adopted:
+            lines.append(f"Rounds 1-{len(adopted['collection_rounds'])} ran at commit {adopted['commit']}; their work folder "
+                         f"(data, models) was not kept. Round {len(adopted['collection_rounds']) + 1} started from what that run "
+                         f"shipped, `{adopted['from']}` and `{adopted['controller']}` (`python benchmarks/world_models.py {e.name} adopt`), "
+                         f"and its data start a fresh dataset: the current model was fitted on {card['data']['steps']} new real steps, "
+                         f"starting from the weights of the adopted model ({adopted['real_steps']} earlier real steps). "
+                         f"Real steps below count within each run's dataset.")
+            lines.append("")
         for k, r in enumerate(rounds, 1):
             check = r.get("real_check")
             lines.append(f"- round {k}: the tau {r['tau']} controller (CMA-ES {r['controller']}) scored "
@@ -457,9 +548,10 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     lines += [
         "## Model and compute", "",
         f"- data: {card['data']['steps']} real steps, {card['data']['episodes']} episodes, policy {card['data']['policies']} "
-        f"(`python benchmarks/world_models.py {e.name} collect`)",
+        + (f"(after {adopted['real_steps']} real steps behind the adopted model; {real_steps} in all)" if adopted else
+           f"(`python benchmarks/world_models.py {e.name} collect`)"),
         f"- fit: {t['seconds'] / 60:.0f} min"
-        + (f" (the last of {len(rounds) + 1} fits, {(sum(read_card(r / 'model')['training']['seconds'] for r in _rounds(work)) + t['seconds']) / 60:.0f} min in all)" if rounds else "")
+        + (f" (the last of {len(fits)} fits, {sum(fits) / 60:.0f} min in all)" if len(fits) > 1 else "")
         + f" on {t['device'] if t.get('device', 'cpu') != 'cpu' else str(t['cpu_threads']) + ' CPU threads'}; VAE channels {t['hyperparameters']['vae_channels']}, "
         f"z {t['hyperparameters']['z_dim']}, LSTM {t['hyperparameters']['hidden']}, {t['hyperparameters']['mixtures']} mixtures; weights fp16",
         f"- held-out VAE: reconstruction {h['vae'].get('reconstruction', float('nan')):.1f} (squared error per 64x64x3 frame in [0,1]), "
@@ -481,7 +573,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         if log.is_file():
             r["train_seconds"] = json.loads(log.read_text().splitlines()[-1])["seconds"]
     atomic_write_bytes(results / f"{e.name}.md", ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "sb3_agents": sb3_rows, "random": rnd, "real_env_cmaes": real_cma, "real_env_cmaes_partial": real_cma_partial, "collection_rounds": rounds, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
+    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "sb3_agents": sb3_rows, "random": rnd, "real_env_cmaes": real_cma, "real_env_cmaes_partial": real_cma_partial, "collection_rounds": rounds, "adopted": adopted or None, "real_steps": real_steps, "fits_seconds": fits, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
     print("\n".join(lines))
 
 
@@ -495,12 +587,18 @@ def stage_ship(e: Experiment, work: Path) -> None:
     rows = [json.loads(_row_path(work, t).read_text()) for t in e.taus if _row_path(work, t).is_file()]
     if rows:
         record_scores(dest, rows, f"results/{e.name}.md (python benchmarks/world_models.py {e.name} all)")
-    rounds = _rounds(work)
+    rounds = _all_rounds(work)
     if rounds:  # the card states all the data and compute behind the model, not only its last refit
         path = dest / "model.json"
         shipped = json.loads(path.read_text())
-        shipped["data"]["collection_rounds"] = [json.loads((r / "round.json").read_text()) for r in rounds]
-        fits = [read_card(r / "model")["training"]["seconds"] for r in rounds] + [shipped["training"]["seconds"]]
+        adopted = _adopted(work)
+        shipped["data"]["collection_rounds"] = rounds
+        if adopted:
+            shipped["data"]["adopted"] = {k: adopted[k] for k in ("from", "commit", "real_steps", "episodes", "policies")}
+            shipped["data"]["real_steps_in_all"] = _real_steps(work, shipped)
+        fits = [*adopted.get("fits_seconds", []), *[read_card(r / "model")["training"]["seconds"] for r in _rounds(work)
+                                                    if not json.loads((r / "round.json").read_text()).get("adopted")],
+                shipped["training"]["seconds"]]
         shipped["training"]["fits_seconds"] = fits
         shipped["training"]["note"] = (f"{len(fits)} fits, each after a collection round and from the previous model "
                                        f"({sum(fits) / 60:.0f} min in all); 'seconds' is the last one")
@@ -516,7 +614,7 @@ def stage_ship(e: Experiment, work: Path) -> None:
     print(f"shipped {dest} ({size:.1f} MB); declare it in pyproject.toml [project.entry-points.\"gym_dream.models\"]")
 
 
-STAGES = ["collect", "fit", "train", "iterate", "evaluate", "sb3", "real_baseline", "report", "ship"]
+STAGES = ["collect", "adopt", "fit", "train", "iterate", "evaluate", "sb3", "real_baseline", "report", "ship"]
 
 
 def all_stages(e: Experiment) -> list[str]:
@@ -562,6 +660,8 @@ def main() -> None:
         print(f"== {e.name}: {stage}", flush=True)
         if stage == "collect":
             stage_collect(e, work)
+        elif stage == "adopt":
+            stage_adopt(e, work)
         elif stage == "fit":
             stage_fit(e, work, a.device, a.rnn_minutes)
         elif stage == "iterate":

@@ -35,7 +35,8 @@ def test_cli_help_is_usable(capsys):
     assert "collect" in out and "examples" in out
     with pytest.raises(SystemExit):
         main(["train", "cmaes", "--help"])
-    assert "population" in capsys.readouterr().out or True
+    out = capsys.readouterr().out
+    assert "--popsize" in out and "candidates per generation" in out
 
 
 EXAMPLES = {
@@ -69,9 +70,18 @@ def test_dream_check_compares_random_play_in_dream_and_real(tiny_cartpole_model,
     assert all(row["episodes"] == 8 and row["mean"] > 0 for row in table["dream"].values())
 
 
+def _world_models():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("world_models", ROOT / "benchmarks" / "world_models.py")
+    wm = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = wm  # dataclasses look their module up while the file executes
+    spec.loader.exec_module(wm)
+    return wm
+
+
 def test_world_models_evaluates_the_controller_the_dream_prefers(tiny_cartpole_model, tmp_path):
     """The evaluate stage scores CMA-ES's 'best' or 'mean' controller, whichever the dream rates higher."""
-    import importlib.util
     import shutil
     from dataclasses import replace
 
@@ -80,10 +90,7 @@ def test_world_models_evaluates_the_controller_the_dream_prefers(tiny_cartpole_m
     import gym_dream
     from trainers.controller import LinearController
 
-    spec = importlib.util.spec_from_file_location("world_models", ROOT / "benchmarks" / "world_models.py")
-    wm = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = wm  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(wm)
+    wm = _world_models()
     e = replace(wm.EXPERIMENTS["doom"], name="cartpole", real_id="CartPole-v1", dream_id="Dream-CartPole-v0", taus=(1.0,), main_tau=1.0,
                 episodes=2, sweep_episodes=2, random_episodes=2)
     shutil.copytree(tiny_cartpole_model, tmp_path / "model")
@@ -100,3 +107,47 @@ def test_world_models_evaluates_the_controller_the_dream_prefers(tiny_cartpole_m
     row = json.loads((tmp_path / "eval-tau1.0.json").read_text())
     chosen = row["selection_dream_returns"]
     assert set(chosen) == {"best", "mean"} and row["controller"] == max(chosen, key=chosen.get) and row["real"]["episodes"] == 2
+
+
+def test_world_models_adopts_a_shipped_model_and_goes_on_with_the_next_round(tiny_cartpole_model, tmp_path):
+    """On a machine without the earlier rounds' work folder, ``adopt`` turns the shipped model and its kept controller
+    into round K+1 (K = the rounds in its card); ``iterate`` then collects that round into a fresh dataset, and the
+    real steps, rounds and fits behind the model keep counting the adopted ones."""
+    import shutil
+    from dataclasses import replace
+
+    import gym_dream
+    from trainers.controller import LinearController
+
+    wm = _world_models()
+    e = replace(wm.EXPERIMENTS["carracing"], name="cartpole", real_id="CartPole-v1", dream_id="Dream-CartPole-v0", taus=(1.0,),
+                main_tau=1.0, collect=dict(workers=1, seed=5), iterate=dict(rounds=1, steps=60, sigma=0.1, theta=0.15, check_episodes=1))
+    shipped, results, work = tmp_path / "shipped", tmp_path / "results", tmp_path / "work"
+    shutil.copytree(tiny_cartpole_model, shipped)
+    card = json.loads((shipped / "model.json").read_text())
+    earlier = [{"controller": "mean", "selection_dream_returns": {"mean": 10.0}, "tau": 1.0, "steps_before": 100, "target_steps": 150}]
+    card["data"]["collection_rounds"] = earlier
+    card["training"]["fits_seconds"] = [3.0, card["training"]["seconds"]]
+    (shipped / "model.json").write_text(json.dumps(card))
+    with pytest.raises(SystemExit, match="run the ship stage"):
+        wm.stage_adopt(e, work, shipped=shipped, results=results)
+    m = gym_dream.resolve_model(str(shipped))
+    LinearController(m.feature_dim, m.action_space).save(results / "cartpole_cmaes_tau1.0")
+    wm.stage_adopt(e, work, shipped=shipped, results=results)
+    assert [p.name for p in wm._rounds(work)] == ["round-2"]  # numbered after the card's round 1
+    info = json.loads((work / "round-2" / "round.json").read_text())
+    assert info["adopted"] and info["steps_before"] == 0 and info["target_steps"] == 60 and "mean" in info["selection_dream_returns"]
+    assert (work / "round-2" / "cmaes-tau1.0" / "mean" / "controller.json").is_file()
+    assert wm._real_steps(work, card) == 2 * card["data"]["steps"]  # the fresh dataset's, plus the adopted model's
+    assert [r["target_steps"] for r in wm._all_rounds(work)] == [150, 60]
+    wm.stage_adopt(e, work, shipped=shipped, results=results)  # idempotent: already adopted
+    wm.stage_iterate(e, work, workers=1)
+    info = json.loads((work / "round-2" / "round.json").read_text())
+    assert info["real_check"]["episodes"] == 1
+    from trainers.data import count_episodes
+
+    assert count_episodes(work / "data")[1] >= 60  # the round's data start a fresh dataset
+    occupied = tmp_path / "occupied"
+    (occupied / "data").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="fresh work folder"):  # never mixes with data a user collected
+        wm.stage_adopt(e, occupied, shipped=shipped, results=results)

@@ -56,7 +56,8 @@ def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, 
         tp = hints[f.name]
         is_union = typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union))
         base = next(a for a in typing.get_args(tp) if a is not type(None)) if is_union else tp
-        help_ = f"{docs.get(f.name, '')} (default: {default})"
+        doc = docs.get(f.name, "")
+        help_ = doc if "(default" in doc else f"{doc} (default: {default})"  # a doc that explains its default keeps it
         if f.name == positional:
             parser.add_argument(f.name, help=help_)
             continue
