@@ -66,6 +66,9 @@ class Experiment:
     # further collection rounds driven by the main-tau controller (World Models' iterative procedure):
     # {"rounds": R, "steps": real steps per round, and ControllerPolicy settings (sigma, theta, random)}
     iterate: dict[str, Any] = field(default_factory=dict)
+    # also score the main-tau controller WITH the collection rounds' OU noise ({"sigma", "theta"}): the stochastic
+    # policy that drove the rounds, trained in the dream like the rest (the noise is the rounds' setting, not tuned)
+    noise_row: dict[str, Any] = field(default_factory=dict)
 
 
 EXPERIMENTS = {
@@ -128,6 +131,7 @@ EXPERIMENTS = {
         # track: rounds of data driven by the latest controller show the model what its driving really does;
         # each round refits from the last round's model, in fewer epochs
         iterate=dict(rounds=2, steps=100_000, sigma=0.1, theta=0.15, check_episodes=10, refit=dict(vae_epochs=3, rnn_epochs=30)),
+        noise_row=dict(sigma=0.1, theta=0.15),
         sb3={"ppo": dict(timesteps=300_000, num_envs=16, eval_every=50_000, eval_episodes=16, hparams={"n_steps": 256})},
         reproduce=[
             "python benchmarks/world_models.py carracing collect        # 200k steps of the recipe's road_noise policy: 19 min",
@@ -343,8 +347,14 @@ def stage_adopt(e: Experiment, work: Path, shipped: Path | None = None, kept: Pa
           f"{_shown(dest)}; next: iterate, fit, train")
 
 
-def _row_path(work: Path, tau: float) -> Path:
-    return work / f"eval-tau{tau}.json"
+def _row_path(work: Path, tau: float, noise: bool = False) -> Path:
+    return work / f"eval-tau{tau}{'-noise' if noise else ''}.json"
+
+
+def _cmaes_rows(e: Experiment, work: Path) -> list[dict[str, Any]]:
+    """The evaluated CMA-ES rows: one per tau, and the main tau's with noise when the experiment has it."""
+    paths = [_row_path(work, t) for t in e.taus] + ([_row_path(work, e.main_tau, noise=True)] if e.noise_row else [])
+    return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
 def pick_controller(e: Experiment, work: Path, tau: float, episodes: int = 100) -> tuple[str, dict[str, float]]:
@@ -374,6 +384,19 @@ def stage_evaluate(e: Experiment, work: Path, workers: int) -> None:
         row.update(controller=kind, selection_dream_returns=selection)
         atomic_write_bytes(path, json.dumps(row, indent=2).encode())
         print(f"tau {tau}: dream {row['dream'][str(tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}")
+    path = _row_path(work, e.main_tau, noise=True)
+    if e.noise_row and e.main_tau in e.taus and not path.is_file():
+        from trainers.noise import WithActionNoise
+
+        base = json.loads(_row_path(work, e.main_tau).read_text())
+        agent = LinearController.load(work / f"cmaes-tau{e.main_tau}" / base["controller"])
+        sigma, theta = e.noise_row["sigma"], e.noise_row.get("theta", 0.15)
+        noisy = WithActionNoise(agent, agent.action_space, sigma, theta)
+        row = evaluate(noisy, e.dream_id, model, taus=(e.main_tau,), episodes=e.episodes, dream_episodes=100,
+                       name=f"CMA-ES linear, trained at tau={e.main_tau}, run with the rounds' OU action noise (sigma {sigma}, theta {theta})", workers=workers)
+        row.update(controller=base["controller"], noise={"sigma": sigma, "theta": theta})
+        atomic_write_bytes(path, json.dumps(row, indent=2).encode())
+        print(f"tau {e.main_tau} with noise: dream {row['dream'][str(e.main_tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}")
     path = work / "eval-random.json"
     if not path.is_file():
         t0 = time.time()
@@ -461,7 +484,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     results.mkdir(parents=True, exist_ok=True)
     model = work / "model"
     card = read_card(model)
-    rows = [json.loads(_row_path(work, t).read_text()) for t in e.taus if _row_path(work, t).is_file()]
+    rows = _cmaes_rows(e, work)
     sb3_rows = [json.loads(_sb3_row_path(work, a, e.main_tau).read_text()) for a in e.sb3 if _sb3_row_path(work, a, e.main_tau).is_file()]
     rnd = json.loads((work / "eval-random.json").read_text()) if (work / "eval-random.json").is_file() else None
     real_cma_partial = None
@@ -584,7 +607,7 @@ def stage_ship(e: Experiment, work: Path) -> None:
     init = dest / "__init__.py"
     if not init.is_file():  # a package directory, so setuptools ships its data files
         init.write_text(f'"""The shipped default model of {e.dream_id} (data only: model.json + model.safetensors)."""\n')
-    rows = [json.loads(_row_path(work, t).read_text()) for t in e.taus if _row_path(work, t).is_file()]
+    rows = _cmaes_rows(e, work)
     if rows:
         record_scores(dest, rows, f"results/{e.name}.md (python benchmarks/world_models.py {e.name} all)")
     rounds = _all_rounds(work)

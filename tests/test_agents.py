@@ -101,3 +101,42 @@ def test_cmaes_time_budget_runs_a_generation_per_call_and_resumes(tiny_cartpole_
     log = [json.loads(l) for l in (tmp_path / "c" / "log.jsonl").read_text().splitlines()]
     assert [e["generation"] for e in log] == [1, 2]
     assert log[1]["seconds"] >= log[0]["seconds"]  # training time summed over invocations
+
+
+def test_ou_noise_has_its_stationary_spread_and_stays_in_bounds():
+    from trainers.noise import OUNoise
+
+    wide = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)
+    noise = OUNoise(wide, num_envs=4, sigma=0.1, theta=0.15, seed=0)
+    values = np.stack([noise.add(np.zeros((4, 2), np.float32)) for _ in range(20_000)])[1000:]
+    assert abs(values.std() - 0.1 / np.sqrt(0.15 * (2 - 0.15))) < 0.02 and abs(values.mean()) < 0.03
+    pedals = gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32), np.ones(3, np.float32))
+    loud = OUNoise(pedals, num_envs=2, sigma=2.0, seed=1)
+    out = np.stack([loud.add(np.zeros((2, 3), np.float32)) for _ in range(50)])
+    assert out.min(axis=(0, 1)).tolist() == [-1.0, 0.0, 0.0] and out.max() == 1.0
+    with pytest.raises(ValueError, match="Box"):
+        OUNoise(gym.spaces.Discrete(2), 1)
+
+
+def test_agent_with_action_noise_is_reproducible_per_episode_seed(pixel_model):
+    """The controller-plus-noise policy of the collection rounds, scored like any agent: the evaluation loops
+    restart its noise from each episode's seed, so the same seed gives the same dream episodes, and the
+    noise changes what the agent does."""
+    from trainers.evaluate import dream_episode_returns
+    from trainers.noise import WithActionNoise
+
+    space = gym.make("Dream-CarRacing-v0", model=pixel_model).action_space
+    rng = np.random.default_rng(0)
+    agent = LinearController(pixel_model.feature_dim, space, rng.normal(0, 0.5, size=3 * (pixel_model.feature_dim + 1)))
+    noisy = WithActionNoise(agent, space, sigma=0.3)
+    kwargs = dict(dream_id="Dream-CarRacing-v0", model=pixel_model, tau=1.0, episodes=4, seed=7, horizon=30)
+    first, again = dream_episode_returns(noisy, **kwargs), dream_episode_returns(noisy, **kwargs)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, dream_episode_returns(agent, **kwargs))
+    features = np.zeros(pixel_model.feature_dim, np.float32)
+    noisy.begin_episode(3)
+    single = [noisy.predict(features)[0] for _ in range(5)]
+    noisy.begin_episode(3)
+    batch = [noisy.predict(features[None])[0] for _ in range(5)]
+    np.testing.assert_array_equal(np.stack(single), np.concatenate(batch))  # one obs or a batch of one: same stream
+    assert space.contains(single[-1]) and not np.allclose(single[0], single[-1])

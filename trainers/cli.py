@@ -118,8 +118,16 @@ def _cmd_train(ns):
 def _cmd_evaluate(ns):
     from trainers.evaluate import evaluate, load_agent, markdown_table, write_report
 
-    agent = load_agent(ns.agent, ns.algo)
-    row = evaluate(agent, ns.env_id, ns.model, tuple(ns.taus), ns.episodes, ns.dream_episodes, ns.seed, ns.device, name=Path(ns.agent).name, workers=ns.workers)
+    agent, name = load_agent(ns.agent, ns.algo), Path(ns.agent).name
+    if ns.action_noise:
+        import gymnasium as gym
+
+        from trainers.noise import WithActionNoise
+
+        space = gym.make(ns.env_id, **({"model": ns.model} if ns.model else {})).action_space
+        agent = WithActionNoise(agent, space, ns.action_noise, ns.noise_theta)
+        name += f" + OU noise (sigma {ns.action_noise}, theta {ns.noise_theta})"
+    row = evaluate(agent, ns.env_id, ns.model, tuple(ns.taus), ns.episodes, ns.dream_episodes, ns.seed, ns.device, name=name, workers=ns.workers)
     print(markdown_table([row]))
     if ns.report:
         md, js = write_report([row], ns.report)
@@ -223,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--workers", type=int, default=1, help="processes for the real episodes (seeds split among them; same results)")
+    s.add_argument("--action-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="run the agent with Ornstein-Uhlenbeck noise of this sigma on its (Box) actions, in the dream and the real env "
+                        "(the controller-driven collection's policy)")
+    s.add_argument("--noise-theta", type=float, default=0.15, help="mean reversion of that noise")
     s.add_argument("--report", default=None, help="write PATH.md and PATH.json")
     s.set_defaults(func=_cmd_evaluate)
 

@@ -70,6 +70,8 @@ def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, e
                         autoreset_mode="Disabled", **extra)
     horizon = horizon or venv.unwrapped.max_episode_steps or 1000
     obs, _ = venv.reset(seed=seed)
+    if hasattr(agent, "begin_episode"):  # a stochastic agent restarts its noise: same seed, same episodes
+        agent.begin_episode(seed)
     total = np.zeros(episodes)
     alive = np.ones(episodes, bool)
     for _ in range(horizon):
@@ -121,6 +123,8 @@ def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: i
     bar = progress(total=episodes, desc=desc, unit="ep")
     for ep in range(episodes):
         obs, _ = env.reset(seed=seed + ep)
+        if hasattr(agent, "begin_episode"):
+            agent.begin_episode(seed + ep)
         done = False
         while not done:
             action, _ = agent.predict(obs, deterministic=True)

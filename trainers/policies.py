@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from trainers.noise import OUNoise
+
 
 class RandomPolicy:
     """Uniform random actions."""
@@ -181,8 +183,8 @@ class ControllerPolicy(RandomPolicy):
         if self.model.feature_dim != self.agent.feature_dim:
             raise ValueError(f"The controller reads {self.agent.feature_dim} features but {model} gives {self.model.feature_dim}; "
                              "pass the model the controller was trained in.")
-        self.sigma, self.theta, self.random = sigma, theta, random
-        self.noise = np.zeros((num_envs, *action_space.shape)) if isinstance(action_space, spaces.Box) else None
+        self.random = random
+        self.noise = OUNoise(action_space, num_envs, sigma, theta, rng=self.rng) if isinstance(action_space, spaces.Box) else None
         self.state = None
         self.last_actions = None
         self.fresh = np.ones(num_envs, bool)
@@ -190,7 +192,7 @@ class ControllerPolicy(RandomPolicy):
     def reset(self, index: int) -> None:
         self.fresh[index] = True
         if self.noise is not None:
-            self.noise[index] = 0.0
+            self.noise.reset(index)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         import torch
@@ -211,8 +213,7 @@ class ControllerPolicy(RandomPolicy):
         self.fresh[:] = False
         actions, _ = self.agent.predict(features)
         if self.noise is not None:
-            self.noise += -self.theta * self.noise + self.sigma * self.rng.normal(size=self.noise.shape)
-            actions = np.clip(actions + self.noise, self.space.low, self.space.high).astype(self.space.dtype)
+            actions = self.noise.add(actions)
         swap = self.rng.random(self.num_envs) < self.random
         if swap.any():
             actions = np.array(actions)

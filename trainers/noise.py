@@ -1,0 +1,65 @@
+"""Exploration noise on a Box action: one Ornstein-Uhlenbeck process, used by the controller-driven
+collection policy (``policies.ControllerPolicy``) and by :class:`WithActionNoise`, which runs any agent
+with that same noise on its actions (to score the policy that drove a collection round)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+
+class OUNoise:
+    """``n_t = n_{t-1} - theta * n_{t-1} + sigma * N(0, 1)`` per env and action dim, in action units
+    (stationary std ``sigma / sqrt(theta * (2 - theta))``); ``add`` clips the noisy actions to the space."""
+
+    def __init__(self, space: spaces.Box, num_envs: int, sigma: float = 0.1, theta: float = 0.15, seed: int | None = 0,
+                 rng: np.random.Generator | None = None):
+        if not isinstance(space, spaces.Box):
+            raise ValueError(f"Action noise needs a Box action space, got {space}.")
+        if not 0.0 < theta <= 1.0:
+            raise ValueError(f"theta must be in (0, 1], got {theta}.")
+        if sigma < 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}.")
+        self.space, self.sigma, self.theta = space, float(sigma), float(theta)
+        self.rng = rng if rng is not None else np.random.default_rng(seed)  # a caller's generator: one shared stream
+        self.value = np.zeros((num_envs, *space.shape))
+
+    def reset(self, index: int | None = None, seed: int | None = None) -> None:
+        """Env ``index`` (all when None) starts a new episode; ``seed`` restarts the random stream."""
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        if index is None:
+            self.value[:] = 0.0
+        else:
+            self.value[index] = 0.0
+
+    def add(self, actions: np.ndarray) -> np.ndarray:
+        self.value += -self.theta * self.value + self.sigma * self.rng.normal(size=self.value.shape)
+        return np.clip(actions + self.value, self.space.low, self.space.high).astype(self.space.dtype)
+
+
+class WithActionNoise:
+    """``agent``'s actions plus :class:`OUNoise`: a stochastic policy, e.g. the controller-plus-noise that
+    drove a collection round. ``predict`` takes one observation or a batch (the batch size is fixed by the
+    first call after ``begin_episode``); the evaluation loops call ``begin_episode(seed)`` at every episode
+    start, so scores do not depend on how episodes are split among workers. Picklable."""
+
+    def __init__(self, agent: Any, action_space: spaces.Box, sigma: float = 0.1, theta: float = 0.15):
+        self.agent, self.action_space, self.sigma, self.theta = agent, action_space, float(sigma), float(theta)
+        self.noise: OUNoise | None = None
+        self.seed: int | None = 0
+
+    def begin_episode(self, seed: int | None = None) -> None:
+        self.noise, self.seed = None, seed
+
+    def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True):
+        actions, state = self.agent.predict(observation, state=state, episode_start=episode_start, deterministic=deterministic)
+        actions = np.asarray(actions)
+        single = actions.shape == self.action_space.shape
+        batch = actions[None] if single else actions
+        if self.noise is None or len(self.noise.value) != len(batch):
+            self.noise = OUNoise(self.action_space, len(batch), self.sigma, self.theta, seed=self.seed)
+        noisy = self.noise.add(batch)
+        return (noisy[0] if single else noisy), state
