@@ -134,6 +134,7 @@ EXPERIMENTS = {
         noise_row=dict(sigma=0.1, theta=0.15),
         sb3={"ppo": dict(timesteps=300_000, num_envs=16, eval_every=50_000, eval_episodes=16, hparams={"n_steps": 256})},
         reproduce=[
+            "# rounds 1-2 (commit 742937f; shipped as gym_dream/bundled/carracing with results/carracing_cmaes_tau1.15):",
             "python benchmarks/world_models.py carracing collect        # 200k steps of the recipe's road_noise policy: 19 min",
             "python benchmarks/world_models.py carracing fit            # 12.5 min",
             "python benchmarks/world_models.py carracing train --taus 1.15 --train-minutes 5   # round 1's controller",
@@ -144,6 +145,16 @@ EXPERIMENTS = {
             "python benchmarks/world_models.py carracing fit",
             "OMP_NUM_THREADS=1 python benchmarks/world_models.py carracing train --jobs 2 --train-minutes 6   # the tau sweep",
             "python benchmarks/world_models.py carracing evaluate && python benchmarks/world_models.py carracing sb3",
+            "python benchmarks/world_models.py carracing report && python benchmarks/world_models.py carracing ship",
+            "# rounds 3-4 (this report; a fresh machine without runs/ of rounds 1-2), from what round 2 shipped, at commit 7ab9737:",
+            "python benchmarks/world_models.py carracing adopt          # the shipped model + controller become runs/carracing/round-3/",
+            "python benchmarks/world_models.py carracing iterate        # 10 real episodes of it, then 100k steps it drives (fresh dataset): 17 min",
+            "python benchmarks/world_models.py carracing fit            # from the adopted model: 7 min",
+            "python benchmarks/world_models.py carracing train --taus 1.15 --train-minutes 5",
+            "python benchmarks/world_models.py carracing iterate        # round 4: 100k more steps, 18 min",
+            "python benchmarks/world_models.py carracing fit            # on the 200k steps of rounds 3-4, from round 4's model",
+            "OMP_NUM_THREADS=1 python benchmarks/world_models.py carracing train --jobs 2 --train-minutes 6   # the tau sweep",
+            "python benchmarks/world_models.py carracing evaluate       # every tau, the tau 1.15 controller with the rounds' noise, random",
             "python benchmarks/world_models.py carracing report && python benchmarks/world_models.py carracing ship",
         ],
         paper=["World Models trained the CarRacing controller in the REAL env: 906 ± 21 over 100 tracks "
@@ -549,7 +560,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
                                                  json.loads((r / "round.json").read_text()).get("adopted")], t["seconds"]]
     if rounds:
         lines += ["## Collection rounds (World Models' iterative procedure)", "",
-                  f"The first {rounds[0]['steps_before']} real steps came from the recipe's policy ({card['data']['policies'][0]}); "
+                  f"The first {rounds[0]['steps_before']} real steps came from the recipe's policy ({(adopted or card['data'])['policies'][0]}); "
                   f"then each round's model and controllers (kept in `{_shown(work)}/round-K/`) handed over to a controller-driven round "
                   f"(`python benchmarks/world_models.py {e.name} iterate`; OU exploration noise sigma {e.iterate.get('sigma')}, theta "
                   f"{e.iterate.get('theta')}; each refit starts from the last model with {e.iterate.get('refit')}):", ""]
