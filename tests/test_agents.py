@@ -140,3 +140,11 @@ def test_agent_with_action_noise_is_reproducible_per_episode_seed(pixel_model):
     batch = [noisy.predict(features[None])[0] for _ in range(5)]
     np.testing.assert_array_equal(np.stack(single), np.concatenate(batch))  # one obs or a batch of one: same stream
     assert space.contains(single[-1]) and not np.allclose(single[0], single[-1])
+
+
+def test_write_report_keeps_dots_in_the_name(tmp_path):
+    row = {"agent": "a", "dream": {"1.0": {"mean": 1.0, "std": 0.0, "episodes": 1}}, "real": {"mean": 1.0, "std": 0.0, "episodes": 1},
+           "real_seeds": [0, 0]}
+    md, js = write_report([row], tmp_path / "carracing_tau1.0_100ep")
+    assert (md.name, js.name) == ("carracing_tau1.0_100ep.md", "carracing_tau1.0_100ep.json")
+    assert write_report([row], tmp_path / "r.md")[1].name == "r.json"

@@ -181,7 +181,8 @@ def write_report(rows: list[dict[str, Any]], out: str | Path) -> tuple[Path, Pat
     """``out``.md and ``out``.json."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    md, js = out.with_suffix(".md"), out.with_suffix(".json")
+    stem = out.with_suffix("") if out.suffix in (".md", ".json") else out  # 'tau1.0_100ep' keeps its dot
+    md, js = stem.parent / (stem.name + ".md"), stem.parent / (stem.name + ".json")
     atomic_write_bytes(md, markdown_table(rows).encode())
     atomic_write_bytes(js, (json.dumps(rows, indent=2) + "\n").encode())
     return md, js
