@@ -69,6 +69,13 @@ class Experiment:
     # also score the main-tau controller WITH the collection rounds' OU noise ({"sigma", "theta"}): the stochastic
     # policy that drove the rounds, trained in the dream like the rest (the noise is the rounds' setting, not tuned)
     noise_row: dict[str, Any] = field(default_factory=dict)
+    # CMA-ES runs per tau, one per seed (seed 0 in cmaes-tau<tau>/, seed k in cmaes-tau<tau>-seed<k>/); each tau's
+    # row scores the run and CMA-ES output ('best' or 'mean') that does best over fresh dream episodes
+    cmaes_seeds: tuple[int, ...] = (0,)
+    # also choose ONE agent on real validation tracks ({"episodes": N, "seed": first seed}, seeds disjoint from the
+    # test seeds 0..episodes-1): every run's dream pick, with and without the noise row's noise, N real episodes each;
+    # the winner is then scored on the test seeds. Real steps spent choosing are counted in its row.
+    select: dict[str, Any] = field(default_factory=dict)
 
 
 EXPERIMENTS = {
@@ -132,6 +139,9 @@ EXPERIMENTS = {
         # each round refits from the last round's model, in fewer epochs
         iterate=dict(rounds=2, steps=100_000, sigma=0.1, theta=0.15, check_episodes=10, refit=dict(vae_epochs=3, rnn_epochs=30)),
         noise_row=dict(sigma=0.1, theta=0.15),
+        # one CMA-ES run per tau could not tell temperature from seed (round 4: real 561 at tau 1.0, 343 at 1.15)
+        cmaes_seeds=(0, 1),
+        select=dict(episodes=10, seed=100_000),
         sb3={"ppo": dict(timesteps=300_000, num_envs=16, eval_every=50_000, eval_episodes=16, hparams={"n_steps": 256})},
         reproduce=[
             "# rounds 1-2 (commit 742937f; shipped as gym_dream/bundled/carracing with results/carracing_cmaes_tau1.15):",
@@ -202,6 +212,7 @@ def quick(e: Experiment) -> Experiment:
         fit={**{k: v for k, v in e.fit.items() if k not in ("z_dim", "hidden", "vae_channels", "seq_len")},
              "preset": "tiny", "vae_epochs": 1, "rnn_epochs": 2, "vae_frames": 2000},
         iterate={**e.iterate, "steps": 1000, "check_episodes": 1, "refit": {"vae_epochs": 1, "rnn_epochs": 1}} if e.iterate else {},
+        select={**e.select, "episodes": 1} if e.select else {},
         cmaes=dict(generations=2, popsize=4, rollouts=2), episodes=2, sweep_episodes=2, random_episodes=2, taus=(e.main_tau,),
         sb3={a: {**kw, "timesteps": 256, "num_envs": 4, "eval_every": 128, "eval_episodes": 2} for a, kw in e.sb3.items()},
     )
@@ -255,25 +266,42 @@ def stage_fit(e: Experiment, work: Path, device: str, rnn_minutes: float | None 
     fit(FitConfig(data=str(work / "data"), out=str(work / "model"), device=device, rnn_minutes=rnn_minutes, **kwargs))
 
 
-def _train_one(e: Experiment, work: Path, tau: float, device: str, max_seconds: float | None) -> dict[str, Any]:
-    return train_cmaes(CMAESConfig(env_id=e.dream_id, model=str(work / "model"), out=str(work / f"cmaes-tau{tau}"), tau=tau,
-                                   device=device, max_seconds=max_seconds, **e.cmaes))
+def _run_dir(work: Path, tau: float, seed: int = 0) -> Path:
+    """The folder of one CMA-ES run: seed 0 in cmaes-tau<tau>/ (as before seeds were added), seed k in cmaes-tau<tau>-seed<k>/."""
+    return work / (f"cmaes-tau{tau}" if seed == 0 else f"cmaes-tau{tau}-seed{seed}")
+
+
+def _controller_id(seed: int, kind: str) -> str:
+    """How rows and rounds name a controller: 'best' / 'mean' of seed 0's run, 'seed<k>/best' of seed k's."""
+    return kind if seed == 0 else f"seed{seed}/{kind}"
+
+
+def _controller_dir(work: Path, tau: float, controller: str) -> Path:
+    seed, _, kind = controller.rpartition("/")
+    return _run_dir(work, tau, int(seed[4:]) if seed else 0) / kind
+
+
+def _train_one(e: Experiment, work: Path, tau: float, device: str, max_seconds: float | None, seed: int = 0) -> dict[str, Any]:
+    return train_cmaes(CMAESConfig(env_id=e.dream_id, model=str(work / "model"), out=str(_run_dir(work, tau, seed)), tau=tau,
+                                   device=device, max_seconds=max_seconds, seed=seed, **e.cmaes))
 
 
 def stage_train(e: Experiment, work: Path, device: str, jobs: int = 1, max_seconds: float | None = None) -> None:
-    """CMA-ES at every tau of the sweep; ``jobs`` > 1 trains several taus at once in separate processes
-    (on a GPU they share the device: each dream step is latency-bound, so they overlap well)."""
+    """CMA-ES at every tau of the sweep, once per seed of ``cmaes_seeds``; ``jobs`` > 1 trains several runs at once
+    in separate processes (on a GPU they share the device: each dream step is latency-bound, so they overlap well)."""
+    runs = [(tau, seed) for tau in e.taus for seed in e.cmaes_seeds]
     if jobs <= 1:
-        for tau in e.taus:
-            _train_one(e, work, tau, device, max_seconds)
+        for tau, seed in runs:
+            _train_one(e, work, tau, device, max_seconds, seed)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(min(jobs, len(e.taus)), mp_context=mp.get_context("spawn")) as pool:
-        for tau, r in zip(e.taus, pool.map(_train_one, [e] * len(e.taus), [work] * len(e.taus), e.taus,
-                                           [device] * len(e.taus), [max_seconds] * len(e.taus))):
-            print(f"tau {tau}: {r['generations']} generations, best dream fitness {r['best_fitness']:.1f}", flush=True)
+    n = len(runs)
+    with ProcessPoolExecutor(min(jobs, n), mp_context=mp.get_context("spawn")) as pool:
+        for (tau, seed), r in zip(runs, pool.map(_train_one, [e] * n, [work] * n, [t for t, _ in runs], [device] * n,
+                                                  [max_seconds] * n, [s for _, s in runs])):
+            print(f"tau {tau}, seed {seed}: {r['generations']} generations, best dream fitness {r['best_fitness']:.1f}", flush=True)
 
 
 def stage_iterate(e: Experiment, work: Path, workers: int = 2, round_no: int | None = None) -> None:
@@ -295,7 +323,8 @@ def stage_iterate(e: Experiment, work: Path, workers: int = 2, round_no: int | N
         dest.mkdir()
         steps = count_episodes(work / "data")[1]
         moving = [work / "model", work / "model.checkpoints", *work.glob("cmaes-tau*"), *work.glob("eval-tau*.json"),
-                  *[p for a in e.sb3 for p in work.glob(f"{a}-tau*")], *work.glob("eval-*-tau*.json")]
+                  *[p for a in e.sb3 for p in work.glob(f"{a}-tau*")], *work.glob("eval-*-tau*.json"),
+                  work / "select.json", work / "eval-selected.json"]
         for p in moving:
             if p.exists():
                 p.rename(dest / p.name)
@@ -307,7 +336,7 @@ def stage_iterate(e: Experiment, work: Path, workers: int = 2, round_no: int | N
         raise SystemExit("Nothing to iterate from: run the fit and train stages first.")
     last = rounds[-1]
     info = json.loads((last / "round.json").read_text())
-    controller = last / f"cmaes-tau{info['tau']}" / info["controller"]
+    controller = _controller_dir(last, info["tau"], info["controller"])
     n = int(e.iterate.get("check_episodes", 0))
     if n and "real_check" not in info:  # how the round's controller really drives: the case for this round
         returns, _ = real_episode_returns(LinearController.load(controller), e.real_id, str(last / "model"), n, seed=0, workers=workers)
@@ -379,16 +408,29 @@ def _cmaes_rows(e: Experiment, work: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in paths if p.is_file()]
 
 
-def pick_controller(e: Experiment, work: Path, tau: float, episodes: int = 100) -> tuple[str, dict[str, float]]:
-    """'best' (the best candidate seen, whose score is a lucky maximum over noisy dream rollouts) or 'mean'
-    (CMA-ES's mean), whichever scores higher over fresh dream episodes: chosen in the dream alone."""
+def dream_scores(e: Experiment, work: Path, tau: float, episodes: int = 100) -> dict[str, float]:
+    """Mean return over fresh dream episodes (the same seeds for all) of every controller trained at ``tau``: 'best'
+    (the best candidate seen, whose score is a lucky maximum over noisy dream rollouts) and 'mean' (CMA-ES's mean)
+    of each seed's run, keyed as rows name them (:func:`_controller_id`)."""
     from trainers.evaluate import dream_episode_returns
 
     scores = {}
-    for kind in ("best", "mean"):
-        if (work / f"cmaes-tau{tau}" / kind / "controller.json").is_file():
-            agent = LinearController.load(work / f"cmaes-tau{tau}" / kind)
-            scores[kind] = float(dream_episode_returns(agent, e.dream_id, str(work / "model"), tau, episodes, seed=2_000_000).mean())
+    for seed in e.cmaes_seeds:
+        for kind in ("best", "mean"):
+            path = _run_dir(work, tau, seed) / kind
+            if (path / "controller.json").is_file():
+                agent = LinearController.load(path)
+                scores[_controller_id(seed, kind)] = float(dream_episode_returns(agent, e.dream_id, str(work / "model"), tau, episodes,
+                                                                                  seed=2_000_000).mean())
+    return scores
+
+
+def pick_controller(e: Experiment, work: Path, tau: float, episodes: int = 100) -> tuple[str, dict[str, float]]:
+    """The controller trained at ``tau`` that scores highest over fresh dream episodes, over every seed's run and
+    both of its outputs: chosen in the dream alone. Returns its name and every candidate's dream score."""
+    scores = dream_scores(e, work, tau, episodes)
+    if not scores:
+        raise SystemExit(f"No CMA-ES controller trained at tau {tau} in {work}: run the train stage first.")
     return max(scores, key=scores.get), scores
 
 
@@ -400,20 +442,19 @@ def stage_evaluate(e: Experiment, work: Path, workers: int) -> None:
             continue
         kind, selection = pick_controller(e, work, tau)
         print(f"tau {tau}: dream returns for selection {selection}: evaluating '{kind}'", flush=True)
-        agent = LinearController.load(work / f"cmaes-tau{tau}" / kind)
+        agent = LinearController.load(_controller_dir(work, tau, kind))
         n = e.episodes if tau == e.main_tau else e.sweep_episodes
-        row = evaluate(agent, e.dream_id, model, taus=(tau,), episodes=n, dream_episodes=100, name=f"CMA-ES linear, trained at tau={tau}", workers=workers)
+        runs = f", the best in the dream of {len(e.cmaes_seeds)} seeds" if len(e.cmaes_seeds) > 1 else ""
+        row = evaluate(agent, e.dream_id, model, taus=(tau,), episodes=n, dream_episodes=100, name=f"CMA-ES linear, trained at tau={tau}{runs}", workers=workers)
         row.update(controller=kind, selection_dream_returns=selection)
         atomic_write_bytes(path, json.dumps(row, indent=2).encode())
         print(f"tau {tau}: dream {row['dream'][str(tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}")
     path = _row_path(work, e.main_tau, noise=True)
     if e.noise_row and e.main_tau in e.taus and not path.is_file():
-        from trainers.noise import WithActionNoise
-
         base = json.loads(_row_path(work, e.main_tau).read_text())
-        agent = LinearController.load(work / f"cmaes-tau{e.main_tau}" / base["controller"])
+        agent = LinearController.load(_controller_dir(work, e.main_tau, base["controller"]))
         sigma, theta = e.noise_row["sigma"], e.noise_row.get("theta", 0.15)
-        noisy = WithActionNoise(agent, agent.action_space, sigma, theta)
+        noisy = _noisy(e, agent)
         row = evaluate(noisy, e.dream_id, model, taus=(e.main_tau,), episodes=e.episodes, dream_episodes=100,
                        name=f"CMA-ES linear, trained at tau={e.main_tau}, run with the rounds' OU action noise (sigma {sigma}, theta {theta})", workers=workers)
         row.update(controller=base["controller"], noise={"sigma": sigma, "theta": theta})
@@ -426,6 +467,71 @@ def stage_evaluate(e: Experiment, work: Path, workers: int) -> None:
         returns, lengths = real_episode_returns(RandomAgent(space, seed=0), e.real_id, model, e.random_episodes, seed=0, workers=workers)
         row = {"agent": "random policy", "real": _stats(returns), "real_steps": int(lengths.sum()), "seconds": round(time.time() - t0, 1)}
         atomic_write_bytes(path, json.dumps(row, indent=2).encode())
+
+
+def _noisy(e: Experiment, agent: LinearController):
+    from trainers.noise import WithActionNoise
+
+    return WithActionNoise(agent, agent.action_space, e.noise_row["sigma"], e.noise_row.get("theta", 0.15))
+
+
+def _candidate_name(c: dict[str, Any]) -> str:
+    return (f"tau {c['tau']}, {c['controller'].replace('/', ' ')}{' (seed 0)' if '/' not in c['controller'] else ''}"
+            f"{', with OU noise' if c['noise'] else ''}")
+
+
+def stage_select(e: Experiment, work: Path, workers: int) -> None:
+    """Choose ONE agent on real validation tracks, then score it on the test tracks. Candidates: each CMA-ES run's
+    dream pick ('best' or 'mean', per seed and tau), run deterministically and, if the experiment has a noise row,
+    with that noise; each gets ``select["episodes"]`` real episodes from seed ``select["seed"]`` (disjoint from the
+    test seeds 0..episodes-1). Every agent was still trained only in the dream; the real steps spent choosing are
+    counted in the row. Resumable: ``work/select.json`` grows one candidate at a time."""
+    if not e.select:
+        raise SystemExit(f"The {e.name} experiment has no select settings.")
+    n, first = int(e.select["episodes"]), int(e.select.get("seed", 100_000))
+    if first < e.episodes:
+        raise SystemExit(f"select seed {first} overlaps the test seeds 0..{e.episodes - 1}.")
+    model = str(work / "model")
+    path = work / "select.json"
+    state = json.loads(path.read_text()) if path.is_file() else {"episodes": n, "seed": first, "candidates": []}
+    done = {(c["tau"], c["controller"], c["noise"]) for c in state["candidates"]}
+    for tau in e.taus:
+        scores = dream_scores(e, work, tau)
+        for seed in e.cmaes_seeds:
+            own = {k: v for k, v in scores.items() if _controller_dir(work, tau, k).parent == _run_dir(work, tau, seed)}
+            if not own:
+                continue
+            controller = max(own, key=own.get)
+            for noise in (False, True) if e.noise_row else (False,):
+                if (tau, controller, noise) in done:
+                    continue
+                agent = LinearController.load(_controller_dir(work, tau, controller))
+                returns, lengths = real_episode_returns(_noisy(e, agent) if noise else agent, e.real_id, model, n, seed=first, workers=workers)
+                c = {"tau": tau, "controller": controller, "noise": noise, "dream": own[controller], "real": _stats(returns),
+                     "real_steps": int(lengths.sum())}
+                state["candidates"].append(c)
+                atomic_write_bytes(path, (json.dumps(state, indent=2) + "\n").encode())
+                print(f"validation, {_candidate_name(c)}: dream {c['dream']:.0f}, real {c['real']['mean']:.0f} ± {c['real']['std']:.0f} "
+                      f"over {n} tracks", flush=True)
+    win = max(state["candidates"], key=lambda c: c["real"]["mean"])
+    out = work / "eval-selected.json"
+    if out.is_file() and json.loads(out.read_text())["selection"]["chosen"] == win:
+        return
+    tau = win["tau"]
+    same = _row_path(work, tau, noise=win["noise"])  # already scored on the test tracks by evaluate: the same episodes
+    row = json.loads(same.read_text()) if same.is_file() else None
+    if not (row and row.get("controller") == win["controller"] and row["real"]["episodes"] == e.episodes):
+        agent = LinearController.load(_controller_dir(work, tau, win["controller"]))
+        row = evaluate(_noisy(e, agent) if win["noise"] else agent, e.dream_id, model, taus=(tau,), episodes=e.episodes,
+                       dream_episodes=100, name="selected", workers=workers)
+        row.update(controller=win["controller"], **({"noise": dict(e.noise_row)} if win["noise"] else {}))
+    row["agent"] = (f"CMA-ES linear, trained at tau={tau} ({_candidate_name(win)}), **chosen on {n} real validation tracks** "
+                    f"among {len(state['candidates'])} candidates")
+    row["selection"] = {"chosen": win, "candidates": len(state["candidates"]), "episodes": n, "seeds": [first, first + n - 1],
+                        "real_steps": sum(c["real_steps"] for c in state["candidates"])}
+    atomic_write_bytes(out, (json.dumps(row, indent=2) + "\n").encode())
+    print(f"chosen: {_candidate_name(win)} (validation {win['real']['mean']:.0f}); test: real {row['real']['mean']:.1f} ± "
+          f"{row['real']['std']:.1f} over {row['real']['episodes']} episodes")
 
 
 def _sb3_row_path(work: Path, algo: str, tau: float) -> Path:
@@ -474,11 +580,13 @@ def _learning_curves(e: Experiment, work: Path, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for tau in e.taus:
-        log = work / f"cmaes-tau{tau}" / "log.jsonl"
-        if log.is_file():
-            rows = [json.loads(line) for line in log.read_text().splitlines()]
-            ax.plot([r["generation"] for r in rows], [r["mean_fitness"] for r in rows], label=f"tau {tau} (population mean)")
+    for i, tau in enumerate(e.taus):
+        for seed in e.cmaes_seeds:
+            log = _run_dir(work, tau, seed) / "log.jsonl"
+            if log.is_file():
+                rows = [json.loads(line) for line in log.read_text().splitlines()]
+                ax.plot([r["generation"] for r in rows], [r["mean_fitness"] for r in rows], color=f"C{i}",
+                        label=f"tau {tau} (population mean{', each seed' if len(e.cmaes_seeds) > 1 else ''})" if seed == e.cmaes_seeds[0] else None)
     ax.set_xlabel("CMA-ES generation")
     ax.set_ylabel("dream return")
     ax.set_title(f"{e.dream_id}: CMA-ES in the dream")
@@ -492,12 +600,26 @@ def _evaluated_controller(work: Path, tau: float) -> Path:
     """The controller directory the evaluate stage scored at ``tau`` ('best' or 'mean')."""
     row = _row_path(work, tau)
     kind = json.loads(row.read_text()).get("controller", "best") if row.is_file() else "best"
-    return work / f"cmaes-tau{tau}" / kind
+    return _controller_dir(work, tau, kind)
 
 
 def _cmaes_device(work: Path, e: Experiment) -> str:
     path = _evaluated_controller(work, e.main_tau) / "controller.json"
     return json.loads(path.read_text()).get("config", {}).get("device", "cpu") if path.is_file() else "cpu"
+
+
+def _selection_note(e: Experiment, work: Path, selected: dict[str, Any]) -> str:
+    """The (***) footnote: how the validation-chosen row was chosen, with every candidate's scores."""
+    sel = selected["selection"]
+    state = json.loads((work / "select.json").read_text())
+    table = ["| candidate | dream (100 ep) | real, validation tracks |", "|---|---|---|"]
+    table += [f"| {_candidate_name(c)} | {c['dream']:.0f} | {c['real']['mean']:.0f} ± {c['real']['std']:.0f} |" for c in state["candidates"]]
+    return (f"(***) Chosen on real validation tracks (`python benchmarks/world_models.py {e.name} select`): each CMA-ES run's dream "
+            f"pick{', run deterministically and with the rounds OU noise,' if e.noise_row else ''} drove the same {sel['episodes']} real "
+            f"tracks (seeds {sel['seeds'][0]}-{sel['seeds'][1]}, none of them a test track); the best mean was then scored on the "
+            f"test tracks above. Still trained only in the dream, but chosen with {sel['real_steps']} real steps, so it is not a "
+            "dream-only result like the rows chosen in the dream; its validation score is a maximum over "
+            f"{sel['candidates']} noisy means, so expect the test score lower.\n\n" + "\n".join(table) + "\n")
 
 
 def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
@@ -536,8 +658,13 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
     ]
     for r in sorted(rows, key=lambda r: float(next(iter(r["dream"])))):
         tau, d = next(iter(r["dream"].items()))
-        lines.append(f"| {r['agent']}{' (CMA-ES mean)' if r.get('controller') == 'mean' else ''} | {d['mean']:.0f} ± {d['std']:.0f} | **{r['real']['mean']:.0f} ± {r['real']['std']:.0f}** | "
+        lines.append(f"| {r['agent']}{' (CMA-ES mean)' if str(r.get('controller')).endswith('mean') else ''} | {d['mean']:.0f} ± {d['std']:.0f} | **{r['real']['mean']:.0f} ± {r['real']['std']:.0f}** | "
                      f"{r['real']['episodes']} | {'**yes**' if exploits_dream(d, r['real']) else 'no'} |")
+    selected = json.loads((work / "eval-selected.json").read_text()) if (work / "eval-selected.json").is_file() else None
+    if selected:
+        tau, d = next(iter(selected["dream"].items()))
+        lines.append(f"| {selected['agent']} (***) | {d['mean']:.0f} ± {d['std']:.0f} | **{selected['real']['mean']:.0f} ± {selected['real']['std']:.0f}** | "
+                     f"{selected['real']['episodes']} | {'**yes**' if exploits_dream(d, selected['real']) else 'no'} |")
     for r in sb3_rows:
         tau, d = next(iter(r["dream"].items()))
         lines.append(f"| {r['agent']} | {d['mean']:.0f} ± {d['std']:.0f} | **{r['real']['mean']:.0f} ± {r['real']['std']:.0f}** | "
@@ -563,6 +690,7 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
               *([f"(**) From the run of the model shipped at commit {str(real_cma_partial['carried_over_from'])[:7]}, with the {real_cma_partial['budget']} real steps "
                  "behind that run's model as its budget; its work folder was not kept.", ""]
                 if real_cma_partial and real_cma_partial.get("carried_over_from") and not real_cma else []),
+              *([_selection_note(e, work, selected)] if selected else []),
               *[f"For comparison: {p}" for p in e.paper], ""]
     if e.note:
         lines += [e.note, ""]
@@ -605,7 +733,9 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         f"termination accuracy {h['mdnrnn']['termination_accuracy']:.4f}, recall on real ends {h['mdnrnn'].get('termination_recall', float('nan')):.3f}, "
         f"false alarms {h['mdnrnn'].get('termination_false_alarm_rate', float('nan')):.4f} ({h['mdnrnn']['transitions']} transitions)",
         f"- CMA-ES: population {e.cmaes['popsize']} x {e.cmaes['rollouts']} dream rollouts; generations per tau: "
-        + ", ".join(f"tau {t}: {len((work / f'cmaes-tau{t}' / 'log.jsonl').read_text().splitlines())}" for t in e.taus if (work / f"cmaes-tau{t}" / "log.jsonl").is_file())
+        + ", ".join(f"tau {t}: {' / '.join(str(len((_run_dir(work, t, s) / 'log.jsonl').read_text().splitlines())) for s in e.cmaes_seeds if (_run_dir(work, t, s) / 'log.jsonl').is_file())}"
+                    for t in e.taus if (_run_dir(work, t) / "log.jsonl").is_file())
+        + (f" (seeds {', '.join(map(str, e.cmaes_seeds))})" if len(e.cmaes_seeds) > 1 else "")
         + "; wall time per tau in the json",
         f"- devices: fit on {t.get('device', 'cpu')}, CMA-ES dreams on {_cmaes_device(work, e)}; "
         f"this report written on {platform.machine()} with {os.cpu_count()} CPU cores", "",
@@ -614,11 +744,11 @@ def stage_report(e: Experiment, work: Path, results: Path = RESULTS) -> None:
         f"![real vs dream]({gif.name})", "",
     ]
     for r in rows:
-        log = work / f"cmaes-tau{next(iter(r['dream']))}" / "log.jsonl"
+        log = _controller_dir(work, float(next(iter(r["dream"]))), str(r.get("controller", "best"))).parent / "log.jsonl"
         if log.is_file():
             r["train_seconds"] = json.loads(log.read_text().splitlines()[-1])["seconds"]
     atomic_write_bytes(results / f"{e.name}.md", ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "sb3_agents": sb3_rows, "random": rnd, "real_env_cmaes": real_cma, "real_env_cmaes_partial": real_cma_partial, "collection_rounds": rounds, "adopted": adopted or None, "real_steps": real_steps, "fits_seconds": fits, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
+    atomic_write_bytes(results / f"{e.name}.json", (json.dumps({"agents": rows, "selected": selected, "sb3_agents": sb3_rows, "random": rnd, "real_env_cmaes": real_cma, "real_env_cmaes_partial": real_cma_partial, "collection_rounds": rounds, "adopted": adopted or None, "real_steps": real_steps, "fits_seconds": fits, "model_card": {k: card[k] for k in ("data", "training")}}, indent=2) + "\n").encode())
     print("\n".join(lines))
 
 
@@ -630,8 +760,9 @@ def stage_ship(e: Experiment, work: Path) -> None:
     if not init.is_file():  # a package directory, so setuptools ships its data files
         init.write_text(f'"""The shipped default model of {e.dream_id} (data only: model.json + model.safetensors)."""\n')
     rows = _cmaes_rows(e, work)
+    selected = work / "eval-selected.json"
     if rows:
-        record_scores(dest, rows, f"results/{e.name}.md (python benchmarks/world_models.py {e.name} all)")
+        record_scores(dest, rows + ([json.loads(selected.read_text())] if selected.is_file() else []), f"results/{e.name}.md (python benchmarks/world_models.py {e.name} all)")
     rounds = _all_rounds(work)
     if rounds:  # the card states all the data and compute behind the model, not only its last refit
         path = dest / "model.json"
@@ -655,17 +786,27 @@ def stage_ship(e: Experiment, work: Path) -> None:
         agent.save(kept, {**{k: v for k, v in agent.card.items() if k not in ("format", "format_version", "feature_dim", "action_space")},
                           "model": e.model_name, "trained_with": str(work / "model")})
         print(f"kept the tau {e.main_tau} controller ({main.name}) in {kept}")
+    if selected.is_file():  # the validation-chosen one too, with the noise it ran with (gym-dream evaluate --action-noise)
+        row = json.loads(selected.read_text())
+        win = row["selection"]["chosen"]
+        agent = LinearController.load(_controller_dir(work, win["tau"], win["controller"]))
+        kept = RESULTS / f"{e.name}_selected"
+        agent.save(kept, {**{k: v for k, v in agent.card.items() if k not in ("format", "format_version", "feature_dim", "action_space")},
+                          "model": e.model_name, "trained_with": str(work / "model"), "tau": win["tau"],
+                          "run_with_action_noise": dict(e.noise_row) if win["noise"] else None,
+                          "test": row["real"], "selection": row["selection"]})
+        print(f"kept the validation-chosen controller in {kept}")
     size = sum(f.stat().st_size for f in dest.iterdir()) / 2**20
     print(f"shipped {dest} ({size:.1f} MB); declare it in pyproject.toml [project.entry-points.\"gym_dream.models\"]")
 
 
-STAGES = ["collect", "adopt", "fit", "train", "iterate", "evaluate", "sb3", "real_baseline", "report", "ship"]
+STAGES = ["collect", "adopt", "fit", "train", "iterate", "evaluate", "select", "sb3", "real_baseline", "report", "ship"]
 
 
 def all_stages(e: Experiment) -> list[str]:
     """``all``: collect, fit, train, then (iterate, fit, train) per collection round, then the rest."""
     return ["collect", "fit", "train", *["iterate", "fit", "train"] * int(e.iterate.get("rounds", 0)),
-            "evaluate", "sb3", "real_baseline", "report", "ship"]
+            "evaluate", *(["select"] if e.select else []), "sb3", "real_baseline", "report", "ship"]
 
 
 def main() -> None:
@@ -716,6 +857,8 @@ def main() -> None:
             stage_train(e, work, a.device, a.jobs, None if a.train_minutes is None else 60 * a.train_minutes)
         elif stage == "evaluate":
             stage_evaluate(e, work, a.workers)
+        elif stage == "select":
+            stage_select(e, work, a.workers)
         elif stage == "sb3":
             stage_sb3(e, work, a.workers, a.device)
         elif stage == "real_baseline":

@@ -151,3 +151,50 @@ def test_world_models_adopts_a_shipped_model_and_goes_on_with_the_next_round(tin
     (occupied / "data").mkdir(parents=True)
     with pytest.raises(SystemExit, match="fresh work folder"):  # never mixes with data a user collected
         wm.stage_adopt(e, occupied, shipped=shipped, results=results)
+
+
+def test_world_models_seeds_per_tau_and_a_choice_on_real_validation_tracks(tiny_cartpole_model, tmp_path):
+    """With several CMA-ES seeds per tau, each tau's row scores the controller the dream rates highest over all runs;
+    ``select`` validates each run's pick on real tracks disjoint from the test seeds and scores the winner on the test seeds."""
+    import shutil
+    from dataclasses import replace
+
+    import numpy as np
+
+    import gym_dream
+    from trainers.controller import LinearController
+
+    wm = _world_models()
+    e = replace(wm.EXPERIMENTS["carracing"], name="cartpole", real_id="CartPole-v1", dream_id="Dream-CartPole-v0", taus=(1.0,),
+                main_tau=1.0, episodes=2, sweep_episodes=2, noise_row={}, cmaes_seeds=(0, 3), select=dict(episodes=2, seed=50))
+    shutil.copytree(tiny_cartpole_model, tmp_path / "model")
+    m = gym_dream.resolve_model(str(tmp_path / "model"))
+    always_left = LinearController(m.feature_dim, m.action_space)
+    leaning = np.zeros(always_left.num_params, np.float32)
+    leaning[m.feature_dim + 2] = leaning[m.feature_dim + 3] = 1.0
+    for kind in ("best", "mean"):
+        always_left.save(tmp_path / "cmaes-tau1.0" / kind)
+        LinearController(m.feature_dim, m.action_space, leaning).save(tmp_path / "cmaes-tau1.0-seed3" / kind)
+    assert wm._controller_dir(tmp_path, 1.0, "seed3/mean") == tmp_path / "cmaes-tau1.0-seed3" / "mean"
+    assert wm._controller_dir(tmp_path, 1.0, "mean") == tmp_path / "cmaes-tau1.0" / "mean"
+    chosen, scores = wm.pick_controller(e, tmp_path, 1.0, episodes=16)
+    assert set(scores) == {"best", "mean", "seed3/best", "seed3/mean"} and chosen == max(scores, key=scores.get)
+    wm.stage_evaluate(e, tmp_path, workers=1)
+    row = json.loads((tmp_path / "eval-tau1.0.json").read_text())
+    assert row["controller"] in scores and "2 seeds" in row["agent"]
+    with pytest.raises(SystemExit, match="overlaps the test seeds"):
+        wm.stage_select(replace(e, select=dict(episodes=2, seed=1)), tmp_path, workers=1)
+    wm.stage_select(e, tmp_path, workers=1)
+    state = json.loads((tmp_path / "select.json").read_text())
+    assert [c["controller"] for c in state["candidates"]] == ["best", "seed3/best"]  # one per run: its dream pick (a tie: the first)
+    assert all(c["real"]["episodes"] == 2 for c in state["candidates"])
+    always, lean = state["candidates"]
+    assert lean["real"]["mean"] > always["real"]["mean"]  # pushing with the pole beats always pushing left
+    selected = json.loads((tmp_path / "eval-selected.json").read_text())
+    assert selected["selection"]["chosen"] == lean and selected["selection"]["seeds"] == [50, 51]
+    assert selected["controller"] == "seed3/best" and selected["real"]["episodes"] == 2 and selected["real_seeds"] == [0, 1]
+    assert selected["selection"]["real_steps"] == sum(c["real_steps"] for c in state["candidates"])
+    wm.stage_select(e, tmp_path, workers=1)  # resumable: nothing more to do
+    assert json.loads((tmp_path / "select.json").read_text()) == state
+    note = wm._selection_note(e, tmp_path, selected)
+    assert note.startswith("(***)") and note.count("| tau 1.0,") == 2
