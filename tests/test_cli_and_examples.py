@@ -198,3 +198,27 @@ def test_world_models_seeds_per_tau_and_a_choice_on_real_validation_tracks(tiny_
     assert json.loads((tmp_path / "select.json").read_text()) == state
     note = wm._selection_note(e, tmp_path, selected)
     assert note.startswith("(***)") and note.count("| tau 1.0,") == 2
+
+
+def test_reward_check_splits_the_reward_error_by_kind_of_step(tiny_cartpole_model, cartpole_data, tmp_path):
+    from trainers.data import count_episodes
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0"}
+
+    def check(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reward_check.py"), str(tiny_cartpole_model), str(cartpole_data), *extra],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    episodes, steps = count_episodes(cartpole_data)
+    r = check("--out", str(tmp_path / "none.json"))  # CartPole pays +1 every step: nothing is a penalty
+    assert r.returncode == 0, r.stderr[-3000:]
+    none = json.loads((tmp_path / "none.json").read_text())
+    assert none["episodes"] == episodes and none["steps"] == steps and none["penalties"] == []
+    assert none["mse_from_penalties"] == 0 and abs(none["reward_mse"] - none["mse_from_other_steps"]) < 1e-9
+    r = check("--penalty", "1.5", "--from-episode", "3", "--out", str(tmp_path / "all.json"))  # every step is one
+    assert r.returncode == 0, r.stderr[-3000:]
+    every = json.loads((tmp_path / "all.json").read_text())
+    assert every["episodes"] == episodes - 3 and len(every["penalties"]) == every["steps"] < steps
+    assert abs(every["reward_mse"] - every["mse_from_penalties"]) < 1e-9 and every["worst_other_steps"] == []
+    r = check("--from-episode", "100000")
+    assert r.returncode != 0 and "No episodes from index 100000" in r.stderr
