@@ -519,7 +519,7 @@ def stage_select(e: Experiment, work: Path, workers: int) -> None:
                 agent = LinearController.load(_controller_dir(work, tau, controller))
                 returns, lengths = real_episode_returns(_noisy(e, agent) if noise else agent, e.real_id, model, n, seed=first, workers=workers)
                 c = {"tau": tau, "controller": controller, "noise": noise, "dream": own[controller], "real": _stats(returns),
-                     "real_steps": int(lengths.sum())}
+                     "real_steps": int(lengths.sum()), "real_returns": [round(float(x), 2) for x in returns]}
                 state["candidates"].append(c)
                 atomic_write_bytes(path, (json.dumps(state, indent=2) + "\n").encode())
                 print(f"validation, {_candidate_name(c)}: dream {c['dream']:.0f}, real {c['real']['mean']:.0f} ± {c['real']['std']:.0f} "

@@ -25,6 +25,8 @@ def test_cmaes_trains_checkpoints_and_resumes(tiny_cartpole_model, tmp_path):
     np.testing.assert_array_equal(LinearController.load(tmp_path / "copy").params, c.params)
     row = evaluate(c, "Dream-CartPole-v0", str(tiny_cartpole_model), taus=(1.0, 1.5), episodes=3)
     assert row["real"]["episodes"] == 3 and set(row["dream"]) == {"1.0", "1.5"}
+    assert len(row["real_returns"]) == 3 and np.isclose(np.mean(row["real_returns"]), row["real"]["mean"], atol=0.01)
+    assert sum(row["real_lengths"]) == row["real_steps"]
 
 
 def test_squash_maps_into_box_bounds():

@@ -187,7 +187,7 @@ def test_world_models_seeds_per_tau_and_a_choice_on_real_validation_tracks(tiny_
     wm.stage_select(e, tmp_path, workers=1)
     state = json.loads((tmp_path / "select.json").read_text())
     assert [c["controller"] for c in state["candidates"]] == ["best", "seed3/best"]  # one per run: its dream pick (a tie: the first)
-    assert all(c["real"]["episodes"] == 2 for c in state["candidates"])
+    assert all(c["real"]["episodes"] == 2 == len(c["real_returns"]) for c in state["candidates"])
     always, lean = state["candidates"]
     assert lean["real"]["mean"] > always["real"]["mean"]  # pushing with the pole beats always pushing left
     selected = json.loads((tmp_path / "eval-selected.json").read_text())

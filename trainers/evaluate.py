@@ -161,6 +161,8 @@ def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float, 
     return {
         "agent": name, "dream_id": dream_id, "real_env_id": real_id, "model": model or spec.kwargs.get("default_model"),
         "dream": dream, "real": real, "real_steps": int(real_lengths.sum()), "real_seeds": [seed, seed + episodes - 1],
+        # per episode, in seed order: what the mean and std hide (a few crashes or many middling runs)
+        "real_returns": [round(float(x), 2) for x in real_returns], "real_lengths": [int(n) for n in real_lengths],
         "exploits_dream": exploits_dream(dream[train_tau], real), "seconds": round(time.time() - start, 1),
     }
 
