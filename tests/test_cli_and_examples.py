@@ -222,3 +222,24 @@ def test_reward_check_splits_the_reward_error_by_kind_of_step(tiny_cartpole_mode
     assert abs(every["reward_mse"] - every["mse_from_penalties"]) < 1e-9 and every["worst_other_steps"] == []
     r = check("--from-episode", "100000")
     assert r.returncode != 0 and "No episodes from index 100000" in r.stderr
+
+
+def test_carracing_episodes_names_how_each_episode_ended(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("carracing_episodes", ROOT / "benchmarks" / "carracing_episodes.py")
+    ce = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ce)
+    assert ce.outcome(True, -99.9) == "left the playfield" and ce.outcome(True, 3.2) == "lap" and ce.outcome(False, -0.1) == "time limit"
+    rows = [{"return": r, "outcome": o, "tiles": t, "track_tiles": 300, "off_road_steps": off}
+            for r, o, t, off in [(900.0, "lap", 300, 0), (20.0, "left the playfield", 45, 200), (40.0, "left the playfield", 55, 150)]]
+    s = ce.summarize(rows)
+    assert s["outcomes"]["left the playfield"] == {"episodes": 2, "mean_return": 30.0, "mean_tile_fraction": 50 / 300}
+    assert s["outcomes"]["time limit"]["episodes"] == 0 and s["episodes_off_road"] == 2 and s["mean"] == 320.0
+    # the real track, the shipped model and controller, cut to 25 steps: still at the start line, on the road
+    got = ce.run_episodes(str(ROOT / "results" / "carracing_cmaes_tau1.15"), "carracing", [3], max_steps=25)
+    assert len(got) == 1 and got[0]["outcome"] == "time limit" and got[0]["steps"] == 25 and got[0]["seed"] == 3
+    assert 0 < got[0]["tiles"] < got[0]["track_tiles"] and got[0]["off_road_steps"] == 0
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "carracing_episodes.py"), "x", "--model", "carracing", "--seeds", "5", "5"],
+                       capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode != 0 and "--seeds 5 5 is empty" in r.stderr
