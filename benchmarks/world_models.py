@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -166,12 +167,18 @@ EXPERIMENTS = {
             "OMP_NUM_THREADS=1 python benchmarks/world_models.py carracing train --jobs 2 --train-minutes 6   # the tau sweep (one seed then)",
             "python benchmarks/world_models.py carracing evaluate       # every tau, the tau 1.15 controller with the rounds' noise, random",
             "python benchmarks/world_models.py carracing report && python benchmarks/world_models.py carracing ship   # commit bd1cf3f",
-            "# round 5 (this report), continuing the same runs/carracing at commit 8f7375e:",
+            "# round 5, continuing the same runs/carracing at commit 8f7375e:",
             "python benchmarks/world_models.py carracing iterate        # 10 real episodes of the shipped controller, then 100k steps it drives: 21 min",
             "python benchmarks/world_models.py carracing fit            # on the 300k steps of rounds 3-5, from round 5's model",
             "OMP_NUM_THREADS=1 python benchmarks/world_models.py carracing train --jobs 2 --train-minutes 6   # 4 taus x 2 seeds: 24 min",
             "python benchmarks/world_models.py carracing evaluate       # each tau's dream pick of its 2 seeds, the noise row, random",
             "python benchmarks/world_models.py carracing select         # 16 candidates x 10 validation tracks, then the winner on the test tracks",
+            "python benchmarks/world_models.py carracing report && python benchmarks/world_models.py carracing ship   # commit 54ec572",
+            "# round 6 (this report), continuing the same runs/carracing at commit ac87c32 (round 5 moves to runs/carracing/round-6/):",
+            "python benchmarks/world_models.py carracing iterate        # 10 real episodes of round 5's main controller, then 100k steps it drives: 22 min",
+            "python benchmarks/world_models.py carracing fit            # on the 400k steps of rounds 3-6, from round 5's model: 16 min",
+            "OMP_NUM_THREADS=1 python benchmarks/world_models.py carracing train --jobs 2 --train-minutes 6   # 4 taus x 2 seeds: 24 min",
+            "python benchmarks/world_models.py carracing evaluate       # each tau's dream pick of its 2 seeds, the noise row, random",
             "python benchmarks/world_models.py carracing report && python benchmarks/world_models.py carracing ship",
         ],
         paper=["World Models trained the CarRacing controller in the REAL env: 906 ± 21 over 100 tracks "
@@ -379,7 +386,6 @@ def stage_adopt(e: Experiment, work: Path, shipped: Path | None = None, kept: Pa
     if not (shipped / "model.json").is_file() or not (kept / "controller.json").is_file():
         raise SystemExit(f"Nothing to adopt: needs the shipped model {_shown(shipped)} and the controller {_shown(kept)} "
                          f"(run the ship stage once).")
-    import shutil
     import subprocess
 
     card = read_card(shipped)
@@ -807,6 +813,9 @@ def stage_ship(e: Experiment, work: Path) -> None:
                           "run_with_action_noise": dict(e.noise_row) if win["noise"] else None,
                           "test": row["real"], "selection": row["selection"]})
         print(f"kept the validation-chosen controller in {kept}")
+    elif (RESULTS / f"{e.name}_selected").is_dir():  # chosen in an earlier model's dream (its round folder keeps it)
+        shutil.rmtree(RESULTS / f"{e.name}_selected")
+        print(f"removed {RESULTS / f'{e.name}_selected'}: no select row for this model")
     size = sum(f.stat().st_size for f in dest.iterdir()) / 2**20
     print(f"shipped {dest} ({size:.1f} MB); declare it in pyproject.toml [project.entry-points.\"gym_dream.models\"]")
 
