@@ -796,13 +796,15 @@ def stage_ship(e: Experiment, work: Path) -> None:
         shipped["training"]["note"] = (f"{len(fits)} fits, each after a collection round and from the previous model "
                                        f"({sum(fits) / 60:.0f} min in all); 'seconds' is the last one")
         atomic_write_bytes(path, (json.dumps(shipped, indent=2) + "\n").encode())
-    main = _evaluated_controller(work, e.main_tau)
-    if main.is_dir():  # the controller trained in this model's dream, next to the results (the demo scores it)
-        agent = LinearController.load(main)
-        kept = RESULTS / f"{e.name}_cmaes_tau{e.main_tau}"
+    for tau in e.taus:  # each evaluated tau's controller, trained in this model's dream, next to the results (the demo scores the main one)
+        evaluated = _evaluated_controller(work, tau)
+        if tau != e.main_tau and not _row_path(work, tau).is_file() or not evaluated.is_dir():
+            continue
+        agent = LinearController.load(evaluated)
+        kept = RESULTS / f"{e.name}_cmaes_tau{tau}"
         agent.save(kept, {**{k: v for k, v in agent.card.items() if k not in ("format", "format_version", "feature_dim", "action_space")},
-                          "model": e.model_name, "trained_with": str(work / "model")})
-        print(f"kept the tau {e.main_tau} controller ({main.relative_to(work)}) in {kept}")
+                          "model": e.model_name, "trained_with": str(work / "model"), "tau": tau})
+        print(f"kept the tau {tau} controller ({evaluated.relative_to(work)}) in {kept}")
     if selected.is_file():  # the validation-chosen one too, with the noise it ran with (gym-dream evaluate --action-noise)
         row = json.loads(selected.read_text())
         win = row["selection"]["chosen"]
