@@ -200,6 +200,52 @@ def test_world_models_seeds_per_tau_and_a_choice_on_real_validation_tracks(tiny_
     assert note.startswith("(***)") and note.count("| tau 1.0,") == 2
 
 
+def test_world_models_select_among_the_taus_of_the_sweep_then_test_on_fresh_tracks(tiny_cartpole_model, tmp_path):
+    """The protocol fixed before CarRacing's round 7: each tau's evaluated row is a candidate, validated on the tracks
+    the sweep already drove (its episodes are reused, not driven again); the winner drives fresh test tracks."""
+    import shutil
+    from dataclasses import replace
+
+    import numpy as np
+
+    import gym_dream
+    from trainers.controller import LinearController
+
+    wm = _world_models()
+    protocol = dict(episodes=2, seed=0, test_seed=40, candidates="taus")
+    e = replace(wm.EXPERIMENTS["carracing"], name="cartpole", real_id="CartPole-v1", dream_id="Dream-CartPole-v0", taus=(0.5, 1.0),
+                main_tau=1.0, episodes=2, sweep_episodes=2, noise_row={}, cmaes_seeds=(0,), select=protocol)
+    shutil.copytree(tiny_cartpole_model, tmp_path / "model")
+    m = gym_dream.resolve_model(str(tmp_path / "model"))
+    leaning = np.zeros(m.feature_dim * 2 + 2, np.float32)
+    leaning[m.feature_dim + 2] = leaning[m.feature_dim + 3] = 1.0
+    for kind in ("best", "mean"):
+        LinearController(m.feature_dim, m.action_space).save(tmp_path / "cmaes-tau0.5" / kind)  # always left
+        LinearController(m.feature_dim, m.action_space, leaning).save(tmp_path / "cmaes-tau1.0" / kind)
+    with pytest.raises(SystemExit, match="run the evaluate stage first"):
+        wm.stage_select(e, tmp_path, workers=1)
+    with pytest.raises(SystemExit, match="overlaps the test seeds 40..41"):
+        wm.stage_select(replace(e, select={**protocol, "seed": 41}), tmp_path, workers=1)
+    with pytest.raises(SystemExit, match="choose 'runs'"):
+        wm.stage_select(replace(e, select={**protocol, "candidates": "all"}), tmp_path, workers=1)
+    wm.stage_evaluate(e, tmp_path, workers=1)
+    rows = {t: json.loads((tmp_path / f"eval-tau{t}.json").read_text()) for t in (0.5, 1.0)}
+    wm.stage_select(e, tmp_path, workers=1)
+    state = json.loads((tmp_path / "select.json").read_text())
+    assert [(c["tau"], c["from_row"]) for c in state["candidates"]] == [(0.5, "eval-tau0.5.json"), (1.0, "eval-tau1.0.json")]
+    for c in state["candidates"]:
+        assert c["real_returns"] == rows[c["tau"]]["real_returns"] and c["real_steps"] == rows[c["tau"]]["real_steps"]
+    selected = json.loads((tmp_path / "eval-selected.json").read_text())
+    assert selected["selection"]["chosen"]["tau"] == 1.0 and selected["selection"]["kind"] == "taus"
+    assert selected["real_seeds"] == [40, 41] and "test tracks seeds 40-41" in selected["agent"]
+    # validation seeds the rows did not drive are driven for the choice
+    other = tmp_path / "other"
+    shutil.copytree(tmp_path, other, ignore=shutil.ignore_patterns("select.json", "eval-selected.json"))
+    wm.stage_select(replace(e, select={**protocol, "seed": 10}), other, workers=1)
+    again = json.loads((other / "select.json").read_text())["candidates"]
+    assert all("from_row" not in c and c["real"]["episodes"] == 2 and c["real_steps"] > 0 for c in again)
+
+
 def test_reward_check_splits_the_reward_error_by_kind_of_step(tiny_cartpole_model, cartpole_data, tmp_path):
     from trainers.data import count_episodes
 
@@ -243,3 +289,26 @@ def test_carracing_episodes_names_how_each_episode_ended(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "carracing_episodes.py"), "x", "--model", "carracing", "--seeds", "5", "5"],
                        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode != 0 and "--seeds 5 5 is empty" in r.stderr
+
+
+def test_dream_ends_counts_where_the_dream_ends_a_controllers_episodes(tiny_cartpole_model, tmp_path):
+    """CartPole's dream ends episodes (the pole falls): the share ended, the returns at the ends, the CLI's JSON."""
+    import gym_dream
+    from trainers.controller import LinearController
+
+    m = gym_dream.resolve_model(str(tiny_cartpole_model))
+    LinearController(m.feature_dim, m.action_space).save(tmp_path / "left")  # always pushes left: the pole falls
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0"}
+    script = str(ROOT / "benchmarks" / "dream_ends.py")
+    r = subprocess.run([sys.executable, script, "--models", str(tiny_cartpole_model), "--controllers", str(tmp_path / "left"),
+                        "--env-id", "Dream-CartPole-v0", "--taus", "1.0", "--episodes", "8", "--horizon", "200", "--out", str(tmp_path / "ends.json")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "ends.json").read_text())["rows"]
+    assert row["episodes"] == 8 and row["horizon"] == 200 and 0.0 <= row["ended"] <= 1.0
+    assert len(row["returns_at_ends"]) == len(row["end_step_rewards"]) == round(8 * row["ended"])
+    if row["ended"]:
+        assert 1 <= row["mean_end_step"] <= 200
+    r = subprocess.run([sys.executable, script, "--models", str(tiny_cartpole_model), "--controllers", str(tmp_path / "none"),
+                        "--env-id", "Dream-CartPole-v0"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "no controller at" in r.stderr

@@ -102,6 +102,39 @@ def test_termination_weight_reaches_the_loss_and_the_card(cartpole_data, tmp_pat
     assert 0.0 <= h["termination_recall"] <= 1.0 and 0.0 <= h["termination_false_alarm_rate"] <= 1.0
 
 
+def test_end_weight_weighs_real_ends_only_and_moves_the_heads_threshold(tiny_cartpole_model):
+    """``end_weight`` is BCE's pos_weight: steps that did not end cost the same, each real end costs ``end_weight``
+    times more (so the head's optimum moves above 0.5 wherever an end is at least 1 / (1 + end_weight) likely)."""
+    torch.manual_seed(0)
+    model = gym_dream.load_model(tiny_cartpole_model).float()
+    b, t = 3, 5
+    z = torch.randn(b, t + 1, model.z_dim)
+    actions = torch.randint(0, 2, (b, t))
+    rewards, mask = torch.ones(b, t), torch.ones(b, t)
+    never = torch.zeros(b, t, dtype=torch.bool)
+    ends = never.clone()
+    ends[0, -1] = ends[2, 1] = True
+    loss = lambda term, w: model.sequence_loss(z, actions, rewards, term, mask, end_weight=w)["termination_bce"]
+    with torch.no_grad():
+        assert loss(never, 20.0) == pytest.approx(float(loss(never, 1.0)))
+    with torch.no_grad():
+        _, logits = model.heads(z[:, 1:], model.rnn(torch.cat([z[:, :-1], model.encode_action(actions.reshape(-1)).reshape(b, t, -1)], -1))[0])
+        per = torch.nn.functional.binary_cross_entropy_with_logits(logits, ends.float(), reduction="none")
+        expect = (per * (1 + 19 * ends.float())).mean()
+        assert float(loss(ends, 20.0)) == pytest.approx(float(expect), rel=1e-5)
+        assert float(loss(ends, 1.0)) == pytest.approx(float(per.mean()), rel=1e-5)
+
+
+def test_end_weight_reaches_the_fit_and_the_card(cartpole_data, tmp_path):
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=1, end_weight=20.0))
+    card = gym_dream.load_model(out).card
+    assert card["training"]["hyperparameters"]["end_weight"] == 20.0
+    ends = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m1"), preset="tiny", rnn_epochs=1))
+    h20, h1 = card["training"]["heldout"]["mdnrnn"], gym_dream.load_model(ends).card["training"]["heldout"]["mdnrnn"]
+    # the same seed and data: only the weight on the ends differs, and CartPole ends every episode, so the bce differs
+    assert h20["termination_bce"] != pytest.approx(h1["termination_bce"])
+
+
 def test_fit_can_start_from_a_previous_model(cartpole_data, tiny_cartpole_model, tmp_path):
     """A further collection round refits from the last model: with no epochs the weights are the old ones."""
     out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=0, bank_size=16, init=str(tiny_cartpole_model)))

@@ -36,9 +36,9 @@ from trainers.progress import progress
 #: network sizes and budgets; "tiny" shrinks every network for tests and smoke runs
 PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(z_dim=32, hidden=256, mixtures=5, head_hidden=64, vae_channels=[32, 64, 128, 256],
-                    vae_epochs=10, vae_batch=256, rnn_epochs=60, rnn_batch=64, seq_len=64, lr=1e-3, termination_weight=1.0),
+                    vae_epochs=10, vae_batch=256, rnn_epochs=60, rnn_batch=64, seq_len=64, lr=1e-3, termination_weight=1.0, end_weight=1.0),
     "tiny": dict(z_dim=8, hidden=16, mixtures=2, head_hidden=8, vae_channels=[4, 8, 8, 16],
-                 vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3, termination_weight=1.0),
+                 vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3, termination_weight=1.0, end_weight=1.0),
 }
 
 #: low-dimensional vector data (CartPole): short episodes, cheap steps, so smaller batches and more epochs
@@ -82,6 +82,10 @@ class FitConfig:
     """Adam learning rate"""
     termination_weight: float | None = None
     """weight of the termination (death) loss; rare deaths need more (World Models' Doom used 10)"""
+    end_weight: float | None = None
+    """weight of each real end against each other step in the termination loss (BCE's pos_weight): the dream
+    then ends wherever an end is at least 1 / (1 + end_weight) likely. For ends the frames barely show (CarRacing's
+    exits from the playfield), which the head otherwise never predicts and the dream never punishes"""
     rnn_minutes: float | None = None
     """wall-time budget of this invocation's MDN-RNN stage: stop after the epoch that passes it and
     write the model from the best epoch so far (re-running continues toward rnn_epochs)"""
@@ -248,8 +252,13 @@ def encode_all(model: MDNRNN, ds: EpisodeDataset, device: str, batch: int = 1024
     return np.concatenate(mus), np.concatenate(logvars)
 
 
+def _loss_weights(p: dict[str, Any]) -> dict[str, float]:
+    """The termination loss's weights of a resolved config (``end_weight`` is absent from cards written before it)."""
+    return {"termination_weight": p["termination_weight"], "end_weight": p.get("end_weight", 1.0)}
+
+
 def _rnn_batch(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, idx: tuple, sample: bool, g: torch.Generator, device: str,
-               termination_weight: float = 1.0) -> dict[str, torch.Tensor]:
+               weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
     obs_idx, act_idx, mask = idx
     z = torch.as_tensor(mu[obs_idx], device=device)
     if sample:
@@ -261,13 +270,13 @@ def _rnn_batch(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.nda
         torch.as_tensor(ds.rewards[act_idx], device=device),
         torch.as_tensor(ds.terminated[act_idx], device=device),
         torch.as_tensor(mask, dtype=torch.float32, device=device),
-        termination_weight=termination_weight,
+        **(weights or {}),
     )
 
 
 @torch.no_grad()
 def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, episodes: np.ndarray, seq_len: int, device: str, batch: int = 256,
-                 termination_weight: float = 1.0) -> dict[str, float]:
+                 weights: dict[str, float] | None = None) -> dict[str, float]:
     """Held-out one-step metrics (teacher-forced) over every transition of ``episodes``."""
     model.eval()
     obs_idx, act_idx, mask = windows(ds, episodes, seq_len, None)
@@ -276,7 +285,7 @@ def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.n
     correct = hits = ends = false_ends = 0.0
     for i in range(0, len(obs_idx), batch):
         sl = slice(i, i + batch)
-        out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), False, None, device, termination_weight)
+        out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), False, None, device, weights)
         n = float(mask[sl].sum())
         for k, v in out.items():
             tot[k] = tot.get(k, 0.0) + float(v) * n
@@ -328,7 +337,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
         tot, nb = {}, 0
         for i in range(0, len(order), p["rnn_batch"]):
             sl = order[i : i + p["rnn_batch"]]
-            out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), sample, g, cfg.device, p["termination_weight"])
+            out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), sample, g, cfg.device, _loss_weights(p))
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             for group in groups:
@@ -338,7 +347,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
                 tot[k] = tot.get(k, 0.0) + float(v.detach())
             nb += 1
         train = {k: v / nb for k, v in tot.items()}
-        val = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, termination_weight=p["termination_weight"]) if len(val_eps) else {"loss": train["loss"]}
+        val = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, weights=_loss_weights(p)) if len(val_eps) else {"loss": train["loss"]}
         record["history"].append({"epoch": epoch + 1, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}})
         record["epoch"] = epoch + 1
         record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
@@ -405,7 +414,7 @@ def fit(cfg: FitConfig) -> Path:
     opt = torch.optim.Adam(rnn_params, lr=p["lr"])
     stage = _Stage(ckpt_dir / "rnn.safetensors", chash, {"model": model}, {"adam": opt})
     record = fit_rnn(model, ds, mu, logvar, train_eps, val_eps, p, cfg, stage, opt, sample=image)
-    heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, termination_weight=p["termination_weight"]) if len(val_eps) else {}
+    heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, weights=_loss_weights(p)) if len(val_eps) else {}
 
     # the bank of real start latents: encoded first observations of training episodes
     firsts = mu[ds.obs_start[train_eps]]

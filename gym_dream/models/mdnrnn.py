@@ -158,11 +158,15 @@ class MDNRNN(WorldModel):
         mask: torch.Tensor,
         reward_weight: float = 1.0,
         termination_weight: float = 1.0,
+        end_weight: float = 1.0,
     ) -> dict[str, torch.Tensor]:
         """Teacher-forced loss on a batch of sequences.
 
         Shapes: z (B, T+1, Z) latents of o_0..o_T; actions (B, T) or (B, T, A); rewards,
         terminated, mask (B, T). ``mask`` is 1 for real transitions, 0 for padding.
+        ``termination_weight`` scales the whole termination loss; ``end_weight`` weighs each real end
+        against each non-end (BCE's pos_weight): the head then predicts an end, and the dream ends,
+        wherever one is at least 1 / (1 + end_weight) likely.
         """
         b, t = rewards.shape
         a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
@@ -173,6 +177,8 @@ class MDNRNN(WorldModel):
         reward_pred, term_logit = self.heads(z_next, hs)
         mse = (reward_pred - rewards) ** 2
         bce = nn.functional.binary_cross_entropy_with_logits(term_logit, terminated.float(), reduction="none")
+        if end_weight != 1.0:
+            bce = bce * (1.0 + (end_weight - 1.0) * terminated.float())
         n = mask.sum().clamp_min(1.0)
         out = {
             "nll": (nll * mask).sum() / n,
