@@ -26,8 +26,9 @@ class DemoConfig:
     """CMA-ES generations (64 candidates x 16 dream rollouts each)"""
     ppo_timesteps: int = 100_000
     """PPO dream steps (0 skips PPO)"""
-    carracing_controller: str = "results/carracing_cmaes_tau1.15"
-    """the CMA-ES controller trained only in the shipped CarRacing dream (results/carracing.md)"""
+    carracing_controller: str = "results/carracing_selected"
+    """the headline CMA-ES controller, trained only in the shipped CarRacing dream and chosen by the report's protocol
+    (results/carracing.md); each tau's dream pick is in results/carracing_cmaes_tau<tau>"""
     carracing_episodes: int = 10
     """real CarRacing-v3 tracks to score it on (0 skips CarRacing)"""
     workers: int = 2
