@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 
 import gym_dream  # noqa: E402
+from gym_dream.catalogue import CATALOGUE, by_real_id  # noqa: E402
 from trainers.evaluate import RandomAgent, _stats, dream_episode_returns, real_episode_returns  # noqa: E402
 
-DREAM_IDS = {"VizdoomTakeCover-v1": "Dream-DoomTakeCover-v0", "CarRacing-v3": "Dream-CarRacing-v0", "CartPole-v1": "Dream-CartPole-v0"}
 
 
 def main() -> None:
@@ -39,9 +39,10 @@ def main() -> None:
     a = p.parse_args()
     model = gym_dream.resolve_model(a.model)
     real_id = model.card["env"]["id"]
-    dream_id = DREAM_IDS.get(real_id)
-    if dream_id is None:
-        p.error(f"no registered dream id for {real_id}; known: {sorted(DREAM_IDS)}")
+    known = by_real_id(real_id)
+    if known is None:
+        p.error(f"no registered dream id for {real_id}; known: {sorted(e.real_id for e in CATALOGUE)}")
+    dream_id = known.dream_id
     real, _ = real_episode_returns(RandomAgent(model.action_space, seed=0), real_id, a.model, a.real_episodes, seed=0, workers=a.workers)
     table = {"real": _stats(real), "dream": {}}
     print(f"random policy, real {real_id}: {real.mean():.1f} ± {real.std():.1f} ({a.real_episodes} episodes)", flush=True)

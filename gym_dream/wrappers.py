@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from gym_dream.catalogue import by_real_id
 from gym_dream.envs import core
 from gym_dream.error import ModelMismatch
 from gym_dream.models import State, WorldModel
@@ -15,7 +16,10 @@ from gym_dream.spaces import spaces_equal
 
 
 def default_model_for(real_env_id: str | None) -> str | None:
-    """The default model name of the Dream-* id registered for a real env id, if any."""
+    """The default model name of a real env id: the catalogue's, else that of a Dream-* id a model package registered."""
+    known = by_real_id(real_env_id)
+    if known is not None:
+        return known.model
     for spec in gym.registry.values():
         if spec.id.startswith("Dream-") and spec.kwargs.get("real_env_id") == real_env_id:
             return spec.kwargs.get("default_model")

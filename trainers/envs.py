@@ -1,4 +1,7 @@
-"""Real environments: how to make them and the per-env recipe (preprocessing, horizon, policy)."""
+"""Real environments: how to make them and how their data is collected (preprocessing, horizon, policy).
+
+Which dream id, model name and spaces belong to a real env is :mod:`gym_dream.catalogue`'s; this module adds
+what only the trainers need, keyed by the same real id."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from gym_dream.catalogue import by_real_id
 from gym_dream.error import DependencyNotInstalled
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.wrappers import ActionRepeat
@@ -24,9 +28,7 @@ class RealEnv:
     kwargs: dict[str, Any] = field(default_factory=dict)
     collect_policy: str = "random"
     collect_kwargs: dict[str, Any] = field(default_factory=dict)  # the recipe policy's settings
-    dream_id: str | None = None
-    model_name: str | None = None
-    extra: str | None = None  # the pip extra that provides it
+    extra: str | None = None  # the pip extra that provides it (default: the catalogue's)
     module: str | None = None  # imported before gym.make (it registers the id)
     factory: Any = None  # builds the env instead of gym.make: factory(env_id, **kwargs)
     setup: Any = None  # called before each env is made (e.g. to create what parallel instances race for)
@@ -39,7 +41,7 @@ def _vizdoom_workdir() -> None:
 
 
 REAL_ENVS: dict[str, RealEnv] = {
-    "CartPole-v1": RealEnv("CartPole-v1", Preprocessing("vector"), dream_id="Dream-CartPole-v0", model_name="cartpole"),
+    "CartPole-v1": RealEnv("CartPole-v1", Preprocessing("vector")),
     "CarRacing-v3": RealEnv(
         "CarRacing-v3",
         # 96x96 -> 64x64 with the dashboard (bottom 12 rows: speed, ABS, steering, gyro) kept:
@@ -49,9 +51,6 @@ REAL_ENVS: dict[str, RealEnv] = {
         # clipped to 0) that for stretches also follows the road, so the data covers the whole track
         collect_policy="road_noise",
         collect_kwargs={"mean": [0.0, 0.2, -0.4], "sigma": [0.15, 0.06, 0.1], "theta": 0.1, "jitter": [0.1, 0.12, 0.0]},
-        dream_id="Dream-CarRacing-v0",
-        model_name="carracing",
-        extra="box2d",
     ),
     "VizdoomTakeCover-v1": RealEnv(
         "VizdoomTakeCover-v1",
@@ -63,9 +62,6 @@ REAL_ENVS: dict[str, RealEnv] = {
         # only ever moves right found a dream trained on 1-10 step holds believed it safe)
         collect_policy="sticky",
         collect_kwargs={"max_hold": 25},
-        dream_id="Dream-DoomTakeCover-v0",
-        model_name="doom-takecover",
-        extra="doom",
         module="vizdoom.gymnasium_wrapper",
         setup=_vizdoom_workdir,
     ),
@@ -105,8 +101,7 @@ def recipe(env_id: str, env_kwargs: dict[str, Any] | None = None) -> RealEnv:
     if env_id.startswith("dm_control/"):
         pixels = (env_kwargs or {}).get("obs", "pixels") == "pixels"
         return RealEnv(env_id, Preprocessing("image", size=(64, 64)) if pixels else Preprocessing("vector"),
-                       collect_policy="random", extra="dmc", factory=make_dmc,
-                       dream_id="Dream-CartpoleSwingup-v0" if env_id == "dm_control/cartpole-swingup-v0" else None)
+                       collect_policy="random", extra="dmc", factory=make_dmc)
     return RealEnv(env_id, Preprocessing("vector"))
 
 
@@ -122,5 +117,6 @@ def make_real_env(env_id: str, **kwargs: Any) -> gym.Env:
             return r.factory(env_id, **{**r.kwargs, **kwargs})
         return gym.make(env_id, **{**r.kwargs, **kwargs})
     except (gym.error.DependencyNotInstalled, ImportError) as e:
-        extra = r.extra or "train"
+        known = by_real_id(env_id)
+        extra = r.extra or (known.extra if known else None) or "train"
         raise DependencyNotInstalled(f"{env_id} needs extra packages: pip install \"gym-dream[{extra}]\" ({e})") from e

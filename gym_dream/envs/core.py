@@ -10,23 +10,13 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from gym_dream.catalogue import by_real_id
 from gym_dream.error import ModelMismatch, ModelNotFound
 from gym_dream.models import State, WorldModel
 from gym_dream.spaces import space_from_dict, spaces_equal
 from gym_dream.store import resolve_model
 
 OBS_TYPES = ("latent", "pixels")
-
-#: The real envs behind the registered ids, with the spaces a model for them must have.
-REAL_ENV_SPACES: dict[str, dict[str, Any]] = {
-    "CartPole-v1": {"action_space": {"type": "Discrete", "n": 2, "start": 0}, "observation_shape": [4]},
-    "CarRacing-v3": {
-        "action_space": {"type": "Box", "shape": [3], "dtype": "float32", "low": [-1.0, 0.0, 0.0], "high": 1.0},
-        "observation_shape": [96, 96, 3],
-    },
-    "VizdoomTakeCover-v1": {"action_space": {"type": "Discrete", "n": 3, "start": 0}, "observation_shape": [240, 320, 3]},
-}
-
 
 def check_tau(tau: Any) -> float:
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
@@ -57,16 +47,17 @@ def check_model_fits(model: WorldModel, real_env_id: str | None) -> None:
             f"This dream id expects a model of {real_env_id}, but the model was trained on {card_env}. "
             f"Pass a {real_env_id} model, or use gym_dream.DreamEnv(model=...) directly for other envs."
         )
-    known = REAL_ENV_SPACES.get(real_env_id)
+    known = by_real_id(real_env_id)
     if known is None:
         return
-    expected = space_from_dict(known["action_space"])
-    if not spaces_equal(model.action_space, expected):
-        raise ModelMismatch(f"{real_env_id} has action space {expected}, but the model's action space is {model.action_space}.")
+    if known.action_space is not None:
+        expected = space_from_dict(known.action_space)
+        if not spaces_equal(model.action_space, expected):
+            raise ModelMismatch(f"{real_env_id} has action space {expected}, but the model's action space is {model.action_space}.")
     shape = tuple(getattr(model.observation_space, "shape", ()) or ())
-    if shape != tuple(known["observation_shape"]):
+    if known.observation_shape is not None and shape != known.observation_shape:
         raise ModelMismatch(
-            f"{real_env_id} has observations of shape {tuple(known['observation_shape'])}, but the model was built for {shape}."
+            f"{real_env_id} has observations of shape {known.observation_shape}, but the model was built for {shape}."
         )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import register
 
+from gym_dream.catalogue import CATALOGUE
 from gym_dream.error import ModelMismatch
 
 DREAM_ENTRY = "gym_dream.envs.dream_env:DreamEnv"
@@ -37,13 +38,7 @@ class DreamId:
 
 
 # ids of gym-dream's own experiments (registered even before their model is trained or installed)
-BUILTIN_IDS = [
-    DreamId("Dream-CartPole-v0", "cartpole", "CartPole-v1", 500),
-    DreamId("Dream-CarRacing-v0", "carracing", "CarRacing-v3", 1000),
-    DreamId("Dream-DoomTakeCover-v0", "doom-takecover", "VizdoomTakeCover-v1", 2100),
-    # 1000 control steps at PlaNet's action repeat of 8
-    DreamId("Dream-CartpoleSwingup-v0", "dmc-cartpole-swingup", "dm_control/cartpole-swingup-v0", 125),
-]
+BUILTIN_IDS = [DreamId(e.dream_id, e.model, e.real_id, e.max_episode_steps) for e in CATALOGUE]
 
 
 def card_dream_id(name: str, directory: Path, dist: str) -> DreamId | None:
