@@ -15,11 +15,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as save_tensors
 
 from gym_dream import __version__
 from gym_dream.versions import satisfies
-from gym_dream.error import ModelFormatError, ModelMismatch
+from gym_dream.error import DataFormatError, DeviceNotAvailable, ModelFormatError, ModelMismatch
 from gym_dream.models import FAMILIES, WorldModel
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict, space_to_dict
@@ -84,18 +85,95 @@ def save_model(model: WorldModel, directory: str | os.PathLike, card: dict[str, 
         if half and t.is_floating_point():
             t = t.half()
         tensors[name] = t
-    # weights first, card last: a directory with a card always has its weights
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".model.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, _umask_mode())
-    try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
-        os.replace(tmp, directory / WEIGHTS_FILE)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # weights first, card last: a directory with a card always has its weights. Serialised in memory and
+    # written by atomic_write_bytes, so the file follows the umask like the card (safetensors' save_file
+    # re-creates its file owner-only, 0600)
+    atomic_write_bytes(directory / WEIGHTS_FILE, save_tensors(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)}))
     atomic_write_bytes(directory / CARD_FILE, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
     return directory
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Read a JSON file that gym-dream wrote (``what`` says what it is, e.g. "CMA-ES controller card").
+
+    A missing file raises ``FileNotFoundError``; a truncated or corrupted one raises
+    :class:`~gym_dream.error.DataFormatError` naming the file and the fix, not a bare ``JSONDecodeError``.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"The {what} {path} does not exist.") from None
+    except UnicodeDecodeError as e:
+        raise DataFormatError(
+            f"{path} (the {what}) is not UTF-8 text ({e.reason} at byte {e.start}); it is corrupted. "
+            f"Restore it from a copy, or move it aside and re-run the command that writes it."
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        what_happened = "is empty" if not text.strip() else f"is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})"
+        raise DataFormatError(
+            f"{path} (the {what}) {what_happened}: the file is truncated or corrupted. "
+            f"Restore it from a copy, or move it aside and re-run the command that writes it."
+        ) from None
+
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def check_device(device: Any) -> torch.device:
+    """A torch device this machine has, or a clear error (``device="cuda"`` without CUDA, a typo...)."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"device={device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:1' or 'mps' ({e}).") from None
+    else:
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', or a torch.device; got {type(device).__name__} {device!r}.")
+    if dev.type not in _DEVICE_TYPES:
+        raise DeviceNotAvailable(f"device={device!r}: dreams run on {', '.join(_DEVICE_TYPES)} devices; pass device='cpu'.")
+    if dev.type == "cpu":
+        return dev
+    backend = getattr(torch, dev.type, None) if dev.type != "mps" else torch.backends.mps
+    available = bool(backend is not None and backend.is_available())
+    if not available:
+        raise DeviceNotAvailable(
+            f"device={device!r}, but this machine has no usable {dev.type} device "
+            f"(torch {torch.__version__}, torch.{dev.type}.is_available() is False). Pass device='cpu', "
+            f"or install a torch build with {dev.type} support on a machine that has one."
+        )
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if dev.index is not None and dev.index >= count:
+        raise DeviceNotAvailable(f"device={device!r}, but this machine has {count} {dev.type} device(s) (indices 0-{count - 1}).")
+    return dev
+
+
+def _check_space_field(path: Path, card: dict[str, Any], field: str) -> None:
+    """A card's space must say what it is: a Discrete needs ``n``, a Box ``shape``, ``dtype``, ``low``, ``high``."""
+    data = card[field]
+    example = '{"type": "Discrete", "n": 2, "start": 0} or {"type": "Box", "shape": [4], "dtype": "float32", "low": "-inf", "high": "inf"}'
+    if not isinstance(data, dict):
+        raise ModelFormatError(f"{path}: {field} must be a JSON object such as {example}, got {data!r}.")
+    kind = data.get("type")
+    needs = {"Discrete": ("n",), "Box": ("shape", "dtype", "low", "high")}.get(kind)
+    if needs is None:
+        raise ModelFormatError(f"{path}: {field}.type must be 'Box' or 'Discrete', got {kind!r}.")
+    missing = [k for k in needs if k not in data]
+    if missing:
+        raise ModelFormatError(f"{path}: {field} ({kind}) lacks {', '.join(missing)}; write it as in {example}.")
+    if kind == "Discrete" and (isinstance(data["n"], bool) or not isinstance(data["n"], int) or data["n"] < 1):
+        raise ModelFormatError(f"{path}: {field}.n must be an integer >= 1, got {data['n']!r}.")
+    if kind == "Box":
+        shape = data["shape"]
+        if not isinstance(shape, list) or not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+            raise ModelFormatError(f"{path}: {field}.shape must be a non-empty list of integers >= 1, got {shape!r}.")
+    try:
+        space_from_dict(data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFormatError(f"{path}: {field} does not describe a valid space ({e}).") from None
 
 
 def read_card(directory: str | os.PathLike) -> dict[str, Any]:
@@ -107,7 +185,7 @@ def read_card(directory: str | os.PathLike) -> dict[str, Any]:
     try:
         card = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelFormatError(f"{path} is not valid JSON ({e}); the model card is corrupted.") from e
+        raise ModelFormatError(f"{path} is not valid JSON ({e}); the model card is corrupted. Re-copy or re-export the model.") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise ModelFormatError(f"{path} is not a gym-dream model card (expected \"format\": \"{FORMAT}\").")
     version = card.get("format_version")
@@ -126,8 +204,20 @@ def read_card(directory: str | os.PathLike) -> dict[str, Any]:
     missing = [f for f in REQUIRED_FIELDS if f not in card]
     if missing:
         raise ModelFormatError(f"{path} lacks the required fields {missing}.")
-    if card["family"] not in FAMILIES:
+    if not isinstance(card["family"], str) or card["family"] not in FAMILIES:
         raise ModelFormatError(f"{path} names the unknown model family {card['family']!r}; known: {sorted(FAMILIES)}.")
+    if not isinstance(card["params"], dict):
+        raise ModelFormatError(f"{path}: params must be a JSON object of the family's constructor arguments.")
+    if not isinstance(card["preprocessing"], dict):
+        raise ModelFormatError(f"{path}: preprocessing must be a JSON object (e.g. {{\"kind\": \"vector\"}}).")
+    for field in ("observation_space", "action_space"):
+        _check_space_field(path, card, field)
+    bank = card["params"].get("bank_size")
+    if bank is not None and (isinstance(bank, bool) or not isinstance(bank, int) or bank < 1):
+        raise ModelFormatError(
+            f"{path}: the start-state bank is empty (params.bank_size = {bank!r}), so the dream could never reset. "
+            f"Refit the model with --bank-size >= 1 (e.g. 64)."
+        )
     return card
 
 
@@ -141,13 +231,34 @@ def build_model(card: dict[str, Any]) -> WorldModel:
             preprocessing=Preprocessing.from_dict(card["preprocessing"]),
             **card["params"],
         )
-    except (TypeError, ValueError) as e:
-        raise ModelMismatch(f"The model card's parameters do not build a {card['family']} model: {e}") from e
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelMismatch(f"The model card's parameters do not build a {card['family']} model: {e!r}. Re-export the model.") from e
+
+
+def _check_tensors(weights_path: Path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> None:
+    """Every stored tensor has the kind of number the model needs (floats are never made from
+    integers) and only finite values: a NaN or inf weight (a diverged fit) would dream NaN."""
+    for k in sorted(expected):
+        want, got = expected[k], tensors[k]
+        if want.is_floating_point() != got.is_floating_point() or (not want.is_floating_point() and want.dtype != got.dtype):
+            raise ModelFormatError(
+                f"{weights_path}: tensor {k!r} is stored as {got.dtype}, but the model needs {want.dtype}"
+                f"{' (float32 or float16)' if want.is_floating_point() else ''}; it is not cast. "
+                f"The file was not written by gym-dream's save_model: re-export the model from its training run."
+            )
+        if got.is_floating_point():
+            bad = int((~torch.isfinite(got)).sum())
+            if bad:
+                raise ModelFormatError(
+                    f"{weights_path}: tensor {k!r} holds {bad} NaN or infinite value(s) of {got.numel()}; the model is broken "
+                    f"(a diverged fit, or a damaged file). Refit it (e.g. with a lower learning rate) or use an earlier copy."
+                )
 
 
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> WorldModel:
     """Load a model directory, checking the card against the weights; returns an eval-mode model."""
     directory = Path(directory)
+    device = check_device(device)
     card = read_card(directory)
     model = build_model(card)
     weights_path = directory / WEIGHTS_FILE
@@ -175,6 +286,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
                 + ", ".join(f"{k}: card {tuple(expected[k].shape)} vs weights {tuple(tensors[k].shape)}" for k in wrong[:5])
             )
         raise ModelMismatch(f"{directory}: the card does not match the weights ({'; '.join(parts)}).")
+    _check_tensors(weights_path, expected, tensors)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
     model.card = card
     model.source = str(directory)

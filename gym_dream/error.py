@@ -40,3 +40,17 @@ class ModelMismatch(GymDreamError, ValueError):
 
 class DependencyNotInstalled(GymDreamError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
+
+
+class DeviceNotAvailable(GymDreamError, ValueError):
+    """A torch device that this machine does not have (e.g. ``device="cuda"`` without CUDA)."""
+
+
+class DataFormatError(GymDreamError, ValueError):
+    """A data file (a dataset shard, a JSON record) that is truncated, corrupted or of an unknown layout;
+    the message names the file and what to do with it."""
+
+
+class UnsafeId(GymDreamError, ValueError):
+    """An env id, package name or version that a model package may not declare (it could replace an
+    env it does not own, or inject text into generated files)."""

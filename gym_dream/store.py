@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from gym_dream.checkpoint import CARD_FILE, load_model
+from gym_dream.checkpoint import CARD_FILE, check_device, load_model
 from gym_dream.error import ModelMismatch, ModelNotFound
 from gym_dream.models import WorldModel
 
@@ -37,15 +38,43 @@ def user_store() -> Path:
     return Path(data) / "gym_dream" / "models"
 
 
-def _package_dir(module: str) -> Path | None:
-    """The directory of a package, found without importing (executing) it."""
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _package_dir(module: str, dist: metadata.Distribution | None = None) -> Path | None:
+    """The directory of a package, found without importing (executing) any of its code.
+
+    ``importlib.util.find_spec("pkg.models")`` would import ``pkg/__init__.py`` to find its
+    submodules, so it is never called on a dotted name. First the distribution's own file list
+    (``RECORD``) is asked where ``pkg/models/model.json`` lies; failing that (an editable install,
+    a source checkout), only the top-level ``pkg`` is located, which imports nothing, and the
+    remaining parts are plain directories below it.
+    """
+    if not _MODULE.match(module):
+        return None
+    parts = module.split(".")
+    if dist is not None:
+        want = "/".join(parts + [CARD_FILE])
+        try:
+            for f in dist.files or ():
+                if str(f).replace("\\", "/") == want:
+                    located = Path(dist.locate_file(f)).absolute()
+                    if located.is_file():
+                        return located.parent
+        except (OSError, ValueError):
+            pass
+    roots: list[Path] = []
     try:
-        spec = importlib.util.find_spec(module)
+        spec = importlib.util.find_spec(parts[0])  # a top-level name: nothing is imported
     except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        roots = [Path(p) for p in spec.submodule_search_locations]
+    for root in roots:
+        directory = root.joinpath(*parts[1:])
+        if (directory / CARD_FILE).is_file():
+            return directory
+    return None
 
 
 def packaged_model_sources() -> list[tuple[str, Path, str]]:
@@ -57,7 +86,7 @@ def packaged_model_sources() -> list[tuple[str, Path, str]]:
     sources: list[tuple[str, Path, str]] = []
     seen: set[tuple[str, Path]] = set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        directory = _package_dir(ep.value.split(":")[0])
+        directory = _package_dir(ep.value.split(":")[0].strip(), ep.dist)
         if directory is None or not (directory / CARD_FILE).is_file():
             continue
         key = (ep.name, directory.resolve())
@@ -121,6 +150,7 @@ _CACHE: dict[tuple, WorldModel] = {}
 
 def resolve_model(model: WorldModel | str | os.PathLike, device: str | torch.device = "cpu") -> WorldModel:
     """A ready-to-use model from any of the accepted forms (loaded models are cached per file version)."""
+    device = check_device(device)
     if isinstance(model, WorldModel):
         return model.to(device)
     if not isinstance(model, (str, os.PathLike)):
