@@ -146,7 +146,7 @@ def test_newer_gym_dream_range_fails_at_make_naming_both(tiny_cartpole_model, tm
 @pytest.mark.parametrize(
     "kw, match",
     [
-        ({"env_id": "MyGame"}, "versioned Gymnasium id"),
+        ({"env_id": "MyGame"}, "must start with 'Dream-'"),
         ({"name": "dream mygame"}, "valid package name"),
         ({"name": "gym-dream"}, "shadow"),
         ({"version": "one"}, "numeric"),

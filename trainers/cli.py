@@ -153,7 +153,10 @@ def _cmd_export(ns):
     paths = export(cfg)
     print(f"project: {paths['project']}")
     print(f"wheel:   {paths['wheel']}")
-    note = builtin_id_note(cfg.env_id)
+    for path in paths.get("kept", []):
+        print(f"kept:    {path} (edited since the last export, so not regenerated; the wheel carries your version. "
+              f"Delete it and export again to regenerate it)")
+    note = builtin_id_note(cfg.env_id, cfg.name)
     if note:
         print(f"note: {note}")
     print(f"install: pip install {paths['wheel']}")

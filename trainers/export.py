@@ -20,8 +20,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +32,15 @@ from typing import Any
 from gym_dream import __version__
 from gym_dream.checkpoint import CARD_FILE, WEIGHTS_FILE, load_model, read_card, save_model
 from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.error import ModelFormatError
 from gym_dream.envs.registry import BUILTIN_IDS
+from gym_dream.naming import check_dist_name, check_dream_id, check_release, check_version_range, one_line
 from gym_dream.store import ENTRY_POINT_GROUP
 from gym_dream.versions import compatible_range
 
-ENV_ID = re.compile(r"^[A-Za-z][\w.-]*-v\d+$")
-DIST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
-WHEEL_VERSION = re.compile(r"^\d+(\.\d+)*$")
+#: written next to the generated project files: the hash of what export generated, so a re-export
+#: can tell a file the user edited (kept) from one it may regenerate
+EXPORT_RECORD = ".gym-dream-export.json"
 # card fields written by staging (the rest of the card is the model's own documentation)
 MANAGED_FIELDS = ("dream_env", "requires_gym_dream")
 
@@ -69,16 +73,15 @@ def module_name(dist_name: str) -> str:
 def _check(cfg: ExportConfig) -> None:
     if not cfg.model_dir:
         raise ValueError("Give the model directory to export: gym-dream export MODEL_DIR --env-id Dream-MyGame-v0 --name dream-mygame")
-    if not ENV_ID.match(cfg.env_id or ""):
-        raise ValueError(f"--env-id must be a versioned Gymnasium id such as 'Dream-MyGame-v0', got {cfg.env_id!r}.")
-    if not DIST_NAME.match(cfg.name or ""):
-        raise ValueError(f"--name must be a valid package name (letters, digits, '-', '_', '.'), e.g. 'dream-mygame'; got {cfg.name!r}.")
+    check_dream_id(cfg.env_id)
+    check_dist_name(cfg.name)
     if module_name(cfg.name) in ("gym_dream", "trainers"):
         raise ValueError(f"--name {cfg.name!r} would shadow gym-dream's own packages; pick another name.")
-    if not WHEEL_VERSION.match(cfg.version):
-        raise ValueError(f"--version must be numeric, like '0.1.0'; got {cfg.version!r}.")
-    if cfg.max_episode_steps is not None and cfg.max_episode_steps < 1:
-        raise ValueError(f"--max-episode-steps must be >= 1, got {cfg.max_episode_steps}.")
+    check_release(cfg.version)
+    if cfg.requires is not None:
+        cfg.requires = check_version_range(cfg.requires)
+    if cfg.max_episode_steps is not None and (isinstance(cfg.max_episode_steps, bool) or not isinstance(cfg.max_episode_steps, int) or cfg.max_episode_steps < 1):
+        raise ValueError(f"--max-episode-steps must be an integer >= 1, got {cfg.max_episode_steps!r}.")
 
 
 def stage_model_dir(model_dir: str | Path, dest: str | Path, env_id: str, max_episode_steps: int | None = None,
@@ -87,9 +90,14 @@ def stage_model_dir(model_dir: str | Path, dest: str | Path, env_id: str, max_ep
     ``dream_env`` id and the gym-dream range it needs. The model is fully loaded first, so a broken
     model is refused here rather than after someone installs it."""
     model_dir, dest = Path(model_dir), Path(dest)
+    check_dream_id(env_id)
+    if requires is not None:
+        requires = check_version_range(requires)
     card = read_card(model_dir)
     model = load_model(model_dir)  # checks every tensor against the card
     horizon = max_episode_steps or (card.get("env") or {}).get("max_episode_steps")
+    if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):
+        raise ModelFormatError(f"{model_dir / CARD_FILE}: env.max_episode_steps must be an integer >= 1, got {horizon!r}; pass --max-episode-steps.")
     extra = {k: v for k, v in card.items() if k not in MANAGED_FIELDS}
     kept = {k: v for k, v in (card.get("dream_env") or {}).items() if k not in ("id", "max_episode_steps")}  # e.g. termination
     extra["dream_env"] = {"id": env_id, **({"max_episode_steps": int(horizon)} if horizon else {}), **kept}
@@ -121,22 +129,39 @@ def record_scores(model_dir: str | Path, rows: list[dict[str, Any]], source: str
     atomic_write_bytes(path, (json.dumps(card, indent=2) + "\n").encode())
 
 
-def _fmt(x: Any) -> str:
+def _txt(x: Any, limit: int = 300) -> str:
+    """Card text for the README: one line, HTML-escaped (a card is someone else's data)."""
     if isinstance(x, float):
-        return f"{x:.4g}"
-    return str(x)
+        x = f"{x:.4g}"
+    return one_line(x, limit).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_fmt = _txt
+
+
+def _code(x: Any, limit: int = 2000) -> str:
+    """Card data as one inline code span (backticks inside cannot close it)."""
+    text = x if isinstance(x, str) else json.dumps(x)
+    return "`" + one_line(text, limit).replace("`", "'") + "`"
 
 
 def card_readme(card: dict[str, Any], dist: str, env_id: str) -> str:
-    """A package README from a model card: usage, what the model is, its data, compute and scores."""
-    env = card.get("env") or {}
-    data = card.get("data") or {}
-    training = card.get("training") or {}
-    heldout = training.get("heldout") or {}
+    """A package README from a model card: usage, what the model is, its data, compute and scores.
+
+    ``dist`` and ``env_id`` are checked names; every value taken from the card is escaped."""
+    check_dist_name(dist)
+    check_dream_id(env_id)
+    env = card.get("env") if isinstance(card.get("env"), dict) else {}
+    data = card.get("data") if isinstance(card.get("data"), dict) else {}
+    training = card.get("training") if isinstance(card.get("training"), dict) else {}
+    heldout = training.get("heldout") if isinstance(training.get("heldout"), dict) else {}
+    dream_env = card.get("dream_env") if isinstance(card.get("dream_env"), dict) else {}
+    real = _txt(env.get("id", "an environment"))
+    obs, act = card["observation_space"], card["action_space"]
     lines = [
         f"# {dist}: `{env_id}`",
         "",
-        card.get("description") or f"A {card['family']} world model of {env.get('id', 'an environment')}, as a Gymnasium environment.",
+        _txt(card["description"], 2000) if card.get("description") else f"A {_txt(card['family'])} world model of {real}, as a Gymnasium environment.",
         "",
         "## Use",
         "",
@@ -149,40 +174,54 @@ def card_readme(card: dict[str, Any], dist: str, env_id: str) -> str:
         '                     vectorization_mode="vector_entry_point")',
         "```",
         "",
-        f"An agent trained here acts on the real `{env.get('id', '?')}` through "
+        f"An agent trained here acts on the real {_code(env.get('id', '?'))} through "
         "`gym_dream.wrappers.DreamObservation(real_env, model)`; this package's model is also reachable by name: "
         f"`gym_dream.resolve_model(\"{dist}\")`.",
         "",
         "## The model",
         "",
-        f"- family: `{card['family']}`; model format version {card['format_version']}; made with gym-dream "
-        f"{card.get('gym_dream_version', '?')}; needs gym-dream `{card.get('requires_gym_dream', '?')}`",
-        f"- real env: `{env.get('id', '?')}`; dream horizon {card.get('dream_env', {}).get('max_episode_steps', '?')} steps",
-        f"- observation space `{card['observation_space'].get('type')}` {card['observation_space'].get('shape', '')}, "
-        f"action space `{card['action_space'].get('type')}` {card['action_space'].get('shape', card['action_space'].get('n', ''))}",
-        f"- preprocessing: `{json.dumps(card['preprocessing'])}`",
-        f"- weights: {card.get('weights', {}).get('dtype', '?')}, safetensors (no code is executed on loading)",
-        f"- parameters: `{json.dumps(card['params'])}`",
+        f"- family: {_code(card['family'])}; model format version {_txt(card['format_version'])}; made with gym-dream "
+        f"{_txt(card.get('gym_dream_version', '?'))}; needs gym-dream {_code(card.get('requires_gym_dream', '?'))}",
+        f"- real env: {_code(env.get('id', '?'))}; dream horizon {_txt(dream_env.get('max_episode_steps', '?'))} steps",
+        f"- observation space {_code(obs.get('type'))} {_txt(obs.get('shape', ''))}, "
+        f"action space {_code(act.get('type'))} {_txt(act.get('shape', act.get('n', '')))}",
+        f"- preprocessing: {_code(card['preprocessing'])}",
+        f"- weights: {_txt((card.get('weights') or {}).get('dtype', '?') if isinstance(card.get('weights'), dict) else '?')}, "
+        "safetensors (no code is executed on loading)",
+        f"- parameters: {_code(card['params'])}",
     ]
     if data:
-        lines += ["", "## Data", ""] + [f"- {k}: {_fmt(v)}" for k, v in data.items()]
+        lines += ["", "## Data", ""] + [f"- {_txt(k)}: {_txt(v)}" for k, v in data.items()]
     if training:
         lines += ["", "## Training", ""]
-        lines += [f"- {k}: {_fmt(v)}" for k, v in training.items() if k not in ("heldout", "hyperparameters")]
+        lines += [f"- {_txt(k)}: {_txt(v)}" for k, v in training.items() if k not in ("heldout", "hyperparameters")]
         if training.get("hyperparameters"):
-            lines.append(f"- hyperparameters: `{json.dumps(training['hyperparameters'])}`")
+            lines.append(f"- hyperparameters: {_code(training['hyperparameters'])}")
         for part, metrics in heldout.items():
-            if metrics:
-                lines.append(f"- held-out {part}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
-    scores = card.get("scores") or {}
+            if isinstance(metrics, dict) and metrics:
+                lines.append(f"- held-out {_txt(part)}: " + ", ".join(f"{_txt(k)} {_txt(v)}" for k, v in metrics.items()))
+    scores = card.get("scores") if isinstance(card.get("scores"), dict) else {}
     lines += ["", "## Scores", ""]
     if scores:
-        lines += [f"- {k}: {json.dumps(v) if isinstance(v, (dict, list)) else _fmt(v)}" for k, v in scores.items()]
+        lines += [f"- {_txt(k)}: {_txt(json.dumps(v)) if isinstance(v, (dict, list)) else _txt(v)}" for k, v in scores.items()]
     else:
         lines.append("No scores recorded in the model card.")
     if card.get("reproduce"):
-        lines += ["", "## Reproduce", "", f"`{card['reproduce']}`"]
+        lines += ["", "## Reproduce", "", _code(card["reproduce"])]
     return "\n".join(lines) + "\n"
+
+
+def _toml_str(text: str) -> str:
+    """A TOML basic string (quotes, backslashes and control characters escaped)."""
+    out = []
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def _pyproject(cfg: ExportConfig, module: str, requires: str, summary: str) -> str:
@@ -193,7 +232,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "{cfg.name}"
 version = "{cfg.version}"
-description = {json.dumps(summary)}
+description = {_toml_str(one_line(summary))}
 readme = "README.md"
 requires-python = ">=3.10"
 # the gym-dream runtime only: the package is data (safetensors + JSON)
@@ -201,7 +240,7 @@ dependencies = ["gym-dream{requires}"]
 
 # gym_dream's model store reads this group; the card in the package names the env id
 [project.entry-points."{ENTRY_POINT_GROUP}"]
-{json.dumps(cfg.name)} = "{module}"
+"{cfg.name}" = "{module}"
 
 [tool.setuptools]
 packages = ["{module}"]
@@ -250,22 +289,66 @@ def build_wheel(files: dict[str, bytes], dist: str, version: str, metadata: str,
     return path
 
 
-def export(cfg: ExportConfig) -> dict[str, Path]:
-    """Write the package project to ``<out>/<name>/`` and its wheel to ``<out>/``; returns both paths."""
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _read_record(project: Path) -> dict[str, str]:
+    try:
+        record = json.loads((project / EXPORT_RECORD).read_text())
+        return {str(k): str(v) for k, v in (record.get("generated") or {}).items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def export(cfg: ExportConfig) -> dict[str, Any]:
+    """Write the package project to ``<out>/<name>/`` and its wheel to ``<out>/``.
+
+    Returns the paths (``project``, ``wheel``) and ``kept``: the project files the user edited since
+    the last export, which are left as they are (the wheel then carries the edited README). Nothing is
+    ever deleted: the package's model files are staged in full (read from the source model, which may
+    itself be the package directory of an earlier export) and then each replaced atomically.
+    """
     _check(cfg)
     module = module_name(cfg.name)
     project = Path(cfg.out) / cfg.name
     pkg = project / "src" / module
-    if pkg.exists():
-        shutil.rmtree(pkg)  # regenerated from the model (the project holds no user data)
-    stage_model_dir(cfg.model_dir, pkg, cfg.env_id, cfg.max_episode_steps, cfg.half, cfg.requires)
-    card = read_card(pkg)
-    requires = card["requires_gym_dream"]
-    summary = f"{cfg.env_id}: a gym-dream world-model environment of {(card.get('env') or {}).get('id', 'an environment')}"
-    readme = card_readme(card, cfg.name, cfg.env_id)
-    (pkg / "__init__.py").write_text(_init_py(cfg.name, cfg.env_id))
-    (project / "README.md").write_text(readme)
-    (project / "pyproject.toml").write_text(_pyproject(cfg, module, requires, summary))
+    pkg.mkdir(parents=True, exist_ok=True)
+    kept: list[Path] = []
+    with tempfile.TemporaryDirectory(dir=pkg, prefix=".export-") as staging:
+        staged = stage_model_dir(cfg.model_dir, staging, cfg.env_id, cfg.max_episode_steps, cfg.half, cfg.requires)
+        card = read_card(staged)
+        model_files = {f: (staged / f).read_bytes() for f in (CARD_FILE, WEIGHTS_FILE)}
+    requires = check_version_range(card["requires_gym_dream"], "the card's requires_gym_dream")
+    real = one_line((card.get("env") or {}).get("id", "an environment") if isinstance(card.get("env"), dict) else "an environment", 100)
+    summary = one_line(f"{cfg.env_id}: a gym-dream world-model environment of {real}", 200)
+    generated = {
+        "README.md": card_readme(card, cfg.name, cfg.env_id).encode(),
+        "pyproject.toml": _pyproject(cfg, module, requires, summary).encode(),
+    }
+    record = _read_record(project)
+    for rel, data in generated.items():
+        path = project / rel
+        if path.exists() and _sha256(path.read_bytes()) not in (record.get(rel), _sha256(data)):
+            kept.append(path)  # the user's edit (or a file export did not write): keep it
+            generated[rel] = path.read_bytes()
+            continue
+        atomic_write_bytes(path, data)
+    for f, data in model_files.items():
+        atomic_write_bytes(pkg / f, data)
+    init = _init_py(cfg.name, cfg.env_id).encode()
+    atomic_write_bytes(pkg / "__init__.py", init)
+    fresh = {rel: _sha256(data) for rel, data in generated.items() if project / rel not in kept}
+    record.update(fresh)
+    atomic_write_bytes(project / EXPORT_RECORD, (json.dumps({"generated": record}, indent=2) + "\n").encode())
+    readme = generated["README.md"].decode("utf-8", errors="replace")
     metadata = (
         "Metadata-Version: 2.1\n"
         f"Name: {cfg.name}\n"
@@ -273,18 +356,26 @@ def export(cfg: ExportConfig) -> dict[str, Path]:
         f"Summary: {summary}\n"
         "Requires-Python: >=3.10\n"
         f"Requires-Dist: gym-dream{requires}\n"
-        "Description-Content-Type: text/markdown\n\n" + readme
+        "Description-Content-Type: text/markdown\n\n" + readme  # the body: after the blank line, no header can follow
     )
     entry_points = f"[{ENTRY_POINT_GROUP}]\n{cfg.name} = {module}\n"
-    files = {f"{module}/{f}": (pkg / f).read_bytes() for f in ("__init__.py", CARD_FILE, WEIGHTS_FILE)}
+    files = {f"{module}/__init__.py": init, **{f"{module}/{f}": data for f, data in model_files.items()}}
     wheel = build_wheel(files, cfg.name, cfg.version, metadata, entry_points, Path(cfg.out))
-    return {"project": project, "wheel": wheel}
+    return {"project": project, "wheel": wheel, "kept": kept}
 
 
-def builtin_id_note(env_id: str) -> str | None:
-    """A note when ``env_id`` is one of gym-dream's own ids (a package may provide its model)."""
+def builtin_id_note(env_id: str, name: str | None = None) -> str | None:
+    """A note when ``env_id`` is gym-dream's own id, or one an installed package already declares."""
+    from gym_dream.envs.registry import packaged_ids
+
+    others = [c for c in packaged_ids().get(env_id, []) if name is None or c.source != name]
+    if others:
+        who = ", ".join(f"{c.source} (model {c.model!r})" for c in others)
+        return (f"{env_id} is already declared by the installed package(s) {who}: with this package installed too, "
+                f"gym.make({env_id!r}) raises an error naming both until one is uninstalled. "
+                f"To add a new env instead, export with another id, e.g. --env-id Dream-My{env_id[len('Dream-'):]}.")
     for d in BUILTIN_IDS:
         if d.env_id == env_id:
-            return (f"{env_id} is one of gym-dream's own ids: installing this package makes it the model behind "
-                    f"{env_id} (if another installed package also declares it, making the env raises an error naming both).")
+            return (f"{env_id} is one of gym-dream's own ids and no installed package provides its model yet: "
+                    f"installing this package makes it the model behind {env_id}.")
     return None
