@@ -26,6 +26,11 @@ class Transition(NamedTuple):
     reward: torch.Tensor  # (B,) float32
     terminated: torch.Tensor  # (B,) bool, from the learned termination head
     termination_prob: torch.Tensor  # (B,) float32 in [0, 1]
+    #: (B,) float32 >= 0: the dynamics members' disagreement about the next state (the family's docstring
+    #: defines it); None or zeros for a single-member model
+    disagreement: torch.Tensor | None = None
+    #: (B,) float32 >= 0: the members' standard deviation of the predicted reward; None or zeros for one member
+    reward_disagreement: torch.Tensor | None = None
 
 
 class WorldModel(nn.Module):
@@ -37,6 +42,8 @@ class WorldModel(nn.Module):
     """
 
     family: ClassVar[str]
+    #: dynamics members batched in one tensor dimension (1: a single model; see gym_dream.models.members)
+    members: int = 1
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, preprocessing: Preprocessing):
         super().__init__()
@@ -60,8 +67,9 @@ class WorldModel(nn.Module):
         """Fold the real observation that followed ``action`` into ``state``."""
         raise NotImplementedError
 
-    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> Transition:
-        """One dream step at temperature ``tau``."""
+    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None) -> Transition:
+        """One dream step at temperature ``tau``, driven by ``member`` (None: member 0; ``"mean"``; ``"random"``:
+        one per env drawn with ``generator``; or a (B,) tensor of member indices), with the members' disagreement."""
         raise NotImplementedError
 
     def features(self, state: State) -> torch.Tensor:

@@ -14,18 +14,23 @@ import math
 import torch
 from torch import nn
 
+from gym_dream.models.members import member_linear
+
 LOG_SIGMA_MIN = -7.0
 LOG_SIGMA_MAX = 2.0
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 class MixtureHead(nn.Module):
-    """Linear map from a hidden vector to (logits, means, log-stddevs) of K Gaussians over D dims."""
+    """Linear map from a hidden vector to (logits, means, log-stddevs) of K Gaussians over D dims.
 
-    def __init__(self, hidden: int, dim: int, mixtures: int):
+    With ``members`` > 1 the map is one per member and inputs carry the member dimension first.
+    """
+
+    def __init__(self, hidden: int, dim: int, mixtures: int, members: int = 1):
         super().__init__()
         self.dim, self.mixtures = dim, mixtures
-        self.linear = nn.Linear(hidden, mixtures * (1 + 2 * dim))
+        self.linear = member_linear(members, hidden, mixtures * (1 + 2 * dim))
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.linear(h)
@@ -43,16 +48,26 @@ def mixture_log_prob(logits: torch.Tensor, mu: torch.Tensor, log_sigma: torch.Te
     return torch.logsumexp(torch.log_softmax(logits, dim=-1) + comp, dim=-1)
 
 
+def mixture_mean(logits: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """E[x] of the mixture as trained (tau = 1): sum_k softmax(logits)_k mu_k -> (..., D)."""
+    return (torch.softmax(logits, dim=-1).unsqueeze(-1) * mu).sum(-2)
+
+
 def mixture_sample(
     logits: torch.Tensor,
     mu: torch.Tensor,
     log_sigma: torch.Tensor,
     tau: float,
     generator: torch.Generator | None = None,
+    common_dims: int = 0,
 ) -> torch.Tensor:
-    """Draw one sample per row at temperature ``tau`` (>= 0; 0 gives the top component's mean)."""
+    """Draw one sample per row at temperature ``tau`` (>= 0; 0 gives the top component's mean).
+
+    ``common_dims``: the first that many dimensions share their random numbers (members drawing
+    with common random numbers: the noise has the shape of one member's parameters).
+    """
     if tau > 0:
-        u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
+        u = torch.rand(logits.shape[common_dims:], generator=generator, device=logits.device, dtype=logits.dtype)
         gumbel = -torch.log(-torch.log(u.clamp_(1e-20, 1.0 - 1e-7)))
         k = torch.argmax(logits + tau * gumbel, dim=-1)
     else:
@@ -62,5 +77,5 @@ def mixture_sample(
     if tau <= 0:
         return mean
     std = torch.exp(log_sigma.gather(-2, idx).squeeze(-2)) * math.sqrt(tau)
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    eps = torch.randn(mean.shape[common_dims:], generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + std * eps

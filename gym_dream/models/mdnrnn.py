@@ -10,10 +10,27 @@ State: ``z`` (B, Z) the current latent, ``h``/``c`` (B, H) the LSTM memory. One 
 
 The heads read the *sampled* next latent, so a dream that wanders out of bounds also ends there.
 An agent sees ``features = [z_t, h_t]``.
+
+Members (``members`` = M > 1): M independently initialised LSTM cores with their own MDN, reward and
+termination heads, batched in one tensor dimension (:mod:`gym_dream.models.members`), sharing the
+encoder (V). The state keeps one ``z`` (B, Z) and each member's memory ``h``/``c`` (B, M, H); every
+member steps from the same ``z_t`` and action, the chosen member (or the members' mean) samples
+``z_{t+1}``, and all members read it. ``features = [z_t, h_t of member 0]``: an agent's view does not
+depend on which member drives the dream, so the same policy acts in the real env through
+``DreamObservation``. The disagreement of a step is
+
+    disagreement = mean over the Z dims of std over members of E_m[z_{t+1}]
+
+with E_m the mean of member m's mixture as trained (tau = 1: sum_k pi_k mu_k; std with ddof 0), in
+latent units (a standardised observation for vector models, the VAE latent for pixels). The reward
+disagreement is the members' std of the reward each predicts for the sampled ``z_{t+1}``.
+A single-member model has the parameters, state and floating-point results of the original model
+and a disagreement of exactly 0.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -22,14 +39,9 @@ from torch import nn
 
 from gym_dream.models.base import State, Transition, WorldModel
 from gym_dream.models.encoders import ConvVAE, StandardizeEncoder
-from gym_dream.models.mdn import MixtureHead, mixture_log_prob, mixture_sample
+from gym_dream.models.mdn import MixtureHead, mixture_log_prob, mixture_mean, mixture_sample
+from gym_dream.models.members import MemberLSTM, check_members, member_mlp, member_spread, pick, resolve_member
 from gym_dream.preprocessing import Preprocessing
-
-
-def _mlp(inp: int, hidden: int, out: int) -> nn.Module:
-    if hidden <= 0:
-        return nn.Linear(inp, out)
-    return nn.Sequential(nn.Linear(inp, hidden), nn.ELU(), nn.Linear(hidden, out))
 
 
 class MDNRNN(WorldModel):
@@ -45,6 +57,7 @@ class MDNRNN(WorldModel):
         residual: predict z_{t+1} - z_t instead of z_{t+1} (helps smooth low-dimensional dynamics).
         vae_channels: conv widths of the VAE (images only).
         bank_size: number of stored start latents (encoded real first observations).
+        members: dynamics members (LSTM + MDN + heads) batched in one tensor dimension (1: a single model).
     """
 
     family = "mdnrnn"
@@ -61,8 +74,10 @@ class MDNRNN(WorldModel):
         residual: bool = False,
         vae_channels: tuple[int, ...] = (32, 64, 128, 256),
         bank_size: int = 1,
+        members: int = 1,
     ):
         super().__init__(observation_space, action_space, preprocessing)
+        self.members = check_members(members)
         if preprocessing.kind == "image":
             self.vision: nn.Module = ConvVAE(z_dim=z_dim, channels=tuple(vae_channels), image_size=preprocessing.size[0])
         else:
@@ -73,14 +88,17 @@ class MDNRNN(WorldModel):
         self.z_dim, self.hidden, self.mixtures = z_dim, hidden, mixtures
         self.head_hidden, self.residual = head_hidden, residual
         self.vae_channels = tuple(vae_channels)
-        self.rnn = nn.LSTM(z_dim + self.action_dim, hidden, batch_first=True)
-        self.mdn = MixtureHead(hidden, z_dim, mixtures)
-        self.reward_head = _mlp(z_dim + hidden, head_hidden, 1)
-        self.termination_head = _mlp(z_dim + hidden, head_hidden, 1)
+        if members == 1:
+            self.rnn: nn.Module = nn.LSTM(z_dim + self.action_dim, hidden, batch_first=True)
+        else:
+            self.rnn = MemberLSTM(members, z_dim + self.action_dim, hidden)
+        self.mdn = MixtureHead(hidden, z_dim, mixtures, members)
+        self.reward_head = member_mlp(members, z_dim + hidden, head_hidden, 1)
+        self.termination_head = member_mlp(members, z_dim + hidden, head_hidden, 1)
         self.register_buffer("start_z", torch.zeros(bank_size, z_dim))
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {
+        params = {
             "z_dim": self.z_dim,
             "hidden": self.hidden,
             "mixtures": self.mixtures,
@@ -89,6 +107,9 @@ class MDNRNN(WorldModel):
             "vae_channels": list(self.vae_channels),
             "bank_size": int(self.start_z.shape[0]),
         }
+        if self.members > 1:  # a single-member card stays what gym-dream wrote before members existed
+            params["members"] = self.members
+        return params
 
     @property
     def feature_dim(self) -> int:
@@ -100,8 +121,31 @@ class MDNRNN(WorldModel):
         return self.vision.encode(obs)[0]
 
     def _cell(self, z: torch.Tensor, action: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One memory step; h, c are (B, H) for one member, (M, B, H) for several."""
         x = torch.cat([z, self.encode_action(action)], dim=-1)
+        if self.members > 1:
+            return self.rnn.cell(x, h, c)
         return torch.lstm_cell(x, (h, c), self.rnn.weight_ih_l0, self.rnn.weight_hh_l0, self.rnn.bias_ih_l0, self.rnn.bias_hh_l0)
+
+    def _members_first(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        return state["h"].transpose(0, 1), state["c"].transpose(0, 1)
+
+    def _encode_actions(self, actions: torch.Tensor, lead: tuple[int, ...]) -> torch.Tensor:
+        """Actions of shape (*lead) or (*lead, A) -> network input (*lead, action_dim)."""
+        n = 1
+        for d in lead:
+            n *= d
+        flat = actions.reshape(n) if isinstance(self.action_space, spaces.Discrete) else actions.reshape(n, -1)
+        return self.encode_action(flat).reshape(*lead, -1)
+
+    def memory(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced memories h_1..h_T from zero memory: z (B, T+1, Z) latents and actions (B, T[, A]),
+        shared by the members, or (M, B, ...) one sequence per member -> (B, T, H), or (M, B, T, H) for M > 1."""
+        lead = tuple(z.shape[:-2]) + (z.shape[-2] - 1,)
+        x = torch.cat([z[..., :-1, :], self._encode_actions(actions, lead)], dim=-1)
+        if self.members == 1:
+            return self.rnn(x)[0]
+        return self.rnn(x)
 
     def next_latent_distribution(self, h: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits, mu, log_sigma = self.mdn(h)
@@ -110,9 +154,30 @@ class MDNRNN(WorldModel):
         return logits, mu, log_sigma
 
     def heads(self, z_next: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(reward, termination logit) for a transition into ``z_next`` with memory ``h``."""
+        """(reward, termination logit) for a transition into ``z_next`` with memory ``h``. With several
+        members ``h`` is (M, ...) and ``z_next`` (M, ...) or shared (...): every member's prediction, (M, ...)."""
+        if self.members > 1 and z_next.dim() == h.dim() - 1:
+            z_next = z_next.unsqueeze(0).expand(self.members, *z_next.shape)
         x = torch.cat([z_next, h], dim=-1)
         return self.reward_head(x).squeeze(-1), self.termination_head(x).squeeze(-1)
+
+    def teacher_forced_termination_logit(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Termination logits (B, T) on real sequences (z (B, T+1, Z), actions (B, T[, A])); several
+        members: the logit of the members' mean probability (what ``member="mean"`` dreams end on)."""
+        _, logit = self.heads(z[:, 1:], self.memory(z, actions))
+        if self.members == 1:
+            return logit
+        return torch.logit(torch.sigmoid(logit).mean(0), eps=1e-7)
+
+    @torch.no_grad()
+    def sequence_disagreement(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The disagreement ``imagine`` reports, for each transition of real sequences teacher-forced from
+        zero memory: z (B, T+1, Z), actions (B, T[, A]) -> (B, T); zeros for a single member."""
+        if self.members == 1:
+            return z.new_zeros(z.shape[0], z.shape[1] - 1)
+        hs = self.memory(z, actions)
+        logits, mu, _ = self.next_latent_distribution(hs, z[:, :-1])
+        return member_spread(mixture_mean(logits, mu))
 
     # -- the protocol ----------------------------------------------------------------------------
     def initial_state(self, batch: int, generator: torch.Generator | None = None, obs: torch.Tensor | None = None) -> State:
@@ -123,24 +188,47 @@ class MDNRNN(WorldModel):
         else:
             idx = torch.randint(self.start_z.shape[0], (batch,), generator=generator, device=device)
             z = self.start_z[idx]
-        zeros = torch.zeros(batch, self.hidden, device=device)
+        shape = (batch, self.hidden) if self.members == 1 else (batch, self.members, self.hidden)
+        zeros = torch.zeros(shape, device=device)
         return {"z": z, "h": zeros, "c": zeros.clone()}
 
     def observe(self, state: State, action: torch.Tensor, obs: torch.Tensor) -> State:
-        h, c = self._cell(state["z"], action, state["h"], state["c"])
-        return {"z": self.encode(obs.to(h.device)), "h": h, "c": c}
+        if self.members == 1:
+            h, c = self._cell(state["z"], action, state["h"], state["c"])
+            return {"z": self.encode(obs.to(h.device)), "h": h, "c": c}
+        h, c = self._cell(state["z"], action, *self._members_first(state))
+        return {"z": self.encode(obs.to(h.device)), "h": h.transpose(0, 1).contiguous(), "c": c.transpose(0, 1).contiguous()}
 
-    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> Transition:
+    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None) -> Transition:
         z = state["z"]
-        h, c = self._cell(z, action, state["h"], state["c"])
-        logits, mu, log_sigma = self.next_latent_distribution(h, z)
-        z_next = mixture_sample(logits, mu, log_sigma, tau, generator)
-        reward, term_logit = self.heads(z_next, h)
-        p_end = torch.sigmoid(term_logit)
-        return Transition({"z": z_next, "h": h, "c": c}, reward, p_end > 0.5, p_end)
+        if self.members == 1:
+            h, c = self._cell(z, action, state["h"], state["c"])
+            logits, mu, log_sigma = self.next_latent_distribution(h, z)
+            z_next = mixture_sample(logits, mu, log_sigma, tau, generator)
+            reward, term_logit = self.heads(z_next, h)
+            p_end = torch.sigmoid(term_logit)
+            zero = torch.zeros_like(reward)
+            return Transition({"z": z_next, "h": h, "c": c}, reward, p_end > 0.5, p_end, zero, zero.clone())
+        h, c = self._cell(z, action, *self._members_first(state))  # (M, B, H)
+        logits, mu, log_sigma = self.next_latent_distribution(h, z)  # (M, B, K), (M, B, K, Z)
+        disagreement = member_spread(mixture_mean(logits, mu))
+        choice = resolve_member(member, self.members, z.shape[0], generator, z.device)
+        if isinstance(choice, str):  # "mean": common random numbers, the members' average
+            z_next = mixture_sample(logits, mu, log_sigma, tau, generator, common_dims=1).mean(0)
+        else:
+            z_next = mixture_sample(pick(logits, choice), pick(mu, choice), pick(log_sigma, choice), tau, generator)
+        rewards, term_logits = self.heads(z_next, h)  # every member's (M, B)
+        probs = torch.sigmoid(term_logits)
+        if isinstance(choice, str):
+            reward, p_end = rewards.mean(0), probs.mean(0)
+        else:
+            reward, p_end = pick(rewards, choice), pick(probs, choice)
+        state = {"z": z_next, "h": h.transpose(0, 1).contiguous(), "c": c.transpose(0, 1).contiguous()}
+        return Transition(state, reward, p_end > 0.5, p_end, disagreement, rewards.std(0, correction=0))
 
     def features(self, state: State) -> torch.Tensor:
-        return torch.cat([state["z"], state["h"]], dim=-1)
+        h = state["h"] if self.members == 1 else state["h"][:, 0]
+        return torch.cat([state["z"], h], dim=-1)
 
     def decode(self, state: State) -> torch.Tensor:
         out = self.vision.decode(state["z"])
@@ -167,7 +255,15 @@ class MDNRNN(WorldModel):
         ``termination_weight`` scales the whole termination loss; ``end_weight`` weighs each real end
         against each non-end (BCE's pos_weight): the head then predicts an end, and the dream ends,
         wherever one is at least 1 / (1 + end_weight) likely.
+
+        Several members: every input may carry a leading member dimension (M, B, ...), one batch per
+        member (each member's own shuffled windows, in one batched pass), or none (every member on the
+        same batch, which also gives ``ensemble_nll``: the NLL of the members' equal-weight mixture).
+        ``loss`` is then the *sum* of the members' losses, so each member's gradient is that of its own
+        loss; ``nll``, ``reward_mse`` and ``termination_bce`` are the members' means.
         """
+        if self.members > 1:
+            return self._members_sequence_loss(z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight)
         b, t = rewards.shape
         a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
         hs, _ = self.rnn(torch.cat([z[:, :-1], a], dim=-1))
@@ -186,4 +282,34 @@ class MDNRNN(WorldModel):
             "termination_bce": (bce * mask).sum() / n,
         }
         out["loss"] = out["nll"] + reward_weight * out["reward_mse"] + termination_weight * out["termination_bce"]
+        return out
+
+    def _members_sequence_loss(self, z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight) -> dict[str, torch.Tensor]:
+        m = self.members
+        shared = rewards.dim() == 2
+        if shared:
+            z_in, a_in = z, actions  # the memory broadcasts shared inputs over members
+            rewards, terminated, mask = (x.unsqueeze(0).expand(m, *x.shape) for x in (rewards, terminated, mask))
+            z_all = z.unsqueeze(0).expand(m, *z.shape)
+        else:
+            if rewards.shape[0] != m:
+                raise ValueError(f"Per-member batches need a leading member dimension of {m}, got rewards of shape {tuple(rewards.shape)}.")
+            z_in, a_in, z_all = z, actions, z
+        hs = self.memory(z_in, a_in)  # (M, B, T, H)
+        logits, mu, log_sigma = self.next_latent_distribution(hs, z_all[..., :-1, :])
+        z_next = z_all[..., 1:, :]
+        log_p = mixture_log_prob(logits, mu, log_sigma, z_next)  # (M, B, T)
+        nll = -log_p / self.z_dim
+        reward_pred, term_logit = self.heads(z_next, hs)
+        mse = (reward_pred - rewards) ** 2
+        bce = nn.functional.binary_cross_entropy_with_logits(term_logit, terminated.float(), reduction="none")
+        if end_weight != 1.0:
+            bce = bce * (1.0 + (end_weight - 1.0) * terminated.float())
+        n = mask.sum((1, 2)).clamp_min(1.0)  # (M,)
+        per = {k: (v * mask).sum((1, 2)) / n for k, v in (("nll", nll), ("reward_mse", mse), ("termination_bce", bce))}
+        out = {k: v.mean() for k, v in per.items()}
+        out["loss"] = (per["nll"] + reward_weight * per["reward_mse"] + termination_weight * per["termination_bce"]).sum()
+        if shared:
+            mix = -(torch.logsumexp(log_p, dim=0) - math.log(m)) / self.z_dim
+            out["ensemble_nll"] = (mix * mask[0]).sum() / n[0]
         return out

@@ -9,6 +9,22 @@ State: ``h`` (B, deter) the deterministic GRU path, ``s`` (B, stoch) the stochas
 
 Pixels are reduced to ``bit_depth`` bits, as in PlaNet. An agent sees ``features = [h, s]``. Training
 (:meth:`RSSM.sequence_loss`) is the ELBO with free nats, plus optional latent overshooting.
+
+Members (``members`` = M > 1): M independently initialised transition cores (the input layer, the GRU
+and the prior) with their own reward and termination heads, batched in one tensor dimension
+(:mod:`gym_dream.models.members`); the encoder, the posterior and the decoder are shared. The state
+keeps one ``s`` (B, stoch) and each member's ``h`` (B, M, deter): every member steps from the same
+``s_t`` and action, the chosen member (or the members' mean) samples ``s_{t+1}`` from its prior and all
+members read it. Member 0 is the model a single-member RSSM would be (its ``h`` feeds the posterior
+and the decoder, and ``features = [h of member 0, s]``); members 1..M-1 learn to predict the same
+posterior sequence (KL to the detached posterior, reward and termination, each on a bootstrap
+resample of the batch's sequences). The disagreement of a step is
+
+    disagreement = mean over the stoch dims of std over members of the prior mean of s_{t+1}
+
+(std with ddof 0, in units of ``s``); the reward disagreement is the members' std of the reward each
+predicts for the sampled ``s_{t+1}``. A single-member RSSM has the parameters, state and floating-point
+results of the original model and a disagreement of exactly 0.
 """
 
 from __future__ import annotations
@@ -22,6 +38,7 @@ from torch.nn import functional as F
 
 from gym_dream.models.base import State, Transition, WorldModel
 from gym_dream.models.encoders import conv_decoder, conv_encoder
+from gym_dream.models.members import MemberGRUCell, check_members, member_linear, member_mlp, member_spread, pick, resolve_member
 from gym_dream.preprocessing import Preprocessing
 
 
@@ -69,6 +86,8 @@ class RSSM(WorldModel):
         cnn_channels: conv widths of the encoder/decoder (pixels only).
         obs_std: standard deviation of the observation likelihood (1.0, as in PlaNet).
         bank_size: start states kept (posterior states of encoded real first observations).
+        members: transition cores (input layer + GRU + prior + reward/termination heads) batched in one
+            tensor dimension (1: a single model).
     """
 
     family = "rssm"
@@ -85,8 +104,10 @@ class RSSM(WorldModel):
         bit_depth: int = 5,
         cnn_channels: tuple[int, ...] = (32, 64, 128, 256),
         bank_size: int = 1,
+        members: int = 1,
     ):
         super().__init__(observation_space, action_space, preprocessing)
+        self.members = m = check_members(members)
         self.pixels = preprocessing.kind == "image"
         if self.pixels:
             if tuple(preprocessing.size) != (64, 64):
@@ -104,25 +125,28 @@ class RSSM(WorldModel):
             self.encoder = _mlp(self.obs_dim, hidden, embed, layers=1)
         self.deter, self.stoch, self.hidden = deter, stoch, hidden
         self.min_std, self.bit_depth, self.cnn_channels = min_std, bit_depth, tuple(cnn_channels)
-        self.img_in = nn.Sequential(nn.Linear(stoch + self.action_dim, hidden), nn.ELU())
-        self.cell = nn.GRUCell(hidden, deter)
-        self.prior_net = _mlp(deter, hidden, 2 * stoch, layers=1)
+        self.img_in = nn.Sequential(member_linear(m, stoch + self.action_dim, hidden), nn.ELU())
+        self.cell = nn.GRUCell(hidden, deter) if m == 1 else MemberGRUCell(m, hidden, deter)
+        self.prior_net = member_mlp(m, deter, hidden, 2 * stoch, layers=1)
         self.post_net = _mlp(deter + embed, hidden, 2 * stoch, layers=1)
         f = deter + stoch
         self.decoder = ConvDecoder(f, tuple(cnn_channels)) if self.pixels else _mlp(f, hidden, self.obs_dim)
-        self.reward_head = _mlp(f, hidden, 1)
-        self.termination_head = _mlp(f, hidden, 1)
+        self.reward_head = member_mlp(m, f, hidden, 1, layers=2)
+        self.termination_head = member_mlp(m, f, hidden, 1, layers=2)
         # vector observations are standardised with statistics fitted on the training data
         self.register_buffer("obs_mean", torch.zeros(self.obs_dim if not self.pixels else 1))
         self.register_buffer("obs_std", torch.ones(self.obs_dim if not self.pixels else 1))
-        self.register_buffer("start_h", torch.zeros(bank_size, deter))
+        self.register_buffer("start_h", torch.zeros(bank_size, deter) if m == 1 else torch.zeros(bank_size, m, deter))
         self.register_buffer("start_s", torch.zeros(bank_size, stoch))
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {
+        params = {
             "deter": self.deter, "stoch": self.stoch, "hidden": self.hidden, "min_std": self.min_std,
             "bit_depth": self.bit_depth, "cnn_channels": list(self.cnn_channels), "bank_size": int(self.start_h.shape[0]),
         }
+        if self.members > 1:  # a single-member card stays what gym-dream wrote before members existed
+            params["members"] = self.members
+        return params
 
     @property
     def feature_dim(self) -> int:
@@ -162,7 +186,13 @@ class RSSM(WorldModel):
         return mean, F.softplus(std) + self.min_std
 
     def step_deter(self, h: torch.Tensor, s: torch.Tensor, action_enc: torch.Tensor) -> torch.Tensor:
-        return self.cell(self.img_in(torch.cat([s, action_enc], dim=-1)), h)
+        """h (B, deter), or (M, B, deter) for several members; s (B, stoch) shared or (M, B, stoch)."""
+        x = torch.cat([s, action_enc.expand(*s.shape[:-1], action_enc.shape[-1])], dim=-1)
+        if self.members == 1:
+            return self.cell(self.img_in(x), h)
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.members, *x.shape)
+        return self.cell(self.img_in(x), h)
 
     def prior(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self._gaussian(self.prior_net(h))
@@ -171,7 +201,12 @@ class RSSM(WorldModel):
         return self._gaussian(self.post_net(torch.cat([h, embed], dim=-1)))
 
     def heads(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reward, termination logit) of features [h, s] (several members: (M, ..., F) -> (M, ...))."""
         return self.reward_head(feat).squeeze(-1), self.termination_head(feat).squeeze(-1)
+
+    def _member_features(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """h (M, B, deter), s (B, stoch) shared -> (M, B, deter + stoch)."""
+        return torch.cat([h, s.unsqueeze(0).expand(self.members, *s.shape)], dim=-1)
 
     # -- the protocol ----------------------------------------------------------------------------
     def initial_state(self, batch: int, generator: torch.Generator | None = None, obs: torch.Tensor | None = None) -> State:
@@ -179,24 +214,51 @@ class RSSM(WorldModel):
         if obs is not None:
             e = self.embed(obs.to(device))
             h = torch.zeros(e.shape[0], self.deter, device=device)
-            return {"h": h, "s": self.posterior(h, e)[0]}
+            s = self.posterior(h, e)[0]
+            if self.members > 1:
+                h = torch.zeros(e.shape[0], self.members, self.deter, device=device)
+            return {"h": h, "s": s}
         idx = torch.randint(self.start_h.shape[0], (batch,), generator=generator, device=device)
         return {"h": self.start_h[idx].clone(), "s": self.start_s[idx].clone()}
 
     def observe(self, state: State, action: torch.Tensor, obs: torch.Tensor) -> State:
-        h = self.step_deter(state["h"], state["s"], self.encode_action(action))
-        return {"h": h, "s": self.posterior(h, self.embed(obs.to(h.device)))[0]}
+        if self.members == 1:
+            h = self.step_deter(state["h"], state["s"], self.encode_action(action))
+            return {"h": h, "s": self.posterior(h, self.embed(obs.to(h.device)))[0]}
+        h = self.step_deter(state["h"].transpose(0, 1), state["s"], self.encode_action(action))  # (M, B, deter)
+        s = self.posterior(h[0], self.embed(obs.to(h.device)))[0]
+        return {"h": h.transpose(0, 1).contiguous(), "s": s}
 
-    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> Transition:
-        h = self.step_deter(state["h"], state["s"], self.encode_action(action))
-        mean, std = self.prior(h)
-        s = mean + tau * std * torch.randn(mean.shape, generator=generator, device=mean.device)
-        reward, logit = self.heads(torch.cat([h, s], dim=-1))
-        p_end = torch.sigmoid(logit)
-        return Transition({"h": h, "s": s}, reward, p_end > 0.5, p_end)
+    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None) -> Transition:
+        if self.members == 1:
+            h = self.step_deter(state["h"], state["s"], self.encode_action(action))
+            mean, std = self.prior(h)
+            s = mean + tau * std * torch.randn(mean.shape, generator=generator, device=mean.device)
+            reward, logit = self.heads(torch.cat([h, s], dim=-1))
+            p_end = torch.sigmoid(logit)
+            zero = torch.zeros_like(reward)
+            return Transition({"h": h, "s": s}, reward, p_end > 0.5, p_end, zero, zero.clone())
+        h = self.step_deter(state["h"].transpose(0, 1), state["s"], self.encode_action(action))  # (M, B, deter)
+        mean, std = self.prior(h)  # (M, B, stoch)
+        disagreement = member_spread(mean)
+        choice = resolve_member(member, self.members, mean.shape[1], generator, mean.device)
+        eps = torch.randn(mean.shape[1:], generator=generator, device=mean.device)  # common random numbers
+        if isinstance(choice, str):  # "mean": the members' average sample
+            s = (mean + tau * std * eps).mean(0)
+        else:
+            s = pick(mean, choice) + tau * pick(std, choice) * eps
+        rewards, logits = self.heads(self._member_features(h, s))  # every member's (M, B)
+        probs = torch.sigmoid(logits)
+        if isinstance(choice, str):
+            reward, p_end = rewards.mean(0), probs.mean(0)
+        else:
+            reward, p_end = pick(rewards, choice), pick(probs, choice)
+        state = {"h": h.transpose(0, 1).contiguous(), "s": s}
+        return Transition(state, reward, p_end > 0.5, p_end, disagreement, rewards.std(0, correction=0))
 
     def features(self, state: State) -> torch.Tensor:
-        return torch.cat([state["h"], state["s"]], dim=-1)
+        h = state["h"] if self.members == 1 else state["h"][:, 0]
+        return torch.cat([h, state["s"]], dim=-1)
 
     def decode(self, state: State) -> torch.Tensor:
         return self.postprocess(self.decoder(self.features(state)))
@@ -223,7 +285,15 @@ class RSSM(WorldModel):
         ``free_nats``. With ``overshooting = D``, the prior is also rolled open-loop from every
         posterior state for 2..D steps and its KL to the (fixed) posterior added, scaled by
         ``overshooting_scale / D`` (PlaNet's latent overshooting).
+
+        Several members: member 0 gets exactly this loss; each other member m adds its KL from the
+        detached posterior (free nats too), reward and termination losses, with the batch's sequences
+        weighted by a bootstrap resample of them (drawn with ``generator``) and its memory fed the
+        detached posterior samples, so the members never shape the shared posterior. Overshooting is
+        for single-member RSSMs.
         """
+        if self.members > 1:
+            return self._members_sequence_loss(obs, actions, rewards, terminated, mask, free_nats, overshooting, generator)
         b, t = rewards.shape
         a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
         flat_obs = obs.reshape(b * (t + 1), *obs.shape[2:])
@@ -262,6 +332,58 @@ class RSSM(WorldModel):
             out.update({f"overshooting_kl_{d}": v for d, v in over.items()})
             loss = loss + overshooting_scale / overshooting * sum(torch.clamp(v, min=free_nats) for v in over.values())
         out["loss"] = loss
+        return out
+
+    def _members_sequence_loss(self, obs, actions, rewards, terminated, mask, free_nats, overshooting, generator) -> dict[str, torch.Tensor]:
+        if overshooting > 1:
+            raise ValueError(f"Latent overshooting is implemented for single-member RSSMs; this one has members={self.members}. "
+                             "Use overshooting=0 with members > 1.")
+        m = self.members
+        b, t = rewards.shape
+        a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
+        flat_obs = obs.reshape(b * (t + 1), *obs.shape[2:])
+        target = self.preprocess(flat_obs, generator, dequantize=self.pixels)
+        embeds = self.encoder(target).reshape(b, t + 1, -1)
+        h = torch.zeros(m, b, self.deter, device=obs.device)
+        hs, ss, prior_m, prior_s, post_m, post_s = [], [], [], [], [], []
+        s = None
+        for i in range(t + 1):
+            if i > 0:
+                # member 0 reads the posterior sample (as a single RSSM); the others its detached copy
+                s_in = torch.cat([s.unsqueeze(0), s.detach().unsqueeze(0).expand(m - 1, *s.shape)], dim=0)
+                h = self.step_deter(h, s_in, a[:, i - 1])
+            pm, ps = self.prior(h)  # (M, B, stoch)
+            qm, qs = self.posterior(h[0], embeds[:, i])
+            s = qm + qs * torch.randn(qm.shape, generator=generator, device=qm.device)
+            hs.append(h); ss.append(s); prior_m.append(pm); prior_s.append(ps); post_m.append(qm); post_s.append(qs)
+        H, S = torch.stack(hs, 2), torch.stack(ss, 1)  # (M, B, T+1, deter), (B, T+1, stoch)
+        recon = self.decoder(torch.cat([H[0], S], dim=-1).reshape(b * (t + 1), -1))
+        obs_mask = torch.cat([torch.ones(b, 1, device=mask.device), mask], dim=1)
+        rec = ((recon - target) ** 2).reshape(b, t + 1, -1).sum(-1) / 2.0
+        S_in = torch.cat([S.unsqueeze(0), S.detach().unsqueeze(0).expand(m - 1, *S.shape)], dim=0)
+        reward_pred, logit = self.heads(torch.cat([H[:, :, 1:], S_in[:, :, 1:]], dim=-1))  # (M, B, T)
+        qm_all, qs_all = torch.stack(post_m, 1), torch.stack(post_s, 1)
+        q_mean = torch.cat([qm_all.unsqueeze(0), qm_all.detach().unsqueeze(0).expand(m - 1, *qm_all.shape)], dim=0)
+        q_std = torch.cat([qs_all.unsqueeze(0), qs_all.detach().unsqueeze(0).expand(m - 1, *qs_all.shape)], dim=0)
+        kl = _kl(q_mean, q_std, torch.stack(prior_m, 2), torch.stack(prior_s, 2))  # (M, B, T+1)
+        # row weights: 1 for member 0, a bootstrap resample of the batch's sequences for each other member
+        w = torch.ones(m, b, device=obs.device)
+        draws = torch.randint(b, (m - 1, b), generator=generator, device=obs.device)
+        w[1:] = torch.zeros(m - 1, b, device=obs.device).scatter_add_(1, draws, torch.ones(m - 1, b, device=obs.device))
+        wo, wt = w[:, :, None] * obs_mask, w[:, :, None] * mask  # (M, B, T+1), (M, B, T)
+        n_obs, n = wo.sum((1, 2)).clamp_min(1.0), wt.sum((1, 2)).clamp_min(1.0)  # (M,)
+        reward_mse = (((reward_pred - rewards) ** 2) * wt).sum((1, 2)) / n
+        bce = (F.binary_cross_entropy_with_logits(logit, terminated.float().expand_as(logit), reduction="none") * wt).sum((1, 2)) / n
+        kl_loss = (torch.clamp(kl, min=free_nats) * wo).sum((1, 2)) / n_obs
+        reconstruction = (rec * obs_mask).sum() / obs_mask.sum().clamp_min(1.0)
+        out = {
+            "reconstruction": reconstruction,
+            "reward_mse": reward_mse[0],
+            "termination_bce": bce[0],
+            "kl": (kl[0] * obs_mask).sum() / obs_mask.sum().clamp_min(1.0),
+            "members_kl": ((kl * wo).sum((1, 2)) / n_obs).mean(),
+        }
+        out["loss"] = reconstruction + (reward_mse + bce + kl_loss).sum()
         return out
 
     def _overshooting_kl(self, H, S, a, qm, qs, obs_mask, depth, free_nats, generator) -> dict[int, torch.Tensor]:
