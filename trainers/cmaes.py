@@ -1,25 +1,32 @@
-"""Train a linear controller with CMA-ES (pycma) entirely inside a dream.
+"""Train a linear controller with CMA-ES (pycma) entirely inside a dream, or on the real env for comparison.
 
-Each generation evaluates the whole population x rollouts as ONE batched ``DreamVectorEnv``
-(``popsize * rollouts`` envs), so a generation is a few hundred batched model steps.
+Each dream generation evaluates the whole population x rollouts as ONE batched ``DreamVectorEnv``
+(``popsize * rollouts`` envs), so a generation is a few hundred batched model steps. Both trainers run
+one ask / evaluate / tell / log / save loop (:class:`Search`); its resume state is data (pycma's state as
+arrays + JSON, :mod:`trainers.cma_state`), never pickle, and the log is cut back to the state on resume,
+so a run killed at any moment continues the same search without repeating a generation.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import gymnasium as gym
 import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
 
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
+from trainers.cma_state import es_state, restore_es
 from trainers.controller import LinearController
 from trainers.progress import progress
+from trainers.rollout import dream_rollout, make_dream_vec, real_episodes
+
+STATE = "cmaes_state.safetensors"
 
 
 @dataclass
@@ -54,136 +61,168 @@ class CMAESConfig:
 
 def dream_returns(venv, params: np.ndarray, feature_dim: int, horizon: int) -> np.ndarray:
     """Undiscounted return of each env's first episode; env i acts with ``params[i]``."""
-    obs, _ = venv.reset(seed=int(venv.np_random.integers(2**31)))
-    n = venv.num_envs
-    total = np.zeros(n, np.float64)
-    alive = np.ones(n, bool)
-    for _ in range(horizon):
-        actions = LinearController.batch_actions(params, obs, venv.single_action_space, feature_dim)
-        obs, reward, terminated, truncated, _ = venv.step(actions)
-        total += reward * alive
-        alive &= ~(terminated | truncated)
-        if not alive.any():
+    space = venv.single_action_space
+    act = lambda obs, t: LinearController.batch_actions(params, obs, space, feature_dim)
+    return dream_rollout(venv, act, int(venv.np_random.integers(2**31)), horizon).returns
+
+
+# -- the one CMA-ES loop -----------------------------------------------------------------------------
+def _write_state(path: Path, es, record: dict[str, Any], best_params: np.ndarray | None) -> None:
+    arrays, values = es_state(es)
+    arrays = {f"es.{k}": v for k, v in arrays.items()}
+    if best_params is not None:
+        arrays["best.params"] = np.asarray(best_params, np.float32)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(arrays, str(tmp), metadata={"es": json.dumps(values), "record": json.dumps(record)})
+    tmp.replace(path)
+
+
+def _read_state(path: Path, es) -> tuple[dict[str, Any], np.ndarray | None]:
+    with safe_open(str(path), "np") as f:
+        meta = f.metadata()
+    arrays = load_file(str(path))
+    restore_es(es, {k[3:]: v for k, v in arrays.items() if k.startswith("es.")}, json.loads(meta["es"]))
+    return json.loads(meta["record"]), arrays.get("best.params")
+
+
+def _log_up_to(log_path: Path, generations: int) -> None:
+    """Keep the log's first ``generations`` entries (those the state has): a kill after the log append but
+    before the state write leaves one more, and a kill mid-append a partial line."""
+    lines = log_path.read_text().splitlines(keepends=True) if log_path.is_file() else []
+    kept = []
+    for line in lines[:generations]:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
             break
-    return total
+        if not line.endswith("\n") or entry.get("generation") != len(kept) + 1:
+            break
+        kept.append(line)
+    if len(kept) < generations:
+        raise ValueError(f"{log_path} has {len(kept)} whole generations but the CMA-ES state has {generations}; "
+                         f"delete {log_path.parent} to start over.")
+    if kept != lines:
+        atomic_write_bytes(log_path, "".join(kept).encode())
 
 
-def make_dream_vec(env_id: str, num_envs: int, model: str | None, tau: float, device: str, max_episode_steps: int | None = None, **kwargs):
-    extra = {"model": model} if model is not None else {}
-    if max_episode_steps is not None:
-        extra["max_episode_steps"] = max_episode_steps
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", tau=tau, device=device,
-                        autoreset_mode="Disabled", **extra, **kwargs)
+class Search:
+    """One CMA-ES run in ``out``: opened fresh or resumed (optimizer state, record and log made consistent), then
+    :meth:`run`'s ask / evaluate / tell / log / save loop. ``record`` (generation, best fitness, seconds and the
+    caller's own fields, e.g. real steps) is saved with the optimizer state after every generation."""
+
+    def __init__(self, out: Path, num_params: int, sigma0: float, popsize: int, seed: int, record: dict[str, Any] | None = None):
+        import cma
+
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        self.state_path, self.log_path = out / STATE, out / "log.jsonl"
+        if (out / "cmaes_state.pkl").is_file() and not self.state_path.is_file():
+            raise ValueError(f"{out / 'cmaes_state.pkl'} is a pickled CMA-ES state from an older gym-dream; it is not loaded (a pickle "
+                             f"can run code). Delete it to restart the search in {out}, or pass another out.")
+        self.es = cma.CMAEvolutionStrategy(np.zeros(num_params), sigma0, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
+        self.best_params: np.ndarray | None = None
+        if self.state_path.is_file():
+            self.record, self.best_params = _read_state(self.state_path, self.es)
+            print(f"resuming CMA-ES after generation {self.record['generation']}")
+        else:
+            self.record = {"generation": 0, "best_fitness": -np.inf, "best_generation": 0, "seconds": 0.0, **(record or {})}
+        _log_up_to(self.log_path, self.record["generation"])
+
+    def run(self, fitness: Callable[[np.ndarray, dict], tuple[np.ndarray, dict]], more: Callable[[dict], bool],
+            after: Callable[[Any, dict, dict], None]) -> dict[str, Any]:
+        """Generations until ``more(record)`` is False. ``fitness(candidates, record)`` -> (fitness per candidate,
+        extra log fields); ``after(es, record, entry)`` saves controllers and reports (``record["best_params"]``)."""
+        es, record = self.es, self.record
+        start, before = time.time(), record["seconds"]
+        while more(record):
+            asked = es.ask()
+            candidates = np.asarray(asked, np.float32)
+            fit, extra = fitness(candidates, record)
+            es.tell(asked, list(-fit))
+            record["generation"] += 1
+            i = int(np.argmax(fit))
+            if fit[i] > record["best_fitness"]:
+                record["best_fitness"], record["best_generation"], self.best_params = float(fit[i]), record["generation"], candidates[i].copy()
+            record["seconds"] = round(before + time.time() - start, 2)  # training time summed over resumed invocations
+            entry = {"generation": record["generation"], **extra, "mean_fitness": float(fit.mean()), "max_fitness": float(fit.max()),
+                     "best_fitness": record["best_fitness"], "sigma": float(es.sigma), "seconds": record["seconds"]}
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            after(es, {**record, "best_params": self.best_params}, entry)
+            _write_state(self.state_path, es, record, self.best_params)
+        return record
 
 
+# -- in the dream ------------------------------------------------------------------------------------
 def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
-    import cma
-
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    extra = {"termination": cfg.termination} if cfg.termination else {}
-    venv = make_dream_vec(cfg.env_id, cfg.popsize * cfg.rollouts, cfg.model, cfg.tau, cfg.device, cfg.max_episode_steps, **extra)
+    venv = make_dream_vec(cfg.env_id, cfg.popsize * cfg.rollouts, cfg.model, cfg.tau, cfg.device, max_episode_steps=cfg.max_episode_steps,
+                          termination=cfg.termination)
     horizon = venv.unwrapped.max_episode_steps or 1000
-    feature_dim = venv.single_observation_space.shape[0]
-    template = LinearController(feature_dim, venv.single_action_space)
-    state_path, log_path = out / "cmaes_state.pkl", out / "log.jsonl"
-    # pycma's own serialisation of the optimiser (a local, self-written resume file; the controllers
-    # themselves are safetensors + JSON)
-    if state_path.is_file():
-        es, gen, best = pickle.loads(state_path.read_bytes())
-        print(f"resuming CMA-ES after generation {gen}")
-    else:
-        es = cma.CMAEvolutionStrategy(np.zeros(template.num_params), cfg.sigma0, {"popsize": cfg.popsize, "seed": cfg.seed + 1, "verbose": -9})
-        gen, best = 0, {"fitness": -np.inf, "params": None, "generation": 0}
-    venv.reset(seed=cfg.seed * 100_003 + gen)
-    start = time.time()
-    # the log's "seconds" is the training time summed over resumed invocations
-    before = json.loads(log_path.read_text().splitlines()[-1])["seconds"] if gen and log_path.is_file() and log_path.read_text().strip() else 0.0
-    bar = progress(total=cfg.generations, initial=gen, desc=f"CMA-ES {cfg.env_id}", unit="gen")
-    first_gen = gen
-    while gen < cfg.generations:
-        # at least one generation per invocation, so a resumed run always makes progress
-        if cfg.max_seconds is not None and gen > first_gen and time.time() - start > cfg.max_seconds:
-            print(f"CMA-ES stopped at generation {gen} of {cfg.generations} after max_seconds={cfg.max_seconds}; re-run to continue")
-            break
-        asked = es.ask()
-        candidates = np.asarray(asked, np.float32)
+    feature_dim, space = venv.single_observation_space.shape[0], venv.single_action_space
+    venv.reset(seed=cfg.seed * 100_003)
+    meta = {"env_id": cfg.env_id, "model": cfg.model, "tau": cfg.tau, "config": asdict(cfg)}
+    run = Search(out, LinearController(feature_dim, space).num_params, cfg.sigma0, cfg.popsize, cfg.seed)
+    first, start = run.record["generation"], time.time()
+    venv.reset(seed=cfg.seed * 100_003)
+    if "dream_rng" in run.record:  # where the dream seeds stood: a resumed run continues the same search
+        venv.np_random.bit_generator.state = run.record["dream_rng"]
+    bar = progress(total=cfg.generations, initial=first, desc=f"CMA-ES {cfg.env_id}", unit="gen")
+
+    def fitness(candidates: np.ndarray, record: dict) -> tuple[np.ndarray, dict]:
         params = np.repeat(candidates, cfg.rollouts, axis=0)
         returns = dream_returns(venv, params, feature_dim, horizon).reshape(cfg.popsize, cfg.rollouts)
-        fitness = returns.mean(1)
-        es.tell(asked, list(-fitness))
-        gen += 1
-        i = int(np.argmax(fitness))
-        if fitness[i] > best["fitness"]:
-            best = {"fitness": float(fitness[i]), "params": candidates[i].copy(), "generation": gen}
-        entry = {"generation": gen, "mean_fitness": float(fitness.mean()), "max_fitness": float(fitness.max()),
-                 "best_fitness": best["fitness"], "sigma": float(es.sigma), "seconds": round(before + time.time() - start, 2)}
-        with open(log_path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-        meta = {"env_id": cfg.env_id, "model": cfg.model, "tau": cfg.tau, "config": asdict(cfg), "generation": gen}
-        LinearController(feature_dim, venv.single_action_space, es.mean).save(out / "mean", {**meta, "kind": "cma-mean"})
-        LinearController(feature_dim, venv.single_action_space, best["params"]).save(out / "best", {**meta, "kind": "best-candidate", "dream_fitness": best["fitness"]})
-        atomic_write_bytes(state_path, pickle.dumps((es, gen, best)))
+        record["dream_rng"] = venv.np_random.bit_generator.state  # the next generation's dream seeds come from here
+        return returns.mean(1), {}
+
+    def more(record: dict) -> bool:
+        # at least one generation per invocation, so a resumed run always makes progress
+        if cfg.max_seconds is not None and record["generation"] > first and time.time() - start > cfg.max_seconds:
+            print(f"CMA-ES stopped at generation {record['generation']} of {cfg.generations} after max_seconds={cfg.max_seconds}; re-run to continue")
+            return False
+        return record["generation"] < cfg.generations
+
+    def after(es, record: dict, entry: dict) -> None:
+        m = {**meta, "generation": record["generation"]}
+        LinearController(feature_dim, space, es.mean).save(out / "mean", {**m, "kind": "cma-mean"})
+        LinearController(feature_dim, space, record["best_params"]).save(out / "best", {**m, "kind": "best-candidate", "dream_fitness": record["best_fitness"]})
         bar.update(1)
-        bar.set_postfix(mean=f"{entry['mean_fitness']:.1f}", best=f"{best['fitness']:.1f}")
+        bar.set_postfix(mean=f"{entry['mean_fitness']:.1f}", best=f"{record['best_fitness']:.1f}")
+
+    record = run.run(fitness, more, after)
     bar.close()
     venv.close()
-    return {"generations": gen, "best_fitness": best["fitness"], "out": str(out), "seconds": time.time() - start}
+    return {"generations": record["generation"], "best_fitness": record["best_fitness"], "out": str(out), "seconds": time.time() - start}
 
 
-def _real_candidate(params: np.ndarray, feature_dim: int, real_env_id: str, model: str, seed: int) -> tuple[float, int]:
-    import torch
-
-    from trainers.evaluate import real_episode_returns
-
-    torch.set_num_threads(1)
-    spec_space = gym_dream.resolve_model(model).action_space
-    r, n = real_episode_returns(LinearController(feature_dim, spec_space, params), real_env_id, model, 1, seed=seed, desc="candidate")
-    return float(r[0]), int(n[0])
-
-
+# -- on the real env ---------------------------------------------------------------------------------
 def train_cmaes_real(real_env_id: str, model: str, out: str | Path, budget_steps: int, popsize: int = 16, sigma0: float = 0.1,
                      seed: int = 0, workers: int = 2) -> dict[str, Any]:
     """The comparison row: the same linear controller on the same model features, trained with CMA-ES
     on the REAL env (one real episode per candidate) until ``budget_steps`` real steps are spent.
     Resumable like :func:`train_cmaes`; the log records the real steps spent per generation."""
+    import contextlib
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    import cma
-
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     m = gym_dream.resolve_model(model)
     feature_dim, space = m.feature_dim, m.action_space
-    template = LinearController(feature_dim, space)
-    state_path, log_path = out / "cmaes_state.pkl", out / "log.jsonl"
-    if state_path.is_file():
-        es, gen, best, spent = pickle.loads(state_path.read_bytes())
-        print(f"resuming real-env CMA-ES after generation {gen} ({spent} real steps)")
-    else:
-        es = cma.CMAEvolutionStrategy(np.zeros(template.num_params), sigma0, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
-        gen, best, spent = 0, {"fitness": -np.inf, "params": None, "generation": 0}, 0
-    start = time.time()
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        while spent < budget_steps:
-            asked = es.ask()
-            seeds = [seed * 1_000_003 + gen * popsize + i for i in range(len(asked))]
-            results = list(pool.map(_real_candidate, [np.asarray(x, np.float32) for x in asked], [feature_dim] * len(asked),
-                                    [real_env_id] * len(asked), [str(model)] * len(asked), seeds))
-            fitness = np.array([r for r, _ in results])
-            spent += sum(n for _, n in results)
-            es.tell(asked, list(-fitness))
-            gen += 1
-            i = int(np.argmax(fitness))
-            if fitness[i] > best["fitness"]:
-                best = {"fitness": float(fitness[i]), "params": np.asarray(asked[i], np.float32), "generation": gen}
-            entry = {"generation": gen, "real_steps": spent, "mean_fitness": float(fitness.mean()), "max_fitness": float(fitness.max()),
-                     "best_fitness": best["fitness"], "seconds": round(time.time() - start, 1)}
-            with open(log_path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-            meta = {"real_env_id": real_env_id, "model": str(model), "generation": gen, "real_steps": spent}
-            LinearController(feature_dim, space, es.mean).save(out / "mean", {**meta, "kind": "cma-mean"})
-            atomic_write_bytes(state_path, pickle.dumps((es, gen, best, spent)))
-            print(f"real CMA-ES generation {gen}: mean {entry['mean_fitness']:.1f}, max {entry['max_fitness']:.1f}, {spent} real steps", flush=True)
-    return {"generations": gen, "real_steps": spent, "best_fitness": best["fitness"], "out": str(out)}
+
+    def fitness(candidates: np.ndarray, record: dict) -> tuple[np.ndarray, dict]:
+        seeds = [seed * 1_000_003 + record["generation"] * popsize + i for i in range(len(candidates))]
+        agents = [LinearController(feature_dim, space, x) for x in candidates]
+        eps = real_episodes(agents, real_env_id, str(model), seeds, workers=workers, desc="candidates", pool=pool)
+        record["real_steps"] += sum(e.length for e in eps)
+        return np.array([e.ret for e in eps]), {"real_steps": record["real_steps"]}
+
+    def after(es, record: dict, entry: dict) -> None:
+        meta = {"real_env_id": real_env_id, "model": str(model), "generation": record["generation"], "real_steps": record["real_steps"]}
+        LinearController(feature_dim, space, es.mean).save(out / "mean", {**meta, "kind": "cma-mean"})
+        print(f"real CMA-ES generation {record['generation']}: mean {entry['mean_fitness']:.1f}, max {entry['max_fitness']:.1f}, "
+              f"{record['real_steps']} real steps", flush=True)
+
+    with (ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) if workers > 1 else contextlib.nullcontext()) as pool:
+        run = Search(out, LinearController(feature_dim, space).num_params, sigma0, popsize, seed, {"real_steps": 0})
+        record = run.run(fitness, lambda r: r["real_steps"] < budget_steps, after)
+    return {"generations": record["generation"], "real_steps": record["real_steps"], "best_fitness": record["best_fitness"], "out": str(out)}

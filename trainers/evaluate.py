@@ -12,26 +12,38 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-import gym_dream
+import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
 from trainers.controller import LinearController, is_controller_dir
-from trainers.envs import make_real_env
-from trainers.progress import progress
+from trainers.rollout import agent_actions, dream_rollout, make_dream_vec, real_episodes
+
+
+class PickleFormatWarning(UserWarning):
+    """Loading a file format that can run code (SB3's ``.zip`` holds cloudpickled objects)."""
 
 
 def load_agent(path: str | Path, algo: str | None = None):
-    """A controller directory, or an SB3 ``.zip`` (algorithm from ``algo`` or the file name)."""
+    """A controller directory (safetensors + JSON), or an SB3 ``.zip`` (algorithm from ``algo`` or the file name).
+
+    An SB3 ``.zip`` is loaded only when ``path`` names that file itself, never found by looking in a
+    directory: its objects are cloudpickled, so loading it can run code, and a :class:`PickleFormatWarning`
+    says so. Load only files you trust.
+    """
     path = Path(path)
     if is_controller_dir(path):
         return LinearController.load(path)
     if path.suffix == ".zip" and path.is_file():
         from trainers.sb3 import ALGOS, algo_class
+
+        warnings.warn(f"loading {path}: SB3's .zip format holds cloudpickled objects and can run code; it is loaded only "
+                      "because you named this file. Load only agents you trust.", PickleFormatWarning, stacklevel=2)
 
         meta = path.parent / "agent.json"
         name = algo or (json.loads(meta.read_text())["algo"] if meta.is_file() else next((a for a in ALGOS if a in path.name.lower()), None))
@@ -63,34 +75,12 @@ def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, e
                           termination: str | None = None) -> np.ndarray:
     """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv (``termination``:
     threshold | sample, default the model card's)."""
-    extra = {"model": model} if model is not None else {}
-    if termination is not None:
-        extra["termination"] = termination
-    venv = gym.make_vec(dream_id, num_envs=episodes, vectorization_mode="vector_entry_point", tau=tau, device=device,
-                        autoreset_mode="Disabled", **extra)
-    horizon = horizon or venv.unwrapped.max_episode_steps or 1000
-    obs, _ = venv.reset(seed=seed)
+    venv = make_dream_vec(dream_id, episodes, model, tau, device, termination=termination)
     if hasattr(agent, "begin_episode"):  # a stochastic agent restarts its noise: same seed, same episodes
         agent.begin_episode(seed)
-    total = np.zeros(episodes)
-    alive = np.ones(episodes, bool)
-    for _ in range(horizon):
-        actions, _ = agent.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, _ = venv.step(actions)
-        total += reward * alive
-        alive &= ~(terminated | truncated)
-        if not alive.any():
-            break
+    returns = dream_rollout(venv, agent_actions(agent), seed, horizon).returns
     venv.close()
-    return total
-
-
-def _real_worker(agent, real_env_id: str, model: str | None, seeds: list[int], device: str, env_kwargs: dict | None) -> tuple[list[float], list[int]]:
-    import torch
-
-    torch.set_num_threads(1)
-    r, n = real_episode_returns(agent, real_env_id, model, len(seeds), seed=seeds[0], device=device, desc=f"seeds {seeds[0]}-{seeds[-1]}", env_kwargs=env_kwargs)
-    return r.tolist(), n.tolist()
+    return returns
 
 
 def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu",
@@ -102,44 +92,16 @@ def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: i
     An agent with a ``bind`` method (a planner, which plans from the wrapper's model state) is bound to
     the wrapper first. ``env_kwargs`` go to the real env (e.g. ``{"obs": "state"}`` for DMC).
     """
-    if workers > 1 and episodes > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        if model is not None and not isinstance(model, (str, Path)):
-            raise TypeError("With workers > 1 pass the model as a directory or name, not a loaded model.")
-        chunks = [[int(s) for s in c] for c in np.array_split(np.arange(seed, seed + episodes), workers) if len(c)]
-        with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
-            parts = list(pool.map(_real_worker, [agent] * len(chunks), [real_env_id] * len(chunks),
-                                  [None if model is None else str(model)] * len(chunks), chunks, [device] * len(chunks),
-                                  [env_kwargs] * len(chunks)))
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]).astype(np.int64)
-    if env_kwargs is None and model is not None:  # the real env as the model's data was collected
-        env_kwargs = (gym_dream.resolve_model(model, device=device).card.get("env") or {}).get("kwargs") or {}
-    env = gym_dream.wrappers.DreamObservation(make_real_env(real_env_id, **(env_kwargs or {})), model, device=device)
-    if hasattr(agent, "bind"):
-        agent.bind(env)
-    returns, lengths = np.zeros(episodes), np.zeros(episodes, np.int64)
-    bar = progress(total=episodes, desc=desc, unit="ep")
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
-        if hasattr(agent, "begin_episode"):
-            agent.begin_episode(seed + ep)
-        done = False
-        while not done:
-            action, _ = agent.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            returns[ep] += reward
-            lengths[ep] += 1
-            done = terminated or truncated
-        bar.update(1)
-    bar.close()
-    env.close()
-    return returns, lengths
+    eps = real_episodes(agent, real_env_id, model, range(seed, seed + episodes), device, env_kwargs, workers, desc)
+    return np.array([e.ret for e in eps], np.float64), np.array([e.length for e in eps], np.int64)
 
 
-def _stats(x: np.ndarray) -> dict[str, float]:
+def stats(x: np.ndarray) -> dict[str, float]:
+    """Mean, std, min, max and count of a set of episode returns."""
     return {"mean": float(np.mean(x)), "std": float(np.std(x)), "min": float(np.min(x)), "max": float(np.max(x)), "episodes": int(len(x))}
+
+
+_stats = stats  # the old name, until benchmarks/world_models.py and benchmarks/dream_check.py use ``stats``
 
 
 def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
@@ -154,9 +116,9 @@ def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float, 
     spec = gym.spec(dream_id)
     real_id = spec.kwargs["real_env_id"]
     start = time.time()
-    dream = {str(t): _stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
+    dream = {str(t): stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
     real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}", workers=workers)
-    real = _stats(real_returns)
+    real = stats(real_returns)
     train_tau = str(taus[0])
     return {
         "agent": name, "dream_id": dream_id, "real_env_id": real_id, "model": model or spec.kwargs.get("default_model"),

@@ -1,10 +1,10 @@
 """CEM-MPC: plan by rolling candidate action sequences through the batched dream (PlaNet's planner).
 
-At every real step the planner copies the current model state (from
-:class:`gym_dream.wrappers.DreamObservation`) into a :class:`~gym_dream.DreamVectorEnv` of
-``candidates`` envs (``reset(options={"state": ...})``), rolls ``horizon`` steps of candidate action
-sequences, keeps the ``top_k`` by predicted return, refits the sampling distribution and repeats
-``iterations`` times; it then takes the first action of the mean plan. Box actions use a Gaussian
+At every real step the planner repeats the current model state (from
+:class:`gym_dream.wrappers.DreamObservation`) ``candidates`` times, rolls ``horizon`` steps of candidate
+action sequences through the model's batched ``imagine`` (:func:`trainers.rollout.rollout` on torch tensors,
+ends by the model card's termination rule), keeps the ``top_k`` by predicted return, refits the sampling
+distribution and repeats ``iterations`` times; it then takes the first action of the mean plan. Box actions use a Gaussian
 per step and dimension, Discrete actions a categorical per step. Works with any model family.
 
 It has SB3's ``predict(obs)``, but it plans from the wrapper's *state*, so it is bound to one
@@ -19,10 +19,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode
 
-from gym_dream.envs.dream_vector_env import DreamVectorEnv
+from gym_dream.envs import core
 from gym_dream.models import WorldModel
+from gym_dream.models.base import state_repeat
+from trainers.rollout import rollout
 
 
 @dataclass
@@ -58,8 +59,13 @@ class CEMPlanner:
             raise ValueError(f"top_k must be in 1..candidates, got {self.cfg.top_k} of {self.cfg.candidates}.")
         self.model = model
         self.space = model.action_space
-        self.venv = DreamVectorEnv(self.cfg.candidates, model=model, tau=self.cfg.tau, autoreset_mode=AutoresetMode.DISABLED)
-        self.venv.reset(seed=seed)
+        self.tau = core.check_tau(self.cfg.tau)
+        self.termination = core.check_termination(None, model)
+        # the generator a DreamVectorEnv seeded with ``seed`` would derive, after its first reset's start-state
+        # draw: the planner plans exactly as it did when it rolled its candidates through that env
+        self.generator = core.make_generator(np.random.default_rng(seed), model.device)
+        with torch.inference_mode():
+            model.initial_state(self.cfg.candidates, self.generator)
         self.rng = np.random.default_rng(seed)
         self.wrapper = None
         self.exploration = 0.0
@@ -96,14 +102,20 @@ class CEMPlanner:
     @torch.inference_mode()
     def returns(self, state: dict[str, torch.Tensor], plans: np.ndarray) -> np.ndarray:
         """Predicted undiscounted return of each plan (candidates, horizon, ...) from ``state`` (batch 1)."""
-        self.venv.reset(options={"state": state})
-        total = np.zeros(len(plans))
-        alive = np.ones(len(plans), bool)
-        for t in range(plans.shape[1]):
-            _, reward, terminated, _, _ = self.venv.step(plans[:, t])
-            total += reward * alive
-            alive &= ~terminated
-        return total
+        device = self.model.device
+        actions = torch.as_tensor(plans, device=device)
+        actions = actions.long() if isinstance(self.space, gym.spaces.Discrete) else actions.float().reshape(len(plans), plans.shape[1], -1)
+        states = [state_repeat({k: v.to(device) for k, v in state.items()}, len(plans))]
+
+        def step(a: torch.Tensor):
+            tr = self.model.imagine(states[0], a, self.tau, self.generator)
+            states[0] = tr.state
+            ended = core.terminations(tr.termination_prob, tr.terminated, self.termination, self.generator)
+            return None, tr.reward, ended, torch.zeros_like(ended)
+
+        # every plan runs the whole horizon: each call draws the same amount from the generator
+        out = rollout(lambda obs, t: actions[:, t], step, None, len(plans), plans.shape[1], device=device, stop_when_done=False)
+        return out.returns.cpu().numpy()
 
     def plan(self, state: dict[str, torch.Tensor]) -> np.ndarray:
         """The first action of the refined plan from ``state`` (a model state of batch 1)."""
