@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
+from gym_dream.agents import agent_path
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController
 from trainers.evaluate import evaluate, load_agent, markdown_table, write_report
@@ -26,9 +26,10 @@ class DemoConfig:
     """CMA-ES generations (64 candidates x 16 dream rollouts each)"""
     ppo_timesteps: int = 100_000
     """PPO dream steps (0 skips PPO)"""
-    carracing_controller: str = "results/carracing_selected"
-    """the headline CMA-ES controller, trained only in the shipped CarRacing dream and chosen by the report's protocol
-    (results/carracing.md); each tau's dream pick is in results/carracing_cmaes_tau<tau>"""
+    carracing_agent: str = "cmaes-selected"
+    """the CMA-ES controller shipped with the CarRacing model (its name in `gym-dream list`, or a directory): by default
+    the headline one, trained only in the dream and chosen by the report's protocol (results/carracing.md); each tau's
+    dream pick ships as cmaes-tau<tau>"""
     carracing_episodes: int = 10
     """real CarRacing-v3 tracks to score it on (0 skips CarRacing)"""
     workers: int = 2
@@ -53,13 +54,11 @@ def run_demo(cfg: DemoConfig) -> str:
 
 def carracing_part(cfg: DemoConfig) -> str:
     start = time.time()
-    if not Path(cfg.carracing_controller, "controller.json").is_file():
-        return f"CarRacing skipped: no controller at {cfg.carracing_controller} (run from the repository root)."
     try:
         import Box2D  # noqa: F401
     except ImportError:
         return 'CarRacing skipped: the real CarRacing-v3 needs Box2D: pip install "gym-dream[box2d]".'
-    agent = LinearController.load(cfg.carracing_controller)
+    agent = LinearController.load(agent_path(cfg.carracing_agent, model="carracing"))
     tau = float(agent.card.get("tau", 1.15))
     row = evaluate(agent, "Dream-CarRacing-v0", "carracing", taus=(tau,), episodes=cfg.carracing_episodes, dream_episodes=100,
                    name=f"CMA-ES linear controller trained in the shipped dream at tau {tau}", workers=cfg.workers)

@@ -1,0 +1,55 @@
+"""How a user adds a recipe for a new env: a TOML file, run end to end by ``gym-dream experiment``."""
+
+import gymnasium as gym
+
+from trainers.cli import main
+
+RECIPE = """
+# a new env, not in gym_dream.catalogue: the recipe names its dream id and model
+name = "acrobot"
+real_id = "Acrobot-v1"
+dream_id = "Dream-Acrobot-v0"
+model_name = "acrobot"
+taus = [1.0]
+main_tau = 1.0
+episodes = 2
+sweep_episodes = 2
+random_episodes = 2
+
+[collect]
+steps = 1500
+workers = 1
+seed = 3
+
+[fit]
+preset = "tiny"
+bank_size = 16
+
+[cmaes]
+generations = 2
+popsize = 4
+rollouts = 2
+"""
+
+
+def test_a_recipe_for_a_new_env_runs_end_to_end(tmp_path, capsys):
+    path = tmp_path / "acrobot.toml"
+    path.write_text(RECIPE)
+    work, results, package = tmp_path / "work", tmp_path / "results", tmp_path / "package"
+    stages = ["collect", "fit", "train", "evaluate", "report", "ship"]
+    assert main(["experiment", str(path), *stages, "--work", str(work), "--results", str(results), "--package", str(package),
+                 "--workers", "1"]) == 0
+    text = (results / "acrobot.md").read_text()
+    assert "# Acrobot-v1 from dreams alone" in text and "| CMA-ES linear, trained at tau=1.0" in text and "| random policy |" in text
+    assert (results / "acrobot_cmaes.png").is_file() and (results / "acrobot_real_vs_dream.gif").is_file()
+    # the shipped package: the model, its scores and the controller trained in its dream, found by name
+    from gym_dream.agents import find_agent, model_agents
+
+    assert list(model_agents(package)) == ["cmaes-tau1.0"]
+    assert (find_agent("cmaes-tau1.0", package) / "controller.json").is_file()
+    env = gym.make("Dream-Acrobot-v0", model=str(package))
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    # and the shipped agent is scored again by name, as a user would
+    assert main(["evaluate", "cmaes-tau1.0", "--env-id", "Dream-Acrobot-v0", "--model", str(package), "--episodes", "1"]) == 0
+    assert "cmaes-tau1.0" in capsys.readouterr().out

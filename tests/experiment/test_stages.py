@@ -1,0 +1,160 @@
+"""The experiment library's stages on a tiny CartPole model (the same checks the benchmark script's stages had)."""
+
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import gym_dream
+from trainers.controller import LinearController
+from trainers.experiment import Controller, Recipe, WorkDir
+from trainers.experiment.stages import evaluate, report, rounds, select
+
+CARTPOLE = Recipe(name="cartpole", real_id="CartPole-v1", taus=(1.0,), main_tau=1.0, collect=dict(workers=1, seed=5), fit={},
+                  cmaes=dict(generations=2, popsize=4, rollouts=2), episodes=2, sweep_episodes=2, random_episodes=2)
+
+
+def _controllers(model_dir):
+    """Two CartPole controllers: one always pushes left; one leans with the pole (and balances it for a while)."""
+    m = gym_dream.resolve_model(str(model_dir))
+    always_left = LinearController(m.feature_dim, m.action_space)  # argmax of zeros: action 0 on every step
+    leaning = np.zeros(always_left.num_params, np.float32)
+    leaning[m.feature_dim + 2] = leaning[m.feature_dim + 3] = 1.0  # push right when the pole falls right
+    return always_left, LinearController(m.feature_dim, m.action_space, leaning)
+
+
+def test_the_recipe_names_its_dream_from_the_catalogue_and_checks_itself():
+    assert (CARTPOLE.dream_id, CARTPOLE.model_name) == ("Dream-CartPole-v0", "cartpole")
+    with pytest.raises(ValueError, match="must name its dream_id"):
+        Recipe(name="x", real_id="Acrobot-v1", taus=(1.0,), main_tau=1.0, collect={}, fit={}, cmaes={})
+    with pytest.raises(ValueError, match="main_tau 2.0 is not one of taus"):
+        replace(CARTPOLE, main_tau=2.0)
+
+
+def test_evaluate_scores_the_controller_the_dream_prefers(tiny_cartpole_model, tmp_path):
+    """The evaluate stage scores CMA-ES's 'best' or 'mean' controller, whichever the dream rates higher."""
+    work = WorkDir(tmp_path)
+    shutil.copytree(tiny_cartpole_model, work.model)
+    always_left, leaning = _controllers(work.model)
+    best, mean = Controller(1.0, 0, "best"), Controller(1.0, 0, "mean")
+    always_left.save(work.controller(best))
+    leaning.save(work.controller(mean))
+    chosen, scores = evaluate.pick_controller(CARTPOLE, work, 1.0, episodes=16)
+    assert set(scores) == {best, mean} and scores[best] != scores[mean]
+    assert chosen == max(scores, key=scores.get)
+    evaluate.evaluate_agents(CARTPOLE, work, workers=1)
+    row = json.loads(work.row(1.0).read_text())
+    dream = {Controller.from_dict(s): s["dream"] for s in row["selection_dream_returns"]}
+    assert set(dream) == {best, mean} and Controller.from_dict(row["controller"]) == max(dream, key=dream.get)
+    assert row["real"]["episodes"] == 2 and work.random_row.is_file()
+
+
+def test_adopt_turns_a_shipped_model_into_the_next_round(tiny_cartpole_model, tmp_path):
+    """On a machine without the earlier rounds' work folder, ``adopt`` turns the shipped model and its shipped controller
+    into round K+1 (K = the rounds in its card); ``iterate`` then collects that round into a fresh dataset, and the
+    real steps, rounds and fits behind the model keep counting the adopted ones."""
+    recipe = replace(CARTPOLE, iterate=dict(rounds=1, steps=60, sigma=0.1, theta=0.15, check_episodes=1))
+    shipped, work = tmp_path / "shipped", WorkDir(tmp_path / "work")
+    shutil.copytree(tiny_cartpole_model, shipped)
+    card = json.loads((shipped / "model.json").read_text())
+    earlier = [{"controller": "mean", "selection_dream_returns": {"mean": 10.0}, "tau": 1.0, "steps_before": 100, "target_steps": 150}]
+    card["data"]["collection_rounds"] = earlier
+    card["training"]["fits_seconds"] = [3.0, card["training"]["seconds"]]
+    (shipped / "model.json").write_text(json.dumps(card))
+    kept = shipped / "agents" / "cmaes-tau1.0"
+    with pytest.raises(SystemExit, match="run the ship stage"):
+        rounds.adopt(recipe, work, shipped, kept)
+    _controllers(shipped)[0].save(kept)
+    rounds.adopt(recipe, work, shipped, kept)
+    assert [r.path.name for r in work.rounds()] == ["round-2"]  # numbered after the card's round 1
+    info = work.rounds()[0].info()
+    assert info["adopted"] and info["steps_before"] == 0 and info["target_steps"] == 60
+    assert Controller.from_dict(info["controller"]) == Controller(1.0, 0, "mean")
+    assert [Controller.from_dict(s) for s in info["selection_dream_returns"]] == [Controller(1.0, 0, "mean")]
+    assert not (work.rounds()[0].work.model / "agents").exists()  # the model, not its shipped agents
+    assert work.real_steps(card) == 2 * card["data"]["steps"]  # the fresh dataset's, plus the adopted model's
+    assert [r["target_steps"] for r in work.all_rounds()] == [150, 60]
+    rounds.adopt(recipe, work, shipped, kept)  # idempotent: already adopted
+    rounds.iterate(recipe, work, workers=1)
+    assert work.rounds()[0].info()["real_check"]["episodes"] == 1
+    from trainers.data import count_episodes
+
+    assert count_episodes(work.data)[1] >= 60  # the round's data start a fresh dataset
+    occupied = WorkDir(tmp_path / "occupied")
+    occupied.data.mkdir(parents=True)
+    with pytest.raises(SystemExit, match="fresh work folder"):  # never mixes with data a user collected
+        rounds.adopt(recipe, occupied, shipped, kept)
+
+
+def test_seeds_per_tau_and_a_choice_on_real_validation_episodes(tiny_cartpole_model, tmp_path):
+    """With several CMA-ES seeds per tau, each tau's row scores the controller the dream rates highest over all runs;
+    ``select`` validates each run's pick on real episodes disjoint from the test seeds and scores the winner on the test seeds."""
+    recipe = replace(CARTPOLE, cmaes_seeds=(0, 3), select=dict(episodes=2, seed=50))
+    work = WorkDir(tmp_path)
+    shutil.copytree(tiny_cartpole_model, work.model)
+    always_left, leaning = _controllers(work.model)
+    for kind in ("best", "mean"):
+        always_left.save(work.controller(Controller(1.0, 0, kind)))
+        leaning.save(work.controller(Controller(1.0, 3, kind)))
+    assert work.controller(Controller(1.0, 3, "mean")) == tmp_path / "cmaes" / "tau1.0-seed3" / "mean"
+    chosen, scores = evaluate.pick_controller(recipe, work, 1.0, episodes=16)
+    assert set(scores) == {Controller(1.0, s, k) for s in (0, 3) for k in ("best", "mean")} and chosen == max(scores, key=scores.get)
+    evaluate.evaluate_agents(recipe, work, workers=1)
+    row = json.loads(work.row(1.0).read_text())
+    assert Controller.from_dict(row["controller"]) in scores and "2 seeds" in row["agent"]
+    with pytest.raises(SystemExit, match="overlaps the test seeds"):
+        select.select_agent(replace(recipe, select=dict(episodes=2, seed=1)), work, workers=1)
+    select.select_agent(recipe, work, workers=1)
+    state = json.loads(work.select_state.read_text())
+    # one per run: its dream pick (a tie: the first)
+    assert [Controller.from_dict(c["controller"]) for c in state["candidates"]] == [Controller(1.0, 0, "best"), Controller(1.0, 3, "best")]
+    assert all(c["real"]["episodes"] == 2 == len(c["real_returns"]) for c in state["candidates"])
+    always, lean = state["candidates"]
+    assert lean["real"]["mean"] > always["real"]["mean"]  # pushing with the pole beats always pushing left
+    selected = json.loads(work.selected_row.read_text())
+    assert selected["selection"]["chosen"] == lean and selected["selection"]["seeds"] == [50, 51]
+    assert Controller.from_dict(selected["controller"]) == Controller(1.0, 3, "best")
+    assert selected["real"]["episodes"] == 2 and selected["real_seeds"] == [0, 1]
+    assert selected["selection"]["real_steps"] == sum(c["real_steps"] for c in state["candidates"])
+    select.select_agent(recipe, work, workers=1)  # resumable: nothing more to do
+    assert json.loads(work.select_state.read_text()) == state
+    note = report.selection_note(recipe, work, selected)
+    assert note.startswith("(***)") and note.count("| tau 1.0, seed") == 2
+
+
+def test_select_among_the_taus_of_the_sweep_then_test_on_fresh_episodes(tiny_cartpole_model, tmp_path):
+    """The protocol fixed before CarRacing's round 7: each tau's evaluated row is a candidate, validated on the episodes
+    the sweep already drove (its episodes are reused, not driven again); the winner drives fresh test episodes."""
+    protocol = dict(episodes=2, seed=0, test_seed=40, candidates="taus")
+    recipe = replace(CARTPOLE, taus=(0.5, 1.0), select=protocol)
+    work = WorkDir(tmp_path)
+    shutil.copytree(tiny_cartpole_model, work.model)
+    always_left, leaning = _controllers(work.model)
+    for kind in ("best", "mean"):
+        always_left.save(work.controller(Controller(0.5, 0, kind)))
+        leaning.save(work.controller(Controller(1.0, 0, kind)))
+    with pytest.raises(SystemExit, match="run the evaluate stage first"):
+        select.select_agent(recipe, work, workers=1)
+    with pytest.raises(SystemExit, match="overlaps the test seeds 40..41"):
+        select.select_agent(replace(recipe, select={**protocol, "seed": 41}), work, workers=1)
+    with pytest.raises(SystemExit, match="choose 'runs'"):
+        select.select_agent(replace(recipe, select={**protocol, "candidates": "all"}), work, workers=1)
+    evaluate.evaluate_agents(recipe, work, workers=1)
+    rows = {t: json.loads(work.row(t).read_text()) for t in (0.5, 1.0)}
+    select.select_agent(recipe, work, workers=1)
+    state = json.loads(work.select_state.read_text())
+    assert [(c["controller"]["tau"], c["from_row"]) for c in state["candidates"]] == [(0.5, "cmaes-tau0.5.json"), (1.0, "cmaes-tau1.0.json")]
+    for c in state["candidates"]:
+        tau = c["controller"]["tau"]
+        assert c["real_returns"] == rows[tau]["real_returns"] and c["real_steps"] == rows[tau]["real_steps"]
+    selected = json.loads(work.selected_row.read_text())
+    assert selected["selection"]["chosen"]["controller"]["tau"] == 1.0 and selected["selection"]["kind"] == "taus"
+    assert selected["real_seeds"] == [40, 41] and "test seeds 40-41" in selected["agent"]
+    # validation seeds the rows did not drive are driven for the choice
+    other = WorkDir(tmp_path / "other")
+    shutil.copytree(tmp_path, other.root, ignore=shutil.ignore_patterns("select.json", "selected.json", "other"))
+    select.select_agent(replace(recipe, select={**protocol, "seed": 10}), other, workers=1)
+    again = json.loads(other.select_state.read_text())["candidates"]
+    assert all("from_row" not in c and c["real"]["episodes"] == 2 and c["real_steps"] > 0 for c in again)

@@ -1,0 +1,95 @@
+"""Stage ``ship``: the work directory's model becomes a model package directory (e.g. the shipped default of its
+Dream-* id), staged exactly like an exported package, with its scores, the data and compute of every round in its
+card, and the agents trained in its dream as package data under ``agents/`` (declared in the card's ``agents``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from gym_dream.agents import AGENTS_DIR
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.controller import LinearController
+from trainers.experiment.recipe import Recipe
+from trainers.experiment.stages.rounds import DERIVED
+from trainers.experiment.workdir import Controller, WorkDir
+from trainers.export import record_scores, stage_model_dir
+
+#: the shipped name of the agent chosen on real validation episodes (``select``); each tau's dream pick is cmaes-tau<tau>
+SELECTED_AGENT = "cmaes-selected"
+
+
+def tau_agent(tau: float) -> str:
+    return f"cmaes-tau{tau}"
+
+
+def _save_agent(work: WorkDir, c: Controller, dest: Path, model_name: str, extra: dict[str, Any]) -> dict[str, Any]:
+    agent = LinearController.load(work.controller(c))
+    card = {**{k: v for k, v in agent.card.items() if k not in DERIVED}, "model": model_name, "trained_with": str(work.model),
+            "tau": c.tau, **extra}
+    agent.save(dest, card)
+    return {"kind": "linear-controller", "tau": c.tau, "controller": c.to_dict(), **extra}
+
+
+def _agents(recipe: Recipe, work: WorkDir, staging: Path) -> dict[str, dict[str, Any]]:
+    """Each evaluated tau's controller (the main tau's even before it is evaluated) and the validation-chosen one."""
+    declared = {}
+    for tau in recipe.taus:
+        row = work.read_row(work.row(tau))
+        c = Controller.from_dict(row["controller"]) if row else Controller(tau, recipe.cmaes_seeds[0], "best")
+        if (row or tau == recipe.main_tau) and work.controller(c).is_dir():
+            scores = {"dream": row["dream"], "real": row["real"], "real_seeds": row.get("real_seeds")} if row else {}
+            declared[tau_agent(tau)] = _save_agent(work, c, staging / tau_agent(tau), recipe.model_name, scores)
+    selected = work.read_row(work.selected_row)
+    if selected:  # with the noise it ran with (gym-dream evaluate --action-noise)
+        win = selected["selection"]["chosen"]
+        c = Controller.from_dict(win["controller"])
+        declared[SELECTED_AGENT] = _save_agent(work, c, staging / SELECTED_AGENT, recipe.model_name, {
+            "run_with_action_noise": dict(recipe.noise_row) if win["noise"] else None, "test": selected["real"],
+            "test_seeds": selected.get("real_seeds"), "selection": selected["selection"]})
+    return declared
+
+
+def ship(recipe: Recipe, work: WorkDir, dest: Path, source: str) -> None:
+    """Stage ``work.model`` into the package directory ``dest`` (fp16) with the rows' scores (``source``: where they are
+    reported), every round's data and fits, and its agents. The agents of an earlier model in ``dest`` are replaced:
+    they were trained in another model's dream."""
+    dest = Path(dest)
+    stage_model_dir(work.model, dest, recipe.dream_id, half=True)
+    init = dest / "__init__.py"
+    if not init.is_file():  # a package directory, so setuptools ships its data files
+        init.write_text(f'"""The shipped default model of {recipe.dream_id} (data only: model.json + model.safetensors + agents/)."""\n')
+    rows = [r for r in (work.read_row(work.row(t)) for t in recipe.taus) if r]
+    selected = work.read_row(work.selected_row)
+    if rows:
+        record_scores(dest, rows + ([selected] if selected else []), source)
+    path = dest / "model.json"
+    card = json.loads(path.read_text())
+    rounds = work.all_rounds()
+    if rounds:  # the card states all the data and compute behind the model, not only its last refit
+        adopted = work.adopted()
+        card["data"]["collection_rounds"] = rounds
+        if adopted:
+            card["data"]["adopted"] = {k: adopted[k] for k in ("from", "commit", "real_steps", "episodes", "policies")}
+            card["data"]["real_steps_in_all"] = work.real_steps(card)
+        fits = work.fits_seconds(card)
+        card["training"]["fits_seconds"] = fits
+        card["training"]["note"] = (f"{len(fits)} fits, each after a collection round and from the previous model "
+                                    f"({sum(fits) / 60:.0f} min in all); 'seconds' is the last one")
+    staging = Path(tempfile.mkdtemp(prefix=".agents-", dir=dest))
+    card["agents"] = _agents(recipe, work, staging)
+    old = dest / AGENTS_DIR
+    if old.exists():
+        old.rename(dest / f".agents-old-{staging.name}")
+    staging.rename(old)
+    atomic_write_bytes(path, (json.dumps(card, indent=2) + "\n").encode())
+    for stale in dest.glob(".agents-old-*"):
+        shutil.rmtree(stale)
+    for name, a in card["agents"].items():
+        print(f"shipped the agent {name} ({Controller.from_dict(a['controller'])}) in {old / name}")
+    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 2**20
+    print(f"shipped {dest} ({size:.1f} MB); a new package directory must be declared in pyproject.toml "
+          '[project.entry-points."gym_dream.models"]')
