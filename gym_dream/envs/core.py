@@ -13,6 +13,7 @@ from gymnasium import spaces
 from gym_dream.catalogue import by_real_id
 from gym_dream.error import ModelMismatch, ModelNotFound
 from gym_dream.models import State, WorldModel
+from gym_dream.models.members import MEMBER_CHOICES
 from gym_dream.spaces import space_from_dict, spaces_equal
 from gym_dream.store import resolve_model
 
@@ -172,3 +173,111 @@ def vector_frame(values: np.ndarray, size: int = 64) -> np.ndarray:
         img[top:bottom + 1, i * width : (i + 1) * width - 1] = (40, 90, 200) if v >= 0 else (200, 70, 40)
     img[mid, :] = 0
     return img
+
+
+# -- uncertainty: member choice, MOPO's penalty, MOReL's halt ------------------------------------------
+#: the default member choice: one member per dream episode (a whole episode in one plausible world)
+DEFAULT_MEMBER = "random_per_episode"
+
+
+def check_member(member: Any, model: WorldModel) -> str:
+    """``member``: which dynamics member drives each dream step (see :mod:`gym_dream.models.members`);
+    ``None`` is :data:`DEFAULT_MEMBER`. Every choice is the same dream for a single-member model."""
+    if member is None:
+        return DEFAULT_MEMBER
+    if member not in MEMBER_CHOICES:
+        raise ValueError(f"member must be one of {MEMBER_CHOICES} (or None: {DEFAULT_MEMBER!r}), got {member!r}.")
+    return member
+
+
+def uncertainty_card(model: WorldModel) -> dict[str, Any]:
+    """The card's ``uncertainty`` section (written by ``gym-dream fit`` for models with members > 1)."""
+    return (model.card.get("uncertainty") or {}) if isinstance(model.card, dict) else {}
+
+
+def _single_member_error(arg: str, model: WorldModel) -> ValueError:
+    return ValueError(
+        f"{arg} needs a model with several dynamics members: this model has members=1, so its disagreement is "
+        f"always 0 and {arg} would change nothing. Fit one with members, e.g. `gym-dream fit DATA --out DIR --members 5`, "
+        f"and pass model=DIR (every shipped model has one member)."
+    )
+
+
+def check_uncertainty(model: WorldModel, penalty: Any, limit: Any, halt_reward: Any) -> tuple[float, float | None, float | None]:
+    """Validate ``uncertainty_penalty`` (lambda >= 0), ``uncertainty_limit`` (None, a float > 0, or
+    ``"q<p>"``: the card's p-th percentile of held-out disagreement, e.g. ``"q99"``) and
+    ``uncertainty_halt_reward`` (None: the card's smallest reward in the training data). Returns
+    (penalty, limit as a number or None, halt reward or None when there is no limit)."""
+    if isinstance(penalty, bool) or not isinstance(penalty, numbers.Real) or not math.isfinite(float(penalty)) or penalty < 0:
+        raise ValueError(f"uncertainty_penalty must be a finite number >= 0 (0: off; reward - penalty * disagreement), got {penalty!r}.")
+    penalty = float(penalty)
+    if penalty > 0 and model.members == 1:
+        raise _single_member_error("uncertainty_penalty", model)
+    if limit is None:
+        return penalty, None, None
+    if model.members == 1:
+        raise _single_member_error("uncertainty_limit", model)
+    held = uncertainty_card(model).get("heldout_disagreement") or {}
+    quantiles = held.get("quantiles") or {}
+    if isinstance(limit, str):
+        key = limit[1:] if limit.startswith("q") else None
+        if key not in quantiles:
+            have = ", ".join(f"'q{k}'" for k in quantiles) or "none (the card has no held-out disagreement: pass a number)"
+            raise ValueError(
+                f"uncertainty_limit={limit!r} is not a held-out quantile this model's card records; it has {have}. "
+                f"Pass one of those, or a number > 0 in disagreement units."
+            )
+        value = float(quantiles[key])
+    elif isinstance(limit, bool) or not isinstance(limit, numbers.Real):
+        raise TypeError(f"uncertainty_limit must be None, a number > 0 or a quantile name such as 'q99', got {limit!r}.")
+    else:
+        value = float(limit)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"uncertainty_limit must be > 0 and finite (got {limit!r} = {value}).")
+    if halt_reward is None:
+        halt_reward = uncertainty_card(model).get("reward_min")
+        if halt_reward is None:
+            raise ValueError(
+                "uncertainty_limit needs the reward of the halting step: this model's card has no "
+                "uncertainty.reward_min (the smallest reward of its training data). Pass uncertainty_halt_reward=, e.g. 0.0."
+            )
+    if isinstance(halt_reward, bool) or not isinstance(halt_reward, numbers.Real) or not math.isfinite(float(halt_reward)):
+        raise ValueError(f"uncertainty_halt_reward must be a finite number, got {halt_reward!r}.")
+    return penalty, value, float(halt_reward)
+
+
+def draw_members(model: WorldModel, n: int, member: str, generator: torch.Generator | None) -> torch.Tensor | None:
+    """Members for ``n`` starting episodes under ``random_per_episode`` (None otherwise, or for one member)."""
+    if model.members == 1 or member != "random_per_episode":
+        return None
+    return torch.randint(model.members, (n,), generator=generator, device=model.device)
+
+
+def imagine(model: WorldModel, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None,
+            member: str, episode_members: torch.Tensor | None):
+    """One dream step with the env's member choice; the Transition always carries (B,) disagreements."""
+    if model.members == 1:
+        tr = model.imagine(state, action, tau, generator)
+    else:
+        arg = {"random_per_step": "random", "mean": "mean"}.get(member, episode_members)
+        tr = model.imagine(state, action, tau, generator, member=arg)
+    if tr.disagreement is None or tr.reward_disagreement is None:
+        zero = torch.zeros_like(tr.reward)
+        tr = tr._replace(disagreement=zero if tr.disagreement is None else tr.disagreement,
+                         reward_disagreement=zero.clone() if tr.reward_disagreement is None else tr.reward_disagreement)
+    return tr
+
+
+def apply_uncertainty(reward: torch.Tensor, terminated: torch.Tensor, disagreement: torch.Tensor, penalty: float,
+                      limit: float | None, halt_reward: float | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MOPO and MOReL on one batched step: returns (reward, terminated, halted).
+
+    ``reward - penalty * disagreement``; where ``disagreement > limit`` the episode halts:
+    ``terminated`` is True and the reward of that step is ``halt_reward`` (no penalty on top).
+    """
+    if penalty > 0:
+        reward = reward - penalty * disagreement
+    if limit is None:
+        return reward, terminated, torch.zeros_like(terminated)
+    halted = disagreement > limit
+    return torch.where(halted, torch.full_like(reward, halt_reward), reward), terminated | halted, halted

@@ -48,6 +48,17 @@ class DreamEnv(gym.Env):
     or with that probability at each step (``termination="sample"``); the probability is in
     ``info["termination_prob"]``. ``truncated`` by the registered ``TimeLimit`` (the dream horizon).
 
+    ## Uncertainty
+
+    A model with several dynamics members (``members`` in its card) reports their disagreement about
+    each step's next state in ``info["disagreement"]`` (the model family's docstring defines it; 0 for a
+    single-member model, and every shipped model has one member), and the reward's in
+    ``info["reward_disagreement"]``. With ``uncertainty_penalty=lam`` the reward is
+    ``reward - lam * disagreement`` (MOPO). With ``uncertainty_limit`` the episode halts (MOReL's absorbing
+    HALT) at the first step whose disagreement exceeds the limit: ``terminated=True``, the step's reward
+    is ``uncertainty_halt_reward`` (default: the card's smallest reward in the training data, so halting
+    is never better than the worst step the data saw) and ``info["uncertainty_halt"]`` is True.
+
     ## Arguments
 
     ```python
@@ -67,6 +78,13 @@ class DreamEnv(gym.Env):
     * ``device``: torch device the dream runs on (``"cpu"``, ``"cuda"``...).
     * ``render_mode``: ``None`` or ``"rgb_array"`` (the decoded dream frame).
     * ``termination``: ``"threshold"`` or ``"sample"`` (default: the model card's choice, else threshold).
+    * ``member``: which dynamics member drives the dream: ``"random_per_episode"`` (default: one member
+      drawn at each reset), ``"random_per_step"`` or ``"mean"`` (see ``gym_dream.models.members``); drawn
+      with the env's own generator, so the same seed gives the same dream.
+    * ``uncertainty_penalty``: lambda >= 0 of the reward penalty (default 0: off).
+    * ``uncertainty_limit``: ``None`` (default: off), a disagreement > 0, or a held-out quantile of the
+      card, ``"q50"``, ``"q90"``, ``"q95"``, ``"q99"`` or ``"q99.9"`` (no scale to know).
+    * ``uncertainty_halt_reward``: the reward of a halting step (default: the card's ``uncertainty.reward_min``).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
@@ -81,10 +99,18 @@ class DreamEnv(gym.Env):
         default_model: str | None = None,
         real_env_id: str | None = None,
         termination: str | None = None,
+        member: str | None = None,
+        uncertainty_penalty: float = 0.0,
+        uncertainty_limit: float | str | None = None,
+        uncertainty_halt_reward: float | None = None,
     ):
         self.tau = core.check_tau(tau)
         self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
         self.termination = core.check_termination(termination, self.model)
+        self.member = core.check_member(member, self.model)
+        self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward = core.check_uncertainty(
+            self.model, uncertainty_penalty, uncertainty_limit, uncertainty_halt_reward)
+        self._episode_member: torch.Tensor | None = None
         self.obs_type = core.check_obs_type(obs_type, self.model)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
@@ -108,6 +134,7 @@ class DreamEnv(gym.Env):
                 self.state = {k: v.to(self.device) for k, v in state_clone(state).items()}
             else:
                 self.state = self.model.initial_state(1, self._generator)
+            self._episode_member = core.draw_members(self.model, 1, self.member, self._generator)
             obs = core.to_numpy(core.observation(self.model, self.state, self.obs_type))[0]
         return obs, {}
 
@@ -116,13 +143,17 @@ class DreamEnv(gym.Env):
             raise gym.error.ResetNeeded("Call reset() before step().")
         a = core.actions_to_tensor(action, self.action_space, None, self.device)
         with torch.inference_mode():
-            tr = self.model.imagine(self.state, a, self.tau, self._generator)
+            tr = core.imagine(self.model, self.state, a, self.tau, self._generator, self.member, self._episode_member)
             self.state = tr.state
             obs = core.to_numpy(core.observation(self.model, tr.state, self.obs_type))[0]
-            reward = float(tr.reward[0])
-            terminated = bool(core.terminations(tr.termination_prob, tr.terminated, self.termination, self._generator)[0])
-            info = {"termination_prob": float(tr.termination_prob[0])}
-        return obs, reward, terminated, False, info
+            terminated = core.terminations(tr.termination_prob, tr.terminated, self.termination, self._generator)
+            reward, terminated, halted = core.apply_uncertainty(
+                tr.reward, terminated, tr.disagreement, self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward)
+            info = {"termination_prob": float(tr.termination_prob[0]), "disagreement": float(tr.disagreement[0]),
+                    "reward_disagreement": float(tr.reward_disagreement[0])}
+            if self.uncertainty_limit is not None:
+                info["uncertainty_halt"] = bool(halted[0])
+        return obs, float(reward[0]), bool(terminated[0]), False, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None or self.state is None:

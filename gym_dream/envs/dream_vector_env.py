@@ -27,6 +27,12 @@ class DreamVectorEnv(VectorEnv):
       ignores that env's action. ``SAME_STEP``: the env restarts within the step and the last
       observation is in ``info["final_obs"]`` (rows flagged by ``info["_final_obs"]``). ``DISABLED``:
       restart finished envs yourself with ``reset(options={"reset_mask": mask})``.
+    * ``member``, ``uncertainty_penalty``, ``uncertainty_limit``, ``uncertainty_halt_reward``: as for
+      ``DreamEnv`` (its "Uncertainty" section), applied per env: ``info["disagreement"]`` and
+      ``info["reward_disagreement"]`` are (num_envs,) arrays, ``info["uncertainty_halt"]`` (with a limit)
+      flags the envs that halted this step. Under ``NEXT_STEP`` the restarting step of an env reports
+      disagreement 0 (like its reward and termination probability); under ``SAME_STEP`` the values are
+      those of the step that ended.
 
     ``reset(options={"state": state})`` starts every env from a given model state (batch 1 is
     broadcast to all envs), which is how a planner rolls candidate actions out from "now".
@@ -48,6 +54,10 @@ class DreamVectorEnv(VectorEnv):
         default_model: str | None = None,
         real_env_id: str | None = None,
         termination: str | None = None,
+        member: str | None = None,
+        uncertainty_penalty: float = 0.0,
+        uncertainty_limit: float | str | None = None,
+        uncertainty_halt_reward: float | None = None,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
@@ -62,6 +72,11 @@ class DreamVectorEnv(VectorEnv):
         self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
         self.obs_type = core.check_obs_type(obs_type, self.model)
         self.termination = core.check_termination(termination, self.model)
+        self.member = core.check_member(member, self.model)
+        self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward = core.check_uncertainty(
+            self.model, uncertainty_penalty, uncertainty_limit, uncertainty_halt_reward)
+        #: each env's member under member="random_per_episode" (None otherwise)
+        self._episode_members: torch.Tensor | None = None
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
         self.render_mode = render_mode
@@ -87,6 +102,9 @@ class DreamVectorEnv(VectorEnv):
         for k, v in fresh.items():
             self.state[k][idx] = v
         self._elapsed[idx] = 0
+        members = core.draw_members(self.model, int(idx.numel()), self.member, self._generator)
+        if members is not None:
+            self._episode_members[idx] = members
 
     def _obs(self) -> np.ndarray:
         return core.to_numpy(core.observation(self.model, self.state, self.obs_type))
@@ -120,10 +138,12 @@ class DreamVectorEnv(VectorEnv):
                 self.state = state_clone(state)
                 self._elapsed.zero_()
                 self._needs_reset.zero_()
+                self._episode_members = core.draw_members(self.model, self.num_envs, self.member, self._generator)
             else:
                 self.state = self.model.initial_state(self.num_envs, self._generator)
                 self._elapsed.zero_()
                 self._needs_reset.zero_()
+                self._episode_members = core.draw_members(self.model, self.num_envs, self.member, self._generator)
             return self._obs(), {}
 
     def step(self, actions):
@@ -131,10 +151,12 @@ class DreamVectorEnv(VectorEnv):
             raise RuntimeError("Call reset() before step().")
         a = core.actions_to_tensor(actions, self.single_action_space, self.num_envs, self.device)
         with torch.inference_mode():
-            tr = self.model.imagine(self.state, a, self.tau, self._generator)
+            tr = core.imagine(self.model, self.state, a, self.tau, self._generator, self.member, self._episode_members)
             self.state = tr.state
-            p_end = tr.termination_prob
-            reward, terminated = tr.reward, core.terminations(p_end, tr.terminated, self.termination, self._generator)
+            p_end, disagreement, reward_disagreement = tr.termination_prob, tr.disagreement, tr.reward_disagreement
+            terminated = core.terminations(p_end, tr.terminated, self.termination, self._generator)
+            reward, terminated, halted = core.apply_uncertainty(
+                tr.reward, terminated, disagreement, self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward)
             self._elapsed += 1
             if self.max_episode_steps is not None:
                 truncated = (self._elapsed >= self.max_episode_steps) & ~terminated
@@ -149,6 +171,9 @@ class DreamVectorEnv(VectorEnv):
                     terminated = terminated & ~restart
                     truncated = truncated & ~restart
                     p_end = p_end.masked_fill(restart, 0.0)
+                    disagreement = disagreement.masked_fill(restart, 0.0)
+                    reward_disagreement = reward_disagreement.masked_fill(restart, 0.0)
+                    halted = halted & ~restart
                 self._needs_reset = terminated | truncated
             elif self.autoreset_mode == AutoresetMode.SAME_STEP:
                 done = terminated | truncated
@@ -159,6 +184,13 @@ class DreamVectorEnv(VectorEnv):
             obs = self._obs()
             info["termination_prob"] = core.to_numpy(p_end)
             info["_termination_prob"] = np.ones(self.num_envs, dtype=np.bool_)
+            info["disagreement"] = core.to_numpy(disagreement)
+            info["_disagreement"] = np.ones(self.num_envs, dtype=np.bool_)
+            info["reward_disagreement"] = core.to_numpy(reward_disagreement)
+            info["_reward_disagreement"] = np.ones(self.num_envs, dtype=np.bool_)
+            if self.uncertainty_limit is not None:
+                info["uncertainty_halt"] = core.to_numpy(halted)
+                info["_uncertainty_halt"] = np.ones(self.num_envs, dtype=np.bool_)
             return obs, core.to_numpy(reward), core.to_numpy(terminated), core.to_numpy(truncated), info
 
     def render(self):
