@@ -116,10 +116,6 @@ def state_where(mask: torch.Tensor, a: State, b: State) -> State:
     return out
 
 
-def state_index(state: State, index: Any) -> State:
-    return {k: v[index] for k, v in state.items()}
-
-
 def state_repeat(state: State, repeats: int) -> State:
     """Repeat each row ``repeats`` times (row i becomes rows i*repeats .. i*repeats+repeats-1)."""
     return {k: v.repeat_interleave(repeats, dim=0) for k, v in state.items()}

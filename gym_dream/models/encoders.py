@@ -85,12 +85,28 @@ class ConvVAE(nn.Module):
         return {"loss": rec + kl_loss, "reconstruction": rec, "kl": kl.mean()}
 
 
+def fit_standardizer(mean: torch.Tensor, std: torch.Tensor, observations: torch.Tensor) -> None:
+    """The one vector standardiser's statistics, fitted in place: per-dimension mean and std (floored at 1e-6)."""
+    with torch.no_grad():
+        mean.copy_(observations.float().mean(0))
+        std.copy_(observations.float().std(0).clamp_min(1e-6))
+
+
+def standardize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (x.float() - mean) / std
+
+
+def unstandardize(z: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return z * std + mean
+
+
 class StandardizeEncoder(nn.Module):
     """For low-dimensional vector observations: z = (x - mean) / std, exactly invertible.
 
     A pixel VAE is the wrong tool for CartPole's four numbers; standardising keeps every bit of the
     state, is deterministic, and puts each dimension on the scale the MDN-RNN learns best. ``mean``
-    and ``std`` are buffers fitted from the training data and saved with the weights.
+    and ``std`` are buffers fitted from the training data and saved with the weights (the RSSM
+    standardises its vector observations with the same functions).
     """
 
     def __init__(self, obs_dim: int):
@@ -99,14 +115,12 @@ class StandardizeEncoder(nn.Module):
         self.register_buffer("mean", torch.zeros(obs_dim))
         self.register_buffer("std", torch.ones(obs_dim))
 
-    @torch.no_grad()
     def fit(self, observations: torch.Tensor) -> None:
-        self.mean.copy_(observations.mean(0))
-        self.std.copy_(observations.std(0).clamp_min(1e-6))
+        fit_standardizer(self.mean, self.std, observations)
 
     def encode(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu = (obs.float() - self.mean) / self.std
+        mu = standardize(obs, self.mean, self.std)
         return mu, torch.full_like(mu, -30.0)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return z * self.std + self.mean
+        return unstandardize(z, self.mean, self.std)

@@ -37,17 +37,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from gym_dream.models.base import State, Transition, WorldModel
-from gym_dream.models.encoders import conv_decoder, conv_encoder
+from gym_dream.models.encoders import conv_decoder, conv_encoder, fit_standardizer, standardize, unstandardize
 from gym_dream.models.members import MemberGRUCell, check_members, member_linear, member_mlp, member_spread, pick, resolve_member
 from gym_dream.preprocessing import Preprocessing
-
-
-def _mlp(inp: int, hidden: int, out: int, layers: int = 2) -> nn.Sequential:
-    mods: list[nn.Module] = []
-    for i in range(layers):
-        mods += [nn.Linear(inp if i == 0 else hidden, hidden), nn.ELU()]
-    mods.append(nn.Linear(hidden if layers else inp, out))
-    return nn.Sequential(*mods)
 
 
 class ConvEncoder(nn.Module):
@@ -84,7 +76,6 @@ class RSSM(WorldModel):
         min_std: floor of the state standard deviations (0.1).
         bit_depth: bits per colour channel kept from frames (5 in PlaNet; pixels only).
         cnn_channels: conv widths of the encoder/decoder (pixels only).
-        obs_std: standard deviation of the observation likelihood (1.0, as in PlaNet).
         bank_size: start states kept (posterior states of encoded real first observations).
         members: transition cores (input layer + GRU + prior + reward/termination heads) batched in one
             tensor dimension (1: a single model).
@@ -122,15 +113,15 @@ class RSSM(WorldModel):
                 raise ValueError(f"Vector RSSMs need a 1-D Box observation space, got {observation_space}.")
             self.obs_dim = int(observation_space.shape[0])
             embed = hidden
-            self.encoder = _mlp(self.obs_dim, hidden, embed, layers=1)
+            self.encoder = member_mlp(1, self.obs_dim, hidden, embed, layers=1)
         self.deter, self.stoch, self.hidden = deter, stoch, hidden
         self.min_std, self.bit_depth, self.cnn_channels = min_std, bit_depth, tuple(cnn_channels)
         self.img_in = nn.Sequential(member_linear(m, stoch + self.action_dim, hidden), nn.ELU())
         self.cell = nn.GRUCell(hidden, deter) if m == 1 else MemberGRUCell(m, hidden, deter)
         self.prior_net = member_mlp(m, deter, hidden, 2 * stoch, layers=1)
-        self.post_net = _mlp(deter + embed, hidden, 2 * stoch, layers=1)
+        self.post_net = member_mlp(1, deter + embed, hidden, 2 * stoch, layers=1)
         f = deter + stoch
-        self.decoder = ConvDecoder(f, tuple(cnn_channels)) if self.pixels else _mlp(f, hidden, self.obs_dim)
+        self.decoder = ConvDecoder(f, tuple(cnn_channels)) if self.pixels else member_mlp(1, f, hidden, self.obs_dim, layers=2)
         self.reward_head = member_mlp(m, f, hidden, 1, layers=2)
         self.termination_head = member_mlp(m, f, hidden, 1, layers=2)
         # vector observations are standardised with statistics fitted on the training data
@@ -157,7 +148,7 @@ class RSSM(WorldModel):
         """Model-input observations -> network input: frames (B, 3, 64, 64) reduced to ``bit_depth`` bits
         in [-0.5, 0.5] (``dequantize`` adds PlaNet's uniform noise, for training), vectors standardised."""
         if not self.pixels:
-            return (obs.float() - self.obs_mean) / self.obs_std
+            return standardize(obs, self.obs_mean, self.obs_std)
         x = obs.permute(0, 3, 1, 2).float()
         bins = 2 ** self.bit_depth
         x = torch.floor(x / 2 ** (8 - self.bit_depth)) / bins - 0.5
@@ -168,14 +159,13 @@ class RSSM(WorldModel):
     def postprocess(self, x: torch.Tensor) -> torch.Tensor:
         """Decoder output -> model-input space: uint8 frames (B, 64, 64, 3) or float vectors."""
         if not self.pixels:
-            return x * self.obs_std + self.obs_mean
+            return unstandardize(x, self.obs_mean, self.obs_std)
         return ((x + 0.5) * 255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
     @torch.no_grad()
     def fit_normalizer(self, observations: torch.Tensor) -> None:
         if not self.pixels:
-            self.obs_mean.copy_(observations.float().mean(0))
-            self.obs_std.copy_(observations.float().std(0).clamp_min(1e-6))
+            fit_standardizer(self.obs_mean, self.obs_std, observations)
 
     def embed(self, obs: torch.Tensor, generator: torch.Generator | None = None, dequantize: bool = False) -> torch.Tensor:
         return self.encoder(self.preprocess(obs, generator, dequantize))
