@@ -10,6 +10,23 @@ import numpy as np
 from gymnasium import spaces
 
 
+class OUProcess:
+    """The one Ornstein-Uhlenbeck process: ``x_t = x_{t-1} + theta * (mean - x_{t-1}) + sigma * N(0, 1)``, elementwise
+    over ``value`` (num_envs, *action shape); ``mean`` and ``sigma`` broadcast against it. Used by :class:`OUNoise`
+    (mean 0, added to an agent's actions) and by ``policies.OUPolicy`` (the actions themselves, around a mean)."""
+
+    def __init__(self, value: np.ndarray, sigma: Any, theta: float, rng: np.random.Generator, mean: Any = 0.0):
+        if not 0.0 < theta <= 1.0:
+            raise ValueError(f"theta must be in (0, 1], got {theta}.")
+        if np.any(np.asarray(sigma) < 0):
+            raise ValueError(f"sigma must be >= 0, got {sigma}.")
+        self.value, self.sigma, self.theta, self.rng, self.mean = value, sigma, float(theta), rng, mean
+
+    def step(self) -> np.ndarray:
+        self.value += self.theta * (self.mean - self.value) + self.sigma * self.rng.normal(size=self.value.shape)
+        return self.value
+
+
 class OUNoise:
     """``n_t = n_{t-1} - theta * n_{t-1} + sigma * N(0, 1)`` per env and action dim, in action units
     (stationary std ``sigma / sqrt(theta * (2 - theta))``); ``add`` clips the noisy actions to the space."""
@@ -18,26 +35,25 @@ class OUNoise:
                  rng: np.random.Generator | None = None):
         if not isinstance(space, spaces.Box):
             raise ValueError(f"Action noise needs a Box action space, got {space}.")
-        if not 0.0 < theta <= 1.0:
-            raise ValueError(f"theta must be in (0, 1], got {theta}.")
-        if sigma < 0:
-            raise ValueError(f"sigma must be >= 0, got {sigma}.")
         self.space, self.sigma, self.theta = space, float(sigma), float(theta)
-        self.rng = rng if rng is not None else np.random.default_rng(seed)  # a caller's generator: one shared stream
-        self.value = np.zeros((num_envs, *space.shape))
+        rng = rng if rng is not None else np.random.default_rng(seed)  # a caller's generator: one shared stream
+        self.process = OUProcess(np.zeros((num_envs, *space.shape)), self.sigma, self.theta, rng)
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.process.value
 
     def reset(self, index: int | None = None, seed: int | None = None) -> None:
         """Env ``index`` (all when None) starts a new episode; ``seed`` restarts the random stream."""
         if seed is not None:
-            self.rng = np.random.default_rng(seed)
+            self.process.rng = np.random.default_rng(seed)
         if index is None:
             self.value[:] = 0.0
         else:
             self.value[index] = 0.0
 
     def add(self, actions: np.ndarray) -> np.ndarray:
-        self.value += -self.theta * self.value + self.sigma * self.rng.normal(size=self.value.shape)
-        return np.clip(actions + self.value, self.space.low, self.space.high).astype(self.space.dtype)
+        return np.clip(actions + self.process.step(), self.space.low, self.space.high).astype(self.space.dtype)
 
 
 class WithActionNoise:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from trainers.noise import OUNoise
+from trainers.noise import OUNoise, OUProcess
 
 
 class RandomPolicy:
@@ -79,7 +79,7 @@ class BrownianPolicy(RandomPolicy):
 class OUPolicy(RandomPolicy):
     """Mean-reverting random actions (Ornstein-Uhlenbeck) for Box spaces, around a per-episode mean.
 
-    ``a_t = clip(a_{t-1} + theta * (mu - a_{t-1}) + sigma * N(0, 1))``. Unlike a free random walk,
+    ``a_t = clip(x_t)`` with ``x_t`` the :class:`~trainers.noise.OUProcess` around ``mu``. Unlike a free random walk,
     it keeps returning to ``mu``: for CarRacing a mean with some gas and no brake drives the car along
     the track (and off it, and back), where a free walk often brakes to a halt on the start line.
     Each episode draws its own ``mu`` within ``mean +- jitter``, so the data covers several speeds and
@@ -94,21 +94,18 @@ class OUPolicy(RandomPolicy):
         self.mean = np.broadcast_to(np.asarray(mean, dtype=np.float64), shape)
         self.sigma = np.broadcast_to(np.asarray(sigma, dtype=np.float64), shape)
         self.jitter = np.broadcast_to(np.asarray(jitter, dtype=np.float64), shape)
-        if not 0.0 < theta <= 1.0:
-            raise ValueError(f"theta must be in (0, 1], got {theta}.")
         self.theta = theta
         self.mu = self.mean + self.jitter * self.rng.uniform(-1, 1, size=(num_envs, *shape))
         self.actions = np.clip(self.mu, self.space.low, self.space.high).astype(self.space.dtype)
-        self._raw = self.mu.copy()
+        self.process = OUProcess(self.mu.copy(), self.sigma, theta, self.rng, mean=self.mu)
 
     def reset(self, index: int) -> None:
         self.mu[index] = self.mean + self.jitter * self.rng.uniform(-1, 1, size=self.mean.shape)
-        self._raw[index] = self.mu[index]
+        self.process.value[index] = self.mu[index]
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         # the process runs unclipped (so e.g. a brake mean below 0 brakes only now and then); actions are clipped
-        self._raw += self.theta * (self.mu - self._raw) + self.sigma * self.rng.normal(size=self._raw.shape)
-        self.actions = np.clip(self._raw, self.space.low, self.space.high).astype(self.space.dtype)
+        self.actions = np.clip(self.process.step(), self.space.low, self.space.high).astype(self.space.dtype)
         return self.actions.copy()
 
 
