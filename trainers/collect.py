@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,7 +18,9 @@ from gymnasium.vector import AutoresetMode
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_to_dict
 from gym_dream.wrappers import action_repeat_of
-from trainers.data import Episode, count_episodes, read_meta, write_meta, write_shard
+from gym_dream.error import DataFormatError
+from trainers.data import (Episode, count_episodes, dataset_index, episode_paths, load_file, read_meta, write_episode, write_meta,
+                           write_shard)
 from trainers.envs import make_real_env, recipe
 from trainers.policies import make_policy
 from trainers.progress import progress
@@ -42,11 +47,16 @@ class CollectConfig:
     seed: int = 0
     """base seed; a resumed run derives fresh seeds from the episodes already stored"""
     shard_steps: int = 20_000
-    """flush a shard when this many steps of finished episodes are buffered (bounds memory)"""
+    """compact finished episodes into a compressed shard once this many steps of them are stored (each episode
+    is on disk the moment it ends, as its own file, whatever this is)"""
     max_episode_steps: int | None = None
     """override the env's time limit"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """extra keyword arguments for gym.make"""
+
+
+#: finished episodes are flushed to the disk (power loss) at most this long after they end
+SYNC_SECONDS = 1.0
 
 
 class _ModelInput(gym.ObservationWrapper):
@@ -74,11 +84,11 @@ def _make_vector_env(cfg: CollectConfig, prep: Preprocessing) -> gym.vector.Vect
     kwargs = dict(cfg.env_kwargs)
     if cfg.max_episode_steps is not None:
         kwargs["max_episode_steps"] = cfg.max_episode_steps
-    make_real_env(cfg.env_id, **kwargs).close()  # fail early with a clear message if deps are missing
     fns = [lambda: _ModelInput(make_real_env(cfg.env_id, **kwargs), prep) for _ in range(cfg.workers)]
+    # episodes are restarted by the collector, each with the seed of its key (AutoresetMode.DISABLED)
     if cfg.workers > 1:
-        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=AutoresetMode.DISABLED)
 
 
 def _done(cfg: CollectConfig, episodes: int, steps: int) -> bool:
@@ -87,125 +97,291 @@ def _done(cfg: CollectConfig, episodes: int, steps: int) -> bool:
     return cfg.steps is not None and steps >= cfg.steps
 
 
+def _positive_int(value: Any, flag: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{flag} must be an integer >= 1{' (or none)' if allow_none else ''}, got {value!r}.")
+
+
+def check_config(cfg: CollectConfig) -> None:
+    """Refuse a configuration that could not collect anything, before any folder is made."""
+    if cfg.steps is None and cfg.episodes is None:
+        raise ValueError("Give a target: --steps N or --episodes N.")
+    _positive_int(cfg.steps, "--steps", allow_none=True)
+    _positive_int(cfg.episodes, "--episodes", allow_none=True)
+    _positive_int(cfg.workers, "--workers")
+    _positive_int(cfg.shard_steps, "--shard-steps")
+    _positive_int(cfg.max_episode_steps, "--max-episode-steps", allow_none=True)
+    if not isinstance(cfg.env_kwargs, dict):
+        raise TypeError(f"--env-kwargs must be a JSON object, got {cfg.env_kwargs!r}.")
+    if not isinstance(cfg.env_id, str) or not cfg.env_id:
+        raise ValueError(f"--env-id must be a real Gymnasium env id such as CartPole-v1, got {cfg.env_id!r}.")
+    spec = gym.registry.get(cfg.env_id)
+    entry = str(getattr(spec, "entry_point", "") or "")
+    if cfg.env_id.startswith("Dream-") or entry.startswith("gym_dream."):
+        raise ValueError(f"{cfg.env_id} is a dream (a world model's env), not a real env: collect stores real data. "
+                         f"Pass the real env id, e.g. the one in the model card's env.id.")
+
+
+def _make_probe(cfg: CollectConfig) -> gym.Env:
+    """The real env once, to fail early (unknown id, missing extra) and read its spaces."""
+    try:
+        return make_real_env(cfg.env_id, **cfg.env_kwargs)
+    except gym.error.Error as e:
+        if isinstance(e, gym.error.DependencyNotInstalled) or type(e).__module__.startswith("gym_dream"):
+            raise
+        raise ValueError(f"Cannot make the real env {cfg.env_id!r}: {e} "
+                         "List the known ids with `python -c \"import gymnasium; gymnasium.pprint_registry()\"`.") from None
+
+
+def episode_seed(seed: int, key: int, stream: int) -> int:
+    """The seed of episode ``key``'s real env (stream 0) or its policy (stream 1): a function of the
+    base seed and the key only, so an episode is the same whether or not the run was interrupted."""
+    return int(np.random.SeedSequence([int(seed), int(key), int(stream)]).generate_state(1)[0]) % (2**31)
+
+
+class _Keys:
+    """Keys for new episodes: first those a killed run started but never finished (below the highest
+    stored key), then fresh ones."""
+
+    def __init__(self, stored: set[int]):
+        top = max(stored) + 1 if stored else 0
+        self.missing = sorted(set(range(top)) - stored)
+        self.next = top
+
+    def __call__(self) -> int:
+        if self.missing:
+            return self.missing.pop(0)
+        self.next += 1
+        return self.next - 1
+
+
+def _compact(out: Path, paths: list[Path]) -> None:
+    """Episode files -> one shard (written first), then the episode files removed."""
+    if not paths:
+        return
+    loaded = [load_file(p) for p in paths]
+    loaded.sort(key=lambda f: int(f["ids"][0]))
+    first = int(loaded[0]["ids"][0])
+    ids = [int(f["ids"][0]) for f in loaded]
+    if ids != list(range(first, first + len(ids))):  # a hole (a file moved aside): one shard per run of ids
+        runs: list[list[int]] = [[0]]
+        for j in range(1, len(ids)):
+            (runs[-1] if ids[j] == ids[j - 1] + 1 else runs.append([]) or runs[-1]).append(j)
+        for run in runs:
+            _write_loaded(out, [loaded[j] for j in run])
+    else:
+        _write_loaded(out, loaded)
+    for p in paths:
+        p.unlink(missing_ok=True)
+
+
+def _write_loaded(out: Path, loaded: list[dict[str, np.ndarray]]) -> None:
+    eps = [Episode(f["obs"], f["actions"], f["rewards"], f["terminated"], f["truncated"]) for f in loaded]
+    write_shard(out, int(loaded[0]["ids"][0]), eps, [int(f["keys"][0]) for f in loaded])
+
+
+class _Flusher:
+    """Flushes written files to the disk (``os.sync``) at most every SYNC_SECONDS, off the main thread."""
+
+    def __init__(self) -> None:
+        self.dirty = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="episode-flusher", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            if self.dirty.wait(SYNC_SECONDS):
+                self.dirty.clear()
+                os.sync()
+                self.stop.wait(SYNC_SECONDS)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.dirty.set()
+        self.thread.join()
+        os.sync()
+
+
+def _set_aside_torn_episode_files(out: Path) -> None:
+    """An episode file a power loss left torn (written, not yet flushed) is renamed ``*.broken``; its
+    episode is collected again (its key is missing). Shards are flushed before use and never set aside."""
+    for p in episode_paths(out):
+        try:
+            load_file(p)
+        except DataFormatError as e:
+            target = p.with_name(p.name + ".broken")
+            p.rename(target)
+            print(f"collect: {p.name} is torn ({e}); renamed it {target.name}, its episode is collected again", file=sys.stderr)
+
+
 def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[str, Any]:
     """Roll out the policy until the dataset reaches its target; returns a summary.
 
-    Completed episodes are flushed as shards when enough are buffered, at the end, and on an
-    interruption (Ctrl-C), so what was collected is never lost; a re-run continues where it stopped.
+    Every episode is written to disk the moment it ends (its own file, compacted into shards of
+    ``shard_steps``), so a kill -9 at any moment loses only the episodes still running; a re-run
+    continues where it stopped, first re-running the episodes that were cut off. Episode ``key``
+    k's env and policy are seeded from ``(seed, k)`` only (each env slot gets its own policy,
+    made afresh for each episode), so with a deterministic env the stored episodes are the same
+    whether the run was interrupted or not. With ``steps``, the dataset never holds more than
+    ``steps`` steps: episodes still running when the budget is spent are stored cut short.
     """
-    if cfg.steps is None and cfg.episodes is None:
-        raise ValueError("Give a target: steps or episodes.")
-    if cfg.workers < 1:
-        raise ValueError(f"workers must be >= 1, got {cfg.workers}.")
+    check_config(cfg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     r = recipe(cfg.env_id, cfg.env_kwargs)
     policy_name = cfg.policy or r.collect_policy
     prep: Preprocessing = r.preprocessing
-    meta = read_meta(out)
+    meta = read_meta(out) if out.is_dir() else None
     if meta is not None and (meta["env_id"] != cfg.env_id or meta["preprocessing"] != prep.to_dict()):
         raise ValueError(
             f"{out} already holds a dataset of {meta['env_id']} with preprocessing {meta['preprocessing']}; "
             f"collect {cfg.env_id} into another folder."
         )
-    n_eps, n_steps = count_episodes(out)
+    if out.is_dir():
+        _set_aside_torn_episode_files(out)
+        files, stale = dataset_index(out)
+        for p in stale:  # leftovers of a compaction a kill interrupted: their episodes are in a shard
+            p.unlink(missing_ok=True)
+        leftovers = [f.path for f in files if f.path.name.startswith("episode-")]
+        _compact(out, leftovers)  # episodes a killed run stored one by one
+    n_eps, n_steps = count_episodes(out) if out.is_dir() else (0, 0)
     if _done(cfg, n_eps, n_steps):
         return {"episodes": n_eps, "steps": n_steps, "new_episodes": 0, "seconds": 0.0}
 
-    envs = _make_vector_env(cfg, prep)
-    probe = make_real_env(cfg.env_id, **cfg.env_kwargs)
-    repeat = action_repeat_of(probe)
-    if meta is None:
-        single = probe.observation_space  # the real env's own space (the model card records it)
-        if prep.key is not None:
-            single = single[prep.key]
-        meta = {
-            "env_id": cfg.env_id,
-            "env_kwargs": cfg.env_kwargs,
-            "max_episode_steps": cfg.max_episode_steps or (probe.spec.max_episode_steps if probe.spec else None),
-            "preprocessing": prep.to_dict(),
-            "action_repeat": repeat,
-            "observation_space": space_to_dict(single),
-            "action_space": space_to_dict(envs.single_action_space),
-            "policies": [],
-        }
-    probe.close()
+    probe = _make_probe(cfg)  # before any folder is made: an unknown id leaves nothing behind
+    try:
+        repeat = action_repeat_of(probe)
+        if meta is None:
+            single = probe.observation_space  # the real env's own space (the model card records it)
+            if prep.key is not None:
+                single = single[prep.key]
+            meta = {
+                "env_id": cfg.env_id,
+                "env_kwargs": cfg.env_kwargs,
+                "max_episode_steps": cfg.max_episode_steps or (probe.spec.max_episode_steps if probe.spec else None),
+                "preprocessing": prep.to_dict(),
+                "action_repeat": repeat,
+                "observation_space": space_to_dict(single),
+                "action_space": space_to_dict(probe.action_space),
+                "policies": [],
+            }
+        action_space = probe.action_space
+    finally:
+        probe.close()
+    policy_kwargs = cfg.policy_kwargs if cfg.policy_kwargs is not None else (r.collect_kwargs if policy_name == r.collect_policy else {})
+    factory = policy_factory or (lambda space, n, seed: make_policy(policy_name, space, n, seed, **policy_kwargs))
+    factory(action_space, 1, 0)  # a policy that cannot be made (bad settings) fails before any folder is made
+    out.mkdir(parents=True, exist_ok=True)
     if policy_name not in meta["policies"]:
         meta["policies"].append(policy_name)
     write_meta(out, meta)
 
-    # a resumed run gets seeds no earlier run used, so it never repeats an episode
-    run_seed = int(np.random.SeedSequence([cfg.seed, n_eps, n_steps]).generate_state(1)[0])
-    policy_kwargs = cfg.policy_kwargs if cfg.policy_kwargs is not None else (r.collect_kwargs if policy_name == r.collect_policy else {})
-    factory = policy_factory or (lambda space, n, seed: make_policy(policy_name, space, n, seed, **policy_kwargs))
-    policy = factory(envs.single_action_space, cfg.workers, run_seed)
-    obs, _ = envs.reset(seed=run_seed % (2**31))
-    buffers: list[dict[str, list]] = [
-        {"obs": [np.asarray(obs[i])], "actions": [], "rewards": [], "terminated": [], "truncated": []}
-        for i in range(cfg.workers)
-    ]
-    finished: list[Episode] = []
-    buffered_steps = 0
+    files, _ = dataset_index(out)
+    keys = _Keys({int(k) for f in files for k in f.keys})
+    envs = _make_vector_env(cfg, prep)
+    slot_keys = [keys() for _ in range(cfg.workers)]
+    policies = [factory(envs.single_action_space, 1, episode_seed(cfg.seed, k, 1)) for k in slot_keys]
+    obs, _ = envs.reset(seed=[episode_seed(cfg.seed, k, 0) for k in slot_keys])
+    obs = np.array(obs)
+
+    def fresh(i: int) -> dict[str, list]:
+        return {"obs": [np.array(obs[i])], "actions": [], "rewards": [], "terminated": [], "truncated": []}
+
+    buffers = [fresh(i) for i in range(cfg.workers)]
+    finished: list[tuple[int, Episode, Path]] = []  # (key, episode, its file), not yet in a shard
+    finished_steps = 0
     next_id, total_steps, new_eps = n_eps, n_steps, 0
     start = time.time()
     target = cfg.steps if cfg.steps is not None else cfg.episodes
     bar = progress(total=target, initial=min(n_steps if cfg.steps is not None else n_eps, target), desc=f"collect {cfg.env_id}", unit="step" if cfg.steps is not None else "ep")
 
     # shards are compressed and written by a background thread (zlib releases the GIL), so the
-    # envs keep stepping meanwhile; at most one write is pending, which bounds memory
+    # envs keep stepping meanwhile; at most one compaction is pending, which bounds memory
     writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
     pending: list[Future] = []
 
-    def flush() -> None:
-        nonlocal finished, buffered_steps, next_id
+    flusher = _Flusher()
+
+    def store(key: int, ep: Episode) -> None:
+        nonlocal next_id, total_steps, new_eps, finished_steps
+        # in the file system now: a kill -9 loses nothing finished; on the disk (power loss) within about
+        # a second, flushed by a background thread (an fsync per episode would cost more than CartPole's steps)
+        path = write_episode(out, next_id, ep, key, durable=False)
+        flusher.dirty.set()
+        finished.append((key, ep, path))
+        next_id += 1
+        total_steps += len(ep)
+        finished_steps += len(ep)
+        new_eps += 1
+        bar.update(len(ep) if cfg.steps is not None else 1)
+
+    def compact() -> None:
+        nonlocal finished, finished_steps
         if finished:
             for f in pending:
                 f.result()
-            pending[:] = [writer.submit(write_shard, out, next_id, finished)]
-            next_id += len(finished)
-            finished, buffered_steps = [], 0
+            batch = finished
+            first = next_id - len(batch)
+
+            def job() -> None:
+                write_shard(out, first, [e for _, e, _ in batch], [k for k, _, _ in batch])
+                for _, _, p in batch:
+                    p.unlink(missing_ok=True)
+
+            pending[:] = [writer.submit(job)]
+            finished, finished_steps = [], 0
+
+    def episode(b: dict[str, list]) -> Episode:
+        return Episode(*(np.stack(b[k]) for k in ("obs", "actions", "rewards", "terminated", "truncated")))
 
     try:
-        while not _done(cfg, next_id + len(finished), total_steps):
-            actions = policy(obs)
-            obs, rewards, terminated, truncated, info = envs.step(actions)
-            done = terminated | truncated
-            frames = obs  # model input already (preprocessed in the env processes)
-            for i in range(cfg.workers):
+        while not _done(cfg, next_id, total_steps):
+            inflight = sum(len(b["actions"]) for b in buffers)
+            # the step budget: with fewer steps left than envs, only the first envs' steps are kept
+            keep = cfg.workers if cfg.steps is None else min(cfg.workers, cfg.steps - total_steps - inflight)
+            actions = np.stack([np.asarray(policies[i](obs[i : i + 1]))[0] for i in range(cfg.workers)])
+            obs, rewards, terminated, truncated, _ = envs.step(actions)
+            obs = np.array(obs)
+            done = np.asarray(terminated) | np.asarray(truncated)
+            restart = np.zeros(cfg.workers, dtype=bool)
+            for i in range(keep):
                 b = buffers[i]
                 b["actions"].append(np.asarray(actions[i]))
                 b["rewards"].append(rewards[i])
                 b["terminated"].append(terminated[i])
                 b["truncated"].append(truncated[i])
+                b["obs"].append(np.array(obs[i]))
                 if done[i]:
-                    b["obs"].append(np.asarray(info["final_obs"][i]))
-                    ep = Episode(*(np.stack(b[k]) for k in ("obs", "actions", "rewards", "terminated", "truncated")))
-                    finished.append(ep)
-                    buffered_steps += len(ep)
-                    total_steps += len(ep)
-                    new_eps += 1
-                    bar.update(len(ep) if cfg.steps is not None else 1)
-                    buffers[i] = {"obs": [frames[i]], "actions": [], "rewards": [], "terminated": [], "truncated": []}
-                    policy.reset(i)
-                else:
-                    b["obs"].append(frames[i])
-            inflight = sum(len(b["actions"]) for b in buffers)
-            if cfg.steps is not None and total_steps + inflight >= cfg.steps:
+                    store(slot_keys[i], episode(b))
+                    buffers[i] = {"obs": [], "actions": [], "rewards": [], "terminated": [], "truncated": []}  # refilled on restart
+                    restart[i] = True
+            if cfg.steps is not None and total_steps + sum(len(b["actions"]) for b in buffers) >= cfg.steps:
                 # the step budget is spent: keep the unfinished episodes, cut by the budget (truncated)
-                for b in buffers:
+                for i, b in enumerate(buffers):
                     if b["actions"]:
                         b["truncated"][-1] = True
-                        ep = Episode(*(np.stack(b[k]) for k in ("obs", "actions", "rewards", "terminated", "truncated")))
-                        finished.append(ep)
-                        total_steps += len(ep)
-                        new_eps += 1
-                        bar.update(len(ep))
+                        store(slot_keys[i], episode(b))
                 break
-            if buffered_steps >= cfg.shard_steps:
-                flush()
+            if _done(cfg, next_id, total_steps):
+                break
+            if restart.any():
+                for i in np.flatnonzero(restart):
+                    slot_keys[i] = keys()
+                    policies[i] = factory(envs.single_action_space, 1, episode_seed(cfg.seed, slot_keys[i], 1))
+                seeds = [episode_seed(cfg.seed, slot_keys[i], 0) for i in range(cfg.workers)]
+                new_obs, _ = envs.reset(seed=seeds, options={"reset_mask": restart})
+                new_obs = np.array(new_obs)
+                obs[restart] = new_obs[restart]
+                for i in np.flatnonzero(restart):
+                    buffers[i] = fresh(i)
+            if finished_steps >= cfg.shard_steps:
+                compact()
     finally:
-        flush()
-        writer.shutdown(wait=True)  # every buffered episode reaches disk, also on Ctrl-C
+        compact()
+        writer.shutdown(wait=True)  # every finished episode reaches a shard, also on Ctrl-C
+        flusher.close()
         for f in pending:
             f.result()
         bar.close()

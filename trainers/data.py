@@ -1,10 +1,15 @@
-"""Episode datasets on disk: a folder of compressed shards plus ``dataset.json``.
+"""Episode datasets on disk: a folder of compressed shards, per-episode files, and ``dataset.json``.
 
 Each shard ``shard-<first episode id>.npz`` holds whole episodes only, written atomically (temp
-file + rename), so an interrupted writer leaves either a complete shard or none. Episode ids are
-consecutive from 0; a reader trusts only complete shards. Per episode of length L the shard stores
-L+1 observations (uint8 64x64x3 frames or float32 vectors) and L actions, rewards, terminated,
-truncated.
+file + rename), so an interrupted writer leaves either a complete shard or none. While collecting,
+every episode reaches disk the moment it ends, as its own small uncompressed file
+``episode-<id>.npz`` (also atomic); these are compacted into a shard once ``shard_steps`` of them
+have accumulated (the shard is written first, then the episode files removed; an episode file
+whose id a shard already holds is a leftover of an interrupted compaction and is ignored), so a
+kill -9 at any moment loses at most the episodes still running. Episode ids count from 0 in the
+order episodes ended; each episode also records its *key*, the index that seeded it (see
+:mod:`trainers.collect`). Per episode of length L a file stores L+1 observations (uint8 64x64x3
+frames or float32 vectors) and L actions, rewards, terminated, truncated.
 """
 
 from __future__ import annotations
@@ -12,15 +17,18 @@ from __future__ import annotations
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.checkpoint import atomic_write_bytes, read_json
+from gym_dream.error import DataFormatError
 
 META_FILE = "dataset.json"
+FIELDS = ("ids", "lengths", "obs", "actions", "rewards", "terminated", "truncated")
 
 
 @dataclass
@@ -35,13 +43,14 @@ class Episode:
         return len(self.actions)
 
 
-def write_shard(directory: Path, first_id: int, episodes: list[Episode]) -> Path:
-    """Atomically write ``episodes`` (ids first_id, first_id+1, ...) as one compressed shard."""
+def _pack(first_id: int, episodes: list[Episode], keys: list[int] | None, compress: bool) -> bytes:
     lengths = np.array([len(e) for e in episodes], dtype=np.int64)
+    ids = np.arange(first_id, first_id + len(episodes), dtype=np.int64)
     buf = io.BytesIO()
-    np.savez_compressed(
+    (np.savez_compressed if compress else np.savez)(
         buf,
-        ids=np.arange(first_id, first_id + len(episodes), dtype=np.int64),
+        ids=ids,
+        keys=ids.copy() if keys is None else np.asarray(keys, dtype=np.int64),
         lengths=lengths,
         obs=np.concatenate([e.obs for e in episodes]),
         actions=np.concatenate([e.actions for e in episodes]),
@@ -49,8 +58,21 @@ def write_shard(directory: Path, first_id: int, episodes: list[Episode]) -> Path
         terminated=np.concatenate([e.terminated for e in episodes]).astype(bool),
         truncated=np.concatenate([e.truncated for e in episodes]).astype(bool),
     )
+    return buf.getvalue()
+
+
+def write_shard(directory: Path, first_id: int, episodes: list[Episode], keys: list[int] | None = None) -> Path:
+    """Atomically write ``episodes`` (ids first_id, first_id+1, ...) as one compressed shard."""
     path = Path(directory) / f"shard-{first_id:08d}.npz"
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, _pack(first_id, episodes, keys, compress=True))
+    return path
+
+
+def write_episode(directory: Path, episode_id: int, episode: Episode, key: int | None = None, durable: bool = True) -> Path:
+    """Atomically write one finished episode as its own (uncompressed, quick to write) file.
+    ``durable=False`` leaves the flush to disk to the caller (the collector syncs once a second)."""
+    path = Path(directory) / f"episode-{episode_id:08d}.npz"
+    atomic_write_bytes(path, _pack(episode_id, [episode], None if key is None else [key], compress=False), durable=durable)
     return path
 
 
@@ -58,9 +80,79 @@ def shard_paths(directory: str | os.PathLike) -> list[Path]:
     return sorted(Path(directory).glob("shard-*.npz"))
 
 
+def episode_paths(directory: str | os.PathLike) -> list[Path]:
+    return sorted(Path(directory).glob("episode-*.npz"))
+
+
+_FIX = ("Move it out of the dataset folder (e.g. `mv {path} {path}.broken`): `gym-dream collect` with the same "
+        "arguments then collects the missing episodes again, and `gym-dream fit` trains on the others.")
+
+
+def load_file(path: Path, keys: tuple[str, ...] = (*FIELDS, "keys")) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of one shard or episode file; a truncated or damaged file raises
+    :class:`DataFormatError` naming it and the fix. Never unpickles (``allow_pickle=False``)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            out = {k: f[k] for k in keys if k in f.files}
+            if "keys" in keys and "keys" not in f.files:  # written before keys existed: the id is the key
+                out["keys"] = f["ids"]
+            missing = [k for k in keys if k not in out]
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError, zipfile.LargeZipFile) as e:
+        raise DataFormatError(f"{path} cannot be read ({type(e).__name__}: {e}); the file is truncated or damaged. "
+                              + _FIX.format(path=path)) from None
+    if missing:
+        raise DataFormatError(f"{path} lacks the arrays {missing}; it is not a gym-dream episode file. " + _FIX.format(path=path))
+    n = len(out.get("ids", out.get("lengths", [])))
+    if "lengths" in out and "ids" in out and len(out["lengths"]) != len(out["ids"]):
+        raise DataFormatError(f"{path} holds {len(out['ids'])} ids but {len(out['lengths'])} lengths; it is damaged. " + _FIX.format(path=path))
+    if "actions" in out and "lengths" in out and len(out["actions"]) != int(out["lengths"].sum()):
+        raise DataFormatError(f"{path} holds {len(out['actions'])} actions for episodes of {int(out['lengths'].sum())} steps; it is damaged. "
+                              + _FIX.format(path=path))
+    if "obs" in out and "lengths" in out and len(out["obs"]) != int(out["lengths"].sum()) + n:
+        raise DataFormatError(f"{path} holds {len(out['obs'])} observations for {n} episodes of {int(out['lengths'].sum())} steps; "
+                              "it is damaged. " + _FIX.format(path=path))
+    return out
+
+
+@dataclass
+class StoredFile:
+    path: Path
+    ids: np.ndarray
+    keys: np.ndarray
+    lengths: np.ndarray
+
+
+def dataset_index(directory: str | os.PathLike) -> tuple[list[StoredFile], list[Path]]:
+    """(the files holding the dataset's episodes, in id order; stale episode files).
+
+    An episode file whose id a shard also holds is stale: an interrupted compaction wrote the shard
+    but did not get to remove it."""
+    files: list[StoredFile] = []
+    in_shards: set[int] = set()
+    for p in shard_paths(directory):
+        f = load_file(p, ("ids", "keys", "lengths"))
+        files.append(StoredFile(p, f["ids"], f["keys"], f["lengths"]))
+        in_shards.update(int(i) for i in f["ids"])
+    stale: list[Path] = []
+    for p in episode_paths(directory):
+        f = load_file(p, ("ids", "keys", "lengths"))
+        if set(int(i) for i in f["ids"]) <= in_shards:
+            stale.append(p)
+        else:
+            files.append(StoredFile(p, f["ids"], f["keys"], f["lengths"]))
+    files.sort(key=lambda s: int(s.ids[0]) if len(s.ids) else -1)
+    return files, stale
+
+
 def read_meta(directory: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(directory) / META_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    meta = read_json(path, "dataset description")
+    if not isinstance(meta, dict) or "env_id" not in meta or "preprocessing" not in meta:
+        raise DataFormatError(f"{path} is not a gym-dream dataset description (no env_id / preprocessing); "
+                              "collect into a new folder, or restore the file from a copy.")
+    return meta
 
 
 def write_meta(directory: str | os.PathLike, meta: dict[str, Any]) -> None:
@@ -68,14 +160,9 @@ def write_meta(directory: str | os.PathLike, meta: dict[str, Any]) -> None:
 
 
 def count_episodes(directory: str | os.PathLike) -> tuple[int, int]:
-    """(episodes, steps) stored in complete shards."""
-    episodes = steps = 0
-    for p in shard_paths(directory):
-        with np.load(p) as f:
-            lengths = f["lengths"]
-        episodes += len(lengths)
-        steps += int(lengths.sum())
-    return episodes, steps
+    """(episodes, steps) stored in complete files."""
+    files, _ = dataset_index(directory)
+    return sum(len(f.lengths) for f in files), sum(int(f.lengths.sum()) for f in files)
 
 
 class EpisodeDataset:
@@ -90,16 +177,15 @@ class EpisodeDataset:
         self.meta = read_meta(directory)
         if self.meta is None:
             raise FileNotFoundError(f"{directory} holds no {META_FILE}; collect data first with `gym-dream collect`.")
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in ("ids", "lengths", "obs", "actions", "rewards", "terminated", "truncated")}
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in (*FIELDS, "keys")}
         n = 0
-        for p in shard_paths(directory):
-            with np.load(p) as f:
-                shard = {k: f[k] for k in parts}
+        for stored in dataset_index(directory)[0]:
+            shard = load_file(stored.path, (*FIELDS, "keys"))
             if max_episodes is not None and n + len(shard["lengths"]) > max_episodes:
                 keep = max_episodes - n
                 steps = int(shard["lengths"][:keep].sum())
                 shard = {
-                    "ids": shard["ids"][:keep], "lengths": shard["lengths"][:keep], "obs": shard["obs"][: steps + keep],
+                    "ids": shard["ids"][:keep], "keys": shard["keys"][:keep], "lengths": shard["lengths"][:keep], "obs": shard["obs"][: steps + keep],
                     **{k: shard[k][:steps] for k in ("actions", "rewards", "terminated", "truncated")},
                 }
             for k in parts:
