@@ -1,0 +1,257 @@
+"""Issue 21: model packages cannot take over other envs, inject text into wheels or run code; broken
+models are refused at load; export deletes nothing; files follow the umask. Every case uses a crafted
+package or file in a temporary directory."""
+
+import email.parser
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import gym_dream
+from gym_dream.checkpoint import load_model, read_json, save_model
+from gym_dream.error import DataFormatError, DeviceNotAvailable, GymDreamError, ModelFormatError, UnsafeId
+from trainers.export import ExportConfig, builtin_id_note, export
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def model_dir(vector_model, tmp_path):
+    return save_model(vector_model, tmp_path / "model", {"env": {"id": "CartPole-v1", "max_episode_steps": 500}})
+
+
+def _export(model_dir, out, env_id="Dream-TinyPole-v0", name="dream-tinypole", **kw):
+    return export(ExportConfig(model_dir=str(model_dir), env_id=env_id, name=name, out=str(out), **kw))
+
+
+def _edit_card(directory: Path, **fields) -> None:
+    card = json.loads((directory / "model.json").read_text())
+    card.update(fields)
+    (directory / "model.json").write_text(json.dumps(card))
+
+
+def _wheel_text(wheel: Path, suffix: str) -> str:
+    with zipfile.ZipFile(wheel) as zf:
+        return zf.read(next(n for n in zf.namelist() if n.endswith(suffix))).decode()
+
+
+# -- 1. only Dream-* ids -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Dream-CartPole", "dream-MyGame-v0", "ns/Dream-X-v0", "Dream-X-v0\nRequires-Dist: evil", "Dream-A B-v0"])
+def test_export_refuses_ids_that_are_not_dream_ids(model_dir, tmp_path, env_id):
+    with pytest.raises(UnsafeId, match=r"must start with 'Dream-'.*Gymnasium's id grammar"):
+        _export(model_dir, tmp_path / "out", env_id=env_id)
+    assert not (tmp_path / "out").exists()
+
+
+# -- 2. nothing from a card reaches generated files unescaped ------------------------------------------
+
+
+def test_card_text_cannot_add_requirements_or_entry_points(model_dir, tmp_path):
+    evil = "CartPole-v1\nRequires-Dist: evil-backdoor-pkg>=0\n\n[gym_dream.models]\nx = os"
+    _edit_card(model_dir, env={"id": evil, "max_episode_steps": 500}, description=f"nice\nRequires-Dist: evil2\n<script>x</script>",
+               data={"steps\nRequires-Dist: evil3": "1\n2"}, reproduce="a`b\nc")
+    paths = _export(model_dir, tmp_path / "out")
+    meta = email.parser.Parser().parsestr(_wheel_text(paths["wheel"], ".dist-info/METADATA"))
+    assert meta.get_all("Requires-Dist") == ["gym-dream>=0.1,<0.2"]
+    assert "\n" not in meta["Summary"] and "evil" not in "".join(meta.keys())
+    assert _wheel_text(paths["wheel"], "entry_points.txt") == "[gym_dream.models]\ndream-tinypole = dream_tinypole\n"
+    pyproject = tomllib.loads((paths["project"] / "pyproject.toml").read_text())
+    assert pyproject["project"]["dependencies"] == ["gym-dream>=0.1,<0.2"]
+    assert list(pyproject["project"]["entry-points"]["gym_dream.models"]) == ["dream-tinypole"]
+    readme = (paths["project"] / "README.md").read_text()
+    assert "<script>" not in readme and "\nRequires-Dist" not in readme
+
+
+@pytest.mark.parametrize("kw", [{"name": "dream-x\nRequires-Dist: evil"}, {"version": "0.1\nRequires-Dist: evil"},
+                                {"requires": ">=0.1\nRequires-Dist: evil"}, {"requires": ">=0.1; os_name=='nt'"}])
+def test_export_arguments_are_validated(model_dir, tmp_path, kw):
+    with pytest.raises(UnsafeId):
+        _export(model_dir, tmp_path / "out", **kw)
+
+
+# -- 3. locating a packaged model runs none of its code -----------------------------------------------
+
+
+def _crafted_package(site: Path, model_dir: Path, record: bool) -> Path:
+    """An installed 'evilpkg' whose __init__.py writes a marker; its model lies in evilpkg/models."""
+    marker = site / "MARKER"
+    pkg = site / "evilpkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    (pkg / "models" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    for f in ("model.json", "model.safetensors"):
+        shutil.copy(model_dir / f, pkg / "models" / f)
+    _edit_card(pkg / "models", dream_env={"id": "Dream-Evil-v0", "max_episode_steps": 50})
+    info = site / "evilpkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evilpkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[gym_dream.models]\nevil = evilpkg.models\n")
+    if record:
+        files = [p.relative_to(site).as_posix() for p in pkg.rglob("*") if p.is_file()]
+        (info / "RECORD").write_text("".join(f"{f},,\n" for f in files) + "evilpkg-0.1.dist-info/RECORD,,\n")
+    return marker
+
+
+@pytest.mark.parametrize("record", [True, False], ids=["wheel-record", "no-record"])
+def test_import_gym_dream_does_not_import_a_model_package(model_dir, tmp_path, record):
+    site = tmp_path / "site"
+    marker = _crafted_package(site, model_dir, record)
+    code = (
+        "import gymnasium as gym, gym_dream, sys\n"
+        "assert 'evil' in gym_dream.available_models(), gym_dream.available_models()\n"
+        "env = gym.make('Dream-Evil-v0'); env.reset(seed=0)\n"
+        "assert 'evilpkg' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr
+    assert not marker.exists(), "importing gym_dream ran the model package's __init__.py"
+
+
+# -- 5. broken weights are refused at load --------------------------------------------------------------
+
+
+def _rewrite_weights(directory: Path, change) -> None:
+    tensors = load_file(str(directory / "model.safetensors"))
+    change(tensors)
+    save_file(tensors, str(directory / "model.safetensors"))
+
+
+@pytest.mark.parametrize("how", ["all-nan", "one-nan", "one-inf"])
+def test_nan_or_inf_weights_are_refused_naming_the_tensor(model_dir, tmp_path, how):
+    def change(t):
+        name = sorted(k for k in t if t[k].is_floating_point())[3]
+        for k in t:
+            if how == "all-nan" and t[k].is_floating_point():
+                t[k] = torch.full_like(t[k], float("nan"))
+        if how == "one-nan":
+            t[name].view(-1)[0] = float("nan")
+        if how == "one-inf":
+            t[name].view(-1)[-1] = float("inf")
+        change.name = name
+
+    _rewrite_weights(model_dir, change)
+    pattern = "tensor '.*' holds .* NaN or infinite" if how == "all-nan" else f"tensor '{change.name}' holds 1 NaN or infinite"
+    with pytest.raises(ModelFormatError, match=pattern):
+        load_model(model_dir)
+    with pytest.raises(ModelFormatError, match=pattern):
+        gym.make("Dream-CartPole-v0", model=str(model_dir))
+    with pytest.raises(ModelFormatError, match=pattern):
+        _export(model_dir, tmp_path / "out")
+    assert not list((tmp_path / "out").glob("*.whl"))
+
+
+def test_integer_weights_are_refused_not_cast(model_dir):
+    name = []
+
+    def change(t):
+        k = sorted(k for k in t if t[k].is_floating_point())[0]
+        t[k] = t[k].to(torch.int32)
+        name.append(k)
+
+    _rewrite_weights(model_dir, change)
+    with pytest.raises(ModelFormatError, match=f"tensor '{name[0]}' is stored as torch.int32.*not cast"):
+        load_model(model_dir)
+
+
+def test_a_model_with_an_empty_start_state_bank_is_refused(model_dir):
+    card = json.loads((model_dir / "model.json").read_text())
+    card["params"]["bank_size"] = 0
+    (model_dir / "model.json").write_text(json.dumps(card))
+    _rewrite_weights(model_dir, lambda t: t.update(start_z=t["start_z"][:0].contiguous()))
+    with pytest.raises(ModelFormatError, match="start-state bank is empty.*--bank-size"):
+        load_model(model_dir)
+
+
+@pytest.mark.parametrize("field, drop", [("observation_space", "shape"), ("action_space", "n"), ("action_space", "type")])
+def test_cards_with_incomplete_spaces_fail_clearly(model_dir, field, drop):
+    card = json.loads((model_dir / "model.json").read_text())
+    del card[field][drop]
+    (model_dir / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ModelFormatError, match=field):
+        load_model(model_dir)
+
+
+# -- 6. export deletes nothing ---------------------------------------------------------------------------
+
+
+def test_export_run_on_its_own_package_directory_keeps_the_model(model_dir, tmp_path):
+    paths = _export(model_dir, tmp_path / "out")
+    pkg = paths["project"] / "src" / "dream_tinypole"
+    (pkg / "notes.txt").write_text("mine")
+    again = _export(pkg, tmp_path / "out")  # the source model IS the package directory being regenerated
+    assert (pkg / "notes.txt").read_text() == "mine"
+    load_model(pkg)
+    assert again["wheel"].is_file()
+    # an --out that puts the project over the model directory itself
+    _export(model_dir, model_dir.parent, name="model")
+    load_model(model_dir)
+
+
+def test_reexport_keeps_a_readme_the_user_edited(model_dir, tmp_path):
+    paths = _export(model_dir, tmp_path / "out")
+    readme = paths["project"] / "README.md"
+    assert paths["kept"] == []
+    again = _export(model_dir, tmp_path / "out", version="0.1.1")  # an untouched README is regenerated
+    assert again["kept"] == []
+    readme.write_text("# my own words\n")
+    third = _export(model_dir, tmp_path / "out", version="0.1.2")
+    assert readme.read_text() == "# my own words\n" and third["kept"] == [readme]
+    assert _wheel_text(third["wheel"], ".dist-info/METADATA").endswith("# my own words\n")
+
+
+# -- 13. file modes, the export note ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_model_files_follow_the_umask(vector_model, tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        d = save_model(vector_model, tmp_path / "m")
+    finally:
+        os.umask(old)
+    assert {f: oct((d / f).stat().st_mode & 0o777) for f in ("model.json", "model.safetensors")} == {
+        "model.json": oct(mode), "model.safetensors": oct(mode)}
+
+
+def test_export_note_for_ids_already_taken():
+    note = builtin_id_note("Dream-CartPole-v0", "dream-mine")
+    assert "gym-dream" in note and "raises an error naming both" in note and "makes it the model behind" not in note
+    swingup = builtin_id_note("Dream-CartpoleSwingup-v0", "dream-mine")
+    assert "makes it the model behind" in swingup
+    assert builtin_id_note("Dream-Brandnew-v0", "dream-mine") is None
+
+
+# -- 11. clear errors in the runtime ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error(model_dir):
+    with pytest.raises(DeviceNotAvailable, match="device='cuda'.*Pass device='cpu'"):
+        load_model(model_dir, device="cuda")
+    with pytest.raises(ValueError, match="not a torch device"):
+        load_model(model_dir, device="gpu")
+
+
+def test_truncated_json_names_the_file_and_the_fix(tmp_path):
+    path = tmp_path / "controller.json"
+    path.write_text('{"params": [1, 2')
+    with pytest.raises(DataFormatError, match="controller.json.*truncated or corrupted.*move it aside"):
+        read_json(path, "controller card")
+    path.write_text("")
+    with pytest.raises(DataFormatError, match="is empty"):
+        read_json(path, "controller card")
+    assert issubclass(DataFormatError, GymDreamError) and issubclass(DataFormatError, ValueError)
