@@ -211,3 +211,70 @@ def test_collection_driven_by_a_controller_records_its_actions(tiny_cartpole_mod
     with pytest.raises(ValueError, match="does not record its world model"):
         collect(CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), steps=50, workers=1, policy="controller",
                               policy_kwargs={"controller": str(tmp_path / "c")}))
+
+
+def test_step_budget_holds_across_an_interrupted_resume_with_two_workers(tmp_path):
+    """Issue 21 item 10: 20001 of 20000 after a resume with 2 workers, before."""
+    cfg = CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), steps=1001, workers=2, shard_steps=100, seed=3)
+    for limit in (151, 97):  # Ctrl-C twice at odd steps, each run leaving episodes in flight
+        _Interrupt.limit = limit
+        with pytest.raises(KeyboardInterrupt):
+            collect(cfg, policy_factory=lambda space, n, seed: _Interrupt(space, n, seed))
+        assert count_episodes(cfg.out)[1] < 1001
+    collect(cfg)
+    ds = EpisodeDataset(cfg.out)
+    assert ds.steps == 1001 and count_episodes(cfg.out) == (len(ds), 1001)
+    assert len(set(ds.keys.tolist())) == len(ds)  # each episode (seed key) stored once
+    np.testing.assert_array_equal(ds.ids, np.arange(len(ds)))
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"steps": -5}, "--steps must be an integer >= 1"),
+    ({"steps": 0}, "--steps must be an integer >= 1"),
+    ({"steps": None, "episodes": -1}, "--episodes must be"),
+    ({"workers": 0}, "--workers must be"),
+    ({"shard_steps": 0}, "--shard-steps must be"),
+    ({"env_id": "NoSuchEnv-v0"}, "Cannot make the real env 'NoSuchEnv-v0'"),
+    ({"env_id": "Dream-CartPole-v0"}, "is a dream"),
+])
+def test_bad_collect_arguments_are_refused_and_leave_no_folder(tmp_path, kw, match):
+    out = tmp_path / "d"
+    with pytest.raises(ValueError, match=match):
+        collect(CollectConfig(**{"env_id": "CartPole-v1", "out": str(out), "steps": 100, "workers": 1, **kw}))
+    assert not out.exists()
+
+
+def test_a_truncated_shard_names_the_file_and_the_fix(tmp_path):
+    from gym_dream.error import DataFormatError
+
+    out = tmp_path / "d"
+    collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=300, workers=1, shard_steps=100))
+    shard = shard_paths(out)[1]
+    shard.write_bytes(shard.read_bytes()[:200])
+    for what in (lambda: EpisodeDataset(out), lambda: collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=600, workers=1))):
+        with pytest.raises(DataFormatError, match=f"{shard.name} cannot be read.*truncated or damaged.*mv .*broken.*collect"):
+            what()
+    shard.rename(shard.with_name(shard.name + ".broken"))  # the fix the message names
+    collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=600, workers=1))
+    assert EpisodeDataset(out).steps == 600
+
+
+def test_stale_and_torn_episode_files_after_a_kill_are_handled(tmp_path):
+    """A kill between a compaction's shard write and its episode-file removal leaves duplicates (ignored,
+    removed); a power loss can leave a torn episode file (set aside, its episode collected again)."""
+    from trainers.data import write_episode
+
+    out = tmp_path / "d"
+    collect(CollectConfig(env_id="CartPole-v1", out=str(out), episodes=10, steps=None, workers=1))
+    ds = EpisodeDataset(out)
+    for i in range(3):  # duplicates of stored episodes, as an interrupted compaction leaves them
+        write_episode(out, i, ds.episode(i), int(ds.keys[i]))
+    (out / f"episode-{10:08d}.npz").write_bytes(b"PK\x03\x04torn")
+    with pytest.raises(Exception, match="episode-00000010.npz"):
+        EpisodeDataset(out)
+    collect(CollectConfig(env_id="CartPole-v1", out=str(out), episodes=12, steps=None, workers=1))
+    after = EpisodeDataset(out)
+    assert len(after) == 12 and len(set(after.keys.tolist())) == 12
+    assert (out / "episode-00000010.npz.broken").exists() and not list(out.glob("episode-*.npz"))
+    for i in range(10):
+        np.testing.assert_array_equal(after.episode(i).obs, ds.episode(i).obs)
