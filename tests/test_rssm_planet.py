@@ -15,7 +15,8 @@ from gym_dream.models import RSSM, Transition, WorldModel
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.wrappers import ActionRepeat, DreamObservation
 from trainers.data import EpisodeDataset
-from trainers.planet import PlaNetConfig, run_planet, train_rssm
+from trainers.fit_rssm import train_rssm
+from trainers.planet import PlaNetConfig, run_planet
 from trainers.planner import CEMConfig, CEMPlanner
 
 

@@ -9,7 +9,6 @@ atomically after every episode) and ``log.jsonl``. Re-running the same command r
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,28 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from gym_dream.checkpoint import save_model
-from gym_dream.models import RSSM
-from gym_dream.preprocessing import Preprocessing
-from gym_dream.spaces import space_from_dict
 from gym_dream.wrappers import DreamObservation, action_repeat_of
 from trainers.checkpointing import load_checkpoint, save_checkpoint
 from trainers.collect import CollectConfig, collect
 from trainers.data import Episode, EpisodeDataset, count_episodes, write_shard
 from trainers.envs import make_real_env
 from trainers.evaluate import real_episode_returns
-from trainers.fit import windows
+from trainers.fit_rssm import rssm_for, train_rssm, write_model
 from trainers.planner import CEM_PRESETS, CEMPlanner
+from trainers.presets import RSSM_PRESETS, preset
 from trainers.progress import progress
 
-#: model size and training budget per collected episode
-PLANET_PRESETS: dict[str, dict[str, Any]] = {
-    # the paper: 50 x 50 chunks, C = 100 updates per episode, 200/30/200 state sizes
-    "planet": dict(deter=200, stoch=30, hidden=200, batch=50, chunk=50, train_steps=100, planner="planet"),
-    # what a 2-core CPU runs at a useful speed
-    "cpu": dict(deter=200, stoch=30, hidden=200, batch=16, chunk=32, train_steps=50, planner="cpu"),
-    "tiny": dict(deter=16, stoch=4, hidden=16, batch=4, chunk=8, train_steps=3, planner="tiny", cnn_channels=[4, 8, 8, 16]),
-}
+#: model size and training budget per collected episode (trainers/presets.py)
+PLANET_PRESETS = RSSM_PRESETS
 
 
 @dataclass
@@ -83,51 +73,6 @@ class PlaNetConfig:
     """torch CPU threads"""
 
 
-def _model_for(ds: EpisodeDataset, p: dict[str, Any]) -> RSSM:
-    meta = ds.meta
-    kwargs = {k: p[k] for k in ("deter", "stoch", "hidden") if k in p}
-    if "cnn_channels" in p:
-        kwargs["cnn_channels"] = tuple(p["cnn_channels"])
-    return RSSM(space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]),
-                Preprocessing.from_dict(meta["preprocessing"]), **kwargs)
-
-
-def train_rssm(model: RSSM, opt: torch.optim.Optimizer, ds: EpisodeDataset, steps: int, batch: int, chunk: int,
-               rng: np.random.Generator, g: torch.Generator, free_nats: float = 3.0, overshooting: int = 0,
-               grad_clip: float = 1000.0, device: str = "cpu") -> dict[str, float]:
-    """``steps`` ELBO updates on random chunks of the dataset; returns the mean of each loss term."""
-    episodes = np.arange(len(ds))
-    sums: dict[str, float] = {}
-    model.train()
-    for _ in range(steps):
-        obs_idx, act_idx, mask = windows(ds, episodes, chunk, rng)
-        pick = rng.integers(0, len(obs_idx), size=batch)
-        obs_idx, act_idx, mask = obs_idx[pick], act_idx[pick], mask[pick]
-        out = model.sequence_loss(
-            torch.as_tensor(ds.obs[obs_idx], device=device), torch.as_tensor(ds.actions[act_idx], device=device),
-            torch.as_tensor(ds.rewards[act_idx], device=device), torch.as_tensor(ds.terminated[act_idx], device=device),
-            torch.as_tensor(mask, dtype=torch.float32, device=device), free_nats=free_nats, overshooting=overshooting, generator=g,
-        )
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-    model.eval()
-    return {k: v / max(steps, 1) for k, v in sums.items()}
-
-
-@torch.no_grad()
-def write_model(model: RSSM, ds: EpisodeDataset, directory: Path, card: dict[str, Any], bank: int = 256) -> Path:
-    """The model as a model directory, its start-state bank = posteriors of real first observations."""
-    out = copy.deepcopy(model).cpu().eval()
-    firsts = torch.as_tensor(ds.obs[ds.obs_start[: min(len(ds), bank)]])
-    start = out.initial_state(0, obs=firsts)
-    out.start_h, out.start_s = start["h"].clone(), start["s"].clone()
-    return save_model(out, directory, card)
-
-
 def run_episode(env: DreamObservation, planner: CEMPlanner, exploration: float, seed: int) -> tuple[Episode, float]:
     """One real episode acting with the planner; returns it in dataset form (model-input observations)."""
     obs_in, actions, rewards, terminated, truncated = [], [], [], [], []
@@ -150,13 +95,11 @@ def run_episode(env: DreamObservation, planner: CEMPlanner, exploration: float, 
 
 def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
     """Run (or resume) the loop until ``cfg.episodes`` episodes are collected; returns a summary."""
-    if cfg.preset not in PLANET_PRESETS:
-        raise ValueError(f"Unknown preset {cfg.preset!r}; choose from {sorted(PLANET_PRESETS)}.")
     if cfg.seed_episodes < 1 or cfg.episodes < cfg.seed_episodes:
         raise ValueError(f"Need 1 <= seed_episodes <= episodes, got {cfg.seed_episodes} and {cfg.episodes}.")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    p = dict(PLANET_PRESETS[cfg.preset])
+    p = preset(RSSM_PRESETS, cfg.preset, "PlaNet")
     train_steps = cfg.train_steps or p["train_steps"]
     out = Path(cfg.out)
     data, ckpt, log = out / "data", out / "checkpoint.safetensors", out / "log.jsonl"
@@ -169,7 +112,7 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
                           policy="random", env_kwargs=cfg.env_kwargs, max_episode_steps=cfg.max_episode_steps))
     ds = EpisodeDataset(data)
     torch.manual_seed(cfg.seed)
-    model = _model_for(ds, p).to(cfg.device)
+    model = rssm_for(ds.meta, p).to(cfg.device)
     model.fit_normalizer(torch.as_tensor(ds.obs[: ds.obs_start[min(len(ds), cfg.seed_episodes) - 1] + 1]))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-4)
     record: dict[str, Any] = {"config": asdict(cfg), "updates": 0, "evaluations": []}

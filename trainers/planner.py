@@ -23,6 +23,7 @@ import torch
 from gym_dream.envs import core
 from gym_dream.models import WorldModel
 from gym_dream.models.base import state_repeat
+from trainers import presets
 from trainers.rollout import rollout
 
 
@@ -42,12 +43,8 @@ class CEMConfig:
     """floor of the Gaussian's standard deviation (Box actions)"""
 
 
-#: PlaNet's planner (about 1.6 s per action on a 2-core CPU) and a lighter one for CPUs
-CEM_PRESETS = {
-    "planet": CEMConfig(),
-    "cpu": CEMConfig(horizon=12, iterations=5, candidates=250, top_k=25),
-    "tiny": CEMConfig(horizon=4, iterations=2, candidates=16, top_k=4),
-}
+#: PlaNet's planner (about 1.6 s per action on a 2-core CPU), a lighter one for CPUs, the tiny one (trainers/presets.py)
+CEM_PRESETS = {name: CEMConfig(**p) for name, p in presets.CEM_PRESETS.items()}
 
 
 class CEMPlanner:

@@ -1,0 +1,178 @@
+"""Fit PlaNet's RSSM on collected shards (``gym-dream fit --family rssm``), and the pieces the PlaNet loop runs.
+
+The same code fits an RSSM from a finished collection and inside the PlaNet loop: :func:`rssm_for` builds the
+model from a dataset's spaces and a preset, :func:`train_rssm` runs ELBO updates on random windows,
+:func:`write_model` writes the model directory (its start-state bank: posteriors of real first observations)
+and replaces an existing one as a whole. :func:`fit_rssm` checkpoints every ``UPDATES_PER_CHECKPOINT`` updates
+(model, optimizer and progress, atomically, as ``fit`` does per epoch) and resumes on re-run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gym_dream.models import RSSM
+from gym_dream.preprocessing import Preprocessing
+from gym_dream.spaces import space_from_dict
+from trainers.checkpointing import Stage, save_model_dir
+from trainers.data import EpisodeDataset
+from trainers.presets import RSSM_PRESETS, preset
+
+UPDATES_PER_CHECKPOINT = 100
+#: FitConfig fields an RSSM fit reads, and the preset entries they override
+RSSM_FIELDS = {"deter": "deter", "stoch": "stoch", "hidden": "hidden", "lr": "lr", "rnn_batch": "batch", "seq_len": "chunk", "updates": "updates"}
+
+
+def rssm_hyperparameters(cfg) -> dict[str, Any]:
+    """The RSSM preset of a :class:`~trainers.fit.FitConfig` (``default`` is the CPU preset) with its fields on top."""
+    p = preset(RSSM_PRESETS, "cpu" if cfg.preset == "default" else cfg.preset, "rssm")
+    for name, key in RSSM_FIELDS.items():
+        if getattr(cfg, name, None) is not None:
+            p[key] = getattr(cfg, name)
+    p.update(free_nats=cfg.free_nats, overshooting=cfg.overshooting, grad_clip=cfg.grad_clip, members=cfg.members)
+    return p
+
+
+def rssm_for(meta: dict[str, Any], p: dict[str, Any]) -> RSSM:
+    """An RSSM for a dataset's spaces and preprocessing (``meta``), sized by preset ``p``."""
+    kwargs = {k: p[k] for k in ("deter", "stoch", "hidden", "members") if k in p}
+    if "cnn_channels" in p:
+        kwargs["cnn_channels"] = tuple(p["cnn_channels"])
+    return RSSM(space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]),
+                Preprocessing.from_dict(meta["preprocessing"]), **kwargs)
+
+
+def _batch(ds: EpisodeDataset, idx: tuple[np.ndarray, np.ndarray, np.ndarray], device: str) -> tuple[torch.Tensor, ...]:
+    obs_idx, act_idx, mask = idx
+    return (torch.as_tensor(ds.obs[obs_idx], device=device), torch.as_tensor(ds.actions[act_idx], device=device),
+            torch.as_tensor(ds.rewards[act_idx], device=device), torch.as_tensor(ds.terminated[act_idx], device=device),
+            torch.as_tensor(mask, dtype=torch.float32, device=device))
+
+
+def train_rssm(model: RSSM, opt: torch.optim.Optimizer, ds: EpisodeDataset, steps: int, batch: int, chunk: int,
+               rng: np.random.Generator, g: torch.Generator, free_nats: float = 3.0, overshooting: int = 0,
+               grad_clip: float = 1000.0, device: str = "cpu", episodes: np.ndarray | None = None) -> dict[str, float]:
+    """``steps`` ELBO updates on random chunks of ``episodes`` (default all); returns the mean of each loss term."""
+    from trainers.fit import windows
+
+    episodes = np.arange(len(ds)) if episodes is None else episodes
+    sums: dict[str, float] = {}
+    model.train()
+    for _ in range(steps):
+        obs_idx, act_idx, mask = windows(ds, episodes, chunk, rng)
+        pick = rng.integers(0, len(obs_idx), size=batch)
+        out = model.sequence_loss(*_batch(ds, (obs_idx[pick], act_idx[pick], mask[pick]), device), free_nats=free_nats,
+                                  overshooting=overshooting, generator=g)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+    model.eval()
+    return {k: v / max(steps, 1) for k, v in sums.items()}
+
+
+@torch.no_grad()
+def evaluate_rssm(model: RSSM, ds: EpisodeDataset, episodes: np.ndarray, chunk: int, p: dict[str, Any], device: str, seed: int = 0) -> dict[str, float]:
+    """Held-out ELBO terms over every transition of ``episodes`` (consecutive windows, a fixed generator)."""
+    from trainers.fit import windows
+
+    model.eval()
+    obs_idx, act_idx, mask = windows(ds, episodes, chunk, None)
+    g = torch.Generator(device).manual_seed(seed)
+    tot: dict[str, float] = {}
+    n_total = float(mask.sum())
+    for i in range(0, len(obs_idx), 64):
+        sl = slice(i, i + 64)
+        out = model.sequence_loss(*_batch(ds, (obs_idx[sl], act_idx[sl], mask[sl]), device), free_nats=p["free_nats"], generator=g)
+        n = float(mask[sl].sum())
+        for k, v in out.items():
+            tot[k] = tot.get(k, 0.0) + float(v) * n
+    return {**{k: v / max(n_total, 1.0) for k, v in tot.items()}, "transitions": int(n_total)}
+
+
+@torch.no_grad()
+def write_model(model: RSSM, ds: EpisodeDataset, directory: Path, card: dict[str, Any], bank: int = 256,
+                episodes: np.ndarray | None = None, half: bool = False) -> Path:
+    """The model as a model directory (replacing an existing one as a whole), its start-state bank = posteriors
+    of the first observations of ``episodes`` (default: every episode), at most ``bank`` of them."""
+    out = copy.deepcopy(model).cpu().eval()
+    episodes = np.arange(len(ds)) if episodes is None else episodes
+    firsts = torch.as_tensor(ds.obs[ds.obs_start[episodes[:bank]]])
+    start = out.initial_state(0, obs=firsts)
+    out.start_h, out.start_s = start["h"].clone(), start["s"].clone()
+    return save_model_dir(out, directory, card, half=half)
+
+
+def data_card(ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray) -> dict[str, Any]:
+    """The card's ``env`` and ``data`` fields of a model fitted on ``ds`` (both families)."""
+    meta = ds.meta
+    return {
+        "env": {"id": meta["env_id"], "kwargs": meta.get("env_kwargs", {}), "max_episode_steps": meta.get("max_episode_steps"),
+                "action_repeat": meta.get("action_repeat", 1)},
+        "data": {"episodes": len(ds), "steps": ds.steps, "policies": meta.get("policies", []),
+                 "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps))},
+    }
+
+
+def fit_rssm(cfg) -> Path:
+    """``gym-dream fit --family rssm``: fit an RSSM on ``cfg.data`` and write ``cfg.out``; resumable."""
+    import platform
+
+    start = time.time()
+    if cfg.init:
+        raise ValueError("init (warm-starting from a model) is for --family mdnrnn; an RSSM fit resumes from its own checkpoint.")
+    ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
+    p = rssm_hyperparameters(cfg)
+    torch.manual_seed(cfg.seed)
+    model = rssm_for(ds.meta, p).to(cfg.device)
+    train_eps, val_eps = ds.split(cfg.val_fraction, cfg.seed)
+    model.fit_normalizer(torch.as_tensor(np.concatenate([ds.obs[ds.obs_start[e] : ds.obs_start[e] + ds.lengths[e] + 1] for e in train_eps]),
+                                         device=cfg.device))
+    opt = torch.optim.Adam(model.parameters(), lr=p["lr"], eps=1e-4)
+    ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
+    ident = {"family": "rssm", "data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+             **{k: v for k, v in p.items() if k not in ("updates", "train_steps", "planner")}}
+    stage = Stage(ckpt_dir / "rssm.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
+                  {"model": model}, {"adam": opt})
+    record = stage.resume()
+    print(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)", flush=True)
+    blocks, first, invocation_start = math.ceil(p["updates"] / UPDATES_PER_CHECKPOINT), record["epoch"], time.time()
+    for block in range(first, blocks):
+        # at least one block per invocation, so a resumed run always makes progress
+        if cfg.rnn_minutes is not None and block > first and time.time() - invocation_start > 60 * cfg.rnn_minutes:
+            print(f"RSSM stopped after {block * UPDATES_PER_CHECKPOINT} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
+            break
+        t0, n = time.time(), min(UPDATES_PER_CHECKPOINT, p["updates"] - block * UPDATES_PER_CHECKPOINT)
+        train = train_rssm(model, opt, ds, n, p["batch"], p["chunk"], np.random.default_rng([cfg.seed, 3, block]),
+                           torch.Generator(cfg.device).manual_seed(cfg.seed + 11 + block), p["free_nats"], p["overshooting"],
+                           p["grad_clip"], cfg.device, episodes=train_eps)
+        val = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
+        record["history"].append({"epoch": block + 1, "updates": block * UPDATES_PER_CHECKPOINT + n,
+                                  **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}})
+        record["epoch"], record["seconds"] = block + 1, record.get("seconds", 0.0) + time.time() - t0
+        stage.save(record)
+        print(f"RSSM updates {record['history'][-1]['updates']}/{p['updates']}: train loss {train['loss']:.3f}"
+              + (f"  held-out loss {val['loss']:.3f}" if val else ""), flush=True)
+    heldout = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
+    card = {
+        **data_card(ds, train_eps, val_eps),
+        "training": {"family": "rssm", "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(time.time() - start, 1),
+                     "update_seconds": round(record.get("seconds", 0.0), 1), "device": cfg.device, "torch": torch.__version__,
+                     "cpu_threads": torch.get_num_threads(), "machine": platform.machine(), "heldout": {"rssm": heldout}},
+        "scores": {},
+        **cfg.extra_card,
+    }
+    out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half)
+    print(f"wrote {out} in {time.time() - start:.0f} s", flush=True)
+    return out

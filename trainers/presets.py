@@ -1,0 +1,52 @@
+"""Network sizes and budgets as plain data: what ``fit`` (both families), the PlaNet loop and the CEM planner read.
+
+:data:`TINY` is the one tiny preset (dreamerv3's ``debug`` block): it shrinks every network and budget so
+tests, smoke runs and quick recipe checks take seconds on two CPU cores. Each family's table has it under
+``"tiny"``; nothing else defines a tiny size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: the one tiny preset, per part: MDN-RNN fit, RSSM (fit and PlaNet loop), CEM planner
+TINY: dict[str, dict[str, Any]] = {
+    "mdnrnn": dict(z_dim=8, hidden=16, mixtures=2, head_hidden=8, vae_channels=[4, 8, 8, 16],
+                   vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3, termination_weight=1.0, end_weight=1.0),
+    "rssm": dict(deter=16, stoch=4, hidden=16, cnn_channels=[4, 8, 8, 16], batch=4, chunk=8, train_steps=3, updates=30, lr=1e-3),
+    "cem": dict(horizon=4, iterations=2, candidates=16, top_k=4),
+}
+
+#: ``gym-dream fit --family mdnrnn``: World Models' sizes (vector data gets :data:`VECTOR_DEFAULTS` on top)
+MDNRNN_PRESETS: dict[str, dict[str, Any]] = {
+    "default": dict(z_dim=32, hidden=256, mixtures=5, head_hidden=64, vae_channels=[32, 64, 128, 256],
+                    vae_epochs=10, vae_batch=256, rnn_epochs=60, rnn_batch=64, seq_len=64, lr=1e-3, termination_weight=1.0, end_weight=1.0),
+    "tiny": TINY["mdnrnn"],
+}
+
+#: low-dimensional vector data (CartPole): short episodes, cheap steps, so smaller batches and more epochs
+VECTOR_DEFAULTS: dict[str, Any] = dict(rnn_batch=16, seq_len=32, rnn_epochs=200)
+
+#: the RSSM's sizes and budgets: ``batch`` x ``chunk`` windows per update, ``train_steps`` updates per collected
+#: episode in the PlaNet loop, ``updates`` in all for ``gym-dream fit --family rssm``, ``planner`` the CEM preset
+RSSM_PRESETS: dict[str, dict[str, Any]] = {
+    # the paper: 50 x 50 chunks, C = 100 updates per episode, 200/30/200 state sizes
+    "planet": dict(deter=200, stoch=30, hidden=200, batch=50, chunk=50, train_steps=100, updates=100_000, lr=1e-3, planner="planet"),
+    # what a 2-core CPU runs at a useful speed
+    "cpu": dict(deter=200, stoch=30, hidden=200, batch=16, chunk=32, train_steps=50, updates=5_000, lr=1e-3, planner="cpu"),
+    "tiny": {**TINY["rssm"], "planner": "tiny"},
+}
+
+#: the CEM planner: PlaNet's (about 1.6 s per action on a 2-core CPU) and a lighter one for CPUs
+CEM_PRESETS: dict[str, dict[str, Any]] = {
+    "planet": dict(horizon=12, iterations=10, candidates=1000, top_k=100),
+    "cpu": dict(horizon=12, iterations=5, candidates=250, top_k=25),
+    "tiny": TINY["cem"],
+}
+
+
+def preset(table: dict[str, dict[str, Any]], name: str, what: str) -> dict[str, Any]:
+    """A copy of ``table[name]``, or a ValueError naming the choices."""
+    if name not in table:
+        raise ValueError(f"Unknown {what} preset {name!r}; choose from {sorted(table)}.")
+    return dict(table[name])
