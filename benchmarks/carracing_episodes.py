@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +37,35 @@ def outcome(terminated: bool, last_reward: float) -> str:
     return "left the playfield" if last_reward < PENALTY else "lap"
 
 
-def run_episodes(controller: str, model: str, seeds: list[int], noise: float | None = None, max_steps: int | None = None) -> list[dict[str, Any]]:
+class OffRoad:
+    """What :func:`trainers.rollout.real_episodes` records of each CarRacing episode: the tiles the car visited,
+    the track's tiles, and when all four wheels first left the road and for how many steps they were off it."""
+
+    def start(self, env) -> None:
+        self.steps, self.off, self.first_off = 0, 0, None
+
+    def step(self, env) -> None:
+        self.steps += 1
+        car = env.unwrapped.car
+        if car is not None and all(len(w.tiles) == 0 for w in car.wheels):
+            self.off += 1
+            self.first_off = self.steps if self.first_off is None else self.first_off
+
+    def end(self, env) -> dict[str, Any]:
+        track = env.unwrapped
+        return {"tiles": int(track.tile_visited_count), "track_tiles": len(track.track), "first_off_road_step": self.first_off,
+                "off_road_steps": self.off}
+
+
+def run_episodes(controller: str, model: str, seeds: list[int], noise: float | None = None, max_steps: int | None = None,
+                 workers: int = 1) -> list[dict[str, Any]]:
+    """One row per seed (in seed order), the seeds split over ``workers`` processes."""
     import torch
 
     import gym_dream
     from trainers.controller import LinearController
-    from trainers.envs import make_real_env
     from trainers.noise import WithActionNoise
+    from trainers.rollout import real_episodes
 
     torch.set_num_threads(1)
     agent = LinearController.load(controller)
@@ -54,27 +74,9 @@ def run_episodes(controller: str, model: str, seeds: list[int], noise: float | N
     kwargs = dict((gym_dream.resolve_model(model).card.get("env") or {}).get("kwargs") or {})
     if max_steps:
         kwargs["max_episode_steps"] = max_steps
-    env = gym_dream.wrappers.DreamObservation(make_real_env("CarRacing-v3", **kwargs), model)
-    rows = []
-    for seed in seeds:
-        obs, _ = env.reset(seed=seed)
-        if hasattr(agent, "begin_episode"):
-            agent.begin_episode(seed)
-        ret, steps, off, first_off, done = 0.0, 0, 0, None, False
-        while not done:
-            action, _ = agent.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            ret, steps, done = ret + float(reward), steps + 1, terminated or truncated
-            car = env.unwrapped.car
-            if car is not None and all(len(w.tiles) == 0 for w in car.wheels):
-                off += 1
-                first_off = steps if first_off is None else first_off
-        track = env.unwrapped
-        rows.append({"seed": seed, "return": round(ret, 2), "steps": steps, "outcome": outcome(terminated, float(reward)),
-                     "tiles": int(track.tile_visited_count), "track_tiles": len(track.track),
-                     "first_off_road_step": first_off, "off_road_steps": off})
-    env.close()
-    return rows
+    eps = real_episodes(agent, "CarRacing-v3", model, seeds, env_kwargs=kwargs, workers=workers, desc="CarRacing", watch=OffRoad())
+    return [{"seed": e.seed, "return": round(e.ret, 2), "steps": e.length, "outcome": outcome(e.terminated, e.last_reward), **e.watched}
+            for e in eps]
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -101,13 +103,7 @@ def main() -> None:
     seeds = list(range(*a.seeds))
     if not seeds:
         raise SystemExit(f"--seeds {a.seeds[0]} {a.seeds[1]} is empty: END must be above FIRST.")
-    chunks = [[int(s) for s in c] for c in np.array_split(seeds, max(1, min(a.workers, len(seeds))))]
-    args = [(a.controller, a.model, c, a.noise, a.max_steps) for c in chunks]
-    if len(chunks) == 1:
-        rows = run_episodes(*args[0])
-    else:
-        with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as pool:
-            rows = [r for part in pool.map(run_episodes, *zip(*args)) for r in part]
+    rows = run_episodes(a.controller, a.model, seeds, a.noise, a.max_steps, a.workers)
     out = {"controller": a.controller, "model": a.model, "noise": a.noise, "seeds": [seeds[0], seeds[-1]],
            "summary": summarize(rows), "episodes": rows}
     print(json.dumps(out["summary"], indent=2))

@@ -21,43 +21,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import gymnasium as gym  # noqa: E402
-
 import gym_dream  # noqa: E402,F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
 from trainers.controller import LinearController  # noqa: E402
+from trainers.rollout import agent_actions, dream_rollout, make_dream_vec  # noqa: E402
 
 
 def dream_ends(agent, env_id: str, model: str, tau: float, episodes: int, seed: int = 2_000_000, termination: str = "threshold",
                horizon: int | None = None) -> dict[str, Any]:
     """How ``episodes`` dream episodes of ``agent`` end: one batched DreamVectorEnv, deterministic actions."""
-    venv = gym.make_vec(env_id, num_envs=episodes, vectorization_mode="vector_entry_point", tau=tau, model=model,
-                        autoreset_mode="Disabled", termination=termination)
+    venv = make_dream_vec(env_id, episodes, model, tau, termination=termination)
     horizon = horizon or venv.unwrapped.max_episode_steps or 1000
-    obs, _ = venv.reset(seed=seed)
-    alive = np.ones(episodes, bool)
-    end_step = np.full(episodes, -1)
-    total, end_reward = np.zeros(episodes), np.zeros(episodes)
-    for t in range(horizon):
-        actions, _ = agent.predict(obs, deterministic=True)
-        obs, reward, terminated, truncated, _ = venv.step(actions)
-        total += reward * alive
-        ended = alive & terminated
-        end_step[ended], end_reward[ended] = t + 1, reward[ended]
-        alive &= ~(terminated | truncated)
-        if not alive.any():
-            break
+    r = dream_rollout(venv, agent_actions(agent), seed, horizon)
     venv.close()
-    ended = end_step > 0
+    ended = r.end_steps > 0
     return {
-        "ended": float(ended.mean()), "episodes": episodes, "horizon": horizon, "mean_end_step": float(end_step[ended].mean()) if ended.any() else None,
-        "returns_at_ends": sorted(round(float(x), 1) for x in total[ended]), "end_step_rewards": [round(float(x), 2) for x in end_reward[ended]],
-        "dream_return": float(total.mean()),
+        "ended": float(ended.mean()), "episodes": episodes, "horizon": horizon, "mean_end_step": float(r.end_steps[ended].mean()) if ended.any() else None,
+        "returns_at_ends": sorted(round(float(x), 1) for x in r.returns[ended]), "end_step_rewards": [round(float(x), 2) for x in r.end_rewards[ended]],
+        "dream_return": float(r.returns.mean()),
     }
 
 

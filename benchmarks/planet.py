@@ -25,7 +25,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.evaluate import RandomAgent, _stats, load_agent, real_episode_returns, dream_episode_returns  # noqa: E402
+from trainers.evaluate import RandomAgent, dream_episode_returns, load_agent, real_episode_returns, stats  # noqa: E402
 from trainers.planet import PLANET_PRESETS, PlaNetConfig, run_planet  # noqa: E402
 from trainers.planner import CEM_PRESETS, CEMPlanner  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
@@ -68,9 +68,9 @@ def main() -> None:
     rnd_r, _ = real_episode_returns(RandomAgent(space), ENV, model, a.eval_episodes, seed=20_000, desc="random")
 
     rows = {
-        "planner": {**_stats(plan_r), "seconds": round(plan_s, 1)},
-        "sac_in_dream": {**_stats(sac_r), "dream": _stats(sac_dream), "train_seconds": round(sac_train_s, 1)},
-        "random": _stats(rnd_r),
+        "planner": {**stats(plan_r), "seconds": round(plan_s, 1)},
+        "sac_in_dream": {**stats(sac_r), "dream": stats(sac_dream), "train_seconds": round(sac_train_s, 1)},
+        "random": stats(rnd_r),
     }
     _curve(log, Path(a.results) / "planet_curve.png", rows)
     episodes, steps = log[-1]["episodes"], log[-1]["real_steps"]

@@ -228,15 +228,25 @@ def test_vector_same_seed_same_dream(vector_model):
     assert not np.array_equal(run(3), run(4))
 
 
-def test_million_steps_at_tau_2_stay_finite():
-    venv = gym.make_vec("Dream-CartPole-v0", num_envs=1024, vectorization_mode="vector_entry_point", tau=2.0)
+def _steps_at_tau_2_stay_finite(num_envs: int, steps: int) -> None:
+    venv = gym.make_vec("Dream-CartPole-v0", num_envs=num_envs, vectorization_mode="vector_entry_point", tau=2.0)
     obs, _ = venv.reset(seed=0)
     rng = np.random.default_rng(0)
     finite = np.isfinite(obs).all()
-    for _ in range(1_000_000 // 1024 + 1):
-        obs, r, term, trunc, _ = venv.step(rng.integers(0, 2, 1024))
+    for _ in range(steps):
+        obs, r, term, trunc, _ = venv.step(rng.integers(0, 2, num_envs))
         finite &= np.isfinite(obs).all() and np.isfinite(r).all()
     assert finite
+
+
+@pytest.mark.slow
+def test_million_steps_at_tau_2_stay_finite():
+    _steps_at_tau_2_stay_finite(1024, 1_000_000 // 1024 + 1)
+
+
+def test_many_steps_at_tau_2_stay_finite():
+    """The default suite's version of the million-step check: 128 envs for 150 steps, past several episode restarts."""
+    _steps_at_tau_2_stay_finite(128, 150)
 
 
 # -- the real env through the model ------------------------------------------------------------
