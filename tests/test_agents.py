@@ -7,7 +7,7 @@ import pytest
 import gym_dream
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController, squash
-from trainers.evaluate import evaluate, exploits_dream, load_agent, markdown_table, write_report
+from trainers.evaluate import PickleFormatWarning, evaluate, exploits_dream, load_agent, markdown_table, write_report
 from trainers.sb3 import SB3Config, SB3VecEnv, train_sb3
 
 
@@ -62,7 +62,10 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
     hp = {"dqn": {"learning_starts": 50, "train_freq": 16, "gradient_steps": 4, "buffer_size": 1000}, "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}.get(algo, {})
     r = train_sb3(SB3Config(algo=algo, model=str(tiny_cartpole_model), out=str(tmp_path / algo), timesteps=256, num_envs=4, eval_every=128, eval_episodes=4, hparams=hp))
     assert (tmp_path / algo / "agent.zip").is_file() and np.isfinite(r["best_dream_return"])
-    agent = load_agent(tmp_path / algo / "agent.zip")
+    with pytest.warns(PickleFormatWarning, match="can run code"):  # loaded because it was named, and said so
+        agent = load_agent(tmp_path / algo / "agent.zip")
+    with pytest.raises(FileNotFoundError, match="neither a controller directory"):
+        load_agent(tmp_path / algo)  # a directory holding agent.zip: never loaded implicitly
     row = evaluate(agent, "Dream-CartPole-v0", str(tiny_cartpole_model), episodes=2)
     md, js = write_report([row], tmp_path / "report")
     assert "| " in md.read_text() and json.loads(js.read_text())[0]["real"]["episodes"] == 2
