@@ -54,3 +54,7 @@ class DataFormatError(GymDreamError, ValueError):
 class UnsafeId(GymDreamError, ValueError):
     """An env id, package name or version that a model package may not declare (it could replace an
     env it does not own, or inject text into generated files)."""
+
+
+class RefusedIdWarning(UserWarning):
+    """A model package declared an env id it may not register (not a ``Dream-*`` id, or another library's); it was not registered."""

@@ -84,7 +84,7 @@ def test_export_arguments_are_validated(model_dir, tmp_path, kw):
 # -- 3. locating a packaged model runs none of its code -----------------------------------------------
 
 
-def _crafted_package(site: Path, model_dir: Path, record: bool) -> Path:
+def _crafted_package(site: Path, model_dir: Path, record: bool, env_id: str = "Dream-Evil-v0") -> Path:
     """An installed 'evilpkg' whose __init__.py writes a marker; its model lies in evilpkg/models."""
     marker = site / "MARKER"
     pkg = site / "evilpkg"
@@ -93,7 +93,7 @@ def _crafted_package(site: Path, model_dir: Path, record: bool) -> Path:
     (pkg / "models" / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     for f in ("model.json", "model.safetensors"):
         shutil.copy(model_dir / f, pkg / "models" / f)
-    _edit_card(pkg / "models", dream_env={"id": "Dream-Evil-v0", "max_episode_steps": 50})
+    _edit_card(pkg / "models", dream_env={"id": env_id, "max_episode_steps": 50})
     info = site / "evilpkg-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: evilpkg\nVersion: 0.1\n")
@@ -119,6 +119,44 @@ def test_import_gym_dream_does_not_import_a_model_package(model_dir, tmp_path, r
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     assert not marker.exists(), "importing gym_dream ran the model package's __init__.py"
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Dream-Taken-v0", "Dream-X-v0\nRequires-Dist: evil"])
+def test_a_package_cannot_register_or_replace_an_id_it_does_not_own(model_dir, tmp_path, env_id):
+    """Item 1: before, a package declaring CartPole-v1 made gym.make('CartPole-v1') a dream."""
+    site = tmp_path / "site"
+    marker = _crafted_package(site, model_dir, True, env_id=env_id)
+    code = (
+        "import gymnasium as gym, warnings\n"
+        "gym.register('Dream-Taken-v0', entry_point='gymnasium.envs.classic_control.cartpole:CartPoleEnv')  # another library's\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import gym_dream\n"
+        "from gym_dream.error import RefusedIdWarning\n"
+        "msgs = [str(x.message) for x in w if issubclass(x.category, RefusedIdWarning)]\n"
+        "assert len(msgs) == 1 and 'evilpkg' in msgs[0] and 'not registered' in msgs[0], msgs\n"
+        f"env_id = {env_id!r}\n"
+        "if env_id in gym.registry:\n"
+        "    env = gym.make(env_id)\n"
+        "    assert not type(env.unwrapped).__module__.startswith('gym_dream'), env\n"
+        "from gym_dream.envs.registry import CLAIMS\n"
+        "assert [(c.dream_id.env_id, c.status) for c in CLAIMS if c.dream_id.source == 'evilpkg'] == [(env_id, 'refused')]\n"
+        "from trainers.cli import main\n"
+        "main(['list'])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"{env_id!r}"[:12] in r.stdout and "REFUSED" in r.stdout and "evilpkg" in r.stdout, r.stdout  # gym-dream list shows the claim
+    assert not marker.exists()
+
+
+def test_cli_export_to_a_non_dream_id_is_one_clear_line(model_dir, tmp_path, capsys):
+    from trainers.cli import main
+
+    assert main(["export", str(model_dir), "--env-id", "CartPole-v1", "--name", "dream-x", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "must start with 'Dream-'" in err and "Traceback" not in err
 
 
 # -- 5. broken weights are refused at load --------------------------------------------------------------

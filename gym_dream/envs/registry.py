@@ -5,12 +5,15 @@ bundled models, declared the same way) names its id in the card's ``dream_env`` 
 ``import gym_dream`` registers it. Reading a card is reading JSON: no code from a model package runs.
 gym-dream also defines ids for its own experiments whose model may not be installed yet; making one
 of those explains how to get the model. Two packages claiming one id register an id whose ``make``
-raises an error naming both, never a silent override.
+raises an error naming both, never a silent override. A package registers only ``Dream-*`` ids and never
+replaces an id that gym-dream did not register (``CartPole-v1``, another library's env): such a
+declaration is refused with a warning.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,8 @@ import gymnasium as gym
 from gymnasium.envs.registration import register
 
 from gym_dream.catalogue import CATALOGUE
-from gym_dream.error import ModelMismatch
+from gym_dream.error import ModelMismatch, RefusedIdWarning
+from gym_dream.naming import is_dream_id
 
 DREAM_ENTRY = "gym_dream.envs.dream_env:DreamEnv"
 DREAM_VECTOR_ENTRY = "gym_dream.envs.dream_vector_env:DreamVectorEnv"
@@ -43,7 +47,8 @@ BUILTIN_IDS = [DreamId(e.dream_id, e.model, e.real_id, e.max_episode_steps) for 
 
 def card_dream_id(name: str, directory: Path, dist: str) -> DreamId | None:
     """The id a packaged model's card declares (None when it declares none or the card is unreadable;
-    an unreadable card is reported when the model is loaded)."""
+    an unreadable card is reported when the model is loaded). The id is returned as declared, checked
+    or not: :func:`register_dream_envs` refuses the ones a package may not register."""
     try:
         card = json.loads((directory / "model.json").read_text())
         spec = card.get("dream_env") or {}
@@ -51,7 +56,10 @@ def card_dream_id(name: str, directory: Path, dist: str) -> DreamId | None:
             return None
         env = card.get("env") or {}
         steps = spec.get("max_episode_steps", env.get("max_episode_steps"))
-        return DreamId(str(spec["id"]), name, env.get("id"), int(steps) if steps else None, dist)
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+            steps = -1  # refused below, with the reason
+        real = env.get("id")
+        return DreamId(str(spec["id"]), name, real if isinstance(real, str) else None, steps or None, dist)
     except (OSError, ValueError, TypeError, AttributeError):
         return None
 
@@ -83,17 +91,63 @@ def _register(d: DreamId) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """An id a model package declares, and what registration made of it."""
+
+    dream_id: DreamId
+    status: str  # "registered", "conflict" or "refused"
+    reason: str = ""
+
+
+#: every id every installed model package declares, as of the last :func:`register_dream_envs`
+CLAIMS: list[Claim] = []
+_WARNED: set[tuple[str, str, str]] = set()
+
+
+def _refusal(d: DreamId) -> str | None:
+    """Why a package may not register ``d`` (None: it may)."""
+    if not is_dream_id(d.env_id):
+        return ("a model package registers only ids of its own kind, 'Dream-<Name>-v<N>' (Gymnasium's id grammar); "
+                "it never registers or replaces another env")
+    spec = gym.envs.registry.get(d.env_id)
+    if spec is not None and spec.entry_point not in (DREAM_ENTRY, CONFLICT_ENTRY):
+        return f"the id is already registered by {spec.entry_point!r}, not by gym-dream, and a model package never replaces it"
+    if d.max_episode_steps is not None and d.max_episode_steps < 1:
+        return "its dream_env.max_episode_steps is not an integer >= 1"
+    return None
+
+
 def register_dream_envs() -> dict[str, DreamId | None]:
     """(Re-)register every dream id: built-in ones, and those of installed model packages.
 
     Call it again after installing a model package in a running interpreter. Returns id -> the
-    winning declaration (None for an id claimed by several packages).
+    winning declaration (None for an id claimed by several packages). A package's id that is not a
+    ``Dream-*`` id, or that another library registered, is refused with a warning and never
+    registered; :data:`CLAIMS` lists every declaration and what became of it (``gym-dream list``).
     """
     ids: dict[str, DreamId | None] = {d.env_id: d for d in BUILTIN_IDS}
+    claims_made: list[Claim] = []
     for env_id, claims in packaged_ids().items():
-        distinct = {(c.model, c.source) for c in claims}
+        allowed = []
+        for c in claims:
+            reason = _refusal(c)
+            if reason is None:
+                allowed.append(c)
+                continue
+            claims_made.append(Claim(c, "refused", reason))
+            if (env_id, c.source, c.model) not in _WARNED:
+                _WARNED.add((env_id, c.source, c.model))
+                warnings.warn(
+                    f"gym-dream refused the env id {env_id!r} declared by the installed package {c.source} (model {c.model!r}): "
+                    f"{reason}. It was not registered. Ask its author for a 'Dream-...' id, or uninstall it (pip uninstall {c.source}).",
+                    RefusedIdWarning, stacklevel=2,
+                )
+        if not allowed:
+            continue
+        distinct = {(c.model, c.source) for c in allowed}
         if len(distinct) > 1:
-            who = ", ".join(f"{c.source} (model {c.model!r})" for c in claims)
+            who = ", ".join(f"{c.source} (model {c.model!r})" for c in allowed)
             message = (
                 f"Several installed packages declare the env id {env_id!r}: {who}. "
                 f"Uninstall all but one (pip uninstall ...), or make the env from a model directly with "
@@ -102,10 +156,13 @@ def register_dream_envs() -> dict[str, DreamId | None]:
             gym.envs.registry.pop(env_id, None)
             register(id=env_id, entry_point=CONFLICT_ENTRY, vector_entry_point=CONFLICT_ENTRY, kwargs={"message": message})
             ids[env_id] = None
+            claims_made += [Claim(c, "conflict", message) for c in allowed]
         else:
-            ids[env_id] = claims[0]
+            ids[env_id] = allowed[0]
+            claims_made += [Claim(c, "registered") for c in allowed]
     for d in ids.values():
         if d is not None:
             gym.envs.registry.pop(d.env_id, None)
             _register(d)
+    CLAIMS[:] = claims_made
     return ids
