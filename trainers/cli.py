@@ -173,20 +173,26 @@ def _cmd_list(ns):
     import gymnasium as gym
 
     import gym_dream
+    from gym_dream.envs.registry import CLAIMS, CONFLICT_ENTRY, DREAM_ENTRY
 
     print("models:")
-    for name, path in sorted(gym_dream.available_models().items()):
+    models = gym_dream.available_models()
+    for name, path in sorted(models.items()):
         print(f"  {name:24s} {path}")
     print("dream env ids:")
-    models = gym_dream.available_models()
     for spec in sorted(gym.registry.values(), key=lambda s: s.id):
-        if spec.id.startswith("Dream-"):
+        if spec.entry_point == CONFLICT_ENTRY:
+            print(f"  {spec.id:28s} CONFLICT: {spec.kwargs['message']}")
+        elif spec.entry_point == DREAM_ENTRY:
             d = spec.kwargs.get("default_model")
-            if "message" in spec.kwargs:
-                print(f"  {spec.id:28s} CONFLICT: {spec.kwargs['message']}")
-                continue
             state = "ready" if d in models else "no default model installed (pass model=...)"
             print(f"  {spec.id:28s} real env {spec.kwargs.get('real_env_id')}, default model {d!r}: {state}")
+    if CLAIMS:
+        print("ids declared by installed model packages:")
+        for c in sorted(CLAIMS, key=lambda c: (c.dream_id.env_id, c.dream_id.source)):
+            label = {"registered": "registered", "conflict": "CONFLICT (declared by several packages)", "refused": "REFUSED"}[c.status]
+            line = f"  {c.dream_id.env_id!r:30s} by {c.dream_id.source} (model {c.dream_id.model!r}): {label}"
+            print(line + (f": {c.reason}" if c.status == "refused" else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also accepted after the sub-command)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("collect", help="roll out a random policy in a real env and store episodes (resumable)")
@@ -281,7 +288,47 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+def _raised_here(e: BaseException) -> bool:
+    """Whether ``e`` was raised by gym-dream's own code (gym_dream/, trainers/), not deep inside a library."""
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    if last is None:
+        return False
+    parts = Path(last.tb_frame.f_code.co_filename).resolve().parts
+    return "gym_dream" in parts or "trainers" in parts
+
+
+def user_error(e: BaseException) -> int | None:
+    """The exit code of an error a user can act on (2: bad arguments), or None for a bug (traceback).
+
+    gym-dream's own error kinds (:class:`gym_dream.error.GymDreamError`), Gymnasium's (an unknown env id)
+    and missing files always name the problem; a ``ValueError``/``TypeError`` counts only when gym-dream's
+    code raised it (its argument checks), not when it comes from inside torch or numpy."""
+    import gymnasium as gym
+
+    from gym_dream.error import DeviceNotAvailable, GymDreamError, ModelNotFound, UnsafeId
+
+    if isinstance(e, (UnsafeId, ModelNotFound, DeviceNotAvailable)):
+        return 2
+    if isinstance(e, (GymDreamError, gym.error.Error)):
+        return 1
+    if isinstance(e, (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError)):
+        return 1
+    if isinstance(e, (ValueError, TypeError)) and _raised_here(e):
+        return 2
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``gym-dream`` command. An error a user can act on prints one line (exit 2 for bad
+    arguments, 1 otherwise); ``--debug`` (anywhere on the line) or ``GYM_DREAM_DEBUG=1`` shows the traceback."""
+    import os
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("GYM_DREAM_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     ns = build_parser().parse_args(argv)
     _interrupt_on_sigterm()
     try:
@@ -289,6 +336,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what was finished is saved; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001  (sorted by user_error: a bug still shows its traceback)
+        code = user_error(e)
+        if code is None or debug:
+            raise
+        from gym_dream.naming import one_line
+
+        print(f"gym-dream {ns.command}: error: {one_line(e, 4000)} (--debug shows the traceback)", file=sys.stderr)
+        return code
     return 0
 
 
