@@ -247,6 +247,7 @@ class MDNRNN(WorldModel):
         reward_weight: float = 1.0,
         termination_weight: float = 1.0,
         end_weight: float = 1.0,
+        termination_logit: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Teacher-forced loss on a batch of sequences.
 
@@ -261,9 +262,14 @@ class MDNRNN(WorldModel):
         same batch, which also gives ``ensemble_nll``: the NLL of the members' equal-weight mixture).
         ``loss`` is then the *sum* of the members' losses, so each member's gradient is that of its own
         loss; ``nll``, ``reward_mse`` and ``termination_bce`` are the members' means.
+
+        ``termination_logit``: also return the termination head's logits (B, T) as ``out["termination_logit"]``
+        (several members on a shared batch: the logit of their mean probability, what ``member="mean"`` dreams
+        end on), so an evaluation scores the ends without running the memory again.
         """
         if self.members > 1:
-            return self._members_sequence_loss(z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight)
+            return self._members_sequence_loss(z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight,
+                                               termination_logit)
         b, t = rewards.shape
         a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
         hs, _ = self.rnn(torch.cat([z[:, :-1], a], dim=-1))
@@ -282,9 +288,12 @@ class MDNRNN(WorldModel):
             "termination_bce": (bce * mask).sum() / n,
         }
         out["loss"] = out["nll"] + reward_weight * out["reward_mse"] + termination_weight * out["termination_bce"]
+        if termination_logit:
+            out["termination_logit"] = term_logit.detach()
         return out
 
-    def _members_sequence_loss(self, z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight) -> dict[str, torch.Tensor]:
+    def _members_sequence_loss(self, z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight,
+                               termination_logit=False) -> dict[str, torch.Tensor]:
         m = self.members
         shared = rewards.dim() == 2
         if shared:
@@ -312,4 +321,7 @@ class MDNRNN(WorldModel):
         if shared:
             mix = -(torch.logsumexp(log_p, dim=0) - math.log(m)) / self.z_dim
             out["ensemble_nll"] = (mix * mask[0]).sum() / n[0]
+        if termination_logit:
+            p_end = torch.sigmoid(term_logit.detach())
+            out["termination_logit"] = torch.logit(p_end.mean(0), eps=1e-7) if shared else term_logit.detach()
         return out
