@@ -122,7 +122,7 @@ class DreamObservation(gym.Wrapper):
         if self.state is None:
             raise gym.error.ResetNeeded("Call reset() before step().")
         a = core.actions_to_tensor(action, self.model.action_space, None, self.model.device)
-        obs, reward, terminated, truncated, info = self.env.step(action)
+        obs, reward, terminated, truncated, info = self.env.step(core.action_for_env(a, self.model.action_space))
         with torch.inference_mode():
             self.last_input = self.model.obs_to_tensor(obs)
             self.state = self.model.observe(self.state, a, self.last_input)

@@ -286,3 +286,87 @@ def test_sampled_termination_ends_episodes_at_the_predicted_rate(vector_model):
     assert gym_dream.DreamEnv(model=vector_model).termination == "sample"  # the card's default
     with pytest.raises(ValueError, match="termination must be one of"):
         gym_dream.DreamEnv(model=vector_model, termination="never")
+
+
+def _good_state(model, batch=1):
+    return {k: v.clone() for k, v in model.initial_state(batch, torch.Generator().manual_seed(0)).items()}
+
+
+def _damaged(model, how):
+    s = _good_state(model)
+    if how == "not a dict":
+        return [s["z"]]
+    if how == "missing key":
+        s.pop("c")
+    elif how == "extra key":
+        s["q"] = s["z"]
+    elif how == "wrong shape":
+        s["h"] = s["h"][:, :-1]
+    elif how == "no batch dim":
+        s["z"] = s["z"][0]
+    elif how == "int dtype":
+        s["z"] = s["z"].long()
+    elif how == "nan":
+        s["h"][0, 0] = float("nan")
+    elif how == "inf":
+        s["z"][0, -1] = float("inf")
+    elif how == "not a tensor":
+        s["z"] = "z"
+    elif how == "batch 0":
+        s = {k: v[:0] for k, v in s.items()}
+    elif how == "mixed batch":
+        s["z"] = s["z"].repeat(2, 1)
+    return s
+
+
+BAD_STATES = ["not a dict", "missing key", "extra key", "wrong shape", "no batch dim", "int dtype", "nan", "inf", "not a tensor",
+              "batch 0", "mixed batch"]
+
+
+@pytest.mark.parametrize("how", BAD_STATES)
+@pytest.mark.parametrize("vector", [False, True], ids=["DreamEnv", "DreamVectorEnv"])
+def test_malformed_reset_states_are_refused_clearly(vector_model, how, vector):
+    """Issue 21 item 11: AttributeError, a leaked StopIteration, KeyError or a silent NaN, before."""
+    env = gym_dream.DreamVectorEnv(num_envs=3, model=vector_model) if vector else gym_dream.DreamEnv(model=vector_model)
+    env.reset(seed=0)
+    before = {k: v.clone() for k, v in env.state.items()}
+    with pytest.raises((TypeError, ValueError), match=r'options\["state"\]'):
+        env.reset(options={"state": _damaged(vector_model, how)})
+    assert all(torch.equal(before[k], env.state[k]) for k in before)  # a refused state changes nothing
+    with pytest.raises(TypeError, match="must be None or a dict"):
+        env.reset(options=["state"])
+    obs, _ = env.reset(options={"state": _good_state(vector_model)})  # a good one still works, numpy arrays too
+    env.reset(options={"state": {k: v.numpy() for k, v in _good_state(vector_model).items()}})
+    if vector:
+        env.reset(options={"state": _good_state(vector_model, 3)})
+        with pytest.raises(ValueError, match="expected 1 or 3"):
+            env.reset(options={"state": _good_state(vector_model, 2)})
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error_everywhere(vector_model):
+    from gym_dream.error import DeviceNotAvailable
+
+    makers = [
+        lambda: gym.make("Dream-CartPole-v0", device="cuda"),
+        lambda: gym_dream.DreamEnv(model=vector_model, device="cuda"),
+        lambda: gym_dream.DreamVectorEnv(num_envs=2, model=vector_model, device="cuda:0"),
+        lambda: gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), model=vector_model, device="cuda"),
+        lambda: gym_dream.load_model(gym_dream.store.find_model_dir("cartpole"), device="cuda"),
+    ]
+    for make in makers:
+        with pytest.raises(DeviceNotAvailable, match="no usable cuda device.*Pass device='cpu'"):
+            make()
+
+
+def test_vector_step_before_reset_is_gymnasiums_reset_needed(vector_model):
+    with pytest.raises(gym.error.ResetNeeded):
+        gym_dream.DreamVectorEnv(num_envs=2, model=vector_model).step(np.zeros(2, np.int64))
+
+
+def test_dream_observation_passes_a_checked_action_to_the_real_env(vector_model):
+    env = gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), model=vector_model)
+    env.reset(seed=0)
+    env.step(np.float32(1.0))  # an integer-valued float is a valid Discrete action; CartPole's own assert got 1.0 before
+    with pytest.raises(ValueError, match="out of range"):
+        env.step(2)

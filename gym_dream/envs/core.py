@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -159,6 +160,63 @@ def actions_to_tensor(actions: Any, space: spaces.Space, batch: int | None, devi
             "Clip actions to the space before stepping."
         )
     return torch.as_tensor(np.ascontiguousarray(arr).reshape(1 if batch is None else batch, -1), device=device)
+
+
+def action_for_env(action: torch.Tensor, space: spaces.Space) -> Any:
+    """A checked action (from :func:`actions_to_tensor`, batch 1) as the real env takes it: an ``int``
+    for Discrete, an array of the space's dtype and shape for Box (so ``1.0`` for Discrete(2) reaches
+    the real env as ``1``, which its own check accepts)."""
+    if isinstance(space, spaces.Discrete):
+        return int(action.reshape(-1)[0])
+    return to_numpy(action).reshape(space.shape).astype(space.dtype, copy=False)
+
+
+def check_options(options: Any) -> dict[str, Any]:
+    """``reset(options=...)``: None or a dict."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"reset(options=...) must be None or a dict (e.g. {{'state': state}}), got {type(options).__name__}.")
+    return dict(options)
+
+
+def check_reset_state(model: WorldModel, state: Any, batches: tuple[int, ...], device: torch.device) -> State:
+    """Validate ``reset(options={"state": state})`` and return a copy on ``device``.
+
+    The state must be what the model's own states are: a dict with exactly the keys of
+    ``model.initial_state`` (e.g. ``z``, ``h``, ``c`` for an MDN-RNN), each a tensor (or numpy array)
+    of the same trailing shape and kind of number, one batch size among ``batches`` for all keys,
+    and only finite values. Used by DreamEnv (batch 1) and DreamVectorEnv (1 or num_envs)."""
+    where = 'options["state"]'
+    how = "pass a state the model made (env.unwrapped.state, model.initial_state(n), or a wrapper's .state)"
+    if not isinstance(state, Mapping):
+        raise TypeError(f"{where} must be a dict of tensors; {how}. Got {type(state).__name__}.")
+    with torch.inference_mode():
+        template = model.initial_state(1, torch.Generator(device=model.device).manual_seed(0))
+    missing, unexpected = sorted(set(template) - set(state)), sorted(map(str, set(state) - set(template)))
+    if missing or unexpected:
+        raise ValueError(f"{where} has the keys {sorted(map(str, state))}, but this model's states have {sorted(template)}"
+                         f"{f' (missing {missing})' if missing else ''}{f' (unexpected {unexpected})' if unexpected else ''}; {how}.")
+    out: State = {}
+    sizes = set()
+    for key, want in template.items():
+        v = state[key]
+        if isinstance(v, np.ndarray) and (np.issubdtype(v.dtype, np.number) or v.dtype == np.bool_) and not np.iscomplexobj(v):
+            v = torch.from_numpy(np.array(v))
+        if not torch.is_tensor(v):
+            raise TypeError(f"{where}[{key!r}] must be a torch tensor, got {type(v).__name__}; {how}.")
+        if v.is_floating_point() != want.is_floating_point() or v.is_complex() or (not want.is_floating_point() and v.dtype != want.dtype):
+            raise TypeError(f"{where}[{key!r}] has dtype {v.dtype}, but the model's states are {want.dtype}; {how}.")
+        if v.dim() != want.dim() or tuple(v.shape[1:]) != tuple(want.shape[1:]):
+            raise ValueError(f"{where}[{key!r}] has shape {tuple(v.shape)}, but the model's states are (batch, "
+                             f"{', '.join(map(str, want.shape[1:]))}); {how}.")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ValueError(f"{where}[{key!r}] contains NaN or inf; {how}.")
+        sizes.add(int(v.shape[0]))
+        out[key] = v.detach().to(device=device, dtype=want.dtype, copy=True)
+    if len(sizes) != 1 or next(iter(sizes)) not in batches:
+        raise ValueError(f"{where} has batch size(s) {sorted(sizes)}; expected {' or '.join(map(str, batches))} (the same for every key).")
+    return out
 
 
 def vector_frame(values: np.ndarray, size: int = 64) -> np.ndarray:

@@ -10,7 +10,6 @@ import gymnasium as gym
 
 from gym_dream.envs import core
 from gym_dream.models import State, WorldModel
-from gym_dream.models.base import state_batch_size, state_clone
 
 
 class DreamEnv(gym.Env):
@@ -125,13 +124,10 @@ class DreamEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None or self._generator is None:
             self._generator = core.make_generator(self.np_random, self.device)
-        options = options or {}
+        options = core.check_options(options)
         with torch.inference_mode():
             if "state" in options:
-                state = options["state"]
-                if state_batch_size(state) != 1:
-                    raise ValueError("options['state'] for a single DreamEnv must have batch size 1.")
-                self.state = {k: v.to(self.device) for k, v in state_clone(state).items()}
+                self.state = core.check_reset_state(self.model, options["state"], (1,), self.device)
             else:
                 self.state = self.model.initial_state(1, self._generator)
             self._episode_member = core.draw_members(self.model, 1, self.member, self._generator)

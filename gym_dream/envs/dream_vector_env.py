@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import gymnasium as gym
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from gym_dream.envs import core
 from gym_dream.models import State, WorldModel
-from gym_dream.models.base import state_batch_size, state_clone, state_repeat
+from gym_dream.models.base import state_batch_size, state_repeat
 
 
 class DreamVectorEnv(VectorEnv):
@@ -111,12 +112,14 @@ class DreamVectorEnv(VectorEnv):
 
     # -- the VectorEnv API -----------------------------------------------------------------------
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
-        if isinstance(seed, (list, tuple)):
-            seed = None if seed[0] is None else int(seed[0])
+        if isinstance(seed, (list, tuple)):  # one generator drives all envs: the first seed seeds it
+            if len(seed) == 0:
+                raise ValueError(f"reset(seed=[...]) needs a seed (an int), got an empty {type(seed).__name__}.")
+            seed = seed[0]
         super().reset(seed=seed)
         if seed is not None or self._generator is None:
             self._generator = core.make_generator(self.np_random, self.device)
-        options = dict(options or {})
+        options = core.check_options(options)
         with torch.inference_mode():
             mask = options.get("reset_mask")
             if mask is not None:
@@ -129,13 +132,10 @@ class DreamVectorEnv(VectorEnv):
                 self._restart(m)
                 self._needs_reset &= ~m
             elif "state" in options:
-                state = {k: v.to(self.device) for k, v in options["state"].items()}
-                n = state_batch_size(state)
-                if n == 1 and self.num_envs > 1:
+                state = core.check_reset_state(self.model, options["state"], tuple(sorted({1, self.num_envs})), self.device)
+                if state_batch_size(state) == 1 and self.num_envs > 1:
                     state = state_repeat(state, self.num_envs)
-                elif n != self.num_envs:
-                    raise ValueError(f"options['state'] has batch {n}; expected 1 or num_envs={self.num_envs}.")
-                self.state = state_clone(state)
+                self.state = state
                 self._elapsed.zero_()
                 self._needs_reset.zero_()
                 self._episode_members = core.draw_members(self.model, self.num_envs, self.member, self._generator)
@@ -148,7 +148,7 @@ class DreamVectorEnv(VectorEnv):
 
     def step(self, actions):
         if self.state is None:
-            raise RuntimeError("Call reset() before step().")
+            raise gym.error.ResetNeeded("Call reset() before step().")
         a = core.actions_to_tensor(actions, self.single_action_space, self.num_envs, self.device)
         with torch.inference_mode():
             tr = core.imagine(self.model, self.state, a, self.tau, self._generator, self.member, self._episode_members)

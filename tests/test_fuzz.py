@@ -1,0 +1,178 @@
+"""Fuzz the public constructors and step/reset inputs with random kinds, shapes, dtypes and NaN: the only
+exceptions allowed are gym-dream's documented ones (gym_dream.error.*, ValueError / TypeError for bad
+public input) and Gymnasium's (gymnasium.error.*). A seeded generator (hypothesis is not a dependency);
+a failure prints the seed and the inputs to replay it."""
+
+import random
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import gym_dream
+from gym_dream import DreamEnv, DreamVectorEnv
+from gym_dream.error import GymDreamError
+from gym_dream.wrappers import DreamObservation
+
+ALLOWED = (GymDreamError, gym.error.Error, ValueError, TypeError)
+DREAM_IDS = sorted(k for k in gym.registry if k.startswith("Dream-"))
+
+
+def _value(rng: random.Random, depth: int = 0):
+    """A value of a random kind: numbers (NaN, inf, huge), strings, containers, arrays, tensors, objects."""
+    kind = rng.randrange(14 if depth < 2 else 10)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, False])
+    if kind == 2:
+        return rng.choice([0, 1, -1, 2, 3, 7, -5, 10**6, 2**63, -(2**70)])
+    if kind == 3:
+        return rng.choice([0.0, 0.5, 1.0, 1.15, -1.0, 1e39, float("nan"), float("inf"), -float("inf"), 1e-300])
+    if kind == 4:
+        return rng.choice(["", "cpu", "cuda", "cuda:3", "mps", "meta", "latent", "pixels", "threshold", "sample", "rgb_array",
+                           "human", "cartpole", "no-such-model", "Dream-CartPole-v0", "next_step", "same_step", "\x00", "ü" * 3])
+    if kind == 5:
+        shape = tuple(rng.randrange(0, 4) for _ in range(rng.randrange(0, 3)))
+        dtype = rng.choice([np.float32, np.float64, np.float16, np.int64, np.int32, np.uint8, np.bool_, np.complex64])
+        arr = np.random.default_rng(rng.randrange(2**32)).normal(size=shape) * rng.choice([1, 10, 1e6])
+        if rng.random() < 0.3 and arr.size:
+            arr.flat[0] = rng.choice([np.nan, np.inf])
+        with np.errstate(all="ignore"):
+            return arr.astype(dtype)
+    if kind == 6:
+        return torch.randn(tuple(rng.randrange(0, 4) for _ in range(rng.randrange(0, 3))))
+    if kind == 7:
+        return object()
+    if kind == 8:
+        return np.float32(rng.choice([1.0, np.nan, -2.0]))
+    if kind == 9:
+        return rng.choice([np.int64(1), np.uint8(200), np.int32(-1)])
+    if kind == 10:
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(0, 4))]
+    if kind == 11:
+        return tuple(_value(rng, depth + 1) for _ in range(rng.randrange(0, 3)))
+    if kind == 12:
+        keys = rng.sample(["z", "h", "c", "s", "x", "state", "reset_mask", "low"], rng.randrange(0, 4))
+        return {k: _value(rng, depth + 1) for k in keys}
+    return {"z": _value(rng, depth + 1), "h": _value(rng, depth + 1), "c": _value(rng, depth + 1)}
+
+
+def _state_like(rng: random.Random, model, batch: int):
+    """A start state, damaged in a random way (wrong key, shape, dtype, device kind, NaN) or not at all."""
+    state = {k: v.clone() for k, v in model.initial_state(batch, torch.Generator().manual_seed(0)).items()}
+    how = rng.randrange(8)
+    key = rng.choice(sorted(state))
+    if how == 0:
+        state.pop(key)
+    elif how == 1:
+        state["extra"] = state[key].clone()
+    elif how == 2:
+        state[key] = state[key][..., :-1]
+    elif how == 3:
+        state[key] = state[key].to(rng.choice([torch.int64, torch.float64, torch.bool, torch.float16]))
+    elif how == 4:
+        state[key] = state[key].clone().fill_(rng.choice([float("nan"), float("inf")]))
+    elif how == 5:
+        state[key] = state[key].numpy()
+    elif how == 6:
+        state = {k: v[:0] for k, v in state.items()}
+    return state
+
+
+def _short(kw: dict) -> str:
+    return repr({k: (f"<{type(v).__name__}>" if isinstance(v, torch.nn.Module) else v) for k, v in kw.items()})
+
+
+def _call(fn, note: str):
+    try:
+        return fn()
+    except ALLOWED:
+        return None
+    except Exception as e:  # noqa: BLE001  (the point: anything else is a bug)
+        pytest.fail(f"{note}: {type(e).__name__}: {e}")
+
+
+def _kwargs(rng: random.Random, names: list[str], good: dict) -> dict:
+    """Good or default values, with zero to two arguments replaced by random ones."""
+    kw = {name: good[name] for name in names if name in good and rng.random() < 0.7}
+    for name in rng.sample(names, rng.choice([0, 1, 1, 2])):
+        kw[name] = _value(rng)
+    if rng.random() < 0.05:
+        kw["no_such_argument"] = 1
+    return kw
+
+
+def _exercise(rng: random.Random, env, note: str, model, vector: bool) -> None:
+    n = env.num_envs if vector else 1
+    for t in range(6):
+        r = rng.random()
+        if r < 0.25:
+            options = rng.choice([None, {}, {"state": _state_like(rng, model, rng.choice([1, n, n + 1]))}, {"state": _value(rng)},
+                                  {"reset_mask": _value(rng)}, _value(rng)])
+            seed = rng.choice([None, 0, 1, -1, 2**70, 1.5, "x", [0, 1]])
+            _call(lambda: env.reset(seed=seed, options=options), f"{note} reset(seed={seed!r}, options={options!r})")
+        elif r < 0.6:
+            action = env.action_space.sample()
+            _call(lambda: env.step(action), f"{note} step({action!r})")
+        else:
+            action = _value(rng)
+            _call(lambda: env.step(action), f"{note} step({action!r})")
+
+
+SEEDS = range(8)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fuzz_dream_env_and_vector_env(seed, vector_model, pixel_model):
+    rng = random.Random(seed)
+    for trial in range(25):
+        model = rng.choice([vector_model, pixel_model, vector_model])
+        good = {"model": model, "tau": 1.0, "obs_type": "latent", "device": "cpu", "num_envs": 3, "termination": "sample"}
+        if rng.random() < 0.5:
+            kw = _kwargs(rng, ["model", "tau", "obs_type", "device", "render_mode", "termination"], good)
+            kw.setdefault("model", model)
+            note = f"seed {seed} trial {trial}: DreamEnv(**{_short(kw)})"
+            env = _call(lambda: DreamEnv(**kw), note)
+            vector = False
+        else:
+            kw = _kwargs(rng, ["num_envs", "model", "tau", "obs_type", "device", "render_mode", "max_episode_steps", "autoreset_mode",
+                               "termination"], good)
+            kw.setdefault("model", model)
+            note = f"seed {seed} trial {trial}: DreamVectorEnv(**{_short(kw)})"
+            env = _call(lambda: DreamVectorEnv(**kw), note)
+            vector = True
+        if env is not None:
+            _call(lambda: env.step(env.action_space.sample()), f"{note} step before reset")
+            _call(lambda: env.reset(seed=rng.randrange(100)), f"{note} reset")
+            _exercise(rng, env, note, env.model, vector)
+            _call(env.render, f"{note} render")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fuzz_gym_make_of_every_dream_id_and_dream_observation(seed, vector_model):
+    rng = random.Random(100 + seed)
+    for trial in range(6):
+        env_id = rng.choice(DREAM_IDS)
+        kw = _kwargs(rng, ["tau", "obs_type", "device", "render_mode", "termination"], {"tau": 1.2, "obs_type": "latent"})
+        if not isinstance(kw.get("render_mode"), (str, type(None))):
+            kw["render_mode"] = rng.choice(["rgb_array", "human", None])  # gym.make itself calls render_mode.endswith()
+        if env_id == "Dream-CartPole-v0" and rng.random() < 0.5:
+            kw["model"] = rng.choice([vector_model, "cartpole", _value(rng), "no-such-model", ""])
+        note = f"seed {seed} trial {trial}: gym.make({env_id!r}, **{_short(kw)})"
+        env = _call(lambda: gym.make(env_id, **kw), note)
+        if env is not None:
+            _call(lambda: env.reset(seed=0), f"{note} reset")
+            _exercise(rng, env, note, env.unwrapped.model, False)
+        model = rng.choice([None, vector_model, "cartpole", _value(rng)])
+        dkw = _kwargs(rng, ["obs_type", "device"], {"obs_type": "latent", "device": "cpu"})
+        note = f"seed {seed} trial {trial}: DreamObservation(CartPole-v1, model={_short({0: model})[4:-1]}, **{dkw!r})"
+        wrapped = _call(lambda: DreamObservation(gym.make("CartPole-v1"), model=model, **dkw), note)
+        if wrapped is not None:
+            _call(lambda: wrapped.step(0), f"{note} step before reset")
+            _call(lambda: wrapped.reset(seed=rng.randrange(100)), f"{note} reset")
+            for _ in range(4):
+                action = rng.choice([_value(rng), wrapped.action_space.sample()])
+                if _call(lambda: wrapped.step(action), f"{note} step({action!r})") is None:
+                    _call(lambda: wrapped.reset(seed=1), f"{note} reset")
