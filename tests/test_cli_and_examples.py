@@ -136,3 +136,56 @@ def test_dream_ends_counts_where_the_dream_ends_a_controllers_episodes(tiny_cart
     r = subprocess.run([sys.executable, script, "--models", str(tiny_cartpole_model), "--controllers", str(tmp_path / "none"),
                         "--env-id", "Dream-CartPole-v0"], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "no controller at" in r.stderr
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("args, code, match", [
+    (["collect", "--env-id", "NoSuchEnv-v0", "--out", "{tmp}/d"], 2, "Cannot make the real env 'NoSuchEnv-v0'"),
+    (["collect", "--steps", "-5", "--out", "{tmp}/d"], 2, "--steps must be an integer >= 1"),
+    (["export", "{tmp}", "--env-id", "CartPole-v1", "--name", "dream-x", "--out", "{tmp}/o"], 2, "must start with 'Dream-'"),
+    (["dream", "--model", "no-such-model", "--out", "{tmp}/x.gif"], 2, "No world model named 'no-such-model'"),
+    (["fit", "{tmp}/nothing-here", "--out", "{tmp}/m"], 1, "nothing-here"),
+])
+def test_user_errors_print_one_line_and_exit_non_zero(tmp_path, capsys, args, code, match):
+    """Issue 21 item 12: a 12-29 line traceback for every user error, before."""
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(args) == code
+    err = _one_line_error(capsys)
+    assert err.startswith(f"gym-dream {args[0]}: error: ") and match in err and "--debug" in err
+    assert not (tmp_path / "d").exists()  # a refused collect leaves no folder behind
+    with pytest.raises(Exception, match=match.replace("(", r"\(").replace("[", r"\[")):
+        main([*args, "--debug"])  # --debug: the traceback
+
+
+def test_a_truncated_shard_fails_fit_and_collect_in_one_line_naming_it(tmp_path, capsys):
+    from trainers.data import shard_paths
+
+    data = tmp_path / "d"
+    assert main(["collect", "--env-id", "CartPole-v1", "--out", str(data), "--steps", "300", "--workers", "1", "--shard-steps", "100"]) == 0
+    shard = shard_paths(data)[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    capsys.readouterr()
+    for args in (["fit", str(data), "--out", str(tmp_path / "m"), "--preset", "tiny"],
+                 ["collect", "--env-id", "CartPole-v1", "--out", str(data), "--steps", "600"]):
+        assert main(args) == 1
+        err = _one_line_error(capsys)
+        assert shard.name in err and "truncated or damaged" in err and "mv " in err
+
+
+def test_a_bug_still_shows_its_traceback(monkeypatch):
+    """Only errors a user can act on are shortened: a ValueError from inside a library is a bug's traceback."""
+    import numpy as np
+
+    import trainers.cli as cli
+
+    monkeypatch.setattr(cli, "_cmd_list", lambda ns: np.zeros(2).reshape(3))
+    with pytest.raises(ValueError, match="reshape"):
+        cli.main(["list"])
+    monkeypatch.setattr(cli, "_cmd_list", lambda ns: {}["missing"])
+    with pytest.raises(KeyError):
+        cli.main(["list"])
