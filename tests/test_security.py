@@ -293,3 +293,59 @@ def test_truncated_json_names_the_file_and_the_fix(tmp_path):
     with pytest.raises(DataFormatError, match="is empty"):
         read_json(path, "controller card")
     assert issubclass(DataFormatError, GymDreamError) and issubclass(DataFormatError, ValueError)
+
+
+# -- 4. nothing in the runtime, export or collection loads pickle ---------------------------------------------
+
+UNPICKLING = {"pickle", "cPickle", "cloudpickle", "dill", "joblib", "shelve", "marshal", "_pickle"}
+
+
+def _unpickling_calls(path: Path) -> list[str]:
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            found += [f"{path.name}:{node.lineno} imports {n}" for n in names if n.split(".")[0] in UNPICKLING]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = getattr(node.func.value, "id", "")
+            if (owner, node.func.attr) in {("torch", "load"), ("np", "load"), ("numpy", "load")}:
+                kw = {k.arg: k.value for k in node.keywords}
+                safe = (owner != "torch" and isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value is False) or (
+                    owner == "torch" and isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True)
+                if not safe:
+                    found.append(f"{path.name}:{node.lineno} {owner}.{node.func.attr} without allow_pickle=False / weights_only=True")
+    return found
+
+
+def test_no_unpickling_in_the_runtime_export_or_collection():
+    files = sorted((ROOT / "gym_dream").rglob("*.py")) + [ROOT / "trainers" / f for f in ("export.py", "collect.py", "data.py", "cli.py")]
+    assert [f for p in files for f in _unpickling_calls(p)] == []
+
+
+def test_a_shard_holding_a_pickled_object_is_refused_not_run(tmp_path):
+    import numpy as np
+
+    from trainers.collect import CollectConfig, collect
+    from trainers.data import EpisodeDataset, shard_paths
+
+    out = tmp_path / "d"
+    collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=100, workers=1))
+    marker = tmp_path / "MARKER"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    shard = shard_paths(out)[0]
+    with np.load(shard) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["obs"] = np.array([Payload()], dtype=object)
+    np.savez(shard, **arrays)
+    with pytest.raises(DataFormatError, match=shard.name):
+        EpisodeDataset(out)
+    collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=200, workers=1))  # reads only ids and lengths of old shards
+    with pytest.raises(DataFormatError, match=shard.name):
+        EpisodeDataset(out)
+    assert not marker.exists()
