@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -147,23 +146,24 @@ def fit_rssm(cfg) -> Path:
                   {"model": model}, {"adam": opt})
     record = stage.resume()
     print(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)", flush=True)
-    blocks, first, invocation_start = math.ceil(p["updates"] / UPDATES_PER_CHECKPOINT), record["epoch"], time.time()
-    for block in range(first, blocks):
+    first, invocation_start = record["epoch"], time.time()
+    while record.get("updates", 0) < p["updates"]:
+        block, done = record["epoch"], record.get("updates", 0)
         # at least one block per invocation, so a resumed run always makes progress
         if cfg.rnn_minutes is not None and block > first and time.time() - invocation_start > 60 * cfg.rnn_minutes:
-            print(f"RSSM stopped after {block * UPDATES_PER_CHECKPOINT} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
+            print(f"RSSM stopped after {done} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
             break
-        t0, n = time.time(), min(UPDATES_PER_CHECKPOINT, p["updates"] - block * UPDATES_PER_CHECKPOINT)
+        t0, n = time.time(), min(UPDATES_PER_CHECKPOINT, p["updates"] - done)
         train = train_rssm(model, opt, ds, n, p["batch"], p["chunk"], np.random.default_rng([cfg.seed, 3, block]),
                            torch.Generator(cfg.device).manual_seed(cfg.seed + 11 + block), p["free_nats"], p["overshooting"],
                            p["grad_clip"], cfg.device, episodes=train_eps)
         val = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
-        record["history"].append({"epoch": block + 1, "updates": block * UPDATES_PER_CHECKPOINT + n,
-                                  **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}})
-        record["epoch"], record["seconds"] = block + 1, record.get("seconds", 0.0) + time.time() - t0
+        record["epoch"], record["updates"] = block + 1, done + n
+        record["history"].append({"epoch": block + 1, "updates": done + n, **{f"train_{k}": v for k, v in train.items()},
+                                  **{f"val_{k}": v for k, v in val.items()}})
+        record["seconds"] = record.get("seconds", 0.0) + time.time() - t0
         stage.save(record)
-        print(f"RSSM updates {record['history'][-1]['updates']}/{p['updates']}: train loss {train['loss']:.3f}"
-              + (f"  held-out loss {val['loss']:.3f}" if val else ""), flush=True)
+        print(f"RSSM updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}" + (f"  held-out loss {val['loss']:.3f}" if val else ""), flush=True)
     heldout = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
     card = {
         **data_card(ds, train_eps, val_eps),
