@@ -27,6 +27,7 @@ import torch
 
 from gym_dream.checkpoint import save_model
 from gym_dream.models import MDNRNN
+from gym_dream.models.members import clip_grad_norm_per_member
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict
 from trainers.checkpointing import load_checkpoint, read_record, save_checkpoint
@@ -93,6 +94,10 @@ class FitConfig:
     """share of episodes held out"""
     bank_size: int = 1024
     """start latents kept for dream resets"""
+    members: int = 1
+    """dynamics members (LSTM + MDN + heads) sharing the encoder, batched in one tensor dimension; each trains on
+    its own shuffle of the same windows in one batched pass, and the card records their held-out disagreement
+    (what the dream envs' uncertainty_penalty / uncertainty_limit use). 1: a single model"""
     max_episodes: int | None = None
     """use only the first N episodes of the dataset"""
     init: str | None = None
@@ -291,9 +296,7 @@ def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.n
             tot[k] = tot.get(k, 0.0) + float(v) * n
         # termination accuracy at the 0.5 threshold the dream uses
         z = torch.as_tensor(mu[obs_idx[sl]], device=device)
-        a = model.encode_action(torch.as_tensor(ds.actions[act_idx[sl]], device=device).reshape(-1, *ds.actions.shape[1:]) if ds.actions.ndim > 1 else torch.as_tensor(ds.actions[act_idx[sl]], device=device).reshape(-1))
-        hs, _ = model.rnn(torch.cat([z[:, :-1], a.reshape(*act_idx[sl].shape, -1)], -1))
-        _, logit = model.heads(z[:, 1:], hs)
+        logit = model.teacher_forced_termination_logit(z, torch.as_tensor(ds.actions[act_idx[sl]], device=device))
         pred = (logit > 0).cpu().numpy()
         true = ds.terminated[act_idx[sl]]
         correct += float(((pred == true) & mask[sl]).sum())
@@ -334,14 +337,16 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
         rng = np.random.default_rng([cfg.seed, 2, epoch])
         obs_idx, act_idx, mask = windows(ds, train_eps, p["seq_len"], rng)
         order = rng.permutation(len(obs_idx))
+        if model.members > 1:  # every member its own shuffle of the same windows, (M, windows)
+            order = np.stack([order] + [rng.permutation(len(obs_idx)) for _ in range(model.members - 1)])
         tot, nb = {}, 0
-        for i in range(0, len(order), p["rnn_batch"]):
-            sl = order[i : i + p["rnn_batch"]]
+        for i in range(0, order.shape[-1], p["rnn_batch"]):
+            sl = order[..., i : i + p["rnn_batch"]]
             out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), sample, g, cfg.device, _loss_weights(p))
             opt.zero_grad(set_to_none=True)
             out["loss"].backward()
             for group in groups:
-                torch.nn.utils.clip_grad_norm_(group, 1.0)
+                clip_grad_norm_per_member(group, 1.0, model.members)
             opt.step()
             for k, v in out.items():
                 tot[k] = tot.get(k, 0.0) + float(v.detach())
@@ -367,6 +372,33 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
     return record
 
 
+DISAGREEMENT_QUANTILES = ("50", "90", "95", "99", "99.9")
+
+
+@torch.no_grad()
+def heldout_disagreement(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, episodes: np.ndarray, device: str, batch: int = 16) -> dict[str, Any]:
+    """The card's ``uncertainty`` section: the members and the distribution of the disagreement ``imagine``
+    reports over every held-out real transition, each episode teacher-forced from its first step."""
+    out: dict[str, Any] = {"members": model.members, "reward_min": float(ds.rewards.min()), "reward_max": float(ds.rewards.max())}
+    if model.members == 1 or not len(episodes):
+        return out
+    model.eval()
+    obs_idx, act_idx, mask = windows(ds, episodes, int(ds.lengths[episodes].max()), None)
+    values = []
+    for i in range(0, len(obs_idx), batch):
+        sl = slice(i, i + batch)
+        d = model.sequence_disagreement(torch.as_tensor(mu[obs_idx[sl]], device=device), torch.as_tensor(ds.actions[act_idx[sl]], device=device))
+        values.append(d.cpu().numpy()[mask[sl]])
+    model.train()
+    v = np.concatenate(values).astype(np.float64)
+    out["definition"] = "mean over latent dims of the members' std (ddof 0) of the predicted next-latent mean (tau 1)"
+    out["heldout_disagreement"] = {
+        "transitions": int(v.size), "episodes": int(len(episodes)), "mean": float(v.mean()), "max": float(v.max()),
+        "quantiles": {q: float(np.quantile(v, float(q) / 100.0)) for q in DISAGREEMENT_QUANTILES},
+    }
+    return out
+
+
 def fit(cfg: FitConfig) -> Path:
     """Run every stage and write the model directory; returns its path."""
     start = time.time()
@@ -389,6 +421,7 @@ def fit(cfg: FitConfig) -> Path:
         residual=p["residual"],
         vae_channels=tuple(p["vae_channels"]),
         bank_size=1,
+        members=cfg.members,
     ).to(cfg.device)
     if cfg.init:
         _warm_start(model, cfg.init)
@@ -397,7 +430,7 @@ def fit(cfg: FitConfig) -> Path:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     # budgets (epochs) are not part of a run's identity: asking for more epochs continues the run
     ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, "init": cfg.init,
-             **{k: v for k, v in p.items() if not k.endswith("_epochs")}}
+             **{k: v for k, v in p.items() if not k.endswith("_epochs")}, **({"members": cfg.members} if cfg.members != 1 else {})}
     chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
     _log(f"data: {len(ds)} episodes, {ds.steps} steps of {meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
 
@@ -421,6 +454,7 @@ def fit(cfg: FitConfig) -> Path:
     rng = np.random.default_rng(cfg.seed)
     bank = firsts[rng.permutation(len(firsts))[: cfg.bank_size]]
     model.start_z = torch.as_tensor(bank, device=cfg.device)
+    uncertainty = heldout_disagreement(model, ds, mu, val_eps, cfg.device)
     seconds = time.time() - start
     card = {
         "env": {"id": meta["env_id"], "kwargs": meta.get("env_kwargs", {}), "max_episode_steps": meta.get("max_episode_steps"),
@@ -438,6 +472,7 @@ def fit(cfg: FitConfig) -> Path:
             "heldout": {"mdnrnn": heldout, "vae": vae_metrics},
         },
         "scores": {},
+        "uncertainty": uncertainty,
         **cfg.extra_card,
     }
     out = save_model(model.cpu(), cfg.out, card, half=cfg.half)

@@ -114,14 +114,17 @@ class MemberLSTM(nn.Module):
         self.bias_hh_l0 = nn.Parameter(torch.empty(members, 4 * hidden))
         _uniform_init(self, hidden)
 
-    def _gates(self, gx: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.baddbmm(gx, h, self.weight_hh_l0.transpose(1, 2)) + self.bias_hh_l0.unsqueeze(1)
+    @staticmethod
+    def _gates(gx: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w_hh_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """gx: input gates with both biases (M, B, 4H); w_hh_t: (M, H, 4H)."""
+        g = torch.baddbmm(gx, h, w_hh_t)
         i, f, cell, o = g.chunk(4, dim=-1)  # torch's gate order
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(cell)
         return torch.sigmoid(o) * torch.tanh(c), c
 
     def cell(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._gates(_input_gates(x, self.weight_ih_l0, self.bias_ih_l0), h, c)
+        gx = _input_gates(x, self.weight_ih_l0, self.bias_ih_l0) + self.bias_hh_l0.unsqueeze(1)
+        return self._gates(gx, h, c, self.weight_hh_l0.transpose(1, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m, hdim = self.members, self.hidden_size
@@ -129,12 +132,14 @@ class MemberLSTM(nn.Module):
             x = x.unsqueeze(0).expand(m, *x.shape)
         _, b, t, _ = x.shape
         # the input projection of every step at once; only the recurrence steps in time
-        gx = torch.baddbmm(self.bias_ih_l0.unsqueeze(1), x.reshape(m, b * t, -1), self.weight_ih_l0.transpose(1, 2)).reshape(m, b, t, -1)
+        bias = (self.bias_ih_l0 + self.bias_hh_l0).unsqueeze(1)
+        gx = torch.baddbmm(bias, x.reshape(m, b * t, -1), self.weight_ih_l0.transpose(1, 2)).reshape(m, b, t, -1).transpose(1, 2).contiguous()
+        w_hh_t = self.weight_hh_l0.transpose(1, 2).contiguous()  # one copy per sequence, not per step
         h = x.new_zeros(m, b, hdim)
         c = x.new_zeros(m, b, hdim)
         out = []
         for i in range(t):
-            h, c = self._gates(gx[:, :, i], h, c)
+            h, c = self._gates(gx[:, i], h, c, w_hh_t)
             out.append(h)
         return torch.stack(out, dim=2)
 
@@ -167,9 +172,12 @@ class MemberGRUCell(nn.Module):
 
 # -- choosing and comparing members -------------------------------------------------------------------
 def member_spread(x: torch.Tensor) -> torch.Tensor:
-    """Disagreement of M predictions ``x`` (M, B, D): the members' standard deviation (population, ddof 0)
-    in each dimension, averaged over the D dimensions -> (B,)."""
-    return x.std(dim=0, correction=0).mean(dim=-1)
+    """Disagreement of M predictions ``x`` (M, ..., D): the members' standard deviation (population, ddof 0)
+    in each dimension, averaged over the D dimensions -> (...). Computed from the deviations to member 0
+    (the variance is shift-invariant), so identical members give exactly 0."""
+    dev = x - x[:1]
+    var = (dev.pow(2).mean(0) - dev.mean(0).pow(2)).clamp_min(0.0)
+    return var.sqrt().mean(dim=-1)
 
 
 def resolve_member(member, members: int, batch: int, generator: torch.Generator | None, device) -> torch.Tensor | str:

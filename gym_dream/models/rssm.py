@@ -244,7 +244,7 @@ class RSSM(WorldModel):
         else:
             reward, p_end = pick(rewards, choice), pick(probs, choice)
         state = {"h": h.transpose(0, 1).contiguous(), "s": s}
-        return Transition(state, reward, p_end > 0.5, p_end, disagreement, rewards.std(0, correction=0))
+        return Transition(state, reward, p_end > 0.5, p_end, disagreement, member_spread(rewards.unsqueeze(-1)))
 
     def features(self, state: State) -> torch.Tensor:
         h = state["h"] if self.members == 1 else state["h"][:, 0]
