@@ -270,11 +270,14 @@ def test_stale_and_torn_episode_files_after_a_kill_are_handled(tmp_path):
     for i in range(3):  # duplicates of stored episodes, as an interrupted compaction leaves them
         write_episode(out, i, ds.episode(i), int(ds.keys[i]))
     (out / f"episode-{10:08d}.npz").write_bytes(b"PK\x03\x04torn")
+    (out / ".episode-00000011.npz.k2j4_x.tmp").write_bytes(b"half a write")  # a kill mid-write
+    (out / "notes.tmp").write_text("the user's")
     with pytest.raises(Exception, match="episode-00000010.npz"):
         EpisodeDataset(out)
     collect(CollectConfig(env_id="CartPole-v1", out=str(out), episodes=12, steps=None, workers=1))
     after = EpisodeDataset(out)
     assert len(after) == 12 and len(set(after.keys.tolist())) == 12
     assert (out / "episode-00000010.npz.broken").exists() and not list(out.glob("episode-*.npz"))
+    assert not list(out.glob(".*.tmp")) and (out / "notes.tmp").read_text() == "the user's"
     for i in range(10):
         np.testing.assert_array_equal(after.episode(i).obs, ds.episode(i).obs)

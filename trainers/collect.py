@@ -240,6 +240,8 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
             f"collect {cfg.env_id} into another folder."
         )
     if out.is_dir():
+        for tmp in [*out.glob(".episode-*.npz.*.tmp"), *out.glob(".shard-*.npz.*.tmp")]:
+            tmp.unlink(missing_ok=True)  # a write a kill interrupted (atomic_write_bytes' own temp files, never user data)
         _set_aside_torn_episode_files(out)
         files, stale = dataset_index(out)
         for p in stale:  # leftovers of a compaction a kill interrupted: their episodes are in a shard
