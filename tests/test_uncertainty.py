@@ -44,11 +44,11 @@ def _never_terminates(model):
 QUANTILES = {"50": 0.05, "90": 0.1, "95": 0.12, "99": 0.15, "99.9": 0.2}
 
 
-def cartpole_members(members=3, seed=0, quantiles=None):
+def cartpole_members(members=3, seed=0, quantiles=None, dropout=0.0):
     """A randomly initialised tiny CartPole MDN-RNN with ``members`` members and an uncertainty card."""
     env = gym.make("CartPole-v1")
     m = MDNRNN(env.observation_space, env.action_space, Preprocessing("vector"), hidden=16, mixtures=2, head_hidden=8,
-               residual=True, bank_size=8, members=members)
+               residual=True, bank_size=8, members=members, dropout=dropout)
     _init(m, seed)
     m.card = {"env": {"id": "CartPole-v1"},
               "uncertainty": {"members": members, "reward_min": -3.0, "heldout_disagreement": {"quantiles": dict(quantiles or QUANTILES)}}}
@@ -111,6 +111,22 @@ def test_different_members_disagree_and_single_members_report_exactly_zero(famil
     # a single member's card and state dict are those of a model without members
     assert "members" not in single.hyperparameters() and multi.hyperparameters()["members"] == 3
     assert set(single.state_dict()) == set(multi.state_dict())
+
+
+def test_dropout_members_are_masks_of_one_network():
+    model = cartpole_members(4, dropout=0.25)
+    single = cartpole_members(1)
+    assert set(model.state_dict()) == set(single.state_dict()) | {"member_masks"}
+    assert all(model.state_dict()[k].shape == v.shape for k, v in single.state_dict().items())
+    assert model.hyperparameters()["dropout"] == 0.25 and model.member_masks.shape == (4, 16)
+    state = model.initial_state(3, torch.Generator().manual_seed(0))
+    assert state["h"].shape == (3, 16)  # the state of one network
+    with torch.no_grad():
+        tr = model.imagine(state, torch.tensor([0, 1, 0]), 1.0, torch.Generator().manual_seed(1), member="mean")
+    assert tr.state["h"].shape == (3, 16) and bool((tr.disagreement > 0).all())
+    assert model.features(tr.state).shape == (3, model.feature_dim)
+    with pytest.raises(ValueError, match="members > 1"):
+        cartpole_members(1, dropout=0.1)
 
 
 def _synthetic(g, m, b=8, t=8):
@@ -207,10 +223,10 @@ def test_single_env_member_choices(one_thread):
         assert check(rewards), (member, rewards)
 
 
-@pytest.mark.parametrize("family", ["mdnrnn", "rssm"])
+@pytest.mark.parametrize("family", ["mdnrnn", "mdnrnn-dropout", "rssm"])
 @pytest.mark.parametrize("member", MEMBER_CHOICES)
 def test_same_seed_same_dream_with_members(family, member):
-    model = cartpole_members(3) if family == "mdnrnn" else swingup_rssm(3)
+    model = {"mdnrnn": lambda: cartpole_members(3), "mdnrnn-dropout": lambda: cartpole_members(3, dropout=0.2), "rssm": lambda: swingup_rssm(3)}[family]()
     kwargs = dict(num_envs=6, model=model, member=member, max_episode_steps=5, uncertainty_penalty=0.5)
 
     def run(seed):
@@ -347,7 +363,7 @@ def test_penalty_and_limit_in_vector_env_every_autoreset_mode(mode):
 def test_check_env_with_uncertainty_on(member):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    for model in (cartpole_members(3), swingup_rssm(2)):
+    for model in (cartpole_members(3), cartpole_members(3, dropout=0.2), swingup_rssm(2)):
         env = gym_dream.DreamEnv(model=model, member=member, uncertainty_penalty=1.0, uncertainty_limit="q99")
         check_env(env, skip_render_check=True)
         sb3_check_env(env, warn=False)

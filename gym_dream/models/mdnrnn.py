@@ -26,6 +26,11 @@ latent units (a standardised observation for vector models, the VAE latent for p
 disagreement is the members' std of the reward each predicts for the sampled ``z_{t+1}``.
 A single-member model has the parameters, state and floating-point results of the original model
 and a disagreement of exactly 0.
+
+Dropout members (``dropout`` = p > 0 with ``members`` = M): one LSTM, MDN and heads, and M fixed dropout
+masks on the memory ``h`` that the MDN and the heads read (Dropout's Dream Land); the state is that
+of a single model (``h``/``c`` (B, H)), training draws a fresh mask per sequence, and the dream's
+members are the M masks stored with the weights. ``gym_dream.models.members`` compares the two forms.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class MDNRNN(WorldModel):
         vae_channels: conv widths of the VAE (images only).
         bank_size: number of stored start latents (encoded real first observations).
         members: dynamics members (LSTM + MDN + heads) batched in one tensor dimension (1: a single model).
+        dropout: 0 (default): the members are independently initialised networks; p > 0 (with members > 1):
+            the members are M fixed dropout masks (keep probability 1 - p) on the memory of one network.
     """
 
     family = "mdnrnn"
@@ -75,9 +82,17 @@ class MDNRNN(WorldModel):
         vae_channels: tuple[int, ...] = (32, 64, 128, 256),
         bank_size: int = 1,
         members: int = 1,
+        dropout: float = 0.0,
     ):
         super().__init__(observation_space, action_space, preprocessing)
         self.members = check_members(members)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}.")
+        if dropout > 0 and members == 1:
+            raise ValueError("dropout > 0 makes the members dropout masks: set members > 1 too (e.g. members=5, dropout=0.1).")
+        self.dropout = float(dropout)
+        #: members in the weights' leading dimension: M for an ensemble, 1 for one network (dropout masks or a single model)
+        self.weight_members = wm = members if self.dropout == 0 else 1
         if preprocessing.kind == "image":
             self.vision: nn.Module = ConvVAE(z_dim=z_dim, channels=tuple(vae_channels), image_size=preprocessing.size[0])
         else:
@@ -88,14 +103,17 @@ class MDNRNN(WorldModel):
         self.z_dim, self.hidden, self.mixtures = z_dim, hidden, mixtures
         self.head_hidden, self.residual = head_hidden, residual
         self.vae_channels = tuple(vae_channels)
-        if members == 1:
+        if wm == 1:
             self.rnn: nn.Module = nn.LSTM(z_dim + self.action_dim, hidden, batch_first=True)
         else:
-            self.rnn = MemberLSTM(members, z_dim + self.action_dim, hidden)
-        self.mdn = MixtureHead(hidden, z_dim, mixtures, members)
-        self.reward_head = member_mlp(members, z_dim + hidden, head_hidden, 1)
-        self.termination_head = member_mlp(members, z_dim + hidden, head_hidden, 1)
+            self.rnn = MemberLSTM(wm, z_dim + self.action_dim, hidden)
+        self.mdn = MixtureHead(hidden, z_dim, mixtures, wm)
+        self.reward_head = member_mlp(wm, z_dim + hidden, head_hidden, 1)
+        self.termination_head = member_mlp(wm, z_dim + hidden, head_hidden, 1)
         self.register_buffer("start_z", torch.zeros(bank_size, z_dim))
+        if self.dropout > 0:  # the members' masks (inverted dropout), saved with the weights
+            keep = torch.rand(members, hidden, generator=torch.Generator().manual_seed(0)) >= self.dropout
+            self.register_buffer("member_masks", keep.float() / (1.0 - self.dropout))
 
     def hyperparameters(self) -> dict[str, Any]:
         params = {
@@ -109,6 +127,8 @@ class MDNRNN(WorldModel):
         }
         if self.members > 1:  # a single-member card stays what gym-dream wrote before members existed
             params["members"] = self.members
+        if self.dropout > 0:
+            params["dropout"] = self.dropout
         return params
 
     @property
@@ -123,7 +143,7 @@ class MDNRNN(WorldModel):
     def _cell(self, z: torch.Tensor, action: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One memory step; h, c are (B, H) for one member, (M, B, H) for several."""
         x = torch.cat([z, self.encode_action(action)], dim=-1)
-        if self.members > 1:
+        if self.weight_members > 1:
             return self.rnn.cell(x, h, c)
         return torch.lstm_cell(x, (h, c), self.rnn.weight_ih_l0, self.rnn.weight_hh_l0, self.rnn.bias_ih_l0, self.rnn.bias_hh_l0)
 
@@ -145,7 +165,16 @@ class MDNRNN(WorldModel):
         x = torch.cat([z[..., :-1, :], self._encode_actions(actions, lead)], dim=-1)
         if self.members == 1:
             return self.rnn(x)[0]
-        return self.rnn(x)
+        if self.dropout == 0:
+            return self.rnn(x)
+        # one network; the members are masks of its memory (fresh ones per sequence while training)
+        hs = self.rnn(x.reshape(-1, *x.shape[-2:]))[0].reshape(*x.shape[:-1], -1)
+        if hs.dim() == 3:
+            hs = hs.unsqueeze(0)
+        if self.training:
+            keep = torch.rand(self.members, hs.shape[1], 1, self.hidden, device=hs.device) >= self.dropout
+            return hs * (keep.float() / (1.0 - self.dropout))
+        return hs * self.member_masks[:, None, None, :]
 
     def next_latent_distribution(self, h: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits, mu, log_sigma = self.mdn(h)
@@ -188,12 +217,12 @@ class MDNRNN(WorldModel):
         else:
             idx = torch.randint(self.start_z.shape[0], (batch,), generator=generator, device=device)
             z = self.start_z[idx]
-        shape = (batch, self.hidden) if self.members == 1 else (batch, self.members, self.hidden)
+        shape = (batch, self.hidden) if self.weight_members == 1 else (batch, self.members, self.hidden)
         zeros = torch.zeros(shape, device=device)
         return {"z": z, "h": zeros, "c": zeros.clone()}
 
     def observe(self, state: State, action: torch.Tensor, obs: torch.Tensor) -> State:
-        if self.members == 1:
+        if self.weight_members == 1:
             h, c = self._cell(state["z"], action, state["h"], state["c"])
             return {"z": self.encode(obs.to(h.device)), "h": h, "c": c}
         h, c = self._cell(state["z"], action, *self._members_first(state))
@@ -209,7 +238,13 @@ class MDNRNN(WorldModel):
             p_end = torch.sigmoid(term_logit)
             zero = torch.zeros_like(reward)
             return Transition({"z": z_next, "h": h, "c": c}, reward, p_end > 0.5, p_end, zero, zero.clone())
-        h, c = self._cell(z, action, *self._members_first(state))  # (M, B, H)
+        if self.dropout > 0:  # one memory, read through M masks
+            h_one, c = self._cell(z, action, state["h"], state["c"])
+            h = h_one.unsqueeze(0) * self.member_masks.unsqueeze(1)
+            next_memory = {"h": h_one, "c": c}
+        else:
+            h, c = self._cell(z, action, *self._members_first(state))  # (M, B, H)
+            next_memory = {"h": h.transpose(0, 1).contiguous(), "c": c.transpose(0, 1).contiguous()}
         logits, mu, log_sigma = self.next_latent_distribution(h, z)  # (M, B, K), (M, B, K, Z)
         disagreement = member_spread(mixture_mean(logits, mu))
         choice = resolve_member(member, self.members, z.shape[0], generator, z.device)
@@ -223,11 +258,10 @@ class MDNRNN(WorldModel):
             reward, p_end = rewards.mean(0), probs.mean(0)
         else:
             reward, p_end = pick(rewards, choice), pick(probs, choice)
-        state = {"z": z_next, "h": h.transpose(0, 1).contiguous(), "c": c.transpose(0, 1).contiguous()}
-        return Transition(state, reward, p_end > 0.5, p_end, disagreement, member_spread(rewards.unsqueeze(-1)))
+        return Transition({"z": z_next, **next_memory}, reward, p_end > 0.5, p_end, disagreement, member_spread(rewards.unsqueeze(-1)))
 
     def features(self, state: State) -> torch.Tensor:
-        h = state["h"] if self.members == 1 else state["h"][:, 0]
+        h = state["h"] if self.weight_members == 1 else state["h"][:, 0]
         return torch.cat([state["z"], h], dim=-1)
 
     def decode(self, state: State) -> torch.Tensor:
