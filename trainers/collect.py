@@ -45,7 +45,8 @@ class CollectConfig:
     workers: int = 2
     """parallel real envs (AsyncVectorEnv when > 1)"""
     seed: int = 0
-    """base seed; a resumed run derives fresh seeds from the episodes already stored"""
+    """base seed: episode k (counted over the whole dataset) has its env and policy seeded from (seed, k) only, so a
+    resumed run repeats no episode and re-runs exactly those a kill cut off"""
     shard_steps: int = 20_000
     """compact finished episodes into a compressed shard once this many steps of them are stored (each episode
     is on disk the moment it ends, as its own file, whatever this is)"""
