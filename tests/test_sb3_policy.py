@@ -1,0 +1,33 @@
+"""SB3 agents stored as data (safetensors + JSON) act exactly like the agent they were saved from; no pickle."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from trainers.sb3_policy import SB3Policy, resolve_class, save_policy
+
+
+@pytest.mark.parametrize("algo, env_id", [("PPO", "CartPole-v1"), ("DQN", "CartPole-v1"), ("SAC", "Pendulum-v1")])
+def test_a_stored_policy_acts_like_the_agent(algo, env_id, tmp_path):
+    import stable_baselines3 as sb3
+
+    env = gym.make(env_id)
+    agent = getattr(sb3, algo)("MlpPolicy", env, seed=0, **({"n_steps": 64} if algo == "PPO" else {"learning_starts": 0}))
+    agent.learn(128)
+    save_policy(agent, tmp_path / "agent", {"tau": 1.0})
+    card = json.loads((tmp_path / "agent" / "policy.json").read_text())
+    assert card["algo"] == algo.lower() and card["tau"] == 1.0
+    stored = SB3Policy.load(tmp_path / "agent")
+    obs = np.stack([env.observation_space.sample() for _ in range(32)])
+    np.testing.assert_allclose(stored.predict(obs)[0], agent.predict(obs, deterministic=True)[0], rtol=1e-6)
+    assert stored.predict(obs[0])[0].shape == env.action_space.shape
+
+
+def test_a_stored_policy_names_only_torch_and_sb3_classes(tmp_path):
+    with pytest.raises(ValueError, match="only name those"):
+        resolve_class("os.system")
+    with pytest.raises(ValueError, match="only name those"):
+        resolve_class("subprocess.Popen")
+    assert resolve_class("torch.nn.modules.activation.Tanh").__name__ == "Tanh"
