@@ -144,3 +144,124 @@ def test_fit_can_start_from_a_previous_model(cartpole_data, tiny_cartpole_model,
             torch.testing.assert_close(new[k], old[k], msg=k)
     with pytest.raises(ValueError, match="sizes differ"):
         fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m2"), preset="tiny", hidden=24, rnn_epochs=0, init=str(tiny_cartpole_model)))
+
+
+# -- arguments refused at config time -----------------------------------------------------------------
+@pytest.mark.parametrize("field, value, flag", [
+    ("bank_size", 0, "bank_size"), ("bank_size", -3, "bank_size"), ("seq_len", 0, "seq_len"), ("rnn_batch", 0, "rnn_batch"),
+    ("vae_batch", 0, "vae_batch"), ("val_fraction", 1.0, "val_fraction"), ("val_fraction", -0.1, "val_fraction"),
+    ("val_fraction", float("nan"), "val_fraction"), ("rnn_epochs", -1, "rnn_epochs"), ("lr", 0.0, "lr"), ("z_dim", 0, "z_dim"),
+    ("mixtures", 0, "mixtures"), ("vae_frames", 0, "vae_frames"), ("max_episodes", 0, "max_episodes"), ("family", "gru", "family"),
+    ("preset", "huge", "preset"), ("updates", -1, "updates"), ("free_nats", -1.0, "free_nats"),
+])
+def test_out_of_range_fit_arguments_are_refused_before_any_work(field, value, flag, tmp_path):
+    with pytest.raises(ValueError, match=flag) as e:
+        FitConfig(data=str(tmp_path / "no-data-needed"), out=str(tmp_path / "m"), **{field: value})
+    assert "--" + flag.replace("_", "-") in str(e.value)  # names the option, and the range it takes
+    assert not (tmp_path / "m").exists() and not (tmp_path / "m.checkpoints").exists()
+
+
+def test_fit_bank_size_zero_names_the_fix_on_the_command_line(tmp_path, capsys):
+    from trainers.cli import main
+
+    assert main(["fit", str(tmp_path), "--out", str(tmp_path / "m"), "--bank-size", "0"]) == 2
+    assert "--bank-size must be an integer >= 1" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
+# -- the model directory is replaced as a whole ---------------------------------------------------------
+def _files(directory):
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def test_a_crash_while_writing_a_refit_leaves_the_old_model_whole(cartpole_data, tiny_cartpole_model, tmp_path, monkeypatch):
+    import gym_dream.checkpoint
+    import shutil
+
+    out = tmp_path / "m"
+    shutil.copytree(tiny_cartpole_model, out)
+    (out / "agents").mkdir()
+    (out / "agents" / "note.txt").write_text("mine")
+    before = _files(out)
+    real_write = gym_dream.checkpoint.atomic_write_bytes
+
+    def crash_at_the_card(path, data, durable=True):
+        if path.name == "model.json":
+            raise KeyboardInterrupt("killed between the weights and the card")
+        real_write(path, data, durable)
+
+    monkeypatch.setattr(gym_dream.checkpoint, "atomic_write_bytes", crash_at_the_card)
+    with pytest.raises(KeyboardInterrupt):
+        fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=1, seed=5, checkpoint_dir=str(tmp_path / "ck")))
+    assert _files(out) == before  # the old weights with the old card
+    gym_dream.load_model(out)
+    monkeypatch.setattr(gym_dream.checkpoint, "atomic_write_bytes", real_write)
+    fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=1, seed=5, checkpoint_dir=str(tmp_path / "ck")))
+    assert _files(out)["model.safetensors"] != before["model.safetensors"] and gym_dream.load_model(out).card["training"]["seed"] == 5
+    assert (out / "agents" / "note.txt").read_text() == "mine"  # what the user put in the directory is kept
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.")] == []  # no temporary directory left
+
+
+_WRITER = """
+import sys, torch
+from gym_dream.checkpoint import load_model
+from trainers.checkpointing import save_model_dir
+a, b = load_model(sys.argv[1]), load_model(sys.argv[1])
+with torch.no_grad():
+    for p in b.parameters():
+        p.add_(1.0)
+print("ready", flush=True)
+i = 0
+while True:
+    m = (a, b)[i % 2]
+    save_model_dir(m, sys.argv[2], {**m.card, "which": "ab"[i % 2]})
+    i += 1
+"""
+
+
+def test_a_refit_killed_at_a_random_moment_leaves_a_whole_model(tiny_cartpole_model, tmp_path):
+    """kill -9 a process that keeps replacing one model directory with two different models: whenever it dies,
+    the directory holds one of them, its weights with its own card."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    a = gym_dream.load_model(tiny_cartpole_model).state_dict()
+    out = tmp_path / "m"
+    rng = random.Random(0)
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(tiny_cartpole_model), str(out)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.2, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        model = gym_dream.load_model(out)  # never a weights/card mismatch
+        name = next(n for n, _ in model.named_parameters())
+        want = a[name] if model.card["which"] == "a" else a[name] + 1.0
+        torch.testing.assert_close(model.state_dict()[name], want)
+
+
+# -- the RSSM family from the same shards ----------------------------------------------------------------
+def test_fit_family_rssm_from_collected_shards_makes_a_dream(cartpole_data, tmp_path):
+    import gymnasium as gym
+
+    from trainers.cli import main
+
+    out = tmp_path / "rssm"
+    assert main(["fit", str(cartpole_data), "--out", str(out), "--family", "rssm", "--preset", "tiny", "--bank-size", "8"]) == 0
+    model = gym_dream.load_model(out)
+    card = model.card
+    assert model.family == "rssm" and model.start_h.shape[0] == 8 and card["training"]["family"] == "rssm"
+    assert card["env"]["id"] == "CartPole-v1" and card["data"]["steps"] == 3000 and np.isfinite(card["training"]["heldout"]["rssm"]["loss"])
+    env = gym.make("Dream-CartPole-v0", model=str(out), tau=1.0)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (model.feature_dim,)
+    env.step(0)
+    # resumable like the MDN-RNN fit: asking for more updates continues from the checkpoint
+    import safetensors
+
+    record = lambda: json.loads(safetensors.safe_open(str(tmp_path / "rssm.checkpoints" / "rssm.safetensors"), "pt").metadata()["record"])
+    assert [h["updates"] for h in record()["history"]] == [30]
+    main(["fit", str(cartpole_data), "--out", str(out), "--family", "rssm", "--preset", "tiny", "--bank-size", "8", "--updates", "130"])
+    assert [h["updates"] for h in record()["history"]] == [30, 130]

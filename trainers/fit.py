@@ -1,13 +1,17 @@
-"""Fit a VAE + MDN-RNN world model on a collected dataset and write a model directory.
+"""Fit a world model on a collected dataset and write a model directory: a VAE + MDN-RNN (``family``
+mdnrnn, this module) or PlaNet's RSSM (``family`` rssm, :mod:`trainers.fit_rssm`).
 
-Stages (each checkpointed per epoch, atomically, and resumed on re-run):
+MDN-RNN stages (each checkpointed per epoch, atomically, and resumed on re-run):
 
 1. vision: a conv VAE on frames (pixel data) or the standardiser's statistics (vector data);
 2. encode every observation to its latent mean and log-variance;
 3. memory: the MDN-RNN with reward and termination heads, teacher-forced on sequence windows
    (for pixel data each batch samples z ~ N(mu, sigma), as in World Models);
 4. the model directory: weights + card, with held-out metrics and a bank of real start latents.
-   The weights of the epoch with the best held-out loss are kept.
+   The weights of the epoch with the best held-out loss are kept. An existing model directory is
+   replaced as a whole (:func:`trainers.checkpointing.save_model_dir`): a kill leaves the old model or the new.
+
+Out-of-range arguments are refused when the :class:`FitConfig` is made (``trainers.presets.FIT_RANGES``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,25 +28,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from gym_dream.checkpoint import save_model
 from gym_dream.models import MDNRNN
 from gym_dream.models.members import clip_grad_norm_per_member
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict
-from trainers.checkpointing import load_checkpoint, read_record, save_checkpoint
+from trainers.checkpointing import Stage, load_checkpoint, read_record, save_checkpoint, save_model_dir
 from trainers.data import EpisodeDataset
-from trainers.progress import progress
+from trainers.fit_vae import encode_all, fit_vae
+from trainers.sequences import data_card, windows
+from trainers.presets import FIT_RANGES, MDNRNN_PRESETS, VECTOR_DEFAULTS, check_ranges, preset
 
-#: network sizes and budgets; "tiny" shrinks every network for tests and smoke runs
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": dict(z_dim=32, hidden=256, mixtures=5, head_hidden=64, vae_channels=[32, 64, 128, 256],
-                    vae_epochs=10, vae_batch=256, rnn_epochs=60, rnn_batch=64, seq_len=64, lr=1e-3, termination_weight=1.0, end_weight=1.0),
-    "tiny": dict(z_dim=8, hidden=16, mixtures=2, head_hidden=8, vae_channels=[4, 8, 8, 16],
-                 vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3, termination_weight=1.0, end_weight=1.0),
-}
-
-#: low-dimensional vector data (CartPole): short episodes, cheap steps, so smaller batches and more epochs
-VECTOR_DEFAULTS: dict[str, Any] = dict(rnn_batch=16, seq_len=32, rnn_epochs=200)
+#: network sizes and budgets (trainers/presets.py; "tiny" is the one tiny preset)
+PRESETS = MDNRNN_PRESETS
+FAMILIES = ("mdnrnn", "rssm")
 
 
 @dataclass
@@ -52,12 +49,14 @@ class FitConfig:
     """dataset folder written by `gym-dream collect`"""
     out: str = "models/cartpole"
     """model directory to write (model.json + model.safetensors)"""
+    family: str = "mdnrnn"
+    """world-model family: mdnrnn (VAE + MDN-RNN, World Models) | rssm (PlaNet's RSSM), from the same shards"""
     preset: str = "default"
-    """network sizes and budgets: default | tiny (see PRESETS); fields below override it"""
+    """network sizes and budgets: default | tiny (rssm also: cpu | planet; see trainers/presets.py); fields below override it"""
     z_dim: int | None = None
     """latent size of the VAE (pixel data; vector data uses the observation size)"""
     hidden: int | None = None
-    """LSTM units"""
+    """LSTM units (rssm: units of the MLPs around the GRU)"""
     mixtures: int | None = None
     """Gaussians in the MDN"""
     head_hidden: int | None = None
@@ -88,8 +87,20 @@ class FitConfig:
     then ends wherever an end is at least 1 / (1 + end_weight) likely. For ends the frames barely show (CarRacing's
     exits from the playfield), which the head otherwise never predicts and the dream never punishes"""
     rnn_minutes: float | None = None
-    """wall-time budget of this invocation's MDN-RNN stage: stop after the epoch that passes it and
+    """wall-time budget of this invocation's MDN-RNN (or RSSM) stage: stop after the epoch that passes it and
     write the model from the best epoch so far (re-running continues toward rnn_epochs)"""
+    deter: int | None = None
+    """rssm: GRU units of the deterministic path"""
+    stoch: int | None = None
+    """rssm: size of the stochastic state"""
+    updates: int | None = None
+    """rssm: ELBO updates in all (checkpointed every 100; asking for more continues)"""
+    free_nats: float = 3.0
+    """rssm: KL below this many nats is not penalised"""
+    overshooting: int = 0
+    """rssm: latent overshooting distance D (0: off)"""
+    grad_clip: float = 1000.0
+    """rssm: gradient norm clip"""
     val_fraction: float = 0.1
     """share of episodes held out"""
     bank_size: int = 1024
@@ -119,10 +130,19 @@ class FitConfig:
     extra_card: dict[str, Any] = field(default_factory=dict)
     """extra fields merged into the model card"""
 
+    def __post_init__(self):
+        """Refuse out-of-range arguments now, before any work."""
+        if self.family not in FAMILIES:
+            raise ValueError(f"fit --family must be one of {' | '.join(FAMILIES)}, got {self.family!r}.")
+        from trainers.presets import RSSM_PRESETS
+
+        presets = PRESETS if self.family == "mdnrnn" else {"default": None, **RSSM_PRESETS}
+        if self.preset not in presets:
+            raise ValueError(f"fit --preset {self.preset!r} is not a {self.family} preset; choose from {' | '.join(presets)}.")
+        check_ranges(self, FIT_RANGES, "fit")
+
     def resolved(self, image: bool) -> dict[str, Any]:
-        if self.preset not in PRESETS:
-            raise ValueError(f"Unknown preset {self.preset!r}; choose from {sorted(PRESETS)}.")
-        p = dict(PRESETS[self.preset])
+        p = preset(PRESETS, self.preset, "fit")
         if not image and self.preset == "default":
             p.update(VECTOR_DEFAULTS)
         for k in p:
@@ -151,122 +171,14 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
-class _Stage:
-    """Per-epoch checkpoint and resume of one training stage."""
-
-    def __init__(self, path: Path, config_hash: str, modules: dict, optimizers: dict):
-        self.path, self.hash, self.modules, self.optimizers = path, config_hash, modules, optimizers
-
-    def resume(self) -> dict[str, Any]:
-        if not self.path.is_file():
-            return {"epoch": 0, "history": [], "best": None}
-        if read_record(self.path).get("config_hash") != self.hash:
-            raise ValueError(
-                f"{self.path} was written by a fit with other settings; delete {self.path.parent} "
-                "to start over, or pass another --out."
-            )
-        record = load_checkpoint(self.path, self.modules, self.optimizers)
-        _log(f"resuming {self.path.name} after epoch {record['epoch']}")
-        return record
-
-    def save(self, record: dict[str, Any]) -> None:
-        save_checkpoint(self.path, self.modules, self.optimizers, {**record, "config_hash": self.hash})
-
-
-# -- windows of sequences ----------------------------------------------------------------------
-def windows(ds: EpisodeDataset, episodes: np.ndarray, seq_len: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index arrays (obs_idx (W, T+1), act_idx (W, T), mask (W, T)) of training windows.
-
-    With ``rng``: random windows, one per ``seq_len`` training steps, episodes drawn in proportion
-    to their length, each starting anywhere in its episode (a window running past the end is
-    masked), so an episode's last transitions (deaths, crashes: what the termination head must
-    learn) are trained on as often as any other. Without: consecutive windows covering every
-    transition once (evaluation).
-    """
-    lengths = ds.lengths[episodes]
-    if rng is not None:
-        n = max(1, math.ceil(lengths.sum() / seq_len))
-        pick = rng.choice(len(episodes), size=n, p=lengths / lengths.sum())
-        ep = episodes[pick]
-        start = (rng.random(n) * ds.lengths[ep]).astype(np.int64)
-    else:
-        ep = np.concatenate([np.full(math.ceil(L / seq_len), e) for e, L in zip(episodes, lengths)])
-        start = np.concatenate([np.arange(0, L, seq_len) for L in lengths])
-    L = ds.lengths[ep]
-    steps = np.arange(seq_len)
-    valid = steps[None] < (L - start)[:, None]
-    act_idx = ds.act_start[ep][:, None] + np.minimum(start[:, None] + steps[None], L[:, None] - 1)
-    obs_steps = np.arange(seq_len + 1)
-    obs_idx = ds.obs_start[ep][:, None] + np.minimum(start[:, None] + obs_steps[None], L[:, None])
-    return obs_idx, act_idx, valid
-
-
-# -- stages --------------------------------------------------------------------------------------
-def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray, p: dict, cfg: FitConfig, stage: _Stage, opt) -> dict[str, float]:
-    vae = model.vision
-    frames_of = lambda eps: np.concatenate([np.arange(ds.obs_start[e], ds.obs_start[e] + ds.lengths[e] + 1) for e in eps])
-    train_idx, val_idx = frames_of(train_eps), frames_of(val_eps)
-    record = stage.resume()
-    g = torch.Generator(cfg.device).manual_seed(cfg.seed)
-    rng = np.random.default_rng([cfg.seed, 1, record["epoch"]])
-    val_sub = val_idx[np.random.default_rng(cfg.seed).permutation(len(val_idx))[:2048]]
-
-    def val_loss() -> dict[str, float]:
-        vae.eval()
-        tot = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
-        with torch.no_grad():
-            for i in range(0, len(val_sub), 512):
-                x = torch.as_tensor(ds.obs[np.sort(val_sub[i : i + 512])], device=cfg.device)
-                out = vae.loss(x, generator=g)
-                for k in tot:
-                    tot[k] += float(out[k]) * len(x)
-        vae.train()
-        return {k: v / max(len(val_sub), 1) for k, v in tot.items()}
-
-    for epoch in range(record["epoch"], p["vae_epochs"]):
-        epoch_start = time.time()
-        perm = rng.permutation(train_idx)[: cfg.vae_frames or None]
-        bar = progress(total=len(perm), desc=f"VAE epoch {epoch + 1}/{p['vae_epochs']}", unit="img")
-        run = 0.0
-        for i in range(0, len(perm), p["vae_batch"]):
-            x = torch.as_tensor(ds.obs[np.sort(perm[i : i + p["vae_batch"]])], device=cfg.device)
-            out = vae.loss(x, generator=g)
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            opt.step()
-            loss = float(out["loss"].detach())
-            run = 0.98 * run + 0.02 * loss if i else loss
-            bar.update(len(x))
-            bar.set_postfix(loss=f"{run:.1f}")
-        bar.close()
-        v = val_loss()
-        record["history"].append({"epoch": epoch + 1, "train_loss": run, **{f"val_{k}": x for k, x in v.items()}})
-        record["epoch"] = epoch + 1
-        record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
-        stage.save(record)
-        _log(f"VAE epoch {epoch + 1}/{p['vae_epochs']}: train loss {run:.2f}  held-out loss {v['loss']:.2f} (reconstruction {v['reconstruction']:.2f}, KL {v['kl']:.2f})")
-    return val_loss() if len(val_sub) else {}
-
-
-@torch.no_grad()
-def encode_all(model: MDNRNN, ds: EpisodeDataset, device: str, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    model.eval()
-    mus, logvars = [], []
-    for i in range(0, len(ds.obs), batch):
-        mu, logvar = model.vision.encode(torch.as_tensor(ds.obs[i : i + batch], device=device))
-        mus.append(mu.float().cpu().numpy())
-        logvars.append(logvar.float().cpu().numpy())
-    model.train()
-    return np.concatenate(mus), np.concatenate(logvars)
-
-
+# -- the memory stage ----------------------------------------------------------------------------
 def _loss_weights(p: dict[str, Any]) -> dict[str, float]:
     """The termination loss's weights of a resolved config (``end_weight`` is absent from cards written before it)."""
     return {"termination_weight": p["termination_weight"], "end_weight": p.get("end_weight", 1.0)}
 
 
 def _rnn_batch(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.ndarray, idx: tuple, sample: bool, g: torch.Generator, device: str,
-               weights: dict[str, float] | None = None) -> dict[str, torch.Tensor]:
+               weights: dict[str, float] | None = None, termination_logit: bool = False) -> dict[str, torch.Tensor]:
     obs_idx, act_idx, mask = idx
     z = torch.as_tensor(mu[obs_idx], device=device)
     if sample:
@@ -279,6 +191,7 @@ def _rnn_batch(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.nda
         torch.as_tensor(ds.terminated[act_idx], device=device),
         torch.as_tensor(mask, dtype=torch.float32, device=device),
         **(weights or {}),
+        **({"termination_logit": True} if termination_logit else {}),
     )
 
 
@@ -293,13 +206,11 @@ def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.n
     correct = hits = ends = false_ends = 0.0
     for i in range(0, len(obs_idx), batch):
         sl = slice(i, i + batch)
-        out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), False, None, device, weights)
+        out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), False, None, device, weights, termination_logit=True)
+        logit = out.pop("termination_logit")  # the head's logits from the same pass: termination accuracy at the dream's 0.5
         n = float(mask[sl].sum())
         for k, v in out.items():
             tot[k] = tot.get(k, 0.0) + float(v) * n
-        # termination accuracy at the 0.5 threshold the dream uses
-        z = torch.as_tensor(mu[obs_idx[sl]], device=device)
-        logit = model.teacher_forced_termination_logit(z, torch.as_tensor(ds.actions[act_idx[sl]], device=device))
         pred = (logit > 0).cpu().numpy()
         true = ds.terminated[act_idx[sl]]
         correct += float(((pred == true) & mask[sl]).sum())
@@ -316,7 +227,7 @@ def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.n
     return out
 
 
-def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p: dict, cfg: FitConfig, stage: _Stage, opt, sample: bool) -> dict[str, Any]:
+def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p: dict, cfg: FitConfig, stage: Stage, opt, sample: bool) -> dict[str, Any]:
     # clip the memory and the heads separately: the MDN's likelihood gradients grow as its variances
     # shrink, and one shared norm would starve the reward and termination heads
     groups = [
@@ -407,6 +318,10 @@ def fit(cfg: FitConfig) -> Path:
     start = time.time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.family == "rssm":
+        from trainers.fit_rssm import fit_rssm
+
+        return fit_rssm(cfg)
     torch.manual_seed(cfg.seed)
     ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
     meta = ds.meta
@@ -442,7 +357,7 @@ def fit(cfg: FitConfig) -> Path:
     vae_metrics: dict[str, float] = {}
     if image:
         opt = torch.optim.Adam(model.vision.parameters(), lr=p["lr"])
-        vae_metrics = fit_vae(model, ds, train_eps, val_eps, p, cfg, _Stage(ckpt_dir / "vae.safetensors", chash, {"vision": model.vision}, {"adam": opt}), opt)
+        vae_metrics = fit_vae(model, ds, train_eps, val_eps, p, cfg, Stage(ckpt_dir / "vae.safetensors", chash, {"vision": model.vision}, {"adam": opt}), opt)
     else:
         train_obs = np.concatenate([ds.obs[ds.obs_start[e] : ds.obs_start[e] + ds.lengths[e] + 1] for e in train_eps])
         model.vision.fit(torch.as_tensor(train_obs, device=cfg.device))
@@ -450,7 +365,7 @@ def fit(cfg: FitConfig) -> Path:
 
     rnn_params = [q for n, q in model.named_parameters() if not n.startswith("vision.")]
     opt = torch.optim.Adam(rnn_params, lr=p["lr"])
-    stage = _Stage(ckpt_dir / "rnn.safetensors", chash, {"model": model}, {"adam": opt})
+    stage = Stage(ckpt_dir / "rnn.safetensors", chash, {"model": model}, {"adam": opt})
     record = fit_rnn(model, ds, mu, logvar, train_eps, val_eps, p, cfg, stage, opt, sample=image)
     heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, weights=_loss_weights(p)) if len(val_eps) else {}
 
@@ -462,12 +377,7 @@ def fit(cfg: FitConfig) -> Path:
     uncertainty = heldout_disagreement(model, ds, mu, val_eps, cfg.device)
     seconds = time.time() - start
     card = {
-        "env": {"id": meta["env_id"], "kwargs": meta.get("env_kwargs", {}), "max_episode_steps": meta.get("max_episode_steps"),
-                "action_repeat": meta.get("action_repeat", 1)},
-        "data": {
-            "episodes": len(ds), "steps": ds.steps, "policies": meta.get("policies", []),
-            "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps)),
-        },
+        **data_card(ds, train_eps, val_eps),
         "training": {
             "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),  # this invocation
             "epoch_seconds": {"vae": round(read_record(ckpt_dir / "vae.safetensors").get("seconds", 0.0), 1) if image else 0.0,
@@ -480,6 +390,6 @@ def fit(cfg: FitConfig) -> Path:
         "uncertainty": uncertainty,
         **cfg.extra_card,
     }
-    out = save_model(model.cpu(), cfg.out, card, half=cfg.half)
+    out = save_model_dir(model.cpu(), cfg.out, card, half=cfg.half)
     _log(f"wrote {out} in {seconds:.0f} s")
     return out

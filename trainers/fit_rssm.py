@@ -25,6 +25,7 @@ from gym_dream.spaces import space_from_dict
 from trainers.checkpointing import Stage, save_model_dir
 from trainers.data import EpisodeDataset
 from trainers.presets import RSSM_PRESETS, preset
+from trainers.sequences import data_card, windows
 
 UPDATES_PER_CHECKPOINT = 100
 #: FitConfig fields an RSSM fit reads, and the preset entries they override
@@ -61,8 +62,6 @@ def train_rssm(model: RSSM, opt: torch.optim.Optimizer, ds: EpisodeDataset, step
                rng: np.random.Generator, g: torch.Generator, free_nats: float = 3.0, overshooting: int = 0,
                grad_clip: float = 1000.0, device: str = "cpu", episodes: np.ndarray | None = None) -> dict[str, float]:
     """``steps`` ELBO updates on random chunks of ``episodes`` (default all); returns the mean of each loss term."""
-    from trainers.fit import windows
-
     episodes = np.arange(len(ds)) if episodes is None else episodes
     sums: dict[str, float] = {}
     model.train()
@@ -84,8 +83,6 @@ def train_rssm(model: RSSM, opt: torch.optim.Optimizer, ds: EpisodeDataset, step
 @torch.no_grad()
 def evaluate_rssm(model: RSSM, ds: EpisodeDataset, episodes: np.ndarray, chunk: int, p: dict[str, Any], device: str, seed: int = 0) -> dict[str, float]:
     """Held-out ELBO terms over every transition of ``episodes`` (consecutive windows, a fixed generator)."""
-    from trainers.fit import windows
-
     model.eval()
     obs_idx, act_idx, mask = windows(ds, episodes, chunk, None)
     g = torch.Generator(device).manual_seed(seed)
@@ -111,17 +108,6 @@ def write_model(model: RSSM, ds: EpisodeDataset, directory: Path, card: dict[str
     start = out.initial_state(0, obs=firsts)
     out.start_h, out.start_s = start["h"].clone(), start["s"].clone()
     return save_model_dir(out, directory, card, half=half)
-
-
-def data_card(ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray) -> dict[str, Any]:
-    """The card's ``env`` and ``data`` fields of a model fitted on ``ds`` (both families)."""
-    meta = ds.meta
-    return {
-        "env": {"id": meta["env_id"], "kwargs": meta.get("env_kwargs", {}), "max_episode_steps": meta.get("max_episode_steps"),
-                "action_repeat": meta.get("action_repeat", 1)},
-        "data": {"episodes": len(ds), "steps": ds.steps, "policies": meta.get("policies", []),
-                 "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps))},
-    }
 
 
 def fit_rssm(cfg) -> Path:

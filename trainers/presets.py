@@ -50,3 +50,36 @@ def preset(table: dict[str, dict[str, Any]], name: str, what: str) -> dict[str, 
     if name not in table:
         raise ValueError(f"Unknown {what} preset {name!r}; choose from {sorted(table)}.")
     return dict(table[name])
+
+
+#: the valid range of each numeric ``fit`` argument: out-of-range values are refused when the config is made,
+#: before any work ("integer >= 1", "number > 0", "number in [0, 1)": the lower bound included, the upper not)
+FIT_RANGES: dict[str, str] = {
+    **{k: "integer >= 1" for k in ("bank_size", "seq_len", "rnn_batch", "vae_batch", "vae_frames", "max_episodes", "threads", "z_dim",
+                                   "hidden", "mixtures", "members", "deter", "stoch")},
+    **{k: "integer >= 0" for k in ("head_hidden", "vae_epochs", "rnn_epochs", "updates", "overshooting")},
+    **{k: "number > 0" for k in ("lr", "end_weight", "grad_clip")},
+    **{k: "number >= 0" for k in ("termination_weight", "rnn_minutes", "free_nats")},
+    "val_fraction": "number in [0, 1)",
+}
+
+
+def _holds(v: float, condition: str) -> bool:
+    if condition.startswith("in ["):
+        low, high = condition[4:-1].split(", ")
+        return float(low) <= v < float(high)
+    op, bound = condition.split(" ")
+    return v >= float(bound) if op == ">=" else v > float(bound)
+
+
+def check_ranges(cfg: Any, ranges: dict[str, str], command: str) -> None:
+    """A ValueError naming the option and its range for the first field of ``cfg`` outside ``ranges`` (None is unset)."""
+    for name, rule in ranges.items():
+        v = getattr(cfg, name, None)
+        if v is None:
+            continue
+        kind, _, condition = rule.partition(" ")
+        number = not isinstance(v, bool) and isinstance(v, int if kind == "integer" else (int, float))
+        if not (number and _holds(float(v), condition)):
+            article = "an" if kind == "integer" else "a"
+            raise ValueError(f"{command} --{name.replace('_', '-')} must be {article} {rule}, got {v!r} (the {name} argument).")

@@ -1,0 +1,77 @@
+"""The vision stage of ``fit`` (MDN-RNN family): World Models' conv VAE trained on frames, then every
+observation encoded to its latent mean and log-variance. Checkpointed per epoch and resumed (a
+:class:`~trainers.checkpointing.Stage`); the weights of the last epoch are kept."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from gym_dream.models import MDNRNN
+from trainers.checkpointing import Stage
+from trainers.data import EpisodeDataset
+from trainers.progress import progress
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray, p: dict, cfg, stage: Stage, opt) -> dict[str, float]:
+    vae = model.vision
+    frames_of = lambda eps: np.concatenate([np.arange(ds.obs_start[e], ds.obs_start[e] + ds.lengths[e] + 1) for e in eps])
+    train_idx, val_idx = frames_of(train_eps), frames_of(val_eps)
+    record = stage.resume()
+    g = torch.Generator(cfg.device).manual_seed(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 1, record["epoch"]])
+    val_sub = val_idx[np.random.default_rng(cfg.seed).permutation(len(val_idx))[:2048]]
+
+    def val_loss() -> dict[str, float]:
+        vae.eval()
+        tot = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
+        with torch.no_grad():
+            for i in range(0, len(val_sub), 512):
+                x = torch.as_tensor(ds.obs[np.sort(val_sub[i : i + 512])], device=cfg.device)
+                out = vae.loss(x, generator=g)
+                for k in tot:
+                    tot[k] += float(out[k]) * len(x)
+        vae.train()
+        return {k: v / max(len(val_sub), 1) for k, v in tot.items()}
+
+    for epoch in range(record["epoch"], p["vae_epochs"]):
+        epoch_start = time.time()
+        perm = rng.permutation(train_idx)[: cfg.vae_frames or None]
+        bar = progress(total=len(perm), desc=f"VAE epoch {epoch + 1}/{p['vae_epochs']}", unit="img")
+        run = 0.0
+        for i in range(0, len(perm), p["vae_batch"]):
+            x = torch.as_tensor(ds.obs[np.sort(perm[i : i + p["vae_batch"]])], device=cfg.device)
+            out = vae.loss(x, generator=g)
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            opt.step()
+            loss = float(out["loss"].detach())
+            run = 0.98 * run + 0.02 * loss if i else loss
+            bar.update(len(x))
+            bar.set_postfix(loss=f"{run:.1f}")
+        bar.close()
+        v = val_loss()
+        record["history"].append({"epoch": epoch + 1, "train_loss": run, **{f"val_{k}": x for k, x in v.items()}})
+        record["epoch"] = epoch + 1
+        record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
+        stage.save(record)
+        _log(f"VAE epoch {epoch + 1}/{p['vae_epochs']}: train loss {run:.2f}  held-out loss {v['loss']:.2f} (reconstruction {v['reconstruction']:.2f}, KL {v['kl']:.2f})")
+    return val_loss() if len(val_sub) else {}
+
+
+@torch.no_grad()
+def encode_all(model: MDNRNN, ds: EpisodeDataset, device: str, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    model.eval()
+    mus, logvars = [], []
+    for i in range(0, len(ds.obs), batch):
+        mu, logvar = model.vision.encode(torch.as_tensor(ds.obs[i : i + batch], device=device))
+        mus.append(mu.float().cpu().numpy())
+        logvars.append(logvar.float().cpu().numpy())
+    model.train()
+    return np.concatenate(mus), np.concatenate(logvars)
