@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import gym_dream  # noqa: E402
 from gym_dream.catalogue import CATALOGUE, by_real_id  # noqa: E402
-from trainers.evaluate import RandomAgent, _stats, dream_episode_returns, real_episode_returns  # noqa: E402
+from trainers.evaluate import RandomAgent, stats, dream_episode_returns, real_episode_returns  # noqa: E402
 
 
 
@@ -44,13 +44,13 @@ def main() -> None:
         p.error(f"no registered dream id for {real_id}; known: {sorted(e.real_id for e in CATALOGUE)}")
     dream_id = known.dream_id
     real, _ = real_episode_returns(RandomAgent(model.action_space, seed=0), real_id, a.model, a.real_episodes, seed=0, workers=a.workers)
-    table = {"real": _stats(real), "dream": {}}
+    table = {"real": stats(real), "dream": {}}
     print(f"random policy, real {real_id}: {real.mean():.1f} ± {real.std():.1f} ({a.real_episodes} episodes)", flush=True)
     for tau in a.taus:
         for mode in ("threshold", "sample"):
             r = dream_episode_returns(RandomAgent(model.action_space, seed=1), dream_id, a.model, tau, a.episodes, seed=1,
                                       device=a.device, termination=mode)
-            table["dream"][f"{tau}/{mode}"] = _stats(r)
+            table["dream"][f"{tau}/{mode}"] = stats(r)
             print(f"random policy, dream tau {tau:<5} {mode:<9}: {r.mean():.1f} ± {r.std():.1f} ({a.episodes} episodes)", flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps(table, indent=2) + "\n")

@@ -25,6 +25,17 @@ def _controllers(model_dir):
     return always_left, LinearController(m.feature_dim, m.action_space, leaning)
 
 
+def _work_with_runs(tmp_path, model, left: tuple[float, int], lean: tuple[float, int]) -> WorkDir:
+    """A work dir holding ``model`` and two CMA-ES runs (best and mean alike): ``left`` always pushes left, ``lean`` leans."""
+    work = WorkDir(tmp_path)
+    shutil.copytree(model, work.model)
+    always_left, leaning = _controllers(work.model)
+    for kind in ("best", "mean"):
+        always_left.save(work.controller(Controller(*left, kind)))
+        leaning.save(work.controller(Controller(*lean, kind)))
+    return work
+
+
 def test_the_recipe_names_its_dream_from_the_catalogue_and_checks_itself():
     assert (CARTPOLE.dream_id, CARTPOLE.model_name) == ("Dream-CartPole-v0", "cartpole")
     with pytest.raises(ValueError, match="must name its dream_id"):
@@ -92,12 +103,7 @@ def test_seeds_per_tau_and_a_choice_on_real_validation_episodes(tiny_cartpole_mo
     """With several CMA-ES seeds per tau, each tau's row scores the controller the dream rates highest over all runs;
     ``select`` validates each run's pick on real episodes disjoint from the test seeds and scores the winner on the test seeds."""
     recipe = replace(CARTPOLE, cmaes_seeds=(0, 3), select=dict(episodes=2, seed=50))
-    work = WorkDir(tmp_path)
-    shutil.copytree(tiny_cartpole_model, work.model)
-    always_left, leaning = _controllers(work.model)
-    for kind in ("best", "mean"):
-        always_left.save(work.controller(Controller(1.0, 0, kind)))
-        leaning.save(work.controller(Controller(1.0, 3, kind)))
+    work = _work_with_runs(tmp_path, tiny_cartpole_model, left=(1.0, 0), lean=(1.0, 3))
     assert work.controller(Controller(1.0, 3, "mean")) == tmp_path / "cmaes" / "tau1.0-seed3" / "mean"
     chosen, scores = evaluate.pick_controller(recipe, work, 1.0, episodes=16)
     assert set(scores) == {Controller(1.0, s, k) for s in (0, 3) for k in ("best", "mean")} and chosen == max(scores, key=scores.get)
@@ -129,12 +135,7 @@ def test_select_among_the_taus_of_the_sweep_then_test_on_fresh_episodes(tiny_car
     the sweep already drove (its episodes are reused, not driven again); the winner drives fresh test episodes."""
     protocol = dict(episodes=2, seed=0, test_seed=40, candidates="taus")
     recipe = replace(CARTPOLE, taus=(0.5, 1.0), select=protocol)
-    work = WorkDir(tmp_path)
-    shutil.copytree(tiny_cartpole_model, work.model)
-    always_left, leaning = _controllers(work.model)
-    for kind in ("best", "mean"):
-        always_left.save(work.controller(Controller(0.5, 0, kind)))
-        leaning.save(work.controller(Controller(1.0, 0, kind)))
+    work = _work_with_runs(tmp_path, tiny_cartpole_model, left=(0.5, 0), lean=(1.0, 0))
     with pytest.raises(SystemExit, match="run the evaluate stage first"):
         select.select_agent(recipe, work, workers=1)
     with pytest.raises(SystemExit, match="overlaps the test seeds 40..41"):
