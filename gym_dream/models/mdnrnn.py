@@ -190,14 +190,6 @@ class MDNRNN(WorldModel):
         x = torch.cat([z_next, h], dim=-1)
         return self.reward_head(x).squeeze(-1), self.termination_head(x).squeeze(-1)
 
-    def teacher_forced_termination_logit(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Termination logits (B, T) on real sequences (z (B, T+1, Z), actions (B, T[, A])); several
-        members: the logit of the members' mean probability (what ``member="mean"`` dreams end on)."""
-        _, logit = self.heads(z[:, 1:], self.memory(z, actions))
-        if self.members == 1:
-            return logit
-        return torch.logit(torch.sigmoid(logit).mean(0), eps=1e-7)
-
     @torch.no_grad()
     def sequence_disagreement(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """The disagreement ``imagine`` reports, for each transition of real sequences teacher-forced from
