@@ -101,8 +101,6 @@ def stats(x: np.ndarray) -> dict[str, float]:
     return {"mean": float(np.mean(x)), "std": float(np.std(x)), "min": float(np.min(x)), "max": float(np.max(x)), "episodes": int(len(x))}
 
 
-_stats = stats  # the old name, until benchmarks/world_models.py and benchmarks/dream_check.py use ``stats``
-
 
 def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
     """True when the real return falls short of the dream return by more than noise and 10%."""
