@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -301,13 +300,6 @@ def _read_record(project: Path) -> dict[str, str]:
         return {}
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def export(cfg: ExportConfig) -> dict[str, Any]:
     """Write the package project to ``<out>/<name>/`` and its wheel to ``<out>/``.
 
@@ -320,12 +312,12 @@ def export(cfg: ExportConfig) -> dict[str, Any]:
     module = module_name(cfg.name)
     project = Path(cfg.out) / cfg.name
     pkg = project / "src" / module
-    pkg.mkdir(parents=True, exist_ok=True)
     kept: list[Path] = []
-    with tempfile.TemporaryDirectory(dir=pkg, prefix=".export-") as staging:
+    with tempfile.TemporaryDirectory(prefix="gym-dream-export-") as staging:  # a broken model leaves nothing in --out
         staged = stage_model_dir(cfg.model_dir, staging, cfg.env_id, cfg.max_episode_steps, cfg.half, cfg.requires)
         card = read_card(staged)
         model_files = {f: (staged / f).read_bytes() for f in (CARD_FILE, WEIGHTS_FILE)}
+    pkg.mkdir(parents=True, exist_ok=True)
     requires = check_version_range(card["requires_gym_dream"], "the card's requires_gym_dream")
     real = one_line((card.get("env") or {}).get("id", "an environment") if isinstance(card.get("env"), dict) else "an environment", 100)
     summary = one_line(f"{cfg.env_id}: a gym-dream world-model environment of {real}", 200)
