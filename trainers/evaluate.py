@@ -101,7 +101,6 @@ def stats(x: np.ndarray) -> dict[str, float]:
     return {"mean": float(np.mean(x)), "std": float(np.std(x)), "min": float(np.min(x)), "max": float(np.max(x)), "episodes": int(len(x))}
 
 
-
 def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
     """True when the real return falls short of the dream return by more than noise and 10%."""
     se = math.sqrt(dream["std"] ** 2 / dream["episodes"] + real["std"] ** 2 / real["episodes"])
