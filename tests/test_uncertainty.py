@@ -422,3 +422,17 @@ def test_fit_with_members_writes_the_heldout_disagreement_and_the_env_reads_it(c
     venv.reset(seed=0)
     *_, info = venv.step(np.zeros(4, dtype=np.int64))
     assert info["disagreement"].shape == (4,) and np.all(info["disagreement"] > 0)
+
+
+def test_rssm_sequence_disagreement_is_what_imagine_reports_while_filtering():
+    model = swingup_rssm(3)
+    g = torch.Generator().manual_seed(0)
+    obs, actions = torch.randn(2, 6, 5, generator=g), torch.rand(2, 5, 1, generator=g) * 2 - 1
+    seq = model.sequence_disagreement(obs, actions)
+    state = model.initial_state(0, obs=obs[:, 0])
+    with torch.no_grad():
+        for t in range(5):
+            tr = model.imagine(state, actions[:, t], 1.0, torch.Generator().manual_seed(t), member="mean")
+            torch.testing.assert_close(tr.disagreement, seq[:, t])
+            state = model.observe(state, actions[:, t], obs[:, t + 1])
+    assert bool((swingup_rssm(1).sequence_disagreement(obs, actions) == 0).all())

@@ -180,6 +180,19 @@ def member_spread(x: torch.Tensor) -> torch.Tensor:
     return var.sqrt().mean(dim=-1)
 
 
+DISAGREEMENT_QUANTILES = ("50", "90", "95", "99", "99.9")
+
+
+def disagreement_summary(values, episodes: int) -> dict:
+    """A model card's ``uncertainty.heldout_disagreement``: the distribution of per-transition disagreements
+    (a 1-D array of held-out real transitions) as mean, max and the quantiles the envs' ``uncertainty_limit="q<p>"`` names."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    return {"transitions": int(v.size), "episodes": int(episodes), "mean": float(v.mean()), "max": float(v.max()),
+            "quantiles": {q: float(np.quantile(v, float(q) / 100.0)) for q in DISAGREEMENT_QUANTILES}}
+
+
 def resolve_member(member, members: int, batch: int, generator: torch.Generator | None, device) -> torch.Tensor | str:
     """``imagine``'s ``member`` argument -> a (B,) long tensor of member indices, or ``"mean"``."""
     if member is None:

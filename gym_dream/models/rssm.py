@@ -253,6 +253,25 @@ class RSSM(WorldModel):
     def decode(self, state: State) -> torch.Tensor:
         return self.postprocess(self.decoder(self.features(state)))
 
+    @torch.no_grad()
+    def sequence_disagreement(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The disagreement ``imagine`` reports for each transition of real sequences, filtered from an
+        empty memory as ``initial_state(obs=o_0)`` and ``observe`` do: obs (B, T+1, ...), actions
+        (B, T[, A]) -> (B, T); zeros for a single member."""
+        b, t = actions.shape[:2]
+        if self.members == 1:
+            return torch.zeros(b, t, device=obs.device)
+        a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
+        embeds = self.embed(obs.reshape(b * (t + 1), *obs.shape[2:])).reshape(b, t + 1, -1)
+        h = torch.zeros(self.members, b, self.deter, device=obs.device)
+        s = self.posterior(h[0], embeds[:, 0])[0]
+        out = []
+        for i in range(t):
+            h = self.step_deter(h, s, a[:, i])
+            out.append(member_spread(self.prior(h)[0]))
+            s = self.posterior(h[0], embeds[:, i + 1])[0]
+        return torch.stack(out, dim=1)
+
     # -- training ----------------------------------------------------------------------------------
     def sequence_loss(
         self,
