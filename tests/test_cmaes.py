@@ -7,6 +7,7 @@ import cma
 import numpy as np
 import pytest
 
+import gym_dream
 import trainers.cmaes as cmaes
 from trainers.cma_state import es_state, restore_es
 from trainers.cmaes import CMAESConfig, train_cmaes
@@ -108,6 +109,9 @@ def test_a_log_shorter_than_the_state_and_an_old_pickle_are_refused(tmp_path):
     train_cmaes(_cfg(out, 2))
     (out / "log.jsonl").write_text((out / "log.jsonl").read_text().splitlines(keepends=True)[0])
     with pytest.raises(ValueError, match="1 whole generations but the CMA-ES state has 2"):
+        train_cmaes(_cfg(out, 3))
+    (out / cmaes.STATE).write_bytes((out / cmaes.STATE).read_bytes()[:100])  # a state file cut short
+    with pytest.raises(gym_dream.error.DataFormatError, match="not a whole CMA-ES state"):
         train_cmaes(_cfg(out, 3))
     old = tmp_path / "old"
     old.mkdir()

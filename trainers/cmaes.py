@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from safetensors import safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save
 
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.error import DataFormatError
 from trainers.cma_state import es_state, restore_es
 from trainers.controller import LinearController
 from trainers.progress import progress
@@ -72,17 +73,19 @@ def _write_state(path: Path, es, record: dict[str, Any], best_params: np.ndarray
     arrays = {f"es.{k}": v for k, v in arrays.items()}
     if best_params is not None:
         arrays["best.params"] = np.asarray(best_params, np.float32)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(arrays, str(tmp), metadata={"es": json.dumps(values), "record": json.dumps(record)})
-    tmp.replace(path)
+    atomic_write_bytes(path, save(arrays, metadata={"es": json.dumps(values), "record": json.dumps(record)}))
 
 
 def _read_state(path: Path, es) -> tuple[dict[str, Any], np.ndarray | None]:
-    with safe_open(str(path), "np") as f:
-        meta = f.metadata()
-    arrays = load_file(str(path))
-    restore_es(es, {k[3:]: v for k, v in arrays.items() if k.startswith("es.")}, json.loads(meta["es"]))
-    return json.loads(meta["record"]), arrays.get("best.params")
+    try:
+        with safe_open(str(path), "np") as f:
+            meta = f.metadata()
+        arrays = load_file(str(path))
+        restore_es(es, {k[3:]: v for k, v in arrays.items() if k.startswith("es.")}, json.loads(meta["es"]))
+        return json.loads(meta["record"]), arrays.get("best.params")
+    except (SafetensorError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        raise DataFormatError(f"{path} is not a whole CMA-ES state ({type(e).__name__}: {e}); delete {path.parent} to start "
+                              "the search over, or pass another out.") from None
 
 
 def _log_up_to(log_path: Path, generations: int) -> None:
