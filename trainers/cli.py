@@ -310,7 +310,7 @@ def user_error(e: BaseException) -> int | None:
 
     from gym_dream.error import DeviceNotAvailable, GymDreamError, ModelNotFound, UnsafeId
 
-    if isinstance(e, (UnsafeId, ModelNotFound, DeviceNotAvailable)):
+    if isinstance(e, (UnsafeId, ModelNotFound, DeviceNotAvailable, gym.error.UnregisteredEnv)):
         return 2
     if isinstance(e, (GymDreamError, gym.error.Error)):
         return 1
