@@ -9,7 +9,10 @@ runs no code, and loading reads JSON and safetensors only.
 
 The wheel is written directly (a wheel is a zip with a few metadata files), so exporting needs no
 build tool and no network. The project folder written next to it is a normal setuptools project:
-edit its README and rebuild it with ``pip wheel`` if you like.
+edit its README and rebuild it with ``pip wheel`` if you like; a re-export keeps a README or
+``pyproject.toml`` you edited (it records the hash of what it generated in ``.gym-dream-export.json``)
+and never deletes anything. The id must be a ``Dream-*`` id, the name, version and version range follow
+strict grammars (:mod:`gym_dream.naming`), and card text is escaped into every generated file.
 
 gym-dream's own bundled models are staged by :func:`stage_model_dir`, exactly as an exported
 package's model is, and found through the same entry-point group.
