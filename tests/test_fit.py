@@ -161,6 +161,14 @@ def test_out_of_range_fit_arguments_are_refused_before_any_work(field, value, fl
     assert not (tmp_path / "m").exists() and not (tmp_path / "m.checkpoints").exists()
 
 
+def test_an_option_of_the_other_family_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--deter is an option of the other family"):
+        FitConfig(out=str(tmp_path / "m"), deter=32)
+    with pytest.raises(ValueError, match="--vae-epochs is an option of the other family"):
+        FitConfig(out=str(tmp_path / "m"), family="rssm", vae_epochs=3)
+    FitConfig(out=str(tmp_path / "m"), family="rssm", deter=32, hidden=16)  # hidden, lr, seq_len, rnn_batch: both families
+
+
 def test_fit_bank_size_zero_names_the_fix_on_the_command_line(tmp_path, capsys):
     from trainers.cli import main
 

@@ -36,7 +36,7 @@ from trainers.checkpointing import Stage, load_checkpoint, read_record, save_che
 from trainers.data import EpisodeDataset
 from trainers.fit_vae import encode_all, fit_vae
 from trainers.sequences import data_card, windows
-from trainers.presets import FIT_RANGES, MDNRNN_PRESETS, VECTOR_DEFAULTS, check_ranges, preset
+from trainers.presets import FIT_RANGES, MDNRNN_ONLY, MDNRNN_PRESETS, RSSM_ONLY, VECTOR_DEFAULTS, check_ranges, preset
 
 #: network sizes and budgets (trainers/presets.py; "tiny" is the one tiny preset)
 PRESETS = MDNRNN_PRESETS
@@ -140,6 +140,11 @@ class FitConfig:
         if self.preset not in presets:
             raise ValueError(f"fit --preset {self.preset!r} is not a {self.family} preset; choose from {' | '.join(presets)}.")
         check_ranges(self, FIT_RANGES, "fit")
+        other = {"mdnrnn": RSSM_ONLY, "rssm": MDNRNN_ONLY}[self.family]
+        given = [k for k in other if getattr(self, k) not in (None, 0, 0.0)]
+        if given:
+            raise ValueError(f"fit --{given[0].replace('_', '-')} is an option of the other family; drop it, or pass --family "
+                             f"{'rssm' if self.family == 'mdnrnn' else 'mdnrnn'}.")
 
     def resolved(self, image: bool) -> dict[str, Any]:
         p = preset(PRESETS, self.preset, "fit")

@@ -115,8 +115,6 @@ def fit_rssm(cfg) -> Path:
     import platform
 
     start = time.time()
-    if cfg.init:
-        raise ValueError("init (warm-starting from a model) is for --family mdnrnn; an RSSM fit resumes from its own checkpoint.")
     ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
     p = rssm_hyperparameters(cfg)
     torch.manual_seed(cfg.seed)

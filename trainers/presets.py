@@ -63,6 +63,11 @@ FIT_RANGES: dict[str, str] = {
     "val_fraction": "number in [0, 1)",
 }
 
+#: ``fit`` options only one family reads (refused for the other; None or 0 is "not given")
+RSSM_ONLY = ("deter", "stoch", "updates")
+MDNRNN_ONLY = ("z_dim", "mixtures", "head_hidden", "residual", "vae_epochs", "rnn_epochs", "vae_batch", "vae_frames", "vae_channels",
+               "termination_weight", "end_weight", "init", "dropout")
+
 
 def _holds(v: float, condition: str) -> bool:
     if condition.startswith("in ["):
