@@ -138,8 +138,8 @@ class MemberLSTM(nn.Module):
         h = x.new_zeros(m, b, hdim)
         c = x.new_zeros(m, b, hdim)
         out = []
-        for i in range(t):
-            h, c = self._gates(gx[:, i], h, c, w_hh_t)
+        for g in gx.unbind(1):  # unbind, not gx[:, i]: its backward builds one gradient, not T full-size zero tensors
+            h, c = self._gates(g, h, c, w_hh_t)
             out.append(h)
         return torch.stack(out, dim=2)
 
