@@ -7,7 +7,9 @@ shape against the card. Nothing is ever unpickled.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -179,7 +181,7 @@ def _check_space_field(path: Path, card: dict[str, Any], field: str) -> None:
     if not isinstance(data, dict):
         raise ModelFormatError(f"{path}: {field} must be a JSON object such as {example}, got {data!r}.")
     kind = data.get("type")
-    needs = {"Discrete": ("n",), "Box": ("shape", "dtype", "low", "high")}.get(kind)
+    needs = {"Discrete": ("n",), "Box": ("shape", "dtype", "low", "high")}.get(kind) if isinstance(kind, str) else None
     if needs is None:
         raise ModelFormatError(f"{path}: {field}.type must be 'Box' or 'Discrete', got {kind!r}.")
     missing = [k for k in needs if k not in data]
@@ -191,9 +193,13 @@ def _check_space_field(path: Path, card: dict[str, Any], field: str) -> None:
         shape = data["shape"]
         if not isinstance(shape, list) or not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
             raise ModelFormatError(f"{path}: {field}.shape must be a non-empty list of integers >= 1, got {shape!r}.")
+    if kind == "Discrete" and data["n"] > 2**31 - 1:
+        raise ModelFormatError(f"{path}: {field}.n = {data['n']} is too large (at most 2**31 - 1).")
+    if kind == "Box" and math.prod(data["shape"]) > 2**31 - 1:
+        raise ModelFormatError(f"{path}: {field}.shape {data['shape']} is too large.")
     try:
         space_from_dict(data)
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
         raise ModelFormatError(f"{path}: {field} does not describe a valid space ({e}).") from None
 
 
@@ -216,7 +222,11 @@ def read_card(directory: str | os.PathLike) -> dict[str, Any]:
             f"{FORMAT_VERSION}. Install a gym-dream release that reads format {version!r}, or re-export the model."
         )
     needs = card.get("requires_gym_dream")
-    if needs is not None and not satisfies(__version__, str(needs)):
+    try:
+        fits = needs is None or satisfies(__version__, str(needs))
+    except ValueError as e:
+        raise ModelFormatError(f"{path}: requires_gym_dream {needs!r} is not a version range ({e}); re-export the model.") from None
+    if not fits:
         raise ModelFormatError(
             f"{path} is a model package made for gym-dream {needs} (model format version {version}), but gym-dream "
             f"{__version__} is installed (it reads format version {FORMAT_VERSION}). "
@@ -242,17 +252,18 @@ def read_card(directory: str | os.PathLike) -> dict[str, Any]:
     return card
 
 
-def build_model(card: dict[str, Any]) -> WorldModel:
-    """An untrained model with the architecture a card describes."""
+def build_model(card: dict[str, Any], device: str | torch.device | None = None) -> WorldModel:
+    """An untrained model with the architecture a card describes (``device="meta"``: shapes only, no memory)."""
     cls = FAMILIES[card["family"]]
     try:
-        return cls(
-            observation_space=space_from_dict(card["observation_space"]),
-            action_space=space_from_dict(card["action_space"]),
-            preprocessing=Preprocessing.from_dict(card["preprocessing"]),
-            **card["params"],
-        )
-    except (TypeError, ValueError, KeyError) as e:
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            return cls(
+                observation_space=space_from_dict(card["observation_space"]),
+                action_space=space_from_dict(card["action_space"]),
+                preprocessing=Preprocessing.from_dict(card["preprocessing"]),
+                **card["params"],
+            )
+    except (TypeError, ValueError, KeyError, OverflowError, RuntimeError, AttributeError) as e:
         raise ModelMismatch(f"The model card's parameters do not build a {card['family']} model: {e!r}. Re-export the model.") from e
 
 
@@ -281,7 +292,9 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     directory = Path(directory)
     device = check_device(device)
     card = read_card(directory)
-    model = build_model(card)
+    # the architecture on the meta device first (no memory): a card cannot make us allocate more than
+    # its weights file holds, and every tensor is checked before the real model is built
+    shapes = build_model(card, device="meta")
     weights_path = directory / WEIGHTS_FILE
     if not weights_path.is_file():
         raise ModelFormatError(f"{directory} has a card but no {WEIGHTS_FILE}.")
@@ -291,7 +304,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
         raise ModelFormatError(
             f"{weights_path} cannot be read ({e}); the file is truncated or corrupted. Re-copy or re-export the model."
         ) from e
-    expected = model.state_dict()
+    expected = shapes.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = sorted(k for k in set(expected) & set(tensors) if tuple(expected[k].shape) != tuple(tensors[k].shape))
@@ -308,6 +321,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
             )
         raise ModelMismatch(f"{directory}: the card does not match the weights ({'; '.join(parts)}).")
     _check_tensors(weights_path, expected, tensors)
+    model = build_model(card)
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
     model.card = card
     model.source = str(directory)

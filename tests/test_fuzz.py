@@ -176,3 +176,55 @@ def test_fuzz_gym_make_of_every_dream_id_and_dream_observation(seed, vector_mode
                 action = rng.choice([_value(rng), wrapped.action_space.sample()])
                 if _call(lambda: wrapped.step(action), f"{note} step({action!r})") is None:
                     _call(lambda: wrapped.reset(seed=1), f"{note} reset")
+
+
+def _json_value(rng: random.Random, depth: int = 0):
+    kind = rng.randrange(8 if depth < 2 else 6)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return rng.choice([True, False])
+    if kind == 2:
+        return rng.choice([0, 1, -1, 3, 10**9, -(2**70)])
+    if kind == 3:
+        return rng.choice([0.0, -1.5, 1e308, 2.5])
+    if kind == 4:
+        return rng.choice(["", "Box", "Discrete", "float32", "int32", "image", "vector", "mdnrnn", "rssm", "inf", "x\ny"])
+    if kind == 5:
+        return rng.choice([[], [4], [0], [-1, 2], ["a"]])
+    if kind == 6:
+        return [_json_value(rng, depth + 1) for _ in range(rng.randrange(0, 3))]
+    return {rng.choice(["type", "n", "shape", "dtype", "low", "high", "kind", "size", "key"]): _json_value(rng, depth + 1)
+            for _ in range(rng.randrange(0, 4))}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fuzz_model_cards(seed, vector_model, tmp_path):
+    """A damaged card (any field, any JSON value) fails load_model with gym-dream's own error, naming it."""
+    import json
+
+    from gym_dream.checkpoint import load_model, save_model
+
+    rng = random.Random(500 + seed)
+    directory = save_model(vector_model, tmp_path / "m", {"env": {"id": "CartPole-v1"}})
+    good = json.loads((directory / "model.json").read_text())
+    for trial in range(150):
+        card = json.loads(json.dumps(good))
+        for _ in range(rng.choice([1, 1, 2])):
+            section = rng.choice(["observation_space", "action_space", "preprocessing", "params", "family", "format_version",
+                                  "env", "dream_env", "requires_gym_dream", "weights"])
+            if isinstance(card.get(section), dict) and card[section] and rng.random() < 0.7:
+                key = rng.choice(sorted(card[section]))
+                if rng.random() < 0.3:
+                    card[section].pop(key)
+                else:
+                    card[section][key] = _json_value(rng)
+            else:
+                card[section] = _json_value(rng)
+        (directory / "model.json").write_text(json.dumps(card))
+        try:
+            load_model(directory)
+        except GymDreamError:
+            pass
+        except Exception as e:  # noqa: BLE001
+            pytest.fail(f"seed {seed} trial {trial}: card {card!r}: {type(e).__name__}: {e}")
