@@ -125,7 +125,7 @@ def stage_agents(model: str, episodes: int) -> None:
         t0 = time.time()
         train_sb3(SB3Config(algo=algo, model=model, out=str(WORK / algo), timesteps=steps, num_envs=16 if algo == "ppo" else 8, seed=0))
         timing[algo] = time.time() - t0
-        rows.append(evaluate(load_agent(WORK / algo / "agent.zip"), "Dream-CartPole-v0", model, taus=(1.0,), episodes=episodes, name=f"{algo.upper()} ({steps // 1000}k dream steps, tau=1.0)"))
+        rows.append(evaluate(load_agent(WORK / algo / "best"), "Dream-CartPole-v0", model, taus=(1.0,), episodes=episodes, name=f"{algo.upper()} ({steps // 1000}k dream steps, tau=1.0)"))
     for row, (k, s) in zip(rows, timing.items()):
         row["train_seconds"] = round(s, 1)
     card = json.loads((Path(gym_dream.store.find_model_dir(model)) / "model.json").read_text())

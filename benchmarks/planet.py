@@ -61,7 +61,7 @@ def main() -> None:
     train_sb3(SB3Config(algo="sac", env_id=DREAM, model=model, out=str(work / "sac"), timesteps=a.sac_steps, num_envs=8,
                         eval_every=5_000, eval_episodes=16, seed=0))
     sac_train_s = time.time() - t0
-    sac = load_agent(work / "sac" / "agent.zip")
+    sac = load_agent(work / "sac" / "best")
     sac_dream = dream_episode_returns(sac, DREAM, model, 1.0, 32, seed=5)
     sac_r, _ = real_episode_returns(sac, ENV, model, a.eval_episodes, seed=20_000, desc="sac")
     space = gym.spaces.Box(-1.0, 1.0, (1,), np.float64)

@@ -66,6 +66,9 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
         agent = load_agent(tmp_path / algo / "agent.zip")
     with pytest.raises(FileNotFoundError, match="neither a controller directory"):
         load_agent(tmp_path / algo)  # a directory holding agent.zip: never loaded implicitly
+    stored = load_agent(tmp_path / algo / "best")  # the same agent as data (safetensors + JSON): no warning, no pickle
+    obs = np.random.default_rng(0).normal(size=(8, *agent.observation_space.shape)).astype(np.float32)
+    np.testing.assert_array_equal(stored.predict(obs)[0], agent.predict(obs, deterministic=True)[0])
     row = evaluate(agent, "Dream-CartPole-v0", str(tiny_cartpole_model), episodes=2)
     md, js = write_report([row], tmp_path / "report")
     assert "| " in md.read_text() and json.loads(js.read_text())[0]["real"]["episodes"] == 2

@@ -173,12 +173,12 @@ def test_controller_policy_sees_the_real_env_exactly_as_dream_observation_does(t
 
     import gym_dream
     from trainers.controller import LinearController
-    from trainers.policies import ControllerPolicy
+    from trainers.policies import AgentPolicy
 
     m = gym_dream.resolve_model(str(tiny_cartpole_model))
     params = np.random.default_rng(0).normal(size=LinearController(m.feature_dim, m.action_space).num_params).astype(np.float32)
     LinearController(m.feature_dim, m.action_space, params).save(tmp_path / "c", {"model": str(tiny_cartpole_model)})
-    policy = ControllerPolicy(m.action_space, 1, seed=0, controller=str(tmp_path / "c"))
+    policy = AgentPolicy(m.action_space, 1, seed=0, controller=str(tmp_path / "c"))
     wrapped = gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), str(tiny_cartpole_model))
     raw = gym.make("CartPole-v1")
     features, _ = wrapped.reset(seed=3)
@@ -192,6 +192,28 @@ def test_controller_policy_sees_the_real_env_exactly_as_dream_observation_does(t
         if term or trunc:
             break
     assert t > 3
+
+
+def test_an_sb3_agent_trained_in_the_dream_drives_the_collection_too(tiny_cartpole_model, tmp_path):
+    """Iterative collection for any agent: an SB3 policy stored as data drives the real env through the model's features."""
+    import gym_dream
+    from trainers.policies import AgentPolicy
+    from trainers.sb3 import SB3Config, train_sb3
+
+    train_sb3(SB3Config(algo="ppo", model=str(tiny_cartpole_model), out=str(tmp_path / "ppo"), timesteps=128, num_envs=4,
+                        eval_every=64, eval_episodes=2, hparams={"n_steps": 16, "batch_size": 32, "n_epochs": 1}))
+    policy = AgentPolicy(gym.make("CartPole-v1").action_space, 1, seed=0, agent=str(tmp_path / "ppo" / "best"))
+    wrapped = gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), str(tiny_cartpole_model))
+    raw = gym.make("CartPole-v1")
+    features, _ = wrapped.reset(seed=4)
+    obs, _ = raw.reset(seed=4)
+    for _ in range(20):
+        action = policy(obs[None])[0]
+        assert action == policy.agent.predict(features)[0]
+        features, _, term, trunc, _ = wrapped.step(action)
+        obs, _, term, trunc, _ = raw.step(action)
+        if term or trunc:
+            break
 
 
 def test_collection_driven_by_a_controller_records_its_actions(tiny_cartpole_model, tmp_path):

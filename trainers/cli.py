@@ -112,13 +112,16 @@ def _cmd_train(ns):
 
         ns.algo = ns.agent
         r = train_sb3(_config(SB3Config, ns))
-        print(f"best dream return {r['best_dream_return']:.1f} at step {r['best_step']}; agent in {ns.out}/agent.zip")
+        print(f"best dream return {r['best_dream_return']:.1f} at step {r['best_step']}; agent in {ns.out}/best (as data; {ns.out}/agent.zip in SB3's own format)")
 
 
 def _cmd_evaluate(ns):
     from trainers.evaluate import evaluate, load_agent, markdown_table, write_report
 
-    agent, name = load_agent(ns.agent, ns.algo), Path(ns.agent).name
+    from gym_dream.agents import agent_path
+
+    path = agent_path(ns.agent, ns.model, ns.env_id)  # a path, or the name of an agent shipped with the model
+    agent, name = load_agent(path, ns.algo), path.name
     if ns.action_noise:
         import gymnasium as gym
 
@@ -167,6 +170,12 @@ def _cmd_planet(ns):
     from trainers.planet import PlaNetConfig, run_planet
 
     print(json.dumps(run_planet(_config(PlaNetConfig, ns))))
+
+
+def _cmd_experiment(ns):
+    from trainers.experiment.cli import main as run_experiment
+
+    run_experiment(ns)
 
 
 def _cmd_list(ns):
@@ -231,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("evaluate", help="score an agent in the dream (several taus) and on the real env")
-    s.add_argument("agent", help="a controller directory (from train cmaes) or an SB3 .zip")
+    s.add_argument("agent", help="a controller directory (from train cmaes), an SB3 .zip, or the name of an agent shipped with the model (gym-dream list)")
     s.add_argument("--env-id", default="Dream-CartPole-v0", help="the Dream-* id the agent was trained in")
     s.add_argument("--model", default=None, help="model directory or name (default: the id's default model)")
     s.add_argument("--algo", default=None, help="SB3 algorithm of a .zip when its name does not say")
@@ -269,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("export", help="turn a model directory into a pip-installable environment package (project + wheel)")
     _add_dataclass(s, ExportConfig, positional="model_dir")
     s.set_defaults(func=_cmd_export)
+
+    from trainers.experiment.cli import HELP as EXPERIMENT_HELP, add_arguments as experiment_arguments
+
+    s = sub.add_parser("experiment", help="run stages of an experiment recipe (World Models' loop for an env)", description=EXPERIMENT_HELP)
+    experiment_arguments(s)
+    s.set_defaults(func=_cmd_experiment)
 
     s = sub.add_parser("list", help="list available models and Dream-* ids")
     s.set_defaults(func=_cmd_list)

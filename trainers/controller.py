@@ -36,6 +36,11 @@ class LinearController:
             raise ValueError(f"Expected {self.num_params} parameters, got {self.params.shape}.")
 
     @property
+    def observation_space(self) -> spaces.Box:
+        """The features it reads: a world model's ``[z, h]``."""
+        return spaces.Box(-np.inf, np.inf, (self.feature_dim,), np.float32)
+
+    @property
     def num_params(self) -> int:
         return self.out_dim * (self.feature_dim + 1)
 

@@ -43,7 +43,7 @@ def run_demo(cfg: DemoConfig) -> str:
     rows.append(evaluate(LinearController.load(f"{cfg.out}/cmaes/best"), "Dream-CartPole-v0", cfg.model, taus=(1.0, 1.5), episodes=cfg.episodes, name="CMA-ES linear controller"))
     if cfg.ppo_timesteps:
         train_sb3(SB3Config(algo="ppo", model=cfg.model, out=f"{cfg.out}/ppo", timesteps=cfg.ppo_timesteps))
-        rows.append(evaluate(load_agent(f"{cfg.out}/ppo/agent.zip"), "Dream-CartPole-v0", cfg.model, taus=(1.0, 1.5), episodes=cfg.episodes, name="PPO"))
+        rows.append(evaluate(load_agent(f"{cfg.out}/ppo/best"), "Dream-CartPole-v0", cfg.model, taus=(1.0, 1.5), episodes=cfg.episodes, name="PPO"))
     table = markdown_table(rows)
     md, _ = write_report(rows, f"{cfg.out}/report")
     text = f"Agents trained only in Dream-CartPole-v0, scored on the real CartPole-v1 ({time.time() - start:.0f} s):\n\n{table}\n(report: {md})"

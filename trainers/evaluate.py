@@ -23,6 +23,7 @@ import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
 from trainers.controller import LinearController, is_controller_dir
 from trainers.rollout import agent_actions, dream_rollout, make_dream_vec, real_episodes
+from trainers.sb3_policy import SB3Policy, is_policy_dir
 
 
 class PickleFormatWarning(UserWarning):
@@ -30,7 +31,8 @@ class PickleFormatWarning(UserWarning):
 
 
 def load_agent(path: str | Path, algo: str | None = None):
-    """A controller directory (safetensors + JSON), or an SB3 ``.zip`` (algorithm from ``algo`` or the file name).
+    """A controller directory or a stored SB3 policy (both safetensors + JSON), or an SB3 ``.zip`` (algorithm from
+    ``algo`` or the file name).
 
     An SB3 ``.zip`` is loaded only when ``path`` names that file itself, never found by looking in a
     directory: its objects are cloudpickled, so loading it can run code, and a :class:`PickleFormatWarning`
@@ -39,6 +41,8 @@ def load_agent(path: str | Path, algo: str | None = None):
     path = Path(path)
     if is_controller_dir(path):
         return LinearController.load(path)
+    if is_policy_dir(path):
+        return SB3Policy.load(path)
     if path.suffix == ".zip" and path.is_file():
         from trainers.sb3 import ALGOS, algo_class
 
@@ -50,7 +54,8 @@ def load_agent(path: str | Path, algo: str | None = None):
         if name is None:
             raise ValueError(f"Cannot tell the algorithm of {path}; pass --algo (one of {ALGOS}).")
         return algo_class(name).load(path, device="cpu")
-    raise FileNotFoundError(f"{path} is neither a controller directory (controller.json) nor an SB3 .zip file.")
+    raise FileNotFoundError(f"{path} is neither a controller directory (controller.json), a stored SB3 policy (policy.json) "
+                            "nor an SB3 .zip file.")
 
 
 class RandomAgent:

@@ -1,6 +1,6 @@
 """Exploration noise on a Box action: one Ornstein-Uhlenbeck process (:class:`OUProcess`). As noise added to
 an agent's actions (:class:`OUNoise`) it drives the controller-driven collection policy
-(``policies.ControllerPolicy``) and :class:`WithActionNoise`, which runs any agent with that same noise (to
+(``policies.AgentPolicy``) and :class:`WithActionNoise`, which runs any agent with that same noise (to
 score the policy that drove a collection round); as the actions themselves, around a mean, the collection
 policies ``policies.OUPolicy`` and ``RoadNoisePolicy``."""
 

@@ -154,32 +154,36 @@ class RoadNoisePolicy(OUPolicy):
         return actions
 
 
-class ControllerPolicy(RandomPolicy):
-    """Iterative collection, World Models' suggestion for harder envs: a controller trained in a dream drives
-    the real envs, seen through the world model it was trained in, with exploration noise.
+class AgentPolicy(RandomPolicy):
+    """Iterative collection, World Models' suggestion for harder envs: an agent trained in a dream drives the real
+    envs, seen through the world model it was trained in, with exploration noise.
 
-    A dream is only right where its data went. A controller trained in it goes where it pleases (in
-    CarRacing: full throttle, where the data drove slowly), so the next round's data shows the model
-    what really happens there. Box actions get Ornstein-Uhlenbeck noise (``sigma``, ``theta``, in action
-    units); with probability ``random`` per step (and always for Discrete spaces at that rate) the
-    action is uniform random instead. ``controller`` is a controller directory; ``model`` its world
-    model (default: the one recorded in the controller's card).
+    A dream is only right where its data went. An agent trained in it goes where it pleases (in CarRacing: full
+    throttle, where the data drove slowly), so the next round's data shows the model what really happens there.
+    ``agent`` is any stored agent ``trainers.evaluate.load_agent`` reads: a CMA-ES controller directory or an SB3
+    policy stored as data (``<run>/best``); ``controller`` is its older name. ``model`` is its world model (default:
+    the one recorded in the agent's card). Box actions get Ornstein-Uhlenbeck noise (``sigma``, ``theta``, in action
+    units); with probability ``random`` per step (the only noise for Discrete spaces) the action is uniform random.
     """
 
-    def __init__(self, action_space: spaces.Space, num_envs: int, seed: int, controller: str, model: str | None = None,
-                 sigma: float = 0.1, theta: float = 0.15, random: float = 0.0):
+    def __init__(self, action_space: spaces.Space, num_envs: int, seed: int, agent: str | None = None, model: str | None = None,
+                 sigma: float = 0.1, theta: float = 0.15, random: float = 0.0, controller: str | None = None):
         import gym_dream
-        from trainers.controller import LinearController
+        from trainers.evaluate import load_agent
 
         super().__init__(action_space, num_envs, seed)
-        self.agent = LinearController.load(controller)
+        path = agent or controller
+        if path is None:
+            raise ValueError("The agent policy needs agent=<a controller directory or a stored SB3 policy>.")
+        self.agent = load_agent(path)
         model = model or self.agent.card.get("model")
         if model is None:
-            raise ValueError(f"{controller} does not record its world model; pass model=<directory or name>.")
+            raise ValueError(f"{path} does not record its world model; pass model=<directory or name>.")
         self.model = gym_dream.resolve_model(model)
-        if self.model.feature_dim != self.agent.feature_dim:
-            raise ValueError(f"The controller reads {self.agent.feature_dim} features but {model} gives {self.model.feature_dim}; "
-                             "pass the model the controller was trained in.")
+        reads = int(np.prod(self.agent.observation_space.shape))
+        if self.model.feature_dim != reads:
+            raise ValueError(f"The agent reads {reads} features but {model} gives {self.model.feature_dim}; "
+                             "pass the model the agent was trained in.")
         self.random = random
         self.noise = OUNoise(action_space, num_envs, sigma, theta, rng=self.rng) if isinstance(action_space, spaces.Box) else None
         self.state = None
@@ -220,7 +224,7 @@ class ControllerPolicy(RandomPolicy):
 
 
 POLICIES = {"random": RandomPolicy, "sticky": StickyRandomPolicy, "brownian": BrownianPolicy, "ou": OUPolicy, "road_noise": RoadNoisePolicy,
-            "controller": ControllerPolicy}
+            "controller": AgentPolicy, "agent": AgentPolicy}
 
 
 def make_policy(name: str, action_space: spaces.Space, num_envs: int, seed: int, **kwargs):

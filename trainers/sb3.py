@@ -111,7 +111,8 @@ class SB3Config:
     model: str | None = None
     """model directory or name (default: the id's default model)"""
     out: str = "runs/ppo-cartpole"
-    """run folder: agent.zip (best in dream), last.zip, TensorBoard logs"""
+    """run folder: best/ (the best in the dream, as data: trainers/sb3_policy.py), agent.zip and last.zip (SB3's own
+    format, for further training), TensorBoard logs"""
     tau: float = 1.0
     """dream temperature"""
     timesteps: int = 100_000
@@ -149,6 +150,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
 
     from trainers.evaluate import dream_episode_returns
+    from trainers.sb3_policy import save_policy
 
     cls = algo_class(cfg.algo)
     out = Path(cfg.out)
@@ -183,6 +185,8 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
             if r.mean() > best["return"]:
                 best.update({"return": float(r.mean()), "step": self.num_timesteps})
                 self.model.save(out / "agent.zip")
+                save_policy(self.model, out / "best", {"dream_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, str) else None, "tau": cfg.tau, "step": self.num_timesteps,
+                                                         "dream_return": best["return"]})
 
     from trainers.progress import progress
 

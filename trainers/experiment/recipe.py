@@ -62,7 +62,8 @@ class Recipe:
     """stable-baselines3 agents trained in the dream at ``main_tau``: algo -> ``SB3Config`` fields"""
     iterate: dict[str, Any] = field(default_factory=dict)
     """collection rounds driven by the main-tau controller (World Models' iterative procedure): rounds, steps per
-    round, check_episodes, the ``ControllerPolicy`` noise (sigma, theta, random) and ``refit`` (FitConfig fields)"""
+    round, check_episodes, ``agent`` (who drives: 'cmaes', the default, or one of the ``sb3`` algorithms), the
+    ``AgentPolicy`` noise (sigma, theta, random) and ``refit`` (FitConfig fields)"""
     noise_row: dict[str, Any] = field(default_factory=dict)
     """also score the main-tau controller with the rounds' OU noise ({sigma, theta}; empty: no such row)"""
     select: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +87,10 @@ class Recipe:
             raise ValueError(f"Recipe {self.name!r}: main_tau {self.main_tau} is not one of taus {self.taus}.")
         if not self.cmaes_seeds:
             raise ValueError(f"Recipe {self.name!r}: cmaes_seeds must name at least one seed.")
+        driver = self.iterate.get("agent", "cmaes")
+        if driver != "cmaes" and driver not in self.sb3:
+            raise ValueError(f"Recipe {self.name!r}: iterate.agent {driver!r} drives the rounds, so it must be 'cmaes' or one of "
+                             f"the recipe's sb3 agents {sorted(self.sb3)}.")
         for n in ("episodes", "sweep_episodes", "random_episodes"):
             if getattr(self, n) < 1:
                 raise ValueError(f"Recipe {self.name!r}: {n} must be >= 1, got {getattr(self, n)}.")

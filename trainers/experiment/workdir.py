@@ -186,3 +186,21 @@ class Round:
 
     def controller(self) -> Controller:
         return Controller.from_dict(self.info()["controller"])
+
+    def agent(self) -> Path:
+        """The directory of the agent that drove this round."""
+        info = self.info()
+        if info.get("agent", "cmaes") == "cmaes":
+            return self.work.controller(self.controller())
+        return self.work.sb3_run(info["agent"], info["tau"]) / "best"
+
+    def agent_name(self) -> str:
+        info = self.info()
+        return f"tau {info['tau']} controller (CMA-ES {self.controller()})" if info.get("agent", "cmaes") == "cmaes" else \
+            f"tau {info['tau']} {info['agent'].upper()} agent"
+
+    def dream_return(self) -> float:
+        info = self.info()
+        if "dream_return" in info:
+            return float(info["dream_return"])
+        return next(s["dream"] for s in info["selection_dream_returns"] if Controller.from_dict(s) == self.controller())

@@ -120,14 +120,28 @@ def _rounds_section(recipe: Recipe, work: WorkDir, card: dict[str, Any], rounds:
                   f"({adopted['real_steps']} earlier real steps). Real steps below count within each run's dataset.", ""]
     for k, r in enumerate(rounds, 1):
         check = r.get("real_check")
-        c = r["controller"]
-        name = c if isinstance(c, str) else Controller.from_dict(c).kind + (f" of seed {c['seed']}" if c["seed"] else "")
-        dream = r["selection_dream_returns"]
-        dream = dream[c] if isinstance(dream, dict) else next(s["dream"] for s in dream if Controller.from_dict(s) == Controller.from_dict(c))
-        lines.append(f"- round {k}: the tau {r['tau']} controller (CMA-ES {name}) scored {dream:.0f} in its dream"
+        lines.append(f"- round {k}: the {_driver(r)} scored {_dream(r):.0f} in its dream"
                      + (f" and {check['mean']:.0f} ± {check['std']:.0f} over {check['episodes']} real episodes" if check else "")
                      + f"; it then drove real steps {r['steps_before']} to {r['target_steps']} of the data.")
     return [*lines, ""]
+
+
+def _driver(r: dict[str, Any]) -> str:
+    """Who drove a round, from its round.json (rounds adopted from older cards name a controller as a string)."""
+    if r.get("agent", "cmaes") != "cmaes":
+        return f"tau {r['tau']} {r['agent'].upper()} agent"
+    c = r["controller"]
+    name = c if isinstance(c, str) else c["kind"] + (f" of seed {c['seed']}" if c["seed"] else "")
+    return f"tau {r['tau']} controller (CMA-ES {name})"
+
+
+def _dream(r: dict[str, Any]) -> float:
+    if "dream_return" in r:
+        return float(r["dream_return"])
+    c, scores = r["controller"], r["selection_dream_returns"]
+    if isinstance(scores, dict):
+        return scores[c]
+    return next(s["dream"] for s in scores if Controller.from_dict(s) == Controller.from_dict(c))
 
 
 def _model_section(recipe: Recipe, work: WorkDir, card: dict[str, Any], real_steps: int, fits: list[float]) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from gym_dream.checkpoint import read_card
 from trainers.collect import CollectConfig, collect
 from trainers.controller import LinearController
-from trainers.evaluate import real_episode_returns, stats
+from trainers.evaluate import load_agent, real_episode_returns, stats
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages.evaluate import pick_controller, scores_record
 from trainers.experiment.workdir import Controller, Round, WorkDir, write_json
@@ -29,7 +29,8 @@ def _new_round(work: WorkDir, rounds: list[Round]) -> Round:
 
 def iterate(recipe: Recipe, work: WorkDir, workers: int = 2, up_to: int | None = None) -> None:
     """One more collection round. The current model, controllers and their rows move to ``round-K/``; the dataset grows
-    by ``iterate.steps`` real steps driven by the main-tau controller (the dream's pick) with exploration noise; fit,
+    by ``iterate.steps`` real steps driven by ``iterate.agent`` ('cmaes', the default: the main-tau controller the dream
+    prefers; or an SB3 algorithm of the recipe: its best agent in the dream) with exploration noise; fit,
     train and evaluate then start afresh on the grown dataset. Resumable: re-running finishes the round's collection.
     ``up_to`` (from ``all``): only start a new round while fewer than that many exist."""
     from trainers.data import count_episodes
@@ -37,36 +38,48 @@ def iterate(recipe: Recipe, work: WorkDir, workers: int = 2, up_to: int | None =
     if not recipe.iterate:
         raise SystemExit(f"The {recipe.name} recipe has no iterate settings.")
     rounds = work.rounds()
+    driver = recipe.iterate.get("agent", "cmaes")
     if work.has_model() and (up_to is None or len(rounds) < up_to):
-        if not any(work.cmaes_run(recipe.main_tau, s).is_dir() for s in recipe.cmaes_seeds):
-            raise SystemExit(f"No controller at tau {recipe.main_tau} to drive the round: run the train stage first.")
-        chosen, selection = pick_controller(recipe, work, recipe.main_tau)
+        info = _driver_info(recipe, work, driver)
         new = _new_round(work, rounds)
         steps = count_episodes(work.data)[1]
         for p in work.outputs():
             if p.exists():
                 _move_into(p, new.path / p.relative_to(work.root))
-        new.write_info({"controller": chosen.to_dict(), "selection_dream_returns": scores_record(selection), "tau": recipe.main_tau,
-                        "steps_before": steps, "target_steps": steps + recipe.iterate["steps"]})
+        new.write_info({**info, "tau": recipe.main_tau, "steps_before": steps, "target_steps": steps + recipe.iterate["steps"]})
         rounds.append(new)
     if not rounds:
         raise SystemExit("Nothing to iterate from: run the fit and train stages first.")
     last = rounds[-1]
     info = last.info()
-    controller = last.work.controller(last.controller())
+    agent = last.agent()
     n = int(recipe.iterate.get("check_episodes", 0))
-    if n and "real_check" not in info:  # how the round's controller really drives: the case for this round
-        returns, _ = real_episode_returns(LinearController.load(controller), recipe.real_id, str(last.work.model), n, seed=0, workers=workers)
+    if n and "real_check" not in info:  # how the round's agent really drives: the case for this round
+        returns, _ = real_episode_returns(load_agent(agent), recipe.real_id, str(last.work.model), n, seed=0, workers=workers)
         info["real_check"] = stats(returns)
         last.write_info(info)
-        dream = next(s["dream"] for s in info["selection_dream_returns"] if Controller.from_dict(s) == last.controller())
-        print(f"round {last.number}: the controller scores {returns.mean():.1f} ± {returns.std():.1f} over {n} real episodes "
-              f"(dream {dream:.1f})", flush=True)
-    settings = {k: v for k, v in recipe.iterate.items() if k not in ("rounds", "steps", "check_episodes", "refit")}
+        print(f"round {last.number}: the {last.agent_name()} scores {returns.mean():.1f} ± {returns.std():.1f} over {n} real "
+              f"episodes (dream {last.dream_return():.1f})", flush=True)
+    settings = {k: v for k, v in recipe.iterate.items() if k not in ("rounds", "steps", "check_episodes", "refit", "agent")}
     r = collect(CollectConfig(env_id=recipe.real_id, out=str(work.data), steps=info["target_steps"], workers=recipe.collect.get("workers", 2),
-                              seed=recipe.collect.get("seed", 0) + 1000 * last.number, policy="controller",
-                              policy_kwargs={"controller": str(controller), "model": str(last.work.model), **settings}))
+                              seed=recipe.collect.get("seed", 0) + 1000 * last.number, policy="agent",
+                              policy_kwargs={"agent": str(agent), "model": str(last.work.model), **settings}))
     print(json.dumps(r))
+
+
+def _driver_info(recipe: Recipe, work: WorkDir, driver: str) -> dict:
+    """Who drives the next round: the main-tau CMA-ES controller the dream prefers, or one of the recipe's SB3 agents
+    (its best in the dream), recorded in round.json."""
+    tau = recipe.main_tau
+    if driver == "cmaes":
+        if not any(work.cmaes_run(tau, s).is_dir() for s in recipe.cmaes_seeds):
+            raise SystemExit(f"No controller at tau {tau} to drive the round: run the train stage first.")
+        chosen, selection = pick_controller(recipe, work, tau)
+        return {"agent": "cmaes", "controller": chosen.to_dict(), "selection_dream_returns": scores_record(selection)}
+    best = work.sb3_run(driver, tau) / "best"
+    if not (best / "policy.json").is_file():
+        raise SystemExit(f"No {driver} agent at tau {tau} to drive the round ({best} is missing): run the sb3 stage first.")
+    return {"agent": driver, "dream_return": float(json.loads((best / "policy.json").read_text())["dream_return"])}
 
 
 def _move_into(src: Path, dest: Path) -> None:
