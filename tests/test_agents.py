@@ -156,3 +156,14 @@ def test_write_report_keeps_dots_in_the_name(tmp_path):
     md, js = write_report([row], tmp_path / "carracing_tau1.0_100ep")
     assert (md.name, js.name) == ("carracing_tau1.0_100ep.md", "carracing_tau1.0_100ep.json")
     assert write_report([row], tmp_path / "r.md")[1].name == "r.json"
+
+
+def test_a_truncated_controller_card_names_the_file_and_the_fix(tmp_path):
+    from gym_dream.error import DataFormatError
+    from trainers.controller import LinearController
+
+    LinearController(4, gym.spaces.Discrete(2)).save(tmp_path / "c")
+    card = tmp_path / "c" / "controller.json"
+    card.write_text(card.read_text()[:30])
+    with pytest.raises(DataFormatError, match=r"controller.json \(the CMA-ES controller card\) is not valid JSON.*move it aside"):
+        LinearController.load(tmp_path / "c")

@@ -16,7 +16,7 @@ import numpy as np
 from gymnasium import spaces
 from safetensors.numpy import load_file, save_file
 
-from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.checkpoint import atomic_write_bytes, read_json
 from gym_dream.spaces import space_from_dict, space_to_dict
 
 CONTROLLER_FORMAT = "gym-dream-linear-controller"
@@ -76,7 +76,7 @@ class LinearController:
     @classmethod
     def load(cls, path: str | Path) -> "LinearController":
         path = Path(path)
-        card = json.loads((path / "controller.json").read_text())
+        card = read_json(path / "controller.json", "CMA-ES controller card")
         if card.get("format") != CONTROLLER_FORMAT:
             raise ValueError(f"{path} is not a linear controller (format {card.get('format')!r}).")
         params = load_file(str(path / "controller.safetensors"))["params"]
