@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import os
+
 import numpy as np
 from gymnasium import spaces
 
@@ -154,6 +157,19 @@ class RoadNoisePolicy(OUPolicy):
         return actions
 
 
+@functools.lru_cache(maxsize=4)
+def _driver(path: str, model: str | None):
+    """An agent and its world model, loaded once per process (collection makes a policy for every episode)."""
+    import gym_dream
+    from trainers.evaluate import load_agent
+
+    agent = load_agent(path)
+    model = model or agent.card.get("model")
+    if model is None:
+        raise ValueError(f"{path} does not record its world model; pass model=<directory or name>.")
+    return agent, gym_dream.resolve_model(model)
+
+
 class AgentPolicy(RandomPolicy):
     """Iterative collection, World Models' suggestion for harder envs: an agent trained in a dream drives the real
     envs, seen through the world model it was trained in, with exploration noise.
@@ -168,18 +184,14 @@ class AgentPolicy(RandomPolicy):
 
     def __init__(self, action_space: spaces.Space, num_envs: int, seed: int, agent: str | None = None, model: str | None = None,
                  sigma: float = 0.1, theta: float = 0.15, random: float = 0.0, controller: str | None = None):
-        import gym_dream
-        from trainers.evaluate import load_agent
-
         super().__init__(action_space, num_envs, seed)
         path = agent or controller
         if path is None:
             raise ValueError("The agent policy needs agent=<a controller directory or a stored SB3 policy>.")
-        self.agent = load_agent(path)
-        model = model or self.agent.card.get("model")
-        if model is None:
-            raise ValueError(f"{path} does not record its world model; pass model=<directory or name>.")
-        self.model = gym_dream.resolve_model(model)
+        if model is None or isinstance(model, (str, os.PathLike)):
+            self.agent, self.model = _driver(str(path), None if model is None else str(model))
+        else:  # a loaded model
+            self.agent, self.model = _driver.__wrapped__(str(path), model)
         reads = int(np.prod(self.agent.observation_space.shape))
         if self.model.feature_dim != reads:
             raise ValueError(f"The agent reads {reads} features but {model} gives {self.model.feature_dim}; "
