@@ -7,8 +7,9 @@ every held-out transition (o_t, a_t, o_{t+1}) each model
 
 * filters the real episode up to o_t (``initial_state(obs=o_0)``, then ``observe``), the way
   ``DreamObservation`` does;
-* dreams one step from there with the real action (``imagine`` at tau 0, member ``"mean"``: the
-  members' average of their most likely next latent) and reports the members' disagreement d_t;
+* dreams one step from there with the real action (``imagine`` at tau 0: the most likely next latent
+  of member 0, which stands for any one member as ``member="random_per_episode"`` dreams follow one;
+  ``--member mean``: the members' average) and reports the members' disagreement d_t;
 * dreams 10 steps open-loop from o_t with the real actions a_t..a_{t+9}.
 
 The one-step error is the RMS over latent dims between the dreamed next latent and the real one (the
@@ -70,11 +71,11 @@ def _split(state: State, n: int) -> list[State]:
 
 
 @torch.no_grad()
-def measure(model, ds: EpisodeDataset, horizon: int = 10) -> dict[str, np.ndarray]:
+def measure(model, ds: EpisodeDataset, horizon: int = 10, member: str = "0") -> dict[str, np.ndarray]:
     """Per held-out transition: disagreement, one-step and ``horizon``-step errors (NaN where the episode is too short)."""
     model.eval()
     key = "z" if "z" in model.initial_state(1) else "s"
-    member = "mean" if model.members > 1 else None
+    member = "mean" if (model.members > 1 and member == "mean") else None  # None: member 0
     eps = np.arange(len(ds))
     lengths = ds.lengths[eps]
     b, lmax = len(eps), int(lengths.max())
@@ -181,18 +182,18 @@ def plot(name: str, r: dict[str, np.ndarray], stats: dict, path: Path, horizon: 
     plt.close(fig)
 
 
-def run(model_dir: str, name: str, data: str, horizon: int) -> dict:
+def run(model_dir: str, name: str, data: str, horizon: int, member: str = "0") -> dict:
     model = resolve_model(model_dir)
     ds = EpisodeDataset(data)
     start = time.perf_counter()
-    r = measure(model, ds, horizon)
+    r = measure(model, ds, horizon, member)
     seconds = time.perf_counter() - start
     card_q = ((model.card.get("uncertainty") or {}).get("heldout_disagreement") or {}).get("quantiles") or {}
     training = model.card.get("training") or {}
     stats = {
         "model": model_dir, "name": name, "family": model.family, "members": model.members,
         "dropout": getattr(model, "dropout", 0.0), "data": data, "episodes": int(len(ds)), "transitions": int(len(r["d1"])),
-        "horizon": horizon, "horizon_transitions": int(len(r["e_h"])),
+        "horizon": horizon, "horizon_transitions": int(len(r["e_h"])), "dreaming_member": member,
         "spearman_one_step": spearman(r["d1"], r["e1"]),
         "spearman_horizon": spearman(r["d1_h"], r["e_h"]),
         "spearman_horizon_mean": spearman(r["d_h"], r["e_h"]),
@@ -219,9 +220,11 @@ def _fmt(x, digits=3):
 
 
 def summary(tag: str, rows: list[dict]) -> None:
+    who = "member 0" if rows[0]["dreaming_member"] == "0" else "the members' mean"
     lines = [f"# Calibration of member disagreement: {tag}", "",
              f"Held-out real data: `{rows[0]['data']}` ({rows[0]['episodes']} episodes, {rows[0]['transitions']} transitions), "
              f"`{rows[0]['command']}`.", "",
+             f"Errors are those of {who}'s dream (tau 0).", "",
              f"| model | members | held-out NLL (members' mean) | NLL of the members' mixture | one-step error | {rows[0]['horizon']}-step error | "
              f"Spearman d vs one-step error | d vs {rows[0]['horizon']}-step | mean d along the rollout vs {rows[0]['horizon']}-step | fit seconds (MDN-RNN) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -244,6 +247,7 @@ def main() -> None:
     p.add_argument("--horizon", type=int, default=10, help="open-loop steps of the long error")
     p.add_argument("--summary", help="write results/calibration_<SUMMARY>.md comparing the models")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--member", choices=("0", "mean"), default="0", help="whose prediction the errors are of: member 0 (one member, as a dream follows) or the members' mean")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     names = a.names or [Path(m).name for m in a.models]
@@ -251,7 +255,7 @@ def main() -> None:
         p.error("--names needs one name per model")
     rows = []
     for m, n in zip(a.models, names):
-        s = run(m, n, a.data, a.horizon)
+        s = run(m, n, a.data, a.horizon, a.member)
         rows.append(s)
         print(f"{n}: members {s['members']}, Spearman one-step {_fmt(s['spearman_one_step'], 2)}, {a.horizon}-step {_fmt(s['spearman_horizon'], 2)} "
               f"(rollout mean {_fmt(s['spearman_horizon_mean'], 2)}), NLL {s['heldout_nll']}, {s['measure_seconds']} s", flush=True)

@@ -123,7 +123,7 @@ class MemberLSTM(nn.Module):
         return torch.sigmoid(o) * torch.tanh(c), c
 
     def cell(self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gx = _input_gates(x, self.weight_ih_l0, self.bias_ih_l0) + self.bias_hh_l0.unsqueeze(1)
+        gx = _input_gates(x, self.weight_ih_l0, self.bias_ih_l0 + self.bias_hh_l0)  # both biases in one product
         return self._gates(gx, h, c, self.weight_hh_l0.transpose(1, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
