@@ -56,5 +56,9 @@ class UnsafeId(GymDreamError, ValueError):
     env it does not own, or inject text into generated files)."""
 
 
+class DatasetBusy(GymDreamError, RuntimeError):
+    """Another process is writing to the same dataset folder."""
+
+
 class RefusedIdWarning(UserWarning):
     """A model package declared an env id it may not register (not a ``Dream-*`` id, or another library's); it was not registered."""

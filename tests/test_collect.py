@@ -303,3 +303,32 @@ def test_stale_and_torn_episode_files_after_a_kill_are_handled(tmp_path):
     assert not list(out.glob(".*.tmp")) and (out / "notes.tmp").read_text() == "the user's"
     for i in range(10):
         np.testing.assert_array_equal(after.episode(i).obs, ds.episode(i).obs)
+
+
+def test_two_collectors_never_write_one_dataset(tmp_path):
+    """A second collect on a folder another one is writing is refused, naming the fix; a killed holder frees it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from gym_dream.error import DatasetBusy
+    from trainers.collect import CollectConfig, collect
+
+    out = tmp_path / "data"
+    cmd = [sys.executable, "-m", "trainers.cli", "collect", "--env-id", "CartPole-v1", "--out", str(out), "--steps", "10000000",
+           "--workers", "1"]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not list(out.glob("episode-*.npz")) and time.time() < deadline:
+            time.sleep(0.2)
+        with pytest.raises(DatasetBusy, match="Another gym-dream collect is writing to"):
+            collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=10, workers=1))
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    from trainers.data import count_episodes
+
+    before = count_episodes(out)[1]
+    assert collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=before + 50, workers=1))["steps"] == before + 50

@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_to_dict
 from gym_dream.wrappers import action_repeat_of
-from gym_dream.error import DataFormatError
+from gym_dream.error import DataFormatError, DatasetBusy
 from trainers.data import (Episode, count_episodes, dataset_index, episode_paths, load_file, read_meta, write_episode, write_meta,
                            write_shard)
 from trainers.envs import make_real_env, recipe
@@ -218,6 +218,24 @@ def _set_aside_torn_episode_files(out: Path) -> None:
             print(f"collect: {p.name} is torn ({e}); renamed it {target.name}, its episode is collected again", file=sys.stderr)
 
 
+LOCK_FILE = ".collect.lock"
+
+
+def lock_dataset(out: Path):
+    """Hold the dataset folder for this process (an OS lock, released by any exit, kill -9 included): two collectors
+    writing one dataset would interleave their episode keys."""
+    import fcntl
+
+    handle = open(out / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DatasetBusy(f"Another gym-dream collect is writing to {out}: let it finish (or stop it), then re-run this "
+                          "command to continue the same dataset.") from None
+    return handle
+
+
 def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[str, Any]:
     """Roll out the policy until the dataset reaches its target; returns a summary.
 
@@ -231,6 +249,15 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
     """
     check_config(cfg)
     out = Path(cfg.out)
+    held = [lock_dataset(out)] if out.is_dir() else []  # a new dataset is held from its first write
+    try:
+        return _collect(cfg, policy_factory, out, held)
+    finally:
+        for lock in held:
+            lock.close()
+
+
+def _collect(cfg: CollectConfig, policy_factory: Callable | None, out: Path, held: list) -> dict[str, Any]:
     r = recipe(cfg.env_id, cfg.env_kwargs)
     policy_name = cfg.policy or r.collect_policy
     prep: Preprocessing = r.preprocessing
@@ -277,6 +304,8 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
     factory = policy_factory or (lambda space, n, seed: make_policy(policy_name, space, n, seed, **policy_kwargs))
     factory(action_space, 1, 0)  # a policy that cannot be made (bad settings) fails before any folder is made
     out.mkdir(parents=True, exist_ok=True)
+    if not held:
+        held.append(lock_dataset(out))
     if policy_name not in meta["policies"]:
         meta["policies"].append(policy_name)
     write_meta(out, meta)
