@@ -25,5 +25,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__ + "\n" + HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     ns = p.parse_args()
-    model = load_recipe(ns.recipe).model_name
-    main(ns, results=ROOT / "results", package=ROOT / "gym_dream" / "bundled" / model.replace("-", "_"))
+    recipe = load_recipe(ns.recipe)
+    main(ns, results=ROOT / "results", package=ROOT / "gym_dream" / "bundled" / recipe.model_name.replace("-", "_"),
+         report_source=f"the gym-dream repository's results/{recipe.name}.md (python benchmarks/world_models.py {recipe.name} all)")

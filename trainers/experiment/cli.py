@@ -35,9 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-minutes", type=float, default=None, help="wall-time budget per CMA-ES run (resumable: re-run to continue)")
 
 
-def main(ns: argparse.Namespace, results: Path | None = None, package: Path | None = None) -> None:
+def main(ns: argparse.Namespace, results: Path | None = None, package: Path | None = None, report_source: str = "") -> None:
     """Run the stages the namespace names. ``results`` / ``package``: the defaults of a caller that keeps them elsewhere
-    (the repository's benchmark script: results/ and gym_dream/bundled/); a tiny run never uses them."""
+    (the repository's benchmark script: results/ and gym_dream/bundled/); a tiny run never uses them. ``report_source``:
+    where a shipped card says its scores are reported (default: the report's path)."""
     recipe = override(load_recipe(ns.recipe), ns.tiny, ns.taus, ns.generations, ns.collect_workers)
     work = Path(ns.work or Path("runs") / recipe.name)
     if ns.tiny:
@@ -45,5 +46,5 @@ def main(ns: argparse.Namespace, results: Path | None = None, package: Path | No
     o = Options(work=work, results=Path(ns.results or results or work / "results"),
                 package=Path(ns.package or package or work / "package" / recipe.model_name),
                 workers=ns.workers, device=ns.device, jobs=ns.jobs, train_minutes=ns.train_minutes, rnn_minutes=ns.rnn_minutes,
-                init=ns.init, ship_in_all=not ns.tiny)
+                init=ns.init, ship_in_all=not ns.tiny, report_source=report_source)
     run(recipe, list(ns.stages), o)
