@@ -145,7 +145,7 @@ def stage_agents(model: str, episodes: int) -> None:
     atomic_write_bytes(RESULTS / "cartpole.md", ("\n".join(lines) + "\n").encode())
     atomic_write_bytes(RESULTS / "cartpole.json", (json.dumps(rows, indent=2) + "\n").encode())
     if model == "cartpole":  # the shipped model: its card carries the scores
-        record_scores(gym_dream.store.find_model_dir(model), rows, "results/cartpole.md (python benchmarks/cartpole.py agents)")
+        record_scores(gym_dream.store.find_model_dir(model), rows, "the gym-dream repository's results/cartpole.md (python benchmarks/cartpole.py agents)")
     print("\n".join(lines))
 
 
