@@ -273,3 +273,18 @@ def test_fit_family_rssm_from_collected_shards_makes_a_dream(cartpole_data, tmp_
     assert [h["updates"] for h in record()["history"]] == [30]
     main(["fit", str(cartpole_data), "--out", str(out), "--family", "rssm", "--preset", "tiny", "--bank-size", "8", "--updates", "130"])
     assert [h["updates"] for h in record()["history"]] == [30, 130]
+
+
+def test_members_can_start_from_a_single_models_encoder(cartpole_data, tiny_cartpole_model, tmp_path):
+    """An ensemble refit from a shipped single model keeps its encoder; the members start fresh, so they can disagree."""
+    import torch
+
+    import gym_dream
+    from trainers.fit import FitConfig, fit
+
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m3"), preset="tiny", bank_size=16, members=3,
+                        init=str(tiny_cartpole_model), vae_epochs=0))
+    one, three = gym_dream.resolve_model(str(tiny_cartpole_model)), gym_dream.resolve_model(str(out))
+    assert three.members == 3
+    shared = [k for k in one.state_dict() if k.startswith("vision.")]
+    assert shared and all(torch.equal(one.state_dict()[k], three.state_dict()[k]) for k in shared)

@@ -162,9 +162,15 @@ def _warm_start(model: MDNRNN, init: str) -> None:
     """Copy every weight of the model at ``init`` into ``model`` (sizes must match; the bank of start latents is rebuilt)."""
     from gym_dream.store import resolve_model
 
-    src = resolve_model(init).state_dict()
-    own = model.state_dict()
+    source = resolve_model(init)
+    src, own = source.state_dict(), model.state_dict()
     mismatched = [k for k in own if k != "start_z" and (k not in src or src[k].shape != own[k].shape)]
+    if mismatched and model.members > 1 and source.members == 1 and all(not k.startswith("vision.") for k in mismatched):
+        # members from a single model: the shared encoder (and whatever else has the same shape) is copied, the
+        # members keep their own fresh initialisation, so that they disagree where the data is thin
+        model.load_state_dict({k: (src[k].to(own[k].dtype) if k not in mismatched and k != "start_z" else own[k]) for k in own})
+        _log(f"starting from the encoder of {init}; the {model.members} members start fresh ({len(mismatched)} tensors)")
+        return
     if mismatched:
         raise ValueError(f"Cannot start from {init}: its sizes differ from this fit's ({', '.join(mismatched[:4])}...); "
                          "fit with the same z_dim, hidden, mixtures, head_hidden and vae_channels, or drop init.")
