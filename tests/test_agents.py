@@ -167,3 +167,14 @@ def test_a_truncated_controller_card_names_the_file_and_the_fix(tmp_path):
     card.write_text(card.read_text()[:30])
     with pytest.raises(DataFormatError, match=r"controller.json \(the CMA-ES controller card\) is not valid JSON.*move it aside"):
         LinearController.load(tmp_path / "c")
+
+
+def test_the_dream_arguments_reach_the_dream_an_agent_trains_in(tiny_cartpole_model, tmp_path):
+    """dream_kwargs (e.g. the uncertainty penalty) go to the dream of CMA-ES and of SB3; a one-member model refuses them."""
+    from trainers.cmaes import CMAESConfig, train_cmaes
+
+    kwargs = {"uncertainty_penalty": 1.0}
+    with pytest.raises(ValueError, match="uncertainty_penalty"):
+        train_cmaes(CMAESConfig(model=str(tiny_cartpole_model), out=str(tmp_path / "c"), generations=1, popsize=4, rollouts=1, dream_kwargs=kwargs))
+    with pytest.raises(ValueError, match="uncertainty_penalty"):
+        train_sb3(SB3Config(algo="ppo", model=str(tiny_cartpole_model), out=str(tmp_path / "p"), timesteps=64, num_envs=2, dream_kwargs=kwargs))

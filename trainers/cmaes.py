@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,6 +56,8 @@ class CMAESConfig:
     """torch device of the dream"""
     termination: str | None = None
     """dream episode ends: threshold | sample (default: the model card's choice)"""
+    dream_kwargs: dict[str, Any] = field(default_factory=dict)
+    """more arguments of the dream it trains in, e.g. {"uncertainty_penalty": 1.0, "uncertainty_limit": "q99"}"""
     max_seconds: float | None = None
     """stop after the generation that passes this wall time (checkpointed: re-running continues)"""
 
@@ -160,7 +162,7 @@ class Search:
 def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     venv = make_dream_vec(cfg.env_id, cfg.popsize * cfg.rollouts, cfg.model, cfg.tau, cfg.device, max_episode_steps=cfg.max_episode_steps,
-                          termination=cfg.termination)
+                          termination=cfg.termination, **cfg.dream_kwargs)
     horizon = venv.unwrapped.max_episode_steps or 1000
     feature_dim, space = venv.single_observation_space.shape[0], venv.single_action_space
     venv.reset(seed=cfg.seed * 100_003)

@@ -129,12 +129,15 @@ class SB3Config:
     """dream episodes per evaluation"""
     hparams: dict[str, Any] = field(default_factory=dict)
     """overrides of the algorithm's hyper-parameters"""
+    dream_kwargs: dict[str, Any] = field(default_factory=dict)
+    """more arguments of the dream it trains in (and is chosen in), e.g. {"uncertainty_penalty": 1.0,
+    "uncertainty_limit": "q99"}"""
 
 
-def make_sb3_env(env_id: str, num_envs: int, model: str | None, tau: float, device: str) -> VecMonitor:
+def make_sb3_env(env_id: str, num_envs: int, model: str | None, tau: float, device: str, **dream_kwargs: Any) -> VecMonitor:
     extra = {"model": model} if model is not None else {}
     venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", tau=tau, device=device,
-                        autoreset_mode=AutoresetMode.SAME_STEP, **extra)
+                        autoreset_mode=AutoresetMode.SAME_STEP, **extra, **dream_kwargs)
     return VecMonitor(SB3VecEnv(venv))
 
 
@@ -155,7 +158,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     cls = algo_class(cfg.algo)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device)
+    env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, **cfg.dream_kwargs)
     hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
     try:
         import tensorboard  # noqa: F401
@@ -179,13 +182,15 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
             return True
 
         def _evaluate(self) -> None:
-            r = dream_episode_returns(self.model, cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device)
+            r = dream_episode_returns(self.model, cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device,
+                                     dream_kwargs=cfg.dream_kwargs)
             history.append({"step": self.num_timesteps, "dream_return_mean": float(r.mean()), "dream_return_std": float(r.std())})
             self.logger.record("dream/return_mean", float(r.mean()))
             if r.mean() > best["return"]:
                 best.update({"return": float(r.mean()), "step": self.num_timesteps})
                 self.model.save(out / "agent.zip")
-                save_policy(self.model, out / "best", {"dream_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, str) else None, "tau": cfg.tau, "step": self.num_timesteps,
+                save_policy(self.model, out / "best", {"dream_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, str) else None, "tau": cfg.tau,
+                                                         "dream_kwargs": cfg.dream_kwargs, "step": self.num_timesteps,
                                                          "dream_return": best["return"]})
 
     from trainers.progress import progress
