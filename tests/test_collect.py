@@ -167,10 +167,28 @@ def test_sticky_policy_holds_each_random_action_for_up_to_max_hold_steps():
         make_policy("sticky", box, 1, seed=0, max_hold=0)
 
 
+def _drive_beside_dream_observation(policy, model_dir, seed: int, steps: int) -> list:
+    """Step a real CartPole with ``policy`` and, beside it, DreamObservation of the same env under the same actions:
+    [(policy's model state, DreamObservation's features, the action taken), ...]."""
+    import gym_dream
+
+    wrapped = gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), str(model_dir))
+    raw = gym.make("CartPole-v1")
+    features, _ = wrapped.reset(seed=seed)
+    obs, _ = raw.reset(seed=seed)
+    seen = []
+    for _ in range(steps):
+        action = policy(obs[None])[0]
+        seen.append((policy.state, features, action))
+        features, _, term, trunc, _ = wrapped.step(action)
+        obs, *_ = raw.step(action)
+        if term or trunc:
+            break
+    return seen
+
+
 def test_controller_policy_sees_the_real_env_exactly_as_dream_observation_does(tiny_cartpole_model, tmp_path):
     """Iterative collection: the controller drives through the same features it was trained on."""
-    import torch
-
     import gym_dream
     from trainers.controller import LinearController
     from trainers.policies import AgentPolicy
@@ -179,41 +197,23 @@ def test_controller_policy_sees_the_real_env_exactly_as_dream_observation_does(t
     params = np.random.default_rng(0).normal(size=LinearController(m.feature_dim, m.action_space).num_params).astype(np.float32)
     LinearController(m.feature_dim, m.action_space, params).save(tmp_path / "c", {"model": str(tiny_cartpole_model)})
     policy = AgentPolicy(m.action_space, 1, seed=0, controller=str(tmp_path / "c"))
-    wrapped = gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), str(tiny_cartpole_model))
-    raw = gym.make("CartPole-v1")
-    features, _ = wrapped.reset(seed=3)
-    obs, _ = raw.reset(seed=3)
-    for t in range(40):
-        action = policy(obs[None])[0]
-        np.testing.assert_allclose(m.features(policy.state)[0].numpy(), features, atol=1e-5)
+    seen = _drive_beside_dream_observation(policy, tiny_cartpole_model, seed=3, steps=40)
+    for state, features, action in seen:
+        np.testing.assert_allclose(m.features(state)[0].numpy(), features, atol=1e-5)
         assert action == LinearController(m.feature_dim, m.action_space, params).predict(features)[0]
-        features, _, term, trunc, _ = wrapped.step(action)
-        obs, *_ = raw.step(action)
-        if term or trunc:
-            break
-    assert t > 3
+    assert len(seen) > 4
 
 
 def test_an_sb3_agent_trained_in_the_dream_drives_the_collection_too(tiny_cartpole_model, tmp_path):
     """Iterative collection for any agent: an SB3 policy stored as data drives the real env through the model's features."""
-    import gym_dream
     from trainers.policies import AgentPolicy
     from trainers.sb3 import SB3Config, train_sb3
 
     train_sb3(SB3Config(algo="ppo", model=str(tiny_cartpole_model), out=str(tmp_path / "ppo"), timesteps=128, num_envs=4,
                         eval_every=64, eval_episodes=2, hparams={"n_steps": 16, "batch_size": 32, "n_epochs": 1}))
     policy = AgentPolicy(gym.make("CartPole-v1").action_space, 1, seed=0, agent=str(tmp_path / "ppo" / "best"))
-    wrapped = gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), str(tiny_cartpole_model))
-    raw = gym.make("CartPole-v1")
-    features, _ = wrapped.reset(seed=4)
-    obs, _ = raw.reset(seed=4)
-    for _ in range(20):
-        action = policy(obs[None])[0]
-        assert action == policy.agent.predict(features)[0]
-        features, _, term, trunc, _ = wrapped.step(action)
-        obs, _, term, trunc, _ = raw.step(action)
-        if term or trunc:
-            break
+    seen = _drive_beside_dream_observation(policy, tiny_cartpole_model, seed=4, steps=20)
+    assert seen and all(action == policy.agent.predict(features)[0] for _, features, action in seen)
 
 
 def test_collection_driven_by_a_controller_records_its_actions(tiny_cartpole_model, tmp_path):
