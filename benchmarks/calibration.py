@@ -226,15 +226,21 @@ def summary(tag: str, rows: list[dict]) -> None:
              f"`{rows[0]['command']}`.", "",
              f"Errors are those of {who}'s dream (tau 0).", "",
              f"| model | members | held-out NLL (members' mean) | NLL of the members' mixture | one-step error | {rows[0]['horizon']}-step error | "
-             f"Spearman d vs one-step error | d vs {rows[0]['horizon']}-step | mean d along the rollout vs {rows[0]['horizon']}-step | fit seconds (MDN-RNN) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"Spearman d vs one-step error | d vs {rows[0]['horizon']}-step | mean d along the rollout vs {rows[0]['horizon']}-step | "
+             f"one-step error, top / bottom decile of d | share of steps above the card's q99 | fit seconds (MDN-RNN) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         nll = r["heldout_nll"] or {}
         form = f"{r['members']}" + (f" (dropout {r['dropout']})" if r.get("dropout") else "")
+        dec = r["deciles_one_step"]
+        ratio = dec[-1]["error_0"] / dec[0]["error_0"] if dec else None
+        above = r["share_above_card_quantile"].get("99")
         lines.append(f"| {r['name']} | {form} | {_fmt(nll.get('nll'))} | {_fmt(nll.get('ensemble_nll'))} | {_fmt(r['one_step_error']['mean'], 4)} | "
                      f"{_fmt(r['horizon_error']['mean'], 4)} | {_fmt(r['spearman_one_step'], 2)} | {_fmt(r['spearman_horizon'], 2)} | "
-                     f"{_fmt(r['spearman_horizon_mean'], 2)} | {_fmt(r['fit']['mdnrnn_seconds'], 0)} |")
-    lines += ["", "Errors are RMS over latent dims (standardised observation units for CartPole); NLL per latent dim, lower is better. "
+                     f"{_fmt(r['spearman_horizon_mean'], 2)} | {_fmt(ratio, 1)} | {_fmt(above, 3)} | {_fmt(r['fit']['mdnrnn_seconds'], 0)} |")
+    lines += ["", "fit seconds: the MDN-RNN stage's wall time summed over resumed runs, on a shared 2-core CPU under varying load "
+              "(benchmarks/members_throughput.py times one training batch of each form in one run). Errors are RMS over latent dims "
+              "(standardised observation units for CartPole; the RSSM's stochastic state); NLL per latent dim, lower is better. "
               "The plots are `results/calibration_<model>.png`, the numbers `results/calibration_<model>.json`."]
     (RESULTS / f"calibration_{tag}.md").write_text("\n".join(lines) + "\n")
 
