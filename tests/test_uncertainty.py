@@ -436,3 +436,19 @@ def test_rssm_sequence_disagreement_is_what_imagine_reports_while_filtering():
             torch.testing.assert_close(tr.disagreement, seq[:, t])
             state = model.observe(state, actions[:, t], obs[:, t + 1])
     assert bool((swingup_rssm(1).sequence_disagreement(obs, actions) == 0).all())
+
+
+def test_reset_from_a_members_state_in_single_and_vector_envs():
+    model = cartpole_members(3)
+    env = gym_dream.DreamEnv(model=model, member="random_per_step")
+    env.reset(seed=0)
+    env.step(1)
+    state = env.unwrapped.state
+    assert state["h"].shape == (1, 3, 16)  # every member's memory
+    obs, _ = env.reset(options={"state": state})
+    np.testing.assert_allclose(obs, model.features(state)[0].numpy())
+    venv = gym_dream.DreamVectorEnv(num_envs=4, model=model)
+    obs, _ = venv.reset(seed=1, options={"state": state})
+    np.testing.assert_allclose(obs, np.repeat(model.features(state).numpy(), 4, 0))
+    *_, info = venv.step(np.zeros(4, dtype=np.int64))
+    assert np.allclose(info["disagreement"], info["disagreement"][0])  # the same state and action: the same disagreement
