@@ -452,3 +452,15 @@ def test_reset_from_a_members_state_in_single_and_vector_envs():
     np.testing.assert_allclose(obs, np.repeat(model.features(state).numpy(), 4, 0))
     *_, info = venv.step(np.zeros(4, dtype=np.int64))
     assert np.allclose(info["disagreement"], info["disagreement"][0])  # the same state and action: the same disagreement
+
+
+def test_pixel_model_with_members_passes_check_env():
+    obs = spaces.Box(0, 255, (96, 96, 3), np.uint8)
+    act = spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32))
+    model = MDNRNN(obs, act, Preprocessing("image", size=(64, 64)), z_dim=8, hidden=16, mixtures=2, head_hidden=8,
+                   vae_channels=(4, 8, 8, 16), bank_size=4, members=2)
+    _init(model, 1)
+    model.card = {"env": {"id": "CarRacing-v3"}, "uncertainty": {"reward_min": -100.0, "heldout_disagreement": {"quantiles": dict(QUANTILES)}}}
+    for obs_type in ("latent", "pixels"):
+        env = gym.make("Dream-CarRacing-v0", model=model, obs_type=obs_type, uncertainty_penalty=0.1, uncertainty_limit="q99.9")
+        check_env(env.unwrapped, skip_render_check=True)
