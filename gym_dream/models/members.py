@@ -18,6 +18,14 @@ How a member is chosen for an imagined step (:data:`MEMBER_CHOICES`):
 The envs draw members with their own ``torch.Generator``; a model's ``imagine`` takes ``member``:
 ``None`` (member 0, the only one of a single-member model), ``"mean"``, ``"random"`` (drawn per env
 with the generator passed) or a ``(B,)`` long tensor of member indices.
+
+Two forms, measured on CartPole (``results/calibration_cartpole*.md``, ``benchmarks/calibration.py``):
+an ensemble (independent cores, the default) and, for the MDN-RNN, dropout masks of one network
+(``dropout=p``). Both disagreements rank one member's actual one-step error alike (Spearman 0.64 vs
+0.63 on random held-out data); for the members' mean the ensemble's ranks it better (0.75 vs 0.36),
+and on shifted (sticky-action) data the ensemble predicts better (10-step error 0.022 vs 0.026). The
+masks cost less (``results/throughput_members.json``: a 1024-env dream step 3.1x one member's vs
+5.9x for 5 ensemble members; a training batch 4.8x vs 7.7x).
 """
 
 from __future__ import annotations
