@@ -464,3 +464,18 @@ def test_pixel_model_with_members_passes_check_env():
     for obs_type in ("latent", "pixels"):
         env = gym.make("Dream-CarRacing-v0", model=model, obs_type=obs_type, uncertainty_penalty=0.1, uncertainty_limit="q99.9")
         check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_rssm_fit_with_members_writes_the_heldout_disagreement(cartpole_data, tmp_path, one_thread):
+    from trainers.fit import FitConfig, fit
+
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "r2"), family="rssm", preset="tiny", bank_size=8, members=2))
+    card = json.loads((out / "model.json").read_text())
+    assert card["params"]["members"] == 2 and card["uncertainty"]["members"] == 2
+    q = [card["uncertainty"]["heldout_disagreement"]["quantiles"][k] for k in ("50", "90", "95", "99", "99.9")]
+    assert all(a <= b for a, b in zip(q, q[1:])) and q[0] > 0
+    env = gym.make("Dream-CartPole-v0", model=str(out), uncertainty_limit="q99", uncertainty_penalty=0.5)
+    assert env.unwrapped.uncertainty_limit == q[3] and env.unwrapped.uncertainty_halt_reward == 1.0
+    env.reset(seed=0)
+    *_, info = env.step(0)
+    assert info["disagreement"] > 0

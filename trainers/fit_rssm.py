@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from gym_dream.models import RSSM
+from gym_dream.models.members import disagreement_summary
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict
 from trainers.checkpointing import Stage, save_model_dir
@@ -110,6 +111,21 @@ def write_model(model: RSSM, ds: EpisodeDataset, directory: Path, card: dict[str
     return save_model_dir(out, directory, card, half=half)
 
 
+@torch.no_grad()
+def heldout_disagreement(model: RSSM, ds: EpisodeDataset, episodes: np.ndarray, device: str, batch: int = 16) -> dict[str, Any]:
+    """The card's ``uncertainty`` section: the members and the disagreement ``imagine`` reports over every held-out transition."""
+    out: dict[str, Any] = {"members": model.members, "reward_min": float(ds.rewards.min()), "reward_max": float(ds.rewards.max())}
+    if model.members == 1 or not len(episodes):
+        return out
+    obs_idx, act_idx, mask = windows(ds, episodes, int(ds.lengths[episodes].max()), None)
+    values = [model.sequence_disagreement(torch.as_tensor(ds.obs[obs_idx[i : i + batch]], device=device),
+                                          torch.as_tensor(ds.actions[act_idx[i : i + batch]], device=device)).cpu().numpy()[mask[i : i + batch]]
+              for i in range(0, len(obs_idx), batch)]
+    out["definition"] = "mean over stoch dims of the members' std (ddof 0) of the prior mean of the next state"
+    out["heldout_disagreement"] = disagreement_summary(np.concatenate(values), len(episodes))
+    return out
+
+
 def fit_rssm(cfg) -> Path:
     """``gym-dream fit --family rssm``: fit an RSSM on ``cfg.data`` and write ``cfg.out``; resumable."""
     import platform
@@ -155,6 +171,7 @@ def fit_rssm(cfg) -> Path:
                      "update_seconds": round(record.get("seconds", 0.0), 1), "device": cfg.device, "torch": torch.__version__,
                      "cpu_threads": torch.get_num_threads(), "machine": platform.machine(), "heldout": {"rssm": heldout}},
         "scores": {},
+        "uncertainty": heldout_disagreement(model.eval(), ds, val_eps, cfg.device),
         **cfg.extra_card,
     }
     out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half)
