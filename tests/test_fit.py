@@ -54,6 +54,10 @@ def test_vae_loss_falls_on_real_frames(tmp_path):
     ds = EpisodeDataset(tmp_path / "c")
     mu, _ = encode_all(model, ds, "cpu")
     assert mu.shape == (len(ds.obs), model.z_dim) and np.isfinite(mu).all()
+    # members on the encoder of a pixel model, the VAE kept as it is (vae_epochs 0: no VAE checkpoint is ever written)
+    members = fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m3"), preset="tiny", vae_epochs=0, rnn_epochs=1,
+                            val_fraction=0.25, members=3, init=str(out)))
+    assert gym_dream.load_model(members).members == 3 and json.loads((members / "model.json").read_text())["uncertainty"]["members"] == 3
 
 
 def test_training_windows_cover_episode_ends_as_often_as_the_middle():

@@ -366,9 +366,10 @@ def fit(cfg: FitConfig) -> Path:
     _log(f"data: {len(ds)} episodes, {ds.steps} steps of {meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
 
     vae_metrics: dict[str, float] = {}
+    vae_ckpt = ckpt_dir / "vae.safetensors"  # absent when the VAE is not trained (vae_epochs 0: e.g. an init's encoder kept)
     if image:
         opt = torch.optim.Adam(model.vision.parameters(), lr=p["lr"])
-        vae_metrics = fit_vae(model, ds, train_eps, val_eps, p, cfg, Stage(ckpt_dir / "vae.safetensors", chash, {"vision": model.vision}, {"adam": opt}), opt)
+        vae_metrics = fit_vae(model, ds, train_eps, val_eps, p, cfg, Stage(vae_ckpt, chash, {"vision": model.vision}, {"adam": opt}), opt)
     else:
         train_obs = np.concatenate([ds.obs[ds.obs_start[e] : ds.obs_start[e] + ds.lengths[e] + 1] for e in train_eps])
         model.vision.fit(torch.as_tensor(train_obs, device=cfg.device))
@@ -391,7 +392,7 @@ def fit(cfg: FitConfig) -> Path:
         **data_card(ds, train_eps, val_eps),
         "training": {
             "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),  # this invocation
-            "epoch_seconds": {"vae": round(read_record(ckpt_dir / "vae.safetensors").get("seconds", 0.0), 1) if image else 0.0,
+            "epoch_seconds": {"vae": round(read_record(vae_ckpt).get("seconds", 0.0), 1) if vae_ckpt.is_file() else 0.0,
                               "mdnrnn": round(record.get("seconds", 0.0), 1)},  # summed over resumed invocations
             "device": cfg.device, "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
             "machine": platform.machine(), "best_epoch": (record.get("best") or {}).get("epoch"),
