@@ -479,3 +479,14 @@ def test_rssm_fit_with_members_writes_the_heldout_disagreement(cartpole_data, tm
     env.reset(seed=0)
     *_, info = env.step(0)
     assert info["disagreement"] > 0
+
+
+def test_dream_observation_shows_the_real_env_through_a_members_model():
+    model = cartpole_members(3)
+    real = gym_dream.wrappers.DreamObservation(gym.make("CartPole-v1"), model=model)
+    dream = gym_dream.DreamEnv(model=model)
+    assert real.observation_space == dream.observation_space  # features [z, h of member 0]: the same size as one member's
+    obs, _ = real.reset(seed=0)
+    assert obs.shape == (model.feature_dim,)
+    obs, *_ = real.step(1)
+    assert obs.shape == (model.feature_dim,) and np.isfinite(obs).all()
