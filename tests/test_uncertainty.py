@@ -490,3 +490,31 @@ def test_dream_observation_shows_the_real_env_through_a_members_model():
     assert obs.shape == (model.feature_dim,)
     obs, *_ = real.step(1)
     assert obs.shape == (model.feature_dim,) and np.isfinite(obs).all()
+
+
+def test_single_member_imagine_is_the_original_formula_bit_for_bit():
+    """The shipped CartPole model steps exactly as the MDN-RNN did before members existed."""
+    from gym_dream.models.mdn import mixture_sample
+
+    model = gym_dream.resolve_model("cartpole")
+    assert model.members == 1 and "members" not in model.card["params"] and model.residual
+    state = model.initial_state(16, torch.Generator().manual_seed(0))
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    ref = {k: v.clone() for k, v in state.items()}
+    with torch.no_grad():
+        for t in range(20):
+            a = torch.tensor([t % 2] * 8 + [1 - t % 2] * 8)
+            tr = model.imagine(state, a, 1.15, g1)
+            x = torch.cat([ref["z"], torch.nn.functional.one_hot(a, 2).float()], -1)
+            rnn = model.rnn
+            h, c = torch.lstm_cell(x, (ref["h"], ref["c"]), rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0)
+            out = model.mdn.linear(h)
+            k, d = model.mixtures, model.z_dim
+            logits, mu = out[..., :k], out[..., k : k + k * d].unflatten(-1, (k, d)) + ref["z"].unsqueeze(-2)
+            log_sigma = out[..., k + k * d :].unflatten(-1, (k, d)).clamp(-7.0, 2.0)
+            z = mixture_sample(logits, mu, log_sigma, 1.15, g2)
+            reward = model.reward_head(torch.cat([z, h], -1)).squeeze(-1)
+            for key, v in (("z", z), ("h", h), ("c", c)):
+                assert torch.equal(tr.state[key], v)
+            assert torch.equal(tr.reward, reward) and bool((tr.disagreement == 0).all())
+            state, ref = tr.state, {"z": z, "h": h, "c": c}
