@@ -184,10 +184,19 @@ def _cmd_list(ns):
     import gym_dream
     from gym_dream.envs.registry import CLAIMS, CONFLICT_ENTRY, DREAM_ENTRY
 
-    print("models:")
+    from gym_dream.agents import model_agents
+    from gym_dream.error import GymDreamError
+
+    print("models (and the agents shipped with them: gym-dream evaluate NAME --model MODEL):")
     models = gym_dream.available_models()
     for name, path in sorted(models.items()):
         print(f"  {name:24s} {path}")
+        try:
+            agents = model_agents(path)
+        except (GymDreamError, OSError):  # an unreadable card is reported when the model is loaded
+            agents = {}
+        for agent, info in sorted(agents.items()):
+            print(f"      agent {agent:20s} {info.get('kind', '?')} trained at tau {info.get('tau', '?')}")
     print("dream env ids:")
     for spec in sorted(gym.registry.values(), key=lambda s: s.id):
         if spec.entry_point == CONFLICT_ENTRY:
