@@ -18,8 +18,8 @@ at t+10. Reported: the Spearman rank correlation of d_t with the one-step error,
 10-step error, and of the mean disagreement along the 10 dreamed steps with the 10-step error; the
 errors per decile of d_t; the share of held-out steps above each of the card's held-out quantiles;
 and the held-out NLL (MDN-RNN: per member, and of the members' mixture). Writes
-results/calibration_<name>.{json,png} per model, and with --summary TAG a table of all of them in
-results/calibration_<TAG>.md. About 10 s per CartPole model on 2 CPU cores.
+results/calibration/calibration_<name>.{json,png} per model, and with --summary TAG a table of all of them in
+results/calibration/calibration_<TAG>.md. About 10 s per CartPole model on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from gym_dream.models.base import State  # noqa: E402
 from gym_dream.store import resolve_model  # noqa: E402
 from trainers.data import EpisodeDataset  # noqa: E402
 
-RESULTS = ROOT / "results"
+RESULTS = ROOT / "results" / "calibration"
 
 
 def rankdata(x: np.ndarray) -> np.ndarray:
@@ -209,7 +209,7 @@ def run(model_dir: str, name: str, data: str, horizon: int, member: str = "0") -
         "measure_seconds": round(seconds, 2),
         "command": "python " + " ".join(sys.argv),
     }
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"calibration_{name}.json").write_text(json.dumps(stats, indent=2) + "\n")
     plot(name, r, stats, RESULTS / f"calibration_{name}.png", horizon)
     return stats
@@ -241,7 +241,7 @@ def summary(tag: str, rows: list[dict]) -> None:
     lines += ["", "fit seconds: the MDN-RNN stage's wall time summed over resumed runs, on a shared 2-core CPU under varying load "
               "(benchmarks/members_throughput.py times one training batch of each form in one run). Errors are RMS over latent dims "
               "(standardised observation units for CartPole; the RSSM's stochastic state); NLL per latent dim, lower is better. "
-              "The plots are `results/calibration_<model>.png`, the numbers `results/calibration_<model>.json`."]
+              "The plots are `results/calibration/calibration_<model>.png`, the numbers `results/calibration/calibration_<model>.json`."]
     (RESULTS / f"calibration_{tag}.md").write_text("\n".join(lines) + "\n")
 
 
@@ -251,7 +251,7 @@ def main() -> None:
     p.add_argument("models", nargs="+", help="model directories or names")
     p.add_argument("--names", nargs="+", help="names in the results files (default: the directory names)")
     p.add_argument("--horizon", type=int, default=10, help="open-loop steps of the long error")
-    p.add_argument("--summary", help="write results/calibration_<SUMMARY>.md comparing the models")
+    p.add_argument("--summary", help="write results/calibration/calibration_<SUMMARY>.md comparing the models")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--member", choices=("0", "mean"), default="0", help="whose prediction the errors are of: member 0 (one member, as a dream follows) or the members' mean")
     a = p.parse_args()

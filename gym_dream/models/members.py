@@ -19,7 +19,7 @@ The envs draw members with their own ``torch.Generator``; a model's ``imagine`` 
 ``None`` (member 0, the only one of a single-member model), ``"mean"``, ``"random"`` (drawn per env
 with the generator passed) or a ``(B,)`` long tensor of member indices.
 
-Two forms, measured on CartPole (``results/calibration_cartpole*.md``, ``benchmarks/calibration.py``):
+Two forms, measured on CartPole (``results/calibration/calibration_cartpole*.md``, ``benchmarks/calibration.py``):
 an ensemble (independent cores, the default) and, for the MDN-RNN, dropout masks of one network
 (``dropout=p``). Both disagreements rank one member's actual one-step error alike (Spearman 0.64 vs
 0.63 on random held-out data); for the members' mean the ensemble's ranks it better (0.75 vs 0.36),
