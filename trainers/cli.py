@@ -320,8 +320,11 @@ def _raised_here(e: BaseException) -> bool:
         last, tb = tb, tb.tb_next
     if last is None:
         return False
-    parts = Path(last.tb_frame.f_code.co_filename).resolve().parts
-    return "gym_dream" in parts or "trainers" in parts
+    import gym_dream
+    import trainers
+
+    where = Path(last.tb_frame.f_code.co_filename).resolve()
+    return any(where.is_relative_to(Path(pkg.__file__).resolve().parent) for pkg in (gym_dream, trainers))
 
 
 def user_error(e: BaseException) -> int | None:

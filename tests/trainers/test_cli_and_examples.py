@@ -8,7 +8,7 @@ import pytest
 
 from trainers.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_end_to_end_on_tiny_preset(tmp_path, capsys):

@@ -16,7 +16,7 @@ import pytest
 from trainers.collect import CollectConfig, collect
 from trainers.data import EpisodeDataset, count_episodes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> list[str]:

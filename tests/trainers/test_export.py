@@ -21,7 +21,7 @@ from gym_dream.versions import compatible_range, satisfies
 from trainers.cli import main as cli
 from trainers.export import ExportConfig, export
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

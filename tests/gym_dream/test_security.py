@@ -22,7 +22,7 @@ from gym_dream.checkpoint import load_model, read_json, save_model
 from gym_dream.error import DataFormatError, DeviceNotAvailable, GymDreamError, ModelFormatError, UnsafeId
 from trainers.export import ExportConfig, builtin_id_note, export
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
