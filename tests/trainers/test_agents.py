@@ -178,3 +178,19 @@ def test_the_dream_arguments_reach_the_dream_an_agent_trains_in(tiny_cartpole_mo
         train_cmaes(CMAESConfig(model=str(tiny_cartpole_model), out=str(tmp_path / "c"), generations=1, popsize=4, rollouts=1, dream_kwargs=kwargs))
     with pytest.raises(ValueError, match="uncertainty_penalty"):
         train_sb3(SB3Config(algo="ppo", model=str(tiny_cartpole_model), out=str(tmp_path / "p"), timesteps=64, num_envs=2, dream_kwargs=kwargs))
+
+
+def test_every_shipped_agent_loads_by_name_and_acts_in_its_models_spaces():
+    """Agents ship with their model as data (controllers, SB3 policies): found by name, loaded without pickle."""
+    import gym_dream
+    from gym_dream.agents import find_agent, model_agents
+
+    seen = 0
+    for name in gym_dream.available_models():
+        model = gym_dream.resolve_model(name)
+        for agent_name in model_agents(name):
+            agent = load_agent(find_agent(agent_name, name))
+            action, _ = agent.predict(np.zeros(model.feature_dim, np.float32))
+            assert model.action_space.contains(np.asarray(action, dtype=model.action_space.dtype)), (name, agent_name, action)
+            seen += 1
+    assert seen >= 7  # CarRacing's five controllers, Doom's controller and PPO
