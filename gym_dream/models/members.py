@@ -106,6 +106,16 @@ def _input_gates(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> t
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
+def _recurrent_params(module: nn.Module, members: int, inp: int, hidden: int, gates: int, suffix: str) -> None:
+    """A recurrent cell's weights and biases with a member dimension, named as torch names them (``suffix``: nn.LSTM's
+    "_l0", nn.GRUCell's ""), initialised as torch does."""
+    module.members, module.input_size, module.hidden_size = members, inp, hidden
+    for name, shape in (("weight_ih", (gates * hidden, inp)), ("weight_hh", (gates * hidden, hidden)),
+                        ("bias_ih", (gates * hidden,)), ("bias_hh", (gates * hidden,))):
+        setattr(module, name + suffix, nn.Parameter(torch.empty(members, *shape)))
+    _uniform_init(module, hidden)
+
+
 class MemberLSTM(nn.Module):
     """M LSTM cores (one layer), batched over members; nn.LSTM's parameter names with a member dimension.
 
@@ -115,12 +125,7 @@ class MemberLSTM(nn.Module):
 
     def __init__(self, members: int, inp: int, hidden: int):
         super().__init__()
-        self.members, self.input_size, self.hidden_size = members, inp, hidden
-        self.weight_ih_l0 = nn.Parameter(torch.empty(members, 4 * hidden, inp))
-        self.weight_hh_l0 = nn.Parameter(torch.empty(members, 4 * hidden, hidden))
-        self.bias_ih_l0 = nn.Parameter(torch.empty(members, 4 * hidden))
-        self.bias_hh_l0 = nn.Parameter(torch.empty(members, 4 * hidden))
-        _uniform_init(self, hidden)
+        _recurrent_params(self, members, inp, hidden, gates=4, suffix="_l0")
 
     @staticmethod
     def _gates(gx: torch.Tensor, h: torch.Tensor, c: torch.Tensor, w_hh_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,12 +165,7 @@ class MemberGRUCell(nn.Module):
 
     def __init__(self, members: int, inp: int, hidden: int):
         super().__init__()
-        self.members, self.input_size, self.hidden_size = members, inp, hidden
-        self.weight_ih = nn.Parameter(torch.empty(members, 3 * hidden, inp))
-        self.weight_hh = nn.Parameter(torch.empty(members, 3 * hidden, hidden))
-        self.bias_ih = nn.Parameter(torch.empty(members, 3 * hidden))
-        self.bias_hh = nn.Parameter(torch.empty(members, 3 * hidden))
-        _uniform_init(self, hidden)
+        _recurrent_params(self, members, inp, hidden, gates=3, suffix="")
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         gx = _input_gates(x, self.weight_ih, self.bias_ih)
