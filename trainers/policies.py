@@ -180,6 +180,7 @@ class AgentPolicy(RandomPolicy):
     policy stored as data (``<run>/best``); ``controller`` is its older name. ``model`` is its world model (default:
     the one recorded in the agent's card). Box actions get Ornstein-Uhlenbeck noise (``sigma``, ``theta``, in action
     units); with probability ``random`` per step (the only noise for Discrete spaces) the action is uniform random.
+    Like every collection policy it is called with the model's input (preprocessed observations), not raw ones.
     """
 
     def __init__(self, action_space: spaces.Space, num_envs: int, seed: int, agent: str | None = None, model: str | None = None,
@@ -214,7 +215,9 @@ class AgentPolicy(RandomPolicy):
         from gym_dream.models.base import state_where
 
         with torch.inference_mode():
-            x = self.model.obs_to_tensor(np.asarray(obs), batched=True)
+            # the collector hands policies the model's input (the recipe's preprocessing already applied in the env's
+            # process: the 'screen' of a dict observation, resized), so it goes to the model as it is
+            x = torch.as_tensor(np.asarray(obs), device=self.model.device)
             start = self.model.initial_state(self.num_envs, obs=x)
             if self.state is None:
                 self.state = start

@@ -332,3 +332,38 @@ def test_two_collectors_never_write_one_dataset(tmp_path):
 
     before = count_episodes(out)[1]
     assert collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=before + 50, workers=1))["steps"] == before + 50
+
+
+def test_an_agent_drives_the_collection_of_dict_observations_as_dream_observation_sees_them(tmp_path, monkeypatch):
+    """The collector hands policies the model's input (the 'screen', resized): an agent's actions are those it takes
+    through DreamObservation on the same real episode (a Doom-shaped env; before, the agent policy re-applied the
+    recipe's key and failed on every env with dict observations)."""
+    import gym_dream
+    from trainers.collect import episode_seed
+    from trainers.controller import LinearController
+    from trainers.envs import REAL_ENVS, RealEnv
+    from trainers.fit import FitConfig, fit
+
+    env_id = "GymDreamTest/DictScreen-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=_DictScreenEnv, max_episode_steps=50)
+    monkeypatch.setitem(REAL_ENVS, env_id, RealEnv(env_id, Preprocessing("image", key="screen", size=(64, 64))))
+    collect(CollectConfig(env_id=env_id, out=str(tmp_path / "d"), episodes=8, steps=None, workers=1))
+    model_dir = fit(FitConfig(data=str(tmp_path / "d"), out=str(tmp_path / "m"), preset="tiny", bank_size=4))
+    m = gym_dream.resolve_model(str(model_dir))
+    params = np.random.default_rng(0).normal(size=LinearController(m.feature_dim, m.action_space).num_params).astype(np.float32)
+    controller = LinearController(m.feature_dim, m.action_space, params)
+    controller.save(tmp_path / "c", {"model": str(model_dir)})
+    collect(CollectConfig(env_id=env_id, out=str(tmp_path / "driven"), episodes=1, steps=None, workers=1, seed=5, policy="agent",
+                          policy_kwargs={"agent": str(tmp_path / "c")}))
+    recorded = EpisodeDataset(tmp_path / "driven").actions
+    wrapped = gym_dream.wrappers.DreamObservation(gym.make(env_id), str(model_dir))
+    features, _ = wrapped.reset(seed=episode_seed(5, 0, 0))
+    expected = []
+    for _ in range(len(recorded)):
+        action = int(controller.predict(features)[0])
+        expected.append(action)
+        features, _, term, trunc, _ = wrapped.step(action)
+        if term or trunc:
+            break
+    assert len(recorded) > 1 and list(recorded) == expected
