@@ -44,6 +44,9 @@ CATALOGUE: tuple[KnownEnv, ...] = (
              extra="box2d"),
     KnownEnv("VizdoomTakeCover-v1", "Dream-DoomTakeCover-v0", "doom-takecover", 2100,
              {"type": "Discrete", "n": 3, "start": 0}, (240, 320, 3), extra="doom"),
+    # the continuous task of the offline result (results/offline.md): a dream fitted from a Minari dataset
+    KnownEnv("Pendulum-v1", "Dream-Pendulum-v0", "pendulum", 200,
+             {"type": "Box", "shape": [1], "dtype": "float32", "low": -2.0, "high": 2.0}, (3,)),
     # 1000 control steps at PlaNet's action repeat of 8; the spaces depend on the observation mode (pixels or state)
     KnownEnv("dm_control/cartpole-swingup-v0", "Dream-CartpoleSwingup-v0", "dmc-cartpole-swingup", 125, extra="dmc"),
 )

@@ -22,6 +22,7 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
   gym-dream demo                     # the shipped model: agents trained in the dream, scored on the real env
   gym-dream collect --env-id CartPole-v1 --out data/cartpole --steps 10000
   gym-dream fit data/cartpole --out models/cartpole
+  gym-dream fit --minari cartpole/expert-v0 --out models/cartpole-offline   # from a local Minari dataset (extra: minari)
   gym-dream train cmaes --model models/cartpole --out runs/cmaes
   gym-dream train ppo --model models/cartpole --out runs/ppo --timesteps 100000
   gym-dream evaluate runs/cmaes/best --model models/cartpole --episodes 100 --taus 0.5 1.0 1.5
@@ -46,7 +47,8 @@ def _field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), positional: str | None = None) -> None:
+def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), positional: str | None = None,
+                   optional_positional: bool = False) -> None:
     docs = _field_docs(cls)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -59,7 +61,7 @@ def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, 
         doc = docs.get(f.name, "")
         help_ = doc if "(default" in doc else f"{doc} (default: {default})"  # a doc that explains its default keeps it
         if f.name == positional:
-            parser.add_argument(f.name, help=help_)
+            parser.add_argument(f.name, help=help_, **({"nargs": "?", "default": None} if optional_positional else {}))
             continue
         flag = "--" + f.name.replace("_", "-")
         if base is bool:
@@ -98,6 +100,11 @@ def _cmd_collect(ns):
 def _cmd_fit(ns):
     from trainers.fit import FitConfig, fit
 
+    if (ns.data is None) == (ns.minari is None):
+        raise ValueError("fit needs one dataset: a folder written by `gym-dream collect` (gym-dream fit DATA --out DIR) "
+                         "or a local Minari dataset (gym-dream fit --minari DATASET_ID --out DIR), not both.")
+    if ns.data is None:
+        del ns.data  # FitConfig's default; --minari's shards go to <out>.minari
     fit(_config(FitConfig, ns))
 
 
@@ -235,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_collect)
 
     s = sub.add_parser("fit", help="fit a VAE + MDN-RNN world model on a dataset and write a model directory (resumable)")
-    _add_dataclass(s, FitConfig, skip=("extra_card",), positional="data")
+    _add_dataclass(s, FitConfig, skip=("extra_card",), positional="data", optional_positional=True)
     s.set_defaults(func=_cmd_fit)
 
     s = sub.add_parser("train", help="train an agent inside a dream: cmaes | " + " | ".join(ALGOS))

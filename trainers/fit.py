@@ -36,6 +36,7 @@ from trainers.checkpointing import Stage, load_checkpoint, read_record, save_che
 from trainers.data import EpisodeDataset
 from trainers.fit_vae import encode_all, fit_vae
 from trainers.sequences import data_card, windows
+from trainers.training_log import TrainingLog
 from trainers.presets import FIT_RANGES, MDNRNN_ONLY, MDNRNN_PRESETS, RSSM_ONLY, VECTOR_DEFAULTS, check_ranges, preset
 
 #: network sizes and budgets (trainers/presets.py; "tiny" is the one tiny preset)
@@ -46,7 +47,11 @@ FAMILIES = ("mdnrnn", "rssm")
 @dataclass
 class FitConfig:
     data: str = "data/cartpole"
-    """dataset folder written by `gym-dream collect`"""
+    """dataset folder written by `gym-dream collect` (ignored with minari)"""
+    minari: str | None = None
+    """fit on this local Minari dataset instead (an id such as "cartpole/expert-v0", read from MINARI_DATASETS_PATH; needs
+    gym-dream[minari]): converted once into gym-dream shards in <out>.minari/ (reused on re-runs), its real env taken from the
+    dataset's env spec"""
     out: str = "models/cartpole"
     """model directory to write (model.json + model.safetensors)"""
     family: str = "mdnrnn"
@@ -253,45 +258,48 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
         load_checkpoint(stage.path.parent / "rnn_best.safetensors", {"model": best_holder}, {})
         best_state = best_holder.state_dict()
     stage_start, first_epoch = time.time(), record["epoch"]
-    for epoch in range(record["epoch"], p["rnn_epochs"]):
-        # at least one epoch per invocation, so a resumed run always makes progress
-        if cfg.rnn_minutes is not None and epoch > first_epoch and time.time() - stage_start > 60 * cfg.rnn_minutes:
-            _log(f"MDN-RNN stopped after epoch {epoch} of {p['rnn_epochs']} (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
-            break
-        epoch_start = time.time()
-        rng = np.random.default_rng([cfg.seed, 2, epoch])
-        obs_idx, act_idx, mask = windows(ds, train_eps, p["seq_len"], rng)
-        order = rng.permutation(len(obs_idx))
-        if model.members > 1:  # every member its own shuffle of the same windows, (M, windows)
-            order = np.stack([order] + [rng.permutation(len(obs_idx)) for _ in range(model.members - 1)])
-        tot, nb = {}, 0
-        for i in range(0, order.shape[-1], p["rnn_batch"]):
-            sl = order[..., i : i + p["rnn_batch"]]
-            out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), sample, g, cfg.device, _loss_weights(p))
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            for group in groups:
-                clip_grad_norm_per_member(group, 1.0, model.weight_members)
-            opt.step()
-            for k, v in out.items():
-                tot[k] = tot.get(k, 0.0) + float(v.detach())
-            nb += 1
-        train = {k: v / nb for k, v in tot.items()}
-        val = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, weights=_loss_weights(p)) if len(val_eps) else {"loss": train["loss"]}
-        record["history"].append({"epoch": epoch + 1, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}})
-        record["epoch"] = epoch + 1
-        record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
-        if record.get("best") is None or val["loss"] < record["best"]["val_loss"]:
-            record["best"] = {"epoch": epoch + 1, "val_loss": val["loss"]}
-            best_state = copy.deepcopy(model.state_dict())
-            save_checkpoint(stage.path.parent / "rnn_best.safetensors", {"model": model}, {}, {"epoch": epoch + 1})
-        stage.save(record)
-        if (epoch + 1) % max(1, p["rnn_epochs"] // 20) == 0 or epoch + 1 == p["rnn_epochs"]:
-            _log(
-                f"MDN-RNN epoch {epoch + 1}/{p['rnn_epochs']}: train loss {train['loss']:.3f} (nll {train['nll']:.3f}) "
-                f"held-out loss {val['loss']:.3f} (nll {val.get('nll', float('nan')):.3f}, reward mse {val.get('reward_mse', float('nan')):.4f}, "
-                f"termination acc {val.get('termination_accuracy', float('nan')):.4f}, recall {val.get('termination_recall', float('nan')):.3f})"
-            )
+    with TrainingLog(stage.path.parent, "mdnrnn", resume_from=record["epoch"]) as log:  # <checkpoints>/mdnrnn_log.csv, tb/mdnrnn
+        for epoch in range(record["epoch"], p["rnn_epochs"]):
+            # at least one epoch per invocation, so a resumed run always makes progress
+            if cfg.rnn_minutes is not None and epoch > first_epoch and time.time() - stage_start > 60 * cfg.rnn_minutes:
+                _log(f"MDN-RNN stopped after epoch {epoch} of {p['rnn_epochs']} (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
+                break
+            epoch_start = time.time()
+            rng = np.random.default_rng([cfg.seed, 2, epoch])
+            obs_idx, act_idx, mask = windows(ds, train_eps, p["seq_len"], rng)
+            order = rng.permutation(len(obs_idx))
+            if model.members > 1:  # every member its own shuffle of the same windows, (M, windows)
+                order = np.stack([order] + [rng.permutation(len(obs_idx)) for _ in range(model.members - 1)])
+            tot, nb = {}, 0
+            for i in range(0, order.shape[-1], p["rnn_batch"]):
+                sl = order[..., i : i + p["rnn_batch"]]
+                out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), sample, g, cfg.device, _loss_weights(p))
+                opt.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                for group in groups:
+                    clip_grad_norm_per_member(group, 1.0, model.weight_members)
+                opt.step()
+                for k, v in out.items():
+                    tot[k] = tot.get(k, 0.0) + float(v.detach())
+                nb += 1
+            train = {k: v / nb for k, v in tot.items()}
+            val = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, weights=_loss_weights(p)) if len(val_eps) else {"loss": train["loss"]}
+            record["history"].append({"epoch": epoch + 1, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()}})
+            record["epoch"] = epoch + 1
+            record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
+            if record.get("best") is None or val["loss"] < record["best"]["val_loss"]:
+                record["best"] = {"epoch": epoch + 1, "val_loss": val["loss"]}
+                best_state = copy.deepcopy(model.state_dict())
+                save_checkpoint(stage.path.parent / "rnn_best.safetensors", {"model": model}, {}, {"epoch": epoch + 1})
+            stage.save(record)
+            log.write(epoch + 1, **{f"train/{k}": v for k, v in train.items()}, **{f"heldout/{k}": v for k, v in val.items()},
+                      seconds=record["seconds"])
+            if (epoch + 1) % max(1, p["rnn_epochs"] // 20) == 0 or epoch + 1 == p["rnn_epochs"]:
+                _log(
+                    f"MDN-RNN epoch {epoch + 1}/{p['rnn_epochs']}: train loss {train['loss']:.3f} (nll {train['nll']:.3f}) "
+                    f"held-out loss {val['loss']:.3f} (nll {val.get('nll', float('nan')):.3f}, reward mse {val.get('reward_mse', float('nan')):.4f}, "
+                    f"termination acc {val.get('termination_accuracy', float('nan')):.4f}, recall {val.get('termination_recall', float('nan')):.3f})"
+                )
     if best_state is not None:
         model.load_state_dict(best_state)
     return record
@@ -329,6 +337,12 @@ def fit(cfg: FitConfig) -> Path:
     start = time.time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.minari:
+        from dataclasses import replace
+
+        from trainers.minari_data import minari_to_shards
+
+        cfg = replace(cfg, data=str(minari_to_shards(cfg.minari, f"{cfg.out}.minari")), minari=None)
     if cfg.family == "rssm":
         from trainers.fit_rssm import fit_rssm
 

@@ -43,7 +43,9 @@ def data_card(ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray) ->
     meta = ds.meta
     return {
         "env": {"id": meta["env_id"], "kwargs": meta.get("env_kwargs", {}), "max_episode_steps": meta.get("max_episode_steps"),
-                "action_repeat": meta.get("action_repeat", 1)},
+                "action_repeat": meta.get("action_repeat", 1),
+                **({"missing": meta["env_missing"]} if meta.get("env_missing") else {})},  # a Minari dataset's env not made here
         "data": {"episodes": len(ds), "steps": ds.steps, "policies": meta.get("policies", []),
-                 "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps))},
+                 "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps)),
+                 **({"source": meta["source"]} if meta.get("source") else {})},  # e.g. {"minari": id, ...}
     }
