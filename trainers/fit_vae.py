@@ -13,6 +13,7 @@ from gym_dream.models import MDNRNN
 from trainers.checkpointing import Stage
 from trainers.data import EpisodeDataset
 from trainers.progress import progress
+from trainers.training_log import TrainingLog
 
 
 def _log(msg: str) -> None:
@@ -40,28 +41,30 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
         vae.train()
         return {k: v / max(len(val_sub), 1) for k, v in tot.items()}
 
-    for epoch in range(record["epoch"], p["vae_epochs"]):
-        epoch_start = time.time()
-        perm = rng.permutation(train_idx)[: cfg.vae_frames or None]
-        bar = progress(total=len(perm), desc=f"VAE epoch {epoch + 1}/{p['vae_epochs']}", unit="img")
-        run = 0.0
-        for i in range(0, len(perm), p["vae_batch"]):
-            x = torch.as_tensor(ds.obs[np.sort(perm[i : i + p["vae_batch"]])], device=cfg.device)
-            out = vae.loss(x, generator=g)
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            opt.step()
-            loss = float(out["loss"].detach())
-            run = 0.98 * run + 0.02 * loss if i else loss
-            bar.update(len(x))
-            bar.set_postfix(loss=f"{run:.1f}")
-        bar.close()
-        v = val_loss()
-        record["history"].append({"epoch": epoch + 1, "train_loss": run, **{f"val_{k}": x for k, x in v.items()}})
-        record["epoch"] = epoch + 1
-        record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
-        stage.save(record)
-        _log(f"VAE epoch {epoch + 1}/{p['vae_epochs']}: train loss {run:.2f}  held-out loss {v['loss']:.2f} (reconstruction {v['reconstruction']:.2f}, KL {v['kl']:.2f})")
+    with TrainingLog(stage.path.parent, "vae", resume_from=record["epoch"]) as log:  # <checkpoints>/vae_log.csv, tb/vae
+        for epoch in range(record["epoch"], p["vae_epochs"]):
+            epoch_start = time.time()
+            perm = rng.permutation(train_idx)[: cfg.vae_frames or None]
+            bar = progress(total=len(perm), desc=f"VAE epoch {epoch + 1}/{p['vae_epochs']}", unit="img")
+            run = 0.0
+            for i in range(0, len(perm), p["vae_batch"]):
+                x = torch.as_tensor(ds.obs[np.sort(perm[i : i + p["vae_batch"]])], device=cfg.device)
+                out = vae.loss(x, generator=g)
+                opt.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                opt.step()
+                loss = float(out["loss"].detach())
+                run = 0.98 * run + 0.02 * loss if i else loss
+                bar.update(len(x))
+                bar.set_postfix(loss=f"{run:.1f}")
+            bar.close()
+            v = val_loss()
+            record["history"].append({"epoch": epoch + 1, "train_loss": run, **{f"val_{k}": x for k, x in v.items()}})
+            record["epoch"] = epoch + 1
+            record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
+            stage.save(record)
+            log.write(epoch + 1, **{"train/loss": run, **{f"heldout/{k}": x for k, x in v.items()}}, seconds=record["seconds"])
+            _log(f"VAE epoch {epoch + 1}/{p['vae_epochs']}: train loss {run:.2f}  held-out loss {v['loss']:.2f} (reconstruction {v['reconstruction']:.2f}, KL {v['kl']:.2f})")
     return val_loss() if len(val_sub) else {}
 
 
