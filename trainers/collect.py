@@ -54,6 +54,9 @@ class CollectConfig:
     """override the env's time limit"""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """extra keyword arguments for gym.make"""
+    minari: str | None = None
+    """also write the dataset as this local Minari dataset id when collection ends (e.g. "cartpole/random-v0"; needs
+    gym-dream[minari]); on a dataset already at its target this converts the shards. Re-running rewrites it"""
 
 
 #: finished episodes are flushed to the disk (power loss) at most this long after they end
@@ -251,7 +254,12 @@ def collect(cfg: CollectConfig, policy_factory: Callable | None = None) -> dict[
     out = Path(cfg.out)
     held = [lock_dataset(out)] if out.is_dir() else []  # a new dataset is held from its first write
     try:
-        return _collect(cfg, policy_factory, out, held)
+        summary = _collect(cfg, policy_factory, out, held)
+        if cfg.minari:
+            from trainers.minari_data import shards_to_minari
+
+            summary["minari"] = str(shards_to_minari(out, cfg.minari).spec.data_path)
+        return summary
     finally:
         for lock in held:
             lock.close()
