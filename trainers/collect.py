@@ -57,6 +57,11 @@ class CollectConfig:
     minari: str | None = None
     """also write the dataset as this local Minari dataset id when collection ends (e.g. "cartpole/random-v0"; needs
     gym-dream[minari]); on a dataset already at its target this converts the shards. Re-running rewrites it"""
+    backend: str = "local"
+    """where the real envs run: local (processes on this machine) | ray (one Ray actor per worker, on a cluster:
+    pip install "gym-dream[ray]"). Same dataset either way: episode k seeded from (seed, k), written by this process"""
+    ray_address: str | None = None
+    """the Ray cluster of --backend ray: auto, host:6379 or ray://host:10001 (default: $RAY_ADDRESS, else a Ray on this machine)"""
 
 
 #: finished episodes are flushed to the disk (power loss) at most this long after they end
@@ -117,6 +122,8 @@ def check_config(cfg: CollectConfig) -> None:
     _positive_int(cfg.workers, "--workers")
     _positive_int(cfg.shard_steps, "--shard-steps")
     _positive_int(cfg.max_episode_steps, "--max-episode-steps", allow_none=True)
+    if cfg.backend not in ("local", "ray"):
+        raise ValueError(f"--backend must be local or ray, got {cfg.backend!r}.")
     if not isinstance(cfg.env_kwargs, dict):
         raise TypeError(f"--env-kwargs must be a JSON object, got {cfg.env_kwargs!r}.")
     if not isinstance(cfg.env_id, str) or not cfg.env_id:
@@ -159,6 +166,10 @@ class _Keys:
             return self.missing.pop(0)
         self.next += 1
         return self.next - 1
+
+    def give_back(self, key: int) -> None:
+        """An episode that was started but will not be stored (its worker died): the next key handed out."""
+        self.missing = sorted({*self.missing, int(key)})
 
 
 def _compact(out: Path, paths: list[Path]) -> None:
@@ -320,6 +331,87 @@ def _collect(cfg: CollectConfig, policy_factory: Callable | None, out: Path, hel
 
     files, _ = dataset_index(out)
     keys = _Keys({int(k) for f in files for k in f.keys})
+    target = cfg.steps if cfg.steps is not None else cfg.episodes
+    bar = progress(total=target, initial=min(n_steps if cfg.steps is not None else n_eps, target), desc=f"collect {cfg.env_id}", unit="step" if cfg.steps is not None else "ep")
+    sink = _Sink(cfg, out, n_eps, n_steps, bar)
+    start = time.time()
+    try:
+        if cfg.backend == "ray":
+            from trainers.ray_backend import collect_on_ray
+
+            collect_on_ray(cfg, prep, factory, keys, sink)
+        else:
+            _collect_locally(cfg, prep, factory, keys, sink)
+    finally:
+        sink.close()  # every finished episode reaches a shard, also on Ctrl-C
+    n_eps, n_steps = count_episodes(out)
+    return {"episodes": n_eps, "steps": n_steps, "new_episodes": sink.new_eps, "seconds": time.time() - start}
+
+
+def episode_from(b: dict[str, list]) -> Episode:
+    """An :class:`Episode` from a buffer of per-step lists (obs, actions, rewards, terminated, truncated)."""
+    return Episode(*(np.stack(b[k]) for k in ("obs", "actions", "rewards", "terminated", "truncated")))
+
+
+class _Sink:
+    """Where finished episodes go, whichever backend ran them. Each is written as its own file the moment it is
+    stored (a kill -9 loses nothing finished), flushed to the disk within SYNC_SECONDS by a background thread,
+    and compacted into a shard of ``shard_steps`` by another (zlib releases the GIL, so the envs keep stepping;
+    at most one compaction is pending, which bounds memory). ``next_id`` and ``total_steps`` count the dataset."""
+
+    def __init__(self, cfg: CollectConfig, out: Path, n_eps: int, n_steps: int, bar) -> None:
+        self.cfg, self.out, self.bar = cfg, out, bar
+        self.next_id, self.total_steps, self.new_eps = n_eps, n_steps, 0
+        self.finished: list[tuple[int, Episode, Path]] = []  # (key, episode, its file), not yet in a shard
+        self.finished_steps = 0
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
+        self.pending: list[Future] = []
+        self.flusher = _Flusher()
+
+    def done(self) -> bool:
+        return _done(self.cfg, self.next_id, self.total_steps)
+
+    def store(self, key: int, ep: Episode) -> None:
+        # in the file system now: a kill -9 loses nothing finished; on the disk (power loss) within about
+        # a second, flushed by a background thread (an fsync per episode would cost more than CartPole's steps)
+        path = write_episode(self.out, self.next_id, ep, key, durable=False)
+        self.flusher.dirty.set()
+        self.finished.append((key, ep, path))
+        self.next_id += 1
+        self.total_steps += len(ep)
+        self.finished_steps += len(ep)
+        self.new_eps += 1
+        self.bar.update(len(ep) if self.cfg.steps is not None else 1)
+        if self.finished_steps >= self.cfg.shard_steps:
+            self.compact()
+
+    def compact(self) -> None:
+        if self.finished:
+            for f in self.pending:
+                f.result()
+            batch, first, out = self.finished, self.next_id - len(self.finished), self.out
+
+            def job() -> None:
+                write_shard(out, first, [e for _, e, _ in batch], [k for k, _, _ in batch])
+                for _, _, p in batch:
+                    p.unlink(missing_ok=True)
+
+            self.pending[:] = [self.writer.submit(job)]
+            self.finished, self.finished_steps = [], 0
+
+    def close(self) -> None:
+        try:
+            self.compact()
+            self.writer.shutdown(wait=True)
+            self.flusher.close()
+            for f in self.pending:
+                f.result()
+        finally:
+            self.bar.close()
+
+
+def _collect_locally(cfg: CollectConfig, prep: Preprocessing, factory: Callable, keys: _Keys, sink: _Sink) -> None:
+    """The local backend: ``cfg.workers`` real envs in lockstep (one process each when > 1)."""
     envs = _make_vector_env(cfg, prep)
     slot_keys = [keys() for _ in range(cfg.workers)]
     policies = [factory(envs.single_action_space, 1, episode_seed(cfg.seed, k, 1)) for k in slot_keys]
@@ -330,57 +422,11 @@ def _collect(cfg: CollectConfig, policy_factory: Callable | None, out: Path, hel
         return {"obs": [np.array(obs[i])], "actions": [], "rewards": [], "terminated": [], "truncated": []}
 
     buffers = [fresh(i) for i in range(cfg.workers)]
-    finished: list[tuple[int, Episode, Path]] = []  # (key, episode, its file), not yet in a shard
-    finished_steps = 0
-    next_id, total_steps, new_eps = n_eps, n_steps, 0
-    start = time.time()
-    target = cfg.steps if cfg.steps is not None else cfg.episodes
-    bar = progress(total=target, initial=min(n_steps if cfg.steps is not None else n_eps, target), desc=f"collect {cfg.env_id}", unit="step" if cfg.steps is not None else "ep")
-
-    # shards are compressed and written by a background thread (zlib releases the GIL), so the
-    # envs keep stepping meanwhile; at most one compaction is pending, which bounds memory
-    writer = ThreadPoolExecutor(1, thread_name_prefix="shard-writer")
-    pending: list[Future] = []
-
-    flusher = _Flusher()
-
-    def store(key: int, ep: Episode) -> None:
-        nonlocal next_id, total_steps, new_eps, finished_steps
-        # in the file system now: a kill -9 loses nothing finished; on the disk (power loss) within about
-        # a second, flushed by a background thread (an fsync per episode would cost more than CartPole's steps)
-        path = write_episode(out, next_id, ep, key, durable=False)
-        flusher.dirty.set()
-        finished.append((key, ep, path))
-        next_id += 1
-        total_steps += len(ep)
-        finished_steps += len(ep)
-        new_eps += 1
-        bar.update(len(ep) if cfg.steps is not None else 1)
-
-    def compact() -> None:
-        nonlocal finished, finished_steps
-        if finished:
-            for f in pending:
-                f.result()
-            batch = finished
-            first = next_id - len(batch)
-
-            def job() -> None:
-                write_shard(out, first, [e for _, e, _ in batch], [k for k, _, _ in batch])
-                for _, _, p in batch:
-                    p.unlink(missing_ok=True)
-
-            pending[:] = [writer.submit(job)]
-            finished, finished_steps = [], 0
-
-    def episode(b: dict[str, list]) -> Episode:
-        return Episode(*(np.stack(b[k]) for k in ("obs", "actions", "rewards", "terminated", "truncated")))
-
     try:
-        while not _done(cfg, next_id, total_steps):
+        while not sink.done():
             inflight = sum(len(b["actions"]) for b in buffers)
             # the step budget: with fewer steps left than envs, only the first envs' steps are kept
-            keep = cfg.workers if cfg.steps is None else min(cfg.workers, cfg.steps - total_steps - inflight)
+            keep = cfg.workers if cfg.steps is None else min(cfg.workers, cfg.steps - sink.total_steps - inflight)
             actions = np.stack([np.asarray(policies[i](obs[i : i + 1]))[0] for i in range(cfg.workers)])
             obs, rewards, terminated, truncated, _ = envs.step(actions)
             obs = np.array(obs)
@@ -394,17 +440,17 @@ def _collect(cfg: CollectConfig, policy_factory: Callable | None, out: Path, hel
                 b["truncated"].append(truncated[i])
                 b["obs"].append(np.array(obs[i]))
                 if done[i]:
-                    store(slot_keys[i], episode(b))
+                    sink.store(slot_keys[i], episode_from(b))
                     buffers[i] = {"obs": [], "actions": [], "rewards": [], "terminated": [], "truncated": []}  # refilled on restart
                     restart[i] = True
-            if cfg.steps is not None and total_steps + sum(len(b["actions"]) for b in buffers) >= cfg.steps:
+            if cfg.steps is not None and sink.total_steps + sum(len(b["actions"]) for b in buffers) >= cfg.steps:
                 # the step budget is spent: keep the unfinished episodes, cut by the budget (truncated)
                 for i, b in enumerate(buffers):
                     if b["actions"]:
                         b["truncated"][-1] = True
-                        store(slot_keys[i], episode(b))
+                        sink.store(slot_keys[i], episode_from(b))
                 break
-            if _done(cfg, next_id, total_steps):
+            if sink.done():
                 break
             if restart.any():
                 for i in np.flatnonzero(restart):
@@ -416,15 +462,5 @@ def _collect(cfg: CollectConfig, policy_factory: Callable | None, out: Path, hel
                 obs[restart] = new_obs[restart]
                 for i in np.flatnonzero(restart):
                     buffers[i] = fresh(i)
-            if finished_steps >= cfg.shard_steps:
-                compact()
     finally:
-        compact()
-        writer.shutdown(wait=True)  # every finished episode reaches a shard, also on Ctrl-C
-        flusher.close()
-        for f in pending:
-            f.result()
-        bar.close()
         envs.close()
-    n_eps, n_steps = count_episodes(out)
-    return {"episodes": n_eps, "steps": n_steps, "new_episodes": new_eps, "seconds": time.time() - start}
