@@ -76,3 +76,31 @@ def test_tensorboard_event_files_when_installed(tmp_path):
     acc = EventAccumulator(str(tmp_path / "tb" / "fit"))
     acc.Reload()
     assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(1, 3.0), (2, 2.0)]
+
+
+def test_the_fits_and_cmaes_log_a_row_per_epoch_and_generation(cartpole_data, tmp_path):
+    from trainers.cmaes import CMAESConfig, train_cmaes
+    from trainers.fit import FitConfig, fit
+
+    out = tmp_path / "m"
+    fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=2, bank_size=4))
+    rows = read_log(tmp_path / "m.checkpoints", "mdnrnn")
+    assert [r["step"] for r in rows] == [1.0, 2.0] and {"train/loss", "heldout/loss", "heldout/termination_accuracy"} <= set(rows[0])
+    fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=3, bank_size=4))  # asking for more continues
+    assert [r["step"] for r in read_log(tmp_path / "m.checkpoints", "mdnrnn")] == [1.0, 2.0, 3.0]
+
+    cfg = dict(model=str(out), out=str(tmp_path / "cma"), popsize=4, rollouts=1, max_episode_steps=20, seed=0)
+    train_cmaes(CMAESConfig(generations=2, **cfg))
+    train_cmaes(CMAESConfig(generations=3, **cfg))  # resumed
+    rows = read_log(tmp_path / "cma", "cmaes")
+    assert [r["step"] for r in rows] == [1.0, 2.0, 3.0] and {"mean_fitness", "best_fitness", "sigma"} <= set(rows[0])
+
+
+def test_the_vae_fit_logs_each_epoch(tmp_path):
+    from trainers.collect import CollectConfig, collect
+    from trainers.fit import FitConfig, fit
+
+    collect(CollectConfig(env_id="CarRacing-v3", out=str(tmp_path / "c"), steps=60, max_episode_steps=30, workers=1, seed=0))
+    fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), preset="tiny", vae_epochs=2, rnn_epochs=1, vae_frames=16, bank_size=2))
+    rows = read_log(tmp_path / "m.checkpoints", "vae")
+    assert [r["step"] for r in rows] == [1.0, 2.0] and {"train/loss", "heldout/reconstruction", "heldout/kl"} <= set(rows[0])
