@@ -311,10 +311,20 @@ def draw_members(model: WorldModel, n: int, member: str, generator: torch.Genera
     return torch.randint(model.members, (n,), generator=generator, device=model.device)
 
 
+def check_precision(precision: Any, model: WorldModel) -> str:
+    """``"float32"`` (default: the model as trained) or another name from ``model.precisions`` (``"bfloat16"``:
+    the single-member MDN-RNN's matrix products in bf16, faster on CPUs with AVX-512 BF16 and on GPUs)."""
+    if precision not in model.precisions:
+        raise ValueError(f"precision must be one of {model.precisions} for this model, got {precision!r}.")
+    return precision
+
+
 def imagine(model: WorldModel, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None,
-            member: str, episode_members: torch.Tensor | None):
+            member: str, episode_members: torch.Tensor | None, precision: str = "float32"):
     """One dream step with the env's member choice; the Transition always carries (B,) disagreements."""
-    if model.members == 1:
+    if precision != "float32":
+        tr = model.imagine(state, action, tau, generator, precision=precision)
+    elif model.members == 1:
         tr = model.imagine(state, action, tau, generator)
     else:
         arg = {"random_per_step": "random", "mean": "mean"}.get(member, episode_members)

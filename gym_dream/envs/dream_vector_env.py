@@ -28,6 +28,7 @@ class DreamVectorEnv(VectorEnv):
       ignores that env's action. ``SAME_STEP``: the env restarts within the step and the last
       observation is in ``info["final_obs"]`` (rows flagged by ``info["_final_obs"]``). ``DISABLED``:
       restart finished envs yourself with ``reset(options={"reset_mask": mask})``.
+    * ``precision``: ``"float32"`` (default) or ``"bfloat16"``, as for ``DreamEnv``.
     * ``member``, ``uncertainty_penalty``, ``uncertainty_limit``, ``uncertainty_halt_reward``: as for
       ``DreamEnv`` (its "Uncertainty" section), applied per env: ``info["disagreement"]`` and
       ``info["reward_disagreement"]`` are (num_envs,) arrays, ``info["uncertainty_halt"]`` (with a limit)
@@ -59,6 +60,7 @@ class DreamVectorEnv(VectorEnv):
         uncertainty_penalty: float = 0.0,
         uncertainty_limit: float | str | None = None,
         uncertainty_halt_reward: float | None = None,
+        precision: str = "float32",
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}.")
@@ -74,6 +76,7 @@ class DreamVectorEnv(VectorEnv):
         self.obs_type = core.check_obs_type(obs_type, self.model)
         self.termination = core.check_termination(termination, self.model)
         self.member = core.check_member(member, self.model)
+        self.precision = core.check_precision(precision, self.model)
         self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward = core.check_uncertainty(
             self.model, uncertainty_penalty, uncertainty_limit, uncertainty_halt_reward)
         #: each env's member under member="random_per_episode" (None otherwise)
@@ -151,7 +154,8 @@ class DreamVectorEnv(VectorEnv):
             raise gym.error.ResetNeeded("Call reset() before step().")
         a = core.actions_to_tensor(actions, self.single_action_space, self.num_envs, self.device)
         with torch.inference_mode():
-            tr = core.imagine(self.model, self.state, a, self.tau, self._generator, self.member, self._episode_members)
+            tr = core.imagine(self.model, self.state, a, self.tau, self._generator, self.member, self._episode_members,
+                              self.precision)
             self.state = tr.state
             p_end, disagreement, reward_disagreement = tr.termination_prob, tr.disagreement, tr.reward_disagreement
             terminated = core.terminations(p_end, tr.terminated, self.termination, self._generator)

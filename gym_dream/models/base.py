@@ -69,8 +69,14 @@ class WorldModel(nn.Module):
 
     def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None) -> Transition:
         """One dream step at temperature ``tau``, driven by ``member`` (None: member 0; ``"mean"``; ``"random"``:
-        one per env drawn with ``generator``; or a (B,) tensor of member indices), with the members' disagreement."""
+        one per env drawn with ``generator``; or a (B,) tensor of member indices), with the members' disagreement.
+        A family listing more than ``"float32"`` in :attr:`precisions` also takes ``precision=`` (a name from it)."""
         raise NotImplementedError
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """The arithmetic ``imagine`` can run in; the first, ``"float32"``, is the default and the model as trained."""
+        return ("float32",)
 
     def features(self, state: State) -> torch.Tensor:
         """What an agent sees: a (B, feature_dim) float32 tensor."""
