@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -82,8 +83,15 @@ class DreamObservation(gym.Wrapper):
         default = default_model_for(real_id) if model is None else None
         self.model = core.load_env_model(model, default, f"DreamObservation({real_id})", None, device)
         self.obs_type = core.check_obs_type(obs_type, self.model)
+        card_env = self.model.card.get("env") or {}
+        # a model fitted from a dataset (a Minari one) whose env could not be made: say what is missing, once here
+        missing = card_env.get("missing")
+        note = f" (The model's own real env is unknown: {missing}.)" if missing else ""
+        if missing:
+            warnings.warn(f"DreamObservation: {missing}. Only the spaces of the env you passed ({real_id or 'unnamed'}) are checked "
+                          "against the model's, not its id; make sure it behaves as the env the data came from.", UserWarning, stacklevel=2)
         if not spaces_equal(env.action_space, self.model.action_space):
-            raise ModelMismatch(f"The real env's action space {env.action_space} differs from the model's {self.model.action_space}.")
+            raise ModelMismatch(f"The real env's action space {env.action_space} differs from the model's {self.model.action_space}.{note}")
         real_obs_space = env.observation_space
         key = self.model.preprocessing.key
         if key is not None and isinstance(real_obs_space, gym.spaces.Dict):
@@ -91,11 +99,10 @@ class DreamObservation(gym.Wrapper):
         if not spaces_equal(real_obs_space, self.model.observation_space):
             raise ModelMismatch(
                 f"The real env's observation space {real_obs_space} differs from the model's {self.model.observation_space}; "
-                "this model was trained on another env or another observation setting."
+                f"this model was trained on another env or another observation setting.{note}"
             )
-        card_env = (self.model.card.get("env") or {}).get("id")
-        if card_env is not None and real_id is not None and card_env != real_id:
-            raise ModelMismatch(f"The model was trained on {card_env}, but the real env is {real_id}.")
+        if card_env.get("id") is not None and real_id is not None and card_env["id"] != real_id and not missing:
+            raise ModelMismatch(f"The model was trained on {card_env['id']}, but the real env is {real_id}.")
         want = int((self.model.card.get("env") or {}).get("action_repeat") or 1)
         have = action_repeat_of(env)
         if want != have:

@@ -284,6 +284,17 @@ def _own_meta(dataset) -> dict[str, Any] | None:
 
 
 # -- shards -> Minari -------------------------------------------------------------------------------------
+def _check_id(dataset_id: str) -> None:
+    """Refuse an id Minari cannot parse before Minari creates its folder (a folder of a bad id breaks listing)."""
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except (ValueError, TypeError):
+        raise ValueError(f"--minari {dataset_id!r} is not a Minari dataset id: it must read (namespace/)name-v<version> with letters, "
+                         "digits, '-' and '_' only (no dots), e.g. 'gym-dream/cartpole-random-v0'.") from None
+
+
 def shards_to_minari(data: str | os.PathLike, dataset_id: str, *, author: str | None = None, description: str | None = None,
                      overwrite: bool = False) -> Any:
     """Write the gym-dream dataset folder ``data`` as the local Minari dataset ``dataset_id``; returns it.
@@ -296,6 +307,7 @@ def shards_to_minari(data: str | os.PathLike, dataset_id: str, *, author: str | 
     minari = import_minari()
     from minari.data_collector import EpisodeBuffer
 
+    _check_id(dataset_id)
     ds = EpisodeDataset(data)
     meta = dict(ds.meta)
     meta["source_folder"] = str(Path(data).resolve())
