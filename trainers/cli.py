@@ -137,7 +137,8 @@ def _cmd_evaluate(ns):
         space = gym.make(ns.env_id, **({"model": ns.model} if ns.model else {})).action_space
         agent = WithActionNoise(agent, space, ns.action_noise, ns.noise_theta)
         name += f" + OU noise (sigma {ns.action_noise}, theta {ns.noise_theta})"
-    row = evaluate(agent, ns.env_id, ns.model, tuple(ns.taus), ns.episodes, ns.dream_episodes, ns.seed, ns.device, name=name, workers=ns.workers)
+    row = evaluate(agent, ns.env_id, ns.model, tuple(ns.taus), ns.episodes, ns.dream_episodes, ns.seed, ns.device, name=name, workers=ns.workers,
+                   backend=ns.backend, ray_address=ns.ray_address)
     print(markdown_table([row]))
     if ns.report:
         md, js = write_report([row], ns.report)
@@ -266,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--workers", type=int, default=1, help="processes for the real episodes (seeds split among them; same results)")
+    s.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="where the real episodes run: local processes, or Ray tasks (pip install \"gym-dream[ray]\"); same results")
+    s.add_argument("--ray-address", default=None, help="the Ray cluster of --backend ray: auto, host:6379 or ray://host:10001 "
+                   "(default: $RAY_ADDRESS, else a Ray on this machine)")
     s.add_argument("--action-noise", type=float, default=0.0, metavar="SIGMA",
                    help="run the agent with Ornstein-Uhlenbeck noise of this sigma on its (Box) actions, in the dream and the real env "
                         "(the controller-driven collection's policy)")

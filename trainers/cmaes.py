@@ -61,6 +61,14 @@ class CMAESConfig:
     """more arguments of the dream it trains in, e.g. {"uncertainty_penalty": 1.0, "uncertainty_limit": "q99"}"""
     max_seconds: float | None = None
     """stop after the generation that passes this wall time (checkpointed: re-running continues)"""
+    shards: int = 1
+    """the population as this many batched dreams of popsize/shards candidates x rollouts, shard j of generation g reset
+    with a seed of (seed, g, j): 1 (default) is one batch; > 1 is what --backend ray spreads over actors. The search depends
+    on shards, never on the backend"""
+    backend: str = "local"
+    """where the shards run: local (one after another, here) | ray (one Ray actor each: pip install "gym-dream[ray]")"""
+    ray_address: str | None = None
+    """the Ray cluster of --backend ray: auto, host:6379 or ray://host:10001 (default: $RAY_ADDRESS, else a Ray on this machine)"""
 
 
 def dream_returns(venv, params: np.ndarray, feature_dim: int, horizon: int) -> np.ndarray:
@@ -68,6 +76,31 @@ def dream_returns(venv, params: np.ndarray, feature_dim: int, horizon: int) -> n
     space = venv.single_action_space
     act = lambda obs, t: LinearController.batch_actions(params, obs, space, feature_dim)
     return dream_rollout(venv, act, int(venv.np_random.integers(2**31)), horizon).returns
+
+
+def shard_seed(seed: int, generation: int, shard: int) -> int:
+    """The dream seed of population shard ``shard`` in generation ``generation`` (0-based): a function of these only, so
+    a shard gives the same returns wherever it runs and a resumed run continues the same search."""
+    return int(np.random.SeedSequence([int(seed), int(generation), int(shard), 1]).generate_state(1)[0]) % (2**31)
+
+
+class DreamShard:
+    """One shard of a CMA-ES generation: ``popsize / shards`` candidates x ``rollouts`` as ONE batched ``DreamVectorEnv``
+    (a Ray actor with ``--backend ray``, see :mod:`trainers.ray_backend`)."""
+
+    def __init__(self, cfg: CMAESConfig) -> None:
+        self.rollouts = cfg.rollouts
+        self.venv = make_dream_vec(cfg.env_id, cfg.popsize // cfg.shards * cfg.rollouts, cfg.model, cfg.tau, cfg.device,
+                                   max_episode_steps=cfg.max_episode_steps, termination=cfg.termination, **cfg.dream_kwargs)
+        self.horizon = self.venv.unwrapped.max_episode_steps or 1000
+        self.feature_dim = self.venv.single_observation_space.shape[0]
+
+    def returns(self, candidates: np.ndarray, seed: int) -> np.ndarray:
+        """Each candidate's mean return over its ``rollouts`` dream episodes, the dream reset with ``seed``."""
+        params = np.repeat(np.asarray(candidates, np.float32), self.rollouts, axis=0)
+        space = self.venv.single_action_space
+        act = lambda obs, t: LinearController.batch_actions(params, obs, space, self.feature_dim)
+        return dream_rollout(self.venv, act, int(seed), self.horizon).returns.reshape(len(candidates), self.rollouts).mean(1)
 
 
 # -- the one CMA-ES loop -----------------------------------------------------------------------------
@@ -168,8 +201,17 @@ class Search:
 # -- in the dream ------------------------------------------------------------------------------------
 def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     out = Path(cfg.out)
-    venv = make_dream_vec(cfg.env_id, cfg.popsize * cfg.rollouts, cfg.model, cfg.tau, cfg.device, max_episode_steps=cfg.max_episode_steps,
-                          termination=cfg.termination, **cfg.dream_kwargs)
+    if isinstance(cfg.shards, bool) or not isinstance(cfg.shards, int) or cfg.shards < 1 or cfg.popsize % cfg.shards:
+        raise ValueError(f"--shards must be an integer >= 1 that divides --popsize {cfg.popsize}, got {cfg.shards!r}.")
+    if cfg.backend not in ("local", "ray"):
+        raise ValueError(f"--backend must be local or ray, got {cfg.backend!r}.")
+    if cfg.backend == "ray" and cfg.shards == 1:
+        raise ValueError("--backend ray runs each population shard on its own actor: pass --shards N (N > 1, dividing --popsize); "
+                         "the search depends on --shards only, so --backend local with the same --shards gives the same one.")
+    shard = DreamShard(cfg) if cfg.shards > 1 and cfg.backend == "local" else None  # the shards one after another, here
+    venv = shard.venv if shard is not None else make_dream_vec(
+        cfg.env_id, cfg.popsize * cfg.rollouts if cfg.shards == 1 else 1, cfg.model, cfg.tau, cfg.device,
+        max_episode_steps=cfg.max_episode_steps, termination=cfg.termination, **cfg.dream_kwargs)
     horizon = venv.unwrapped.max_episode_steps or 1000
     feature_dim, space = venv.single_observation_space.shape[0], venv.single_action_space
     venv.reset(seed=cfg.seed * 100_003)
@@ -182,6 +224,11 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     bar = progress(total=cfg.generations, initial=first, desc=f"CMA-ES {cfg.env_id}", unit="gen")
 
     def fitness(candidates: np.ndarray, record: dict) -> tuple[np.ndarray, dict]:
+        if cfg.shards > 1:
+            parts = np.split(candidates, cfg.shards)
+            seeds = [shard_seed(cfg.seed, record["generation"], j) for j in range(cfg.shards)]
+            scores = remote.returns(parts, seeds) if remote is not None else [shard.returns(c, s) for c, s in zip(parts, seeds)]
+            return np.concatenate(scores), {}
         params = np.repeat(candidates, cfg.rollouts, axis=0)
         returns = dream_returns(venv, params, feature_dim, horizon).reshape(cfg.popsize, cfg.rollouts)
         record["dream_rng"] = venv.np_random.bit_generator.state  # the next generation's dream seeds come from here
@@ -201,7 +248,17 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
         bar.update(1)
         bar.set_postfix(mean=f"{entry['mean_fitness']:.1f}", best=f"{record['best_fitness']:.1f}")
 
-    record = run.run(fitness, more, after)
+    if cfg.backend == "ray":
+        from trainers.ray_backend import DreamShards
+
+        remote = DreamShards(cfg)
+    else:
+        remote = None
+    try:
+        record = run.run(fitness, more, after)
+    finally:
+        if remote is not None:
+            remote.close()
     bar.close()
     venv.close()
     return {"generations": record["generation"], "best_fitness": record["best_fitness"], "out": str(out), "seconds": time.time() - start}
@@ -209,10 +266,11 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
 
 # -- on the real env ---------------------------------------------------------------------------------
 def train_cmaes_real(real_env_id: str, model: str, out: str | Path, budget_steps: int, popsize: int = 16, sigma0: float = 0.1,
-                     seed: int = 0, workers: int = 2) -> dict[str, Any]:
+                     seed: int = 0, workers: int = 2, backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
     """The comparison row: the same linear controller on the same model features, trained with CMA-ES
     on the REAL env (one real episode per candidate) until ``budget_steps`` real steps are spent.
-    Resumable like :func:`train_cmaes`; the log records the real steps spent per generation."""
+    Resumable like :func:`train_cmaes`; the log records the real steps spent per generation. ``backend="ray"``
+    runs the candidates' episodes as ``workers`` Ray tasks (same episodes, same search)."""
     import contextlib
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
@@ -234,7 +292,13 @@ def train_cmaes_real(real_env_id: str, model: str, out: str | Path, budget_steps
         print(f"real CMA-ES generation {record['generation']}: mean {entry['mean_fitness']:.1f}, max {entry['max_fitness']:.1f}, "
               f"{record['real_steps']} real steps", flush=True)
 
-    with (ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) if workers > 1 else contextlib.nullcontext()) as pool:
+    if backend == "ray":
+        from trainers.ray_backend import TaskPool
+
+        pools = TaskPool(ray_address)
+    else:
+        pools = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) if workers > 1 else contextlib.nullcontext()
+    with pools as pool:
         run = Search(out, LinearController(feature_dim, space).num_params, sigma0, popsize, seed, {"real_steps": 0})
         record = run.run(fitness, lambda r: r["real_steps"] < budget_steps, after)
     return {"generations": record["generation"], "real_steps": record["real_steps"], "best_fitness": record["best_fitness"], "out": str(out)}

@@ -90,15 +90,18 @@ def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, e
 
 
 def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu",
-                         desc: str = "real", workers: int = 1, env_kwargs: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                         desc: str = "real", workers: int = 1, env_kwargs: dict[str, Any] | None = None, backend: str = "local",
+                         ray_address: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Returns and lengths of ``episodes`` real episodes (seeds seed, seed+1, ...) seen through the model.
 
     ``workers`` > 1 splits the seeds over that many processes (the agent must be picklable, e.g. a
     :class:`~trainers.controller.LinearController`; ``model`` a directory or name); same seeds, same results.
     An agent with a ``bind`` method (a planner, which plans from the wrapper's model state) is bound to
-    the wrapper first. ``env_kwargs`` go to the real env (e.g. ``{"obs": "state"}`` for DMC).
+    the wrapper first. ``env_kwargs`` go to the real env (e.g. ``{"obs": "state"}`` for DMC). ``backend="ray"`` runs
+    the seed chunks as Ray tasks (on the cluster at ``ray_address``), with the same results.
     """
-    eps = real_episodes(agent, real_env_id, model, range(seed, seed + episodes), device, env_kwargs, workers, desc)
+    eps = real_episodes(agent, real_env_id, model, range(seed, seed + episodes), device, env_kwargs, workers, desc, backend=backend,
+                        ray_address=ray_address)
     return np.array([e.ret for e in eps], np.float64), np.array([e.length for e in eps], np.int64)
 
 
@@ -114,13 +117,15 @@ def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
 
 
 def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float, ...] = (1.0,), episodes: int = 100,
-             dream_episodes: int | None = None, seed: int = 0, device: str = "cpu", name: str = "agent", workers: int = 1) -> dict[str, Any]:
+             dream_episodes: int | None = None, seed: int = 0, device: str = "cpu", name: str = "agent", workers: int = 1,
+             backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
     """Dream returns at each tau and real returns, with the exploit flag, as one record."""
     spec = gym.spec(dream_id)
     real_id = spec.kwargs["real_env_id"]
     start = time.time()
     dream = {str(t): stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
-    real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}", workers=workers)
+    real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}", workers=workers,
+                                                      backend=backend, ray_address=ray_address)
     real = stats(real_returns)
     train_tau = str(taus[0])
     return {

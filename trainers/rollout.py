@@ -123,7 +123,8 @@ def _episodes_here(agents: Sequence, real_env_id: str, model: Any, seeds: Sequen
 
 
 def real_episodes(agent, real_env_id: str, model: Any, seeds: Sequence[int], device: str = "cpu", env_kwargs: dict[str, Any] | None = None,
-                  workers: int = 1, desc: str = "real", watch: Any = None, pool=None) -> list[Episode]:
+                  workers: int = 1, desc: str = "real", watch: Any = None, pool=None, backend: str = "local",
+                  ray_address: str | None = None) -> list[Episode]:
     """One real episode per seed (in seed order), the agent seeing the env through ``model``.
 
     ``agent`` is one agent for every seed, or a list with one agent per seed (CMA-ES candidates). ``workers`` > 1
@@ -131,7 +132,15 @@ def real_episodes(agent, real_env_id: str, model: Any, seeds: Sequence[int], dev
     ``ProcessPoolExecutor`` to reuse); agents and ``watch`` must then be picklable and ``model`` a directory or
     name. ``env_kwargs`` go to the real env (default: the model card's). ``watch`` (optional) has
     ``start(env)``, ``step(env)`` and ``end(env) -> dict`` and records what it likes of each episode.
+    ``backend="ray"`` runs the ``workers`` chunks as Ray tasks (:class:`trainers.ray_backend.TaskPool`, on the cluster
+    at ``ray_address``), with the same results.
     """
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend must be local or ray, got {backend!r}.")
+    if backend == "ray" and pool is None:
+        from trainers.ray_backend import TaskPool
+
+        pool = TaskPool(ray_address)
     seeds = [int(s) for s in seeds]
     agents = list(agent) if isinstance(agent, (list, tuple)) else [agent] * len(seeds)
     if len(agents) != len(seeds):
