@@ -29,8 +29,9 @@ wheelhouse: $(STAMP) $(WHEELS)
 demo: $(STAMP)
 	$(BIN)/gym-dream demo
 
+# --dist loadgroup: the tests of one xdist_group (the Ray tests, which share one Ray instance) run in one worker
 test: $(STAMP) $(WHEELS)
-	GYM_DREAM_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest -q -n 2
+	GYM_DREAM_WHEELHOUSE=$(CURDIR)/$(WHEELHOUSE) $(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
