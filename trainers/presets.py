@@ -32,8 +32,10 @@ VECTOR_DEFAULTS: dict[str, Any] = dict(rnn_batch=16, seq_len=32, rnn_epochs=200)
 RSSM_PRESETS: dict[str, dict[str, Any]] = {
     # the paper: 50 x 50 chunks, C = 100 updates per episode, 200/30/200 state sizes
     "planet": dict(deter=200, stoch=30, hidden=200, batch=50, chunk=50, train_steps=100, updates=100_000, lr=1e-3, planner="planet"),
-    # what a 2-core CPU runs at a useful speed
-    "cpu": dict(deter=200, stoch=30, hidden=200, batch=16, chunk=32, train_steps=50, updates=5_000, lr=1e-3, planner="cpu"),
+    # what a 2-core CPU runs at a useful speed: PlaNet's state sizes and conv depth, half its conv widths (16-32-64-128
+    # against 32-64-128-256: about a quarter of the conv FLOPs; vector models have no convs), 16 x 32 chunks, C = 50
+    "cpu": dict(deter=200, stoch=30, hidden=200, cnn_channels=[16, 32, 64, 128], batch=16, chunk=32, train_steps=50, updates=5_000, lr=1e-3,
+                planner="cpu"),
     "tiny": {**TINY["rssm"], "planner": "tiny"},
 }
 

@@ -36,7 +36,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
-from gym_dream.models.base import State, Transition, WorldModel
+from gym_dream.models.base import State, Transition, WorldModel, linear_bfloat16, mlp_bfloat16
 from gym_dream.models.encoders import conv_decoder, conv_encoder, fit_standardizer, standardize, unstandardize
 from gym_dream.models.members import MemberGRUCell, check_members, member_linear, member_mlp, member_spread, pick, resolve_member
 from gym_dream.preprocessing import Preprocessing
@@ -63,6 +63,20 @@ class ConvDecoder(nn.Module):
         self.net = conv_decoder(channels, sigmoid=False)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
+        """The same function as :meth:`reference_forward`, faster on CPU: the first transposed conv reads a
+        1x1 input, so it is one affine map (a matmul, where torch's CPU transposed conv takes a slow path),
+        and the rest runs in channels_last, the layout oneDNN's convolutions are fast in."""
+        lead = f.shape[:-1]
+        x = self.fc(f.reshape(-1, f.shape[-1]))
+        first = self.net[0]
+        w = first.weight  # (in, out, k, k); on a 1x1 input (no padding): out[n, o, i, j] = sum_c x[n, c] w[c, o, i, j] + b[o]
+        k = w.shape[-1]
+        y = torch.addmm(first.bias.repeat_interleave(k * k), x, w.reshape(w.shape[0], -1)).reshape(-1, w.shape[1], k, k)
+        y = self.net[1:](y.contiguous(memory_format=torch.channels_last))
+        return y.contiguous().reshape(*lead, *y.shape[1:])
+
+    def reference_forward(self, f: torch.Tensor) -> torch.Tensor:
+        """The decoder as first written (the reference :meth:`forward` is tested against)."""
         return self.net(self.fc(f)[..., None, None])
 
 
@@ -219,7 +233,35 @@ class RSSM(WorldModel):
         s = self.posterior(h[0], self.embed(obs.to(h.device)))[0]
         return {"h": h.transpose(0, 1).contiguous(), "s": s}
 
-    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None) -> Transition:
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """``"float32"`` (the model as trained) and, for one member, ``"bfloat16"`` (:meth:`_imagine_bfloat16`)."""
+        return ("float32", "bfloat16") if self.members == 1 else ("float32",)
+
+    def _imagine_bfloat16(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None) -> Transition:
+        """The single-member step with the GRU's, the prior's and the heads' hidden products in bf16 (fp32 accumulate,
+        fp32 biases, state, gates and sampling: the same random numbers as the fp32 step)."""
+        h, s = state["h"], state["s"]
+        x = self.img_in(torch.cat([s, self.encode_action(action)], dim=-1))
+        cell = self.cell
+        xr, xz, xn = linear_bfloat16(self, x, cell.weight_ih, cell.bias_ih).chunk(3, dim=-1)
+        hr, hz, hn = linear_bfloat16(self, h, cell.weight_hh, cell.bias_hh).chunk(3, dim=-1)
+        r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+        h = (1.0 - z) * torch.tanh(xn + r * hn) + z * h  # nn.GRUCell's equations
+        mean, std = self._gaussian(mlp_bfloat16(self, self.prior_net, h))
+        s = mean + tau * std * torch.randn(mean.shape, generator=generator, device=mean.device)
+        feat = torch.cat([h, s], dim=-1)
+        reward = mlp_bfloat16(self, self.reward_head, feat).squeeze(-1)
+        p_end = torch.sigmoid(mlp_bfloat16(self, self.termination_head, feat).squeeze(-1))
+        zero = torch.zeros_like(reward)
+        return Transition({"h": h, "s": s}, reward, p_end > 0.5, p_end, zero, zero.clone())
+
+    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None,
+                precision: str = "float32") -> Transition:
+        if precision != "float32":
+            if precision not in self.precisions:
+                raise ValueError(f"precision must be one of {self.precisions} for this model, got {precision!r}.")
+            return self._imagine_bfloat16(state, action, tau, generator)
         if self.members == 1:
             h = self.step_deter(state["h"], state["s"], self.encode_action(action))
             mean, std = self.prior(h)
@@ -284,6 +326,7 @@ class RSSM(WorldModel):
         overshooting: int = 0,
         overshooting_scale: float = 1.0,
         generator: torch.Generator | None = None,
+        reference: bool = False,
     ) -> dict[str, torch.Tensor]:
         """PlaNet's ELBO on a batch of sequences (and latent overshooting when ``overshooting`` > 1).
 
@@ -299,10 +342,65 @@ class RSSM(WorldModel):
         detached posterior (free nats too), reward and termination losses, with the batch's sequences
         weighted by a bootstrap resample of them (drawn with ``generator``) and its memory fed the
         detached posterior samples, so the members never shape the shared posterior. Overshooting is
-        for single-member RSSMs.
+        for single-member RSSMs. ``reference=True`` runs the loss as first written (slower; the same
+        losses to float rounding, from the same random draws).
         """
         if self.members > 1:
             return self._members_sequence_loss(obs, actions, rewards, terminated, mask, free_nats, overshooting, generator)
+        if reference:
+            return self._reference_sequence_loss(obs, actions, rewards, terminated, mask, free_nats, overshooting, overshooting_scale, generator)
+        b, t = rewards.shape
+        a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
+        flat_obs = obs.reshape(b * (t + 1), *obs.shape[2:])
+        target = self.preprocess(flat_obs, generator, dequantize=self.pixels)
+        embeds = self.encoder(target).reshape(b, t + 1, -1)
+        # what does not depend on the recurrence is computed for every step at once, outside the loop: the
+        # posterior's first layer on the embeddings and the input layer on the actions (each a split of one
+        # linear map over a concatenation), the prior of every h after it
+        post_in, post_rest = self.post_net[0], self.post_net[1:]
+        e_part = F.linear(embeds, post_in.weight[:, self.deter:], post_in.bias)  # (B, T+1, hidden)
+        w_h = post_in.weight[:, : self.deter]
+        img = self.img_in[0]
+        a_part = F.linear(a, img.weight[:, self.stoch:], img.bias)  # (B, T, hidden)
+        w_s = img.weight[:, : self.stoch]
+        noise = [torch.randn(b, self.stoch, generator=generator, device=obs.device) for _ in range(t + 1)]
+        h = torch.zeros(b, self.deter, device=obs.device)
+        hs, ss, post_m, post_s = [], [], [], []
+        for i in range(t + 1):
+            if i > 0:
+                h = self.cell(self.img_in[1](torch.addmm(a_part[:, i - 1], s, w_s.t())), h)
+            qm, qs = self._gaussian(post_rest(torch.addmm(e_part[:, i], h, w_h.t())))
+            s = qm + qs * noise[i]
+            hs.append(h); ss.append(s); post_m.append(qm); post_s.append(qs)
+        H, S = torch.stack(hs, 1), torch.stack(ss, 1)  # (B, T+1, .)
+        pm_all, ps_all = self.prior(H)
+        feat = torch.cat([H, S], dim=-1)
+        recon = self.decoder(feat.reshape(b * (t + 1), -1))
+        # observation mask: o_0 always, o_{t+1} where transition t is real
+        obs_mask = torch.cat([torch.ones(b, 1, device=mask.device), mask], dim=1)
+        rec = ((recon - target) ** 2).reshape(b, t + 1, -1).sum(-1) / 2.0
+        reward_pred, logit = self.heads(feat[:, 1:])
+        kl = _kl(torch.stack(post_m, 1), torch.stack(post_s, 1), pm_all, ps_all)  # (B, T+1)
+        n_obs, n = obs_mask.sum().clamp_min(1.0), mask.sum().clamp_min(1.0)
+        out = {
+            "reconstruction": (rec * obs_mask).sum() / n_obs,
+            "reward_mse": (((reward_pred - rewards) ** 2) * mask).sum() / n,
+            "termination_bce": (F.binary_cross_entropy_with_logits(logit, terminated.float(), reduction="none") * mask).sum() / n,
+            "kl": (kl * obs_mask).sum() / n_obs,
+        }
+        kl_loss = (torch.clamp(kl, min=free_nats) * obs_mask).sum() / n_obs
+        loss = out["reconstruction"] + out["reward_mse"] + out["termination_bce"] + kl_loss
+        if overshooting > 1:
+            qm_all, qs_all = torch.stack(post_m, 1).detach(), torch.stack(post_s, 1).detach()
+            over = self._overshooting_kl(H, S, a, qm_all, qs_all, obs_mask, overshooting, free_nats, generator)
+            out.update({f"overshooting_kl_{d}": v for d, v in over.items()})
+            loss = loss + overshooting_scale / overshooting * sum(torch.clamp(v, min=free_nats) for v in over.values())
+        out["loss"] = loss
+        return out
+
+    def _reference_sequence_loss(self, obs, actions, rewards, terminated, mask, free_nats, overshooting, overshooting_scale, generator) -> dict[str, torch.Tensor]:
+        """The single-member loss as first written (one step of everything per loop iteration, the reference
+        decoder): what :meth:`sequence_loss` is tested against; the same random draws in the same order."""
         b, t = rewards.shape
         a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
         flat_obs = obs.reshape(b * (t + 1), *obs.shape[2:])
@@ -320,7 +418,7 @@ class RSSM(WorldModel):
             hs.append(h); ss.append(s); prior_m.append(pm); prior_s.append(ps); post_m.append(qm); post_s.append(qs)
         H, S = torch.stack(hs, 1), torch.stack(ss, 1)  # (B, T+1, .)
         feat = torch.cat([H, S], dim=-1)
-        recon = self.decoder(feat.reshape(b * (t + 1), -1))
+        recon = self.decoder.reference_forward(feat.reshape(b * (t + 1), -1)) if self.pixels else self.decoder(feat.reshape(b * (t + 1), -1))
         # observation mask: o_0 always, o_{t+1} where transition t is real
         obs_mask = torch.cat([torch.ones(b, 1, device=mask.device), mask], dim=1)
         rec = ((recon - target) ** 2).reshape(b, t + 1, -1).sum(-1) / 2.0
