@@ -41,9 +41,12 @@ class CEMConfig:
     """dream temperature while planning"""
     min_std: float = 0.05
     """floor of the Gaussian's standard deviation (Box actions)"""
+    precision: str = "float32"
+    """the model's arithmetic while planning: float32 (exact) or bfloat16 (single-member models; about 1.8x faster on
+    CPUs with AVX-512 BF16, results/performance.md)"""
 
 
-#: PlaNet's planner (about 1.6 s per action on a 2-core CPU), a lighter one for CPUs, the tiny one (trainers/presets.py)
+#: PlaNet's planner, a lighter one for CPUs, the tiny one (trainers/presets.py); seconds per action: results/throughput.json
 CEM_PRESETS = {name: CEMConfig(**p) for name, p in presets.CEM_PRESETS.items()}
 
 
@@ -58,6 +61,7 @@ class CEMPlanner:
         self.space = model.action_space
         self.tau = core.check_tau(self.cfg.tau)
         self.termination = core.check_termination(None, model)
+        self.precision = core.check_precision(self.cfg.precision, model)
         # the generator a DreamVectorEnv seeded with ``seed`` would derive, after its first reset's start-state
         # draw: the planner plans exactly as it did when it rolled its candidates through that env
         self.generator = core.make_generator(np.random.default_rng(seed), model.device)
@@ -105,7 +109,8 @@ class CEMPlanner:
         states = [state_repeat({k: v.to(device) for k, v in state.items()}, len(plans))]
 
         def step(a: torch.Tensor):
-            tr = self.model.imagine(states[0], a, self.tau, self.generator)
+            extra = {"precision": self.precision} if self.precision != "float32" else {}
+            tr = self.model.imagine(states[0], a, self.tau, self.generator, **extra)
             states[0] = tr.state
             ended = core.terminations(tr.termination_prob, tr.terminated, self.termination, self.generator)
             return None, tr.reward, ended, torch.zeros_like(ended)

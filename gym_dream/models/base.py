@@ -113,6 +113,37 @@ class WorldModel(nn.Module):
         return t if batched else t.unsqueeze(0)
 
 
+def version_key(t: torch.Tensor) -> tuple[int, int]:
+    """Changes when ``t`` is replaced or modified in place (an inference tensor cannot be modified outside inference mode)."""
+    return t.data_ptr(), (0 if t.is_inference() else t._version)
+
+
+def bfloat16_of(model: nn.Module, weight: torch.Tensor) -> torch.Tensor:
+    """A bf16 copy of ``weight``, kept on ``model`` and made again only after the weight changes."""
+    cache = model.__dict__.setdefault("_bf16_weights", {})
+    key = version_key(weight)
+    hit = cache.get(id(weight))
+    if hit is None or hit[0] != key:
+        hit = cache[id(weight)] = (key, weight.detach().to(torch.bfloat16))
+    return hit[1]
+
+
+def linear_bfloat16(model: nn.Module, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` with the product in bf16 (fp32 accumulation) and an fp32 result and bias."""
+    y = nn.functional.linear(x.to(torch.bfloat16), bfloat16_of(model, weight)).float()
+    return y if bias is None else y.add_(bias)
+
+
+def mlp_bfloat16(model: nn.Module, mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """An ``nn.Linear`` or a ``Sequential`` of Linear layers and activations, its products in bf16 except the last
+    Linear's (a narrow output layer: fp32 keeps the prediction's precision for little arithmetic)."""
+    layers = list(mlp) if isinstance(mlp, nn.Sequential) else [mlp]
+    last = max(i for i, layer in enumerate(layers) if isinstance(layer, nn.Linear))
+    for i, layer in enumerate(layers):
+        x = linear_bfloat16(model, x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) and i < last else layer(x)
+    return x
+
+
 def state_where(mask: torch.Tensor, a: State, b: State) -> State:
     """Row-wise choice: ``a[i]`` where ``mask[i]`` else ``b[i]``."""
     out = {}

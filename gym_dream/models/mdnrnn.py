@@ -42,7 +42,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from gym_dream.models.base import State, Transition, WorldModel
+from gym_dream.models.base import State, Transition, WorldModel, linear_bfloat16, mlp_bfloat16, version_key
 from gym_dream.models.encoders import ConvVAE, StandardizeEncoder
 from gym_dream.models.mdn import LOG_SIGMA_MAX, LOG_SIGMA_MIN, MixtureHead, mixture_log_prob, mixture_mean, mixture_sample
 from gym_dream.models.members import MemberLSTM, check_members, member_mlp, member_spread, pick, resolve_member
@@ -50,18 +50,6 @@ from gym_dream.preprocessing import Preprocessing
 
 #: the arithmetic ``imagine`` can run in (``precision=``): the first is the default
 PRECISIONS = ("float32", "bfloat16")
-
-
-def _mlp_bfloat16(mlp: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A head (``nn.Linear`` or ``Sequential`` of Linear/ELU) with its hidden products in bf16 and its last, one-unit
-    layer in fp32."""
-    layers = list(mlp) if isinstance(mlp, nn.Sequential) else [mlp]
-    for i, layer in enumerate(layers):
-        if isinstance(layer, nn.Linear) and i < len(layers) - 1:
-            x = nn.functional.linear(x.to(torch.bfloat16), layer.weight.to(torch.bfloat16)).float().add_(layer.bias)
-        else:
-            x = layer(x)
-    return x
 
 
 class MDNRNN(WorldModel):
@@ -278,34 +266,26 @@ class MDNRNN(WorldModel):
             reward, p_end = pick(rewards, choice), pick(probs, choice)
         return Transition({"z": z_next, **next_memory}, reward, p_end > 0.5, p_end, disagreement, member_spread(rewards.unsqueeze(-1)))
 
-    def _bfloat16_weights(self) -> dict[str, torch.Tensor]:
-        """bf16 copies of the single-member step's weights, made once and again only after the weights change."""
-        params = [p for _, p in sorted(self.named_parameters())]
-        key = tuple((p.data_ptr(), p._version) for p in params)
-        cache = self.__dict__.get("_bf16_cache")
-        if cache is not None and cache[0] == key:
-            return cache[1]
-        rnn = self.rnn
-        with torch.no_grad():
-            w = {"lstm": torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], dim=1).to(torch.bfloat16),
-                 "lstm_bias": rnn.bias_ih_l0 + rnn.bias_hh_l0, "mdn": self.mdn.linear.weight.to(torch.bfloat16)}
-        self.__dict__["_bf16_cache"] = (key, w)
-        return w
-
     def _imagine_bfloat16(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None) -> Transition:
         """The single-member step with its matrix products in bfloat16 (AVX-512 BF16 or tensor cores; fp32 accumulate and
         fp32 biases), everything else in fp32: the LSTM state, the gates' nonlinearities, the mixture and its sampling
         (the same random numbers as the fp32 step). Products of the gates' inputs [z, a, h] with [W_ih | W_hh] are one
         matrix product. Differences to fp32 are bf16 rounding (~3 significant digits); the dream's statistics are those
         of the fp32 dream (tests/gym_dream/test_performance.py)."""
-        w = self._bfloat16_weights()
         z, h, c = state["z"], state["h"], state["c"]
-        x = torch.cat([z, self.encode_action(action), h], dim=-1).to(torch.bfloat16)
-        gates = nn.functional.linear(x, w["lstm"]).float().add_(w["lstm_bias"])
+        rnn = self.rnn
+        fused = self.__dict__.get("_lstm_fused")  # [W_ih | W_hh] and b_ih + b_hh, made again after the weights change
+        key = tuple(version_key(p) for p in (rnn.weight_ih_l0, rnn.weight_hh_l0, rnn.bias_ih_l0, rnn.bias_hh_l0))
+        if fused is None or fused[0] != key:
+            with torch.no_grad():
+                fused = self.__dict__["_lstm_fused"] = (key, torch.cat([rnn.weight_ih_l0, rnn.weight_hh_l0], dim=1),
+                                                        rnn.bias_ih_l0 + rnn.bias_hh_l0)
+        x = torch.cat([z, self.encode_action(action), h], dim=-1)
+        gates = linear_bfloat16(self, x, fused[1], fused[2])
         i, f, g, o = gates.chunk(4, dim=-1)  # torch's gate order
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
-        out = nn.functional.linear(h.to(torch.bfloat16), w["mdn"]).float().add_(self.mdn.linear.bias)
+        out = linear_bfloat16(self, h, self.mdn.linear.weight, self.mdn.linear.bias)
         k, d = self.mixtures, self.z_dim
         logits = out[..., :k]
         mu = out[..., k : k + k * d].unflatten(-1, (k, d))
@@ -314,8 +294,8 @@ class MDNRNN(WorldModel):
             mu = mu + z.unsqueeze(-2)
         z_next = mixture_sample(logits, mu, log_sigma, tau, generator)
         x = torch.cat([z_next, h], dim=-1)
-        reward = _mlp_bfloat16(self.reward_head, x).squeeze(-1)
-        p_end = torch.sigmoid(_mlp_bfloat16(self.termination_head, x).squeeze(-1))
+        reward = mlp_bfloat16(self, self.reward_head, x).squeeze(-1)
+        p_end = torch.sigmoid(mlp_bfloat16(self, self.termination_head, x).squeeze(-1))
         zero = torch.zeros_like(reward)
         return Transition({"z": z_next, "h": h, "c": c}, reward, p_end > 0.5, p_end, zero, zero.clone())
 

@@ -64,3 +64,47 @@ def test_precision_is_checked():
     assert members.precisions == ("float32",)
     with pytest.raises(ValueError, match="precision"):
         gym_dream.DreamVectorEnv(2, model=members, precision="bfloat16")
+
+
+def _rssm():
+    from gym_dream.models import RSSM
+    from gym_dream.preprocessing import Preprocessing
+
+    torch.manual_seed(0)
+    return RSSM(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), gym.spaces.Box(-1.0, 1.0, (1,), np.float32), Preprocessing("vector"),
+                deter=32, stoch=8, hidden=32).eval()
+
+
+def test_rssm_bfloat16_step_is_close_to_float32_and_draws_the_same_random_numbers():
+    model = _rssm()
+    state = {"h": torch.randn(128, 32), "s": torch.randn(128, 8)}
+    action = torch.rand(128, 1) * 2 - 1
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    with torch.inference_mode():
+        ref = model.imagine(state, action, 1.0, g1)
+        low = model.imagine(state, action, 1.0, g2, precision="bfloat16")
+    assert torch.equal(g1.get_state(), g2.get_state())
+    for key in ("h", "s"):
+        assert torch.allclose(ref.state[key], low.state[key], atol=0.05), key
+    assert torch.allclose(ref.reward, low.reward, atol=0.05)
+    assert set(low.state) == set(ref.state) and low.state["h"].dtype == torch.float32
+
+
+def test_bfloat16_weights_follow_the_weights():
+    """The cached bf16 copies are made again after a weight changes (training between dreams)."""
+    model = _rssm()
+    state = {"h": torch.zeros(4, 32), "s": torch.zeros(4, 8)}
+    action = torch.zeros(4, 1)
+    with torch.inference_mode():
+        before = model.imagine(state, action, 1e-6, torch.Generator().manual_seed(0), precision="bfloat16").reward
+    with torch.no_grad():
+        model.reward_head[-1].bias.add_(10.0)
+    with torch.inference_mode():
+        after = model.imagine(state, action, 1e-6, torch.Generator().manual_seed(0), precision="bfloat16").reward
+    assert torch.allclose(after - before, torch.full_like(before, 10.0), atol=1e-3)
+    with torch.no_grad():
+        model.reward_head[0].weight.mul_(0.0)
+    with torch.inference_mode():
+        zeroed = model.imagine(state, action, 1e-6, torch.Generator().manual_seed(0), precision="bfloat16").reward
+        ref = model.imagine(state, action, 1e-6, torch.Generator().manual_seed(0)).reward
+    assert torch.allclose(zeroed, ref, atol=1e-3)
