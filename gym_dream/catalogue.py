@@ -49,6 +49,9 @@ CATALOGUE: tuple[KnownEnv, ...] = (
              {"type": "Box", "shape": [1], "dtype": "float32", "low": -2.0, "high": 2.0}, (3,)),
     # 1000 control steps at PlaNet's action repeat of 8; the spaces depend on the observation mode (pixels or state)
     KnownEnv("dm_control/cartpole-swingup-v0", "Dream-CartpoleSwingup-v0", "dmc-cartpole-swingup", 125, extra="dmc"),
+    # PlaNet's action repeats: 4 for cheetah-run (250 agent steps), 2 for walker-walk (500)
+    KnownEnv("dm_control/cheetah-run-v0", "Dream-CheetahRun-v0", "dmc-cheetah-run", 250, extra="dmc"),
+    KnownEnv("dm_control/walker-walk-v0", "Dream-WalkerWalk-v0", "dmc-walker-walk", 500, extra="dmc"),
 )
 
 
