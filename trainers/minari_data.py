@@ -181,12 +181,9 @@ def minari_to_shards(dataset_id: str, out: str | os.PathLike, max_episodes: int 
         env["action_repeat"] = own.get("action_repeat", 1)
         prep = Preprocessing.from_dict(own["preprocessing"])
         obs_space, policies = space_from_dict(own["observation_space"]), list(own.get("policies", []))
-        try:
-            recovered = recover_env_id_only(env["env_id"], dataset.id)
-        except Exception:  # noqa: BLE001
-            recovered = None
-        if recovered:
-            env["missing"] = recovered
+        missing = _cannot_make(env["env_id"], dataset.id)
+        if missing:
+            env["missing"] = missing
     else:
         env = recover_env(dataset)
         obs_space = dataset.observation_space
@@ -249,7 +246,7 @@ def minari_to_shards(dataset_id: str, out: str | os.PathLike, max_episodes: int 
     return out
 
 
-def recover_env_id_only(env_id: str | None, dataset_id: str) -> str | None:
+def _cannot_make(env_id: str | None, dataset_id: str) -> str | None:
     """Why the env ``env_id`` of a gym-dream-written dataset cannot be made here (None: it can)."""
     if env_id is None:
         return f"the Minari dataset {dataset_id!r} records no env"

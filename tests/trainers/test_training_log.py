@@ -104,3 +104,15 @@ def test_the_vae_fit_logs_each_epoch(tmp_path):
     fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), preset="tiny", vae_epochs=2, rnn_epochs=1, vae_frames=16, bank_size=2))
     rows = read_log(tmp_path / "m.checkpoints", "vae")
     assert [r["step"] for r in rows] == [1.0, 2.0] and {"train/loss", "heldout/reconstruction", "heldout/kl"} <= set(rows[0])
+
+
+def test_each_collection_round_gets_one_row(tmp_path):
+    from trainers.experiment.stages.rounds import _log_round
+    from trainers.experiment.workdir import WorkDir
+
+    work = WorkDir(tmp_path)
+    _log_round(work, 1, 40.0, {"steps_before": 100, "real_check": {"mean": 30.0, "std": 2.0}})
+    _log_round(work, 2, 45.0, {"steps_before": 200})
+    _log_round(work, 2, 46.0, {"steps_before": 200, "real_check": {"mean": 35.0, "std": 1.0}})  # a re-run of round 2
+    rows = read_log(tmp_path, "rounds")
+    assert [(r["step"], r["dream_return"], r["real_return"]) for r in rows] == [(1.0, 40.0, 30.0), (2.0, 46.0, 35.0)]

@@ -58,6 +58,7 @@ def iterate(recipe: Recipe, work: WorkDir, workers: int = 2, up_to: int | None =
         returns, _ = real_episode_returns(load_agent(agent), recipe.real_id, str(last.work.model), n, seed=0, workers=workers)
         info["real_check"] = stats(returns)
         last.write_info(info)
+        _log_round(work, last.number, last.dream_return(), info)
         print(f"round {last.number}: the {last.agent_name()} scores {returns.mean():.1f} ± {returns.std():.1f} over {n} real "
               f"episodes (dream {last.dream_return():.1f})", flush=True)
     settings = {k: v for k, v in recipe.iterate.items() if k not in ("rounds", "steps", "check_episodes", "refit", "agent")}
@@ -65,6 +66,18 @@ def iterate(recipe: Recipe, work: WorkDir, workers: int = 2, up_to: int | None =
                               seed=recipe.collect.get("seed", 0) + 1000 * last.number, policy="agent",
                               policy_kwargs={"agent": str(agent), "model": str(last.work.model), **settings}))
     print(json.dumps(r))
+
+
+def _log_round(work: WorkDir, number: int, dream_return: float, info: dict) -> None:
+    """One row per collection round whose driving agent is checked on the real env (``iterate.check_episodes``), in
+    ``<work>/rounds_log.csv`` (and TensorBoard): its dream and real returns and the real steps before the round (a
+    re-run replaces its round's row)."""
+    from trainers.training_log import TrainingLog
+
+    check = info.get("real_check") or {}
+    with TrainingLog(work.root, "rounds", resume_from=number - 1) as log:
+        log.write(number, dream_return=dream_return, real_return=check.get("mean", float("nan")),
+                  real_return_std=check.get("std", float("nan")), steps_before=info.get("steps_before", float("nan")))
 
 
 def _driver_info(recipe: Recipe, work: WorkDir, driver: str) -> dict:
