@@ -73,7 +73,7 @@ def load_env_model(model: Any, default_model: str | None, env_name: str, real_en
         except ModelNotFound as e:
             raise ModelNotFound(
                 f"{env_name} has no default model installed yet (looked for a model named {default_model!r}). "
-                f"Train one with `gym-dream collect --env {real_env_id} --out data/{default_model}` and "
+                f"Train one with `gym-dream collect --env-id {real_env_id} --out data/{default_model}` and "
                 f"`gym-dream fit data/{default_model} --out models/{default_model}`, then pass "
                 f"model='models/{default_model}' (or copy it to $GYM_DREAM_HOME/models/{default_model}). "
                 f"Details: {e}"

@@ -28,7 +28,7 @@ MISSING = [i for i in DREAM_IDS if i not in AVAILABLE]
 @pytest.mark.parametrize("env_id", MISSING)
 def test_ids_without_an_installed_model_name_the_fix(env_id):
     spec = gym.spec(env_id)
-    fix = f"gym-dream collect --env {spec.kwargs['real_env_id']}.*gym-dream fit data/{spec.kwargs['default_model']}"
+    fix = f"gym-dream collect --env-id {spec.kwargs['real_env_id']}.*gym-dream fit data/{spec.kwargs['default_model']}"
     with pytest.raises(ModelNotFound, match=fix):
         gym.make(env_id)
     with pytest.raises(ModelNotFound, match=fix):
