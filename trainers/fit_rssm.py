@@ -4,7 +4,8 @@ The same code fits an RSSM from a finished collection and inside the PlaNet loop
 model from a dataset's spaces and a preset, :func:`train_rssm` runs ELBO updates on random windows,
 :func:`write_model` writes the model directory (its start-state bank: posteriors of real first observations)
 and replaces an existing one as a whole. :func:`fit_rssm` checkpoints every ``UPDATES_PER_CHECKPOINT`` updates
-(model, optimizer and progress, atomically, as ``fit`` does per epoch) and resumes on re-run.
+(model, optimizer and progress, atomically, as ``fit`` does per epoch) and resumes on re-run; each block's losses
+are a row of ``<checkpoint dir>/rssm_log.csv`` (and TensorBoard when installed: :class:`trainers.training_log.TrainingLog`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from trainers.checkpointing import Stage, save_model_dir
 from trainers.data import EpisodeDataset
 from trainers.presets import RSSM_PRESETS, preset
 from trainers.sequences import data_card, windows
+from trainers.training_log import TrainingLog
 
 UPDATES_PER_CHECKPOINT = 100
 #: FitConfig fields an RSSM fit reads, and the preset entries they override
@@ -147,6 +149,7 @@ def fit_rssm(cfg) -> Path:
     record = stage.resume()
     print(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)", flush=True)
     first, invocation_start = record["epoch"], time.time()
+    log = TrainingLog(ckpt_dir, "rssm", resume_from=record.get("updates", 0))  # one row per update block: the losses
     while record.get("updates", 0) < p["updates"]:
         block, done = record["epoch"], record.get("updates", 0)
         # at least one block per invocation, so a resumed run always makes progress
@@ -163,7 +166,10 @@ def fit_rssm(cfg) -> Path:
                                   **{f"val_{k}": v for k, v in val.items()}})
         record["seconds"] = record.get("seconds", 0.0) + time.time() - t0
         stage.save(record)
+        log.write(done + n, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items() if k != "transitions"},
+                  block_seconds=time.time() - t0)
         print(f"RSSM updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}" + (f"  held-out loss {val['loss']:.3f}" if val else ""), flush=True)
+    log.close()
     heldout = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
     card = {
         **data_card(ds, train_eps, val_eps),

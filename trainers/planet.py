@@ -4,7 +4,9 @@ with the CEM planner plus exploration noise, evaluate every k episodes}.
 Folders under ``out``: ``data/`` (the replay data: one atomic shard per episode, the same format as
 ``gym-dream collect``, never rewritten), ``model/`` (the current RSSM as a model directory, usable as a
 ``Dream-*`` model at any time), ``checkpoint.safetensors`` (model + optimiser + progress, written
-atomically after every episode) and ``log.jsonl``. Re-running the same command resumes.
+atomically after every episode), ``log.jsonl`` and ``planet_log.csv`` (one row per loop episode: its real
+return, real steps, updates, the mean losses of its updates and the evaluation when there is one; TensorBoard
+under ``tb/planet`` when installed). Re-running the same command resumes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from trainers.fit_rssm import rssm_for, train_rssm, write_model
 from trainers.planner import CEM_PRESETS, CEMPlanner
 from trainers.presets import RSSM_PRESETS, preset
 from trainers.progress import progress
+from trainers.training_log import TrainingLog
 
 #: model size and training budget per collected episode (trainers/presets.py)
 PLANET_PRESETS = RSSM_PRESETS
@@ -132,6 +135,7 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
     start = time.time()
     n_eps = len(ds)
     bar = progress(total=cfg.episodes, initial=n_eps, desc=f"PlaNet {cfg.env_id}", unit="ep")
+    tlog = TrainingLog(out, "planet", resume_from=n_eps)  # step = episodes collected
     while n_eps < cfg.episodes:
         t0 = time.time()
         losses = train_rssm(model, opt, ds, train_steps, p["batch"], p["chunk"], rng, g, cfg.free_nats, cfg.overshooting, cfg.grad_clip, cfg.device)
@@ -151,9 +155,13 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
         with open(log, "a") as f:
             f.write(json.dumps(entry) + "\n")
         save_checkpoint(ckpt, {"model": model}, {"adam": opt}, record)
+        tlog.write(n_eps, real_return=ret, real_steps=entry["real_steps"], updates=record["updates"], train_seconds=entry["train_seconds"],
+                   collect_seconds=entry["collect_seconds"], **{f"loss_{k}": v for k, v in losses.items()},
+                   **{k: entry[k] for k in ("eval_return_mean", "eval_return_std") if k in entry})
         ds = EpisodeDataset(data)
         bar.update(1)
         bar.set_postfix(ret=f"{ret:.0f}")
     bar.close()
+    tlog.close()
     write_model(model, ds, out / "model", card)
     return {"episodes": n_eps, "updates": record["updates"], "evaluations": record["evaluations"], "seconds": time.time() - start, "out": str(out)}

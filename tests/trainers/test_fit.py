@@ -277,6 +277,10 @@ def test_fit_family_rssm_from_collected_shards_makes_a_dream(cartpole_data, tmp_
     assert [h["updates"] for h in record()["history"]] == [30]
     main(["fit", str(cartpole_data), "--out", str(out), "--family", "rssm", "--preset", "tiny", "--bank-size", "8", "--updates", "130"])
     assert [h["updates"] for h in record()["history"]] == [30, 130]
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "rssm.checkpoints" / "rssm_log.csv")))  # one row per update block, resumed in place
+    assert [int(r["step"]) for r in rows] == [30, 130] and all(np.isfinite(float(r["train_loss"])) for r in rows) and "val_kl" in rows[0]
 
 
 def test_members_can_start_from_a_single_models_encoder(cartpole_data, tiny_cartpole_model, tmp_path):

@@ -195,6 +195,12 @@ def test_planet_loop_runs_checkpoints_and_resumes(tmp_path):
     assert second["updates"] == 3 * 3  # continued from the checkpoint, not restarted
     assert set(data_before) <= {p.name for p in (tmp_path / "run" / "data").glob("shard-*")}  # replay data kept
     assert len(EpisodeDataset(tmp_path / "run" / "data")) == 5
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "run" / "planet_log.csv")))  # one row per loop episode, across the resume
+    assert [int(r["step"]) for r in rows] == [3, 4, 5] and [float(r["real_return"]) for r in rows] == [e["collect_return"] for e in log] + [
+        json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])["collect_return"]]
+    assert rows[1]["eval_return_mean"] != "" and float(rows[2]["real_steps"]) == EpisodeDataset(tmp_path / "run" / "data").steps
     env = gym.make("Dream-CartPole-v0", model=str(tmp_path / "run" / "model"))
     env.reset(seed=0)
     env.step(0)
