@@ -43,7 +43,7 @@ class CollectConfig:
     """settings of the collecting policy (default: the recipe's, for the recipe's own policy), e.g.
     ``{"controller": "runs/cmaes/best", "sigma": 0.1}`` for the controller policy"""
     workers: int = 2
-    """parallel real envs (AsyncVectorEnv when > 1)"""
+    """parallel real envs (AsyncVectorEnv when > 1; one Ray actor each with --backend ray)"""
     seed: int = 0
     """base seed: episode k (counted over the whole dataset) has its env and policy seeded from (seed, k) only, so a
     resumed run repeats no episode and re-runs exactly those a kill cut off"""
