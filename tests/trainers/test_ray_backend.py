@@ -247,3 +247,13 @@ def test_the_local_backend_needs_no_ray(tmp_path, monkeypatch):
     assert collect(CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), episodes=2, steps=None, workers=1))["episodes"] == 2
     with pytest.raises(DependencyNotInstalled, match=r'pip install "gym-dream\[ray\]"'):
         collect(CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "e"), episodes=2, steps=None, workers=1, backend="ray"))
+
+
+def test_real_env_cmaes_on_ray_is_the_local_search(ray_session, tmp_path):
+    """The comparison row (CMA-ES on the real env): the candidates' real episodes as Ray tasks, the same search."""
+    from trainers.cmaes import train_cmaes_real
+
+    local = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "local", budget_steps=200, popsize=4, workers=1)
+    on_ray = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "ray", budget_steps=200, popsize=4, workers=2, backend="ray")
+    assert on_ray["generations"] == local["generations"] > 1 and on_ray["real_steps"] == local["real_steps"]
+    assert _log(tmp_path / "ray") == _log(tmp_path / "local")
