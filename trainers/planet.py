@@ -96,6 +96,13 @@ def run_episode(env: DreamObservation, planner: CEMPlanner, exploration: float, 
     return ep, total
 
 
+def _training(cfg: PlaNetConfig, p: dict[str, Any], train_steps: int, n_eps: int, record: dict[str, Any], data: Path) -> dict[str, Any]:
+    """The card's ``training`` section of the loop's model: how far the loop had got when it was written."""
+    return {"family": "rssm", "loop": "PlaNet (trainers/planet.py)", "preset": cfg.preset, "hyperparameters": {**p, "train_steps": train_steps},
+            "episodes": n_eps, "real_steps": int(count_episodes(data)[1]), "updates": record["updates"], "seed": cfg.seed,
+            "exploration": cfg.exploration, "free_nats": cfg.free_nats, "overshooting": cfg.overshooting, "torch": torch.__version__}
+
+
 def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
     """Run (or resume) the loop until ``cfg.episodes`` episodes are collected; returns a summary."""
     if cfg.seed_episodes < 1 or cfg.episodes < cfg.seed_episodes:
@@ -147,7 +154,7 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
         entry = {"episodes": n_eps, "real_steps": int(count_episodes(data)[1]), "updates": record["updates"], "collect_return": ret,
                  "train_seconds": round(t1 - t0, 1), "collect_seconds": round(time.time() - t1, 1), **{f"loss_{k}": v for k, v in losses.items()}}
         if n_eps % cfg.eval_every == 0 or n_eps == cfg.episodes:
-            write_model(model, ds, out / "model", card)
+            write_model(model, ds, out / "model", {**card, "training": _training(cfg, p, train_steps, n_eps, record, data)})
             ev = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed + 1)
             returns, _ = real_episode_returns(ev, cfg.env_id, out / "model", cfg.eval_episodes, seed=10_000, desc="evaluate", env_kwargs=env_kwargs)
             entry["eval_return_mean"], entry["eval_return_std"] = float(returns.mean()), float(returns.std())
@@ -163,5 +170,5 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
         bar.set_postfix(ret=f"{ret:.0f}")
     bar.close()
     tlog.close()
-    write_model(model, ds, out / "model", card)
+    write_model(model, ds, out / "model", {**card, "training": _training(cfg, p, train_steps, n_eps, record, data)})
     return {"episodes": n_eps, "updates": record["updates"], "evaluations": record["evaluations"], "seconds": time.time() - start, "out": str(out)}

@@ -17,7 +17,7 @@ AVAILABLE = [i for i in DREAM_IDS if gym.spec(i).kwargs["default_model"] in gym_
 def test_all_ids_registered():
     assert set(DREAM_IDS) >= {"Dream-CartPole-v0", "Dream-CarRacing-v0", "Dream-DoomTakeCover-v0", "Dream-CartpoleSwingup-v0",
                               "Dream-CheetahRun-v0", "Dream-WalkerWalk-v0"}
-    for shipped in ("Dream-CartPole-v0", "Dream-CarRacing-v0", "Dream-DoomTakeCover-v0"):
+    for shipped in ("Dream-CartPole-v0", "Dream-CarRacing-v0", "Dream-DoomTakeCover-v0", "Dream-CartpoleSwingup-v0"):
         assert shipped in AVAILABLE, f"the bundled model of {shipped} must be available right after install"
 
 
@@ -50,6 +50,18 @@ def test_gymnasium_and_sb3_check_env(env_id, fixture, tau, request):
         env = gym.make(env_id, tau=tau, obs_type=obs_type, **kwargs)
         check_env(env.unwrapped, skip_render_check=True)
         sb3_check_env(env.unwrapped, warn=False)
+
+
+@pytest.mark.parametrize("env_id", AVAILABLE)
+def test_make_vec_of_every_id_with_an_installed_model(env_id):
+    model = gym_dream.resolve_model(gym.spec(env_id).kwargs["default_model"])
+    for obs_type in ["latent"] + (["pixels"] if model.preprocessing.kind == "image" else []):
+        venv = gym.make_vec(env_id, num_envs=3, vectorization_mode="vector_entry_point", obs_type=obs_type)
+        obs, _ = venv.reset(seed=0)
+        assert obs.shape == (3, *venv.single_observation_space.shape) and venv.observation_space.contains(obs)
+        obs, reward, terminated, truncated, _ = venv.step(venv.action_space.sample())
+        assert obs.shape[0] == reward.shape[0] == terminated.shape[0] == truncated.shape[0] == 3 and np.isfinite(reward).all()
+        venv.close()
 
 
 def test_module_colon_id_form():

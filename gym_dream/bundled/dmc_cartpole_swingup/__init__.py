@@ -1,0 +1,1 @@
+"""The shipped default model of Dream-CartpoleSwingup-v0: PlaNet's RSSM of dm_control/cartpole-swingup-v0 ({'obs': 'pixels'}), trained by the PlaNet loop (data only: model.json + model.safetensors)."""
