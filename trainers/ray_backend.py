@@ -40,6 +40,10 @@ class WorkersLost(GymDreamError, RuntimeError):
     """Every Ray worker of a job died."""
 
 
+class WorkerSetupFailed(GymDreamError, RuntimeError):
+    """A Ray worker could not be made (its constructor raised): every one would fail the same way."""
+
+
 def init(address: str | None = None):
     """Ray, initialised: the cluster at ``address`` (``auto``, ``host:6379``, ``ray://host:10001``; default: ``$RAY_ADDRESS``,
     else a Ray started on this machine), or the Ray this process already joined."""
@@ -87,6 +91,11 @@ class Actors:
         return results
 
     def lost(self, actor, error: BaseException) -> None:
+        text = [line for line in str(error).strip().splitlines() if line.strip()]
+        if "creation task" in str(error):  # not a crash: the worker's set-up failed (a missing package, an env it cannot make)
+            raise WorkerSetupFailed(f"A Ray worker could not start: {text[-1].strip() if text else type(error).__name__}. Every Ray "
+                                    'node needs gym-dream installed with the extras the job uses (e.g. pip install "gym-dream[box2d,ray]") '
+                                    "and must be able to read the model.") from None
         self.actors.remove(actor)
         print(f"ray backend: a worker died ({type(error).__name__}); {len(self.actors)} left, its work runs again on them", file=sys.stderr)
         if not self.actors:

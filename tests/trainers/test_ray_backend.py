@@ -257,3 +257,22 @@ def test_real_env_cmaes_on_ray_is_the_local_search(ray_session, tmp_path):
     on_ray = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "ray", budget_steps=200, popsize=4, workers=2, backend="ray")
     assert on_ray["generations"] == local["generations"] > 1 and on_ray["real_steps"] == local["real_steps"]
     assert _log(tmp_path / "ray") == _log(tmp_path / "local")
+
+
+class _CannotStart:
+    def __init__(self):
+        raise ModuleNotFoundError("No module named 'Box2D'")
+
+    def square(self, x: int) -> int:
+        return x * x
+
+
+def test_a_worker_that_cannot_start_names_the_cause(ray_session):
+    from trainers.ray_backend import Actors, WorkerSetupFailed
+
+    actors = Actors(_CannotStart, 1)
+    try:
+        with pytest.raises(WorkerSetupFailed, match="could not start: ModuleNotFoundError: No module named 'Box2D'.*gym-dream"):
+            actors.map("square", [(1,)])
+    finally:
+        actors.close()
