@@ -239,7 +239,7 @@ def summary(tag: str, rows: list[dict]) -> None:
                      f"{_fmt(r['horizon_error']['mean'], 4)} | {_fmt(r['spearman_one_step'], 2)} | {_fmt(r['spearman_horizon'], 2)} | "
                      f"{_fmt(r['spearman_horizon_mean'], 2)} | {_fmt(ratio, 1)} | {_fmt(above, 3)} | {_fmt(r['fit']['mdnrnn_seconds'], 0)} |")
     lines += ["", "fit seconds: the MDN-RNN stage's wall time summed over resumed runs, on a shared 2-core CPU under varying load "
-              "(benchmarks/members_throughput.py times one training batch of each form in one run). Errors are RMS over latent dims "
+              "(benchmarks/throughput.py times one training batch of each form in one run). Errors are RMS over latent dims "
               "(standardised observation units for CartPole; the RSSM's stochastic state); NLL per latent dim, lower is better. "
               "The plots are `results/calibration/calibration_<model>.png`, the numbers `results/calibration/calibration_<model>.json`."]
     (RESULTS / f"calibration_{tag}.md").write_text("\n".join(lines) + "\n")

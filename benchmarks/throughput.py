@@ -1,17 +1,37 @@
-"""Steps per second of real envs vs dreams, in one run on one machine, written to results/throughput.{json,png}.
+"""Steps per second of real envs vs dreams, and the latencies around them, in one run on one machine, written to
+results/throughput.{json,png}.
 
-    python benchmarks/throughput.py            # ~3 minutes on 2 CPU cores
+    python benchmarks/throughput.py                     # ~6 minutes on 2 CPU cores (5 s per row)
+    python benchmarks/throughput.py --seconds 3 --threads 2
 
-Each configuration runs in its own subprocess (so its peak memory is its own). Dreams use the
-shipped CartPole model and a CarRacing-shaped pixel model at the default preset (z=32, LSTM 256, K=5,
-randomly initialised: throughput does not depend on the weights). Ratios are against the real env
-measured in the same run, because the machine is shared and noisy.
+Each row runs in its own subprocess (so its peak memory and thread setting are its own) with ``--threads`` torch
+threads (default 1: on this 2-core machine, shared with background jobs, one thread per process is the fastest
+setting; the row "2 torch threads" shows what the second costs). Rows:
+
+* the original ones: real CartPole-v1 / CarRacing-v3, DreamEnv, a Python loop of DreamEnvs, DreamVectorEnv at
+  1..4096 envs of a CarRacing-shaped pixel model (default preset, randomly initialised) and of the shipped CartPole;
+* the shipped CarRacing model (``gym.make_vec("Dream-CarRacing-v0", ...)``) at 1024 envs, fp32 and
+  ``precision="bfloat16"``, and the same model's bare batched ``imagine`` with no env around it (the limit);
+* the arithmetic rate of that step (matrix-product FLOPs counted by ``torch.utils.flop_counter``) against this CPU's
+  measured GEMM peak (a 2048^3 product, fp32 and bf16, same threads, same run) and its nominal peak;
+* dynamics members (the former benchmarks/members_throughput.py): 1 member, 5 ensemble members and 5 dropout
+  members at 1024 envs with the uncertainty penalty and limit on, and one training batch of each form;
+* the CEM planner (trainers/planner.py) on an RSSM of PlaNet's sizes (200/30/200, randomly initialised: the latency
+  does not depend on the weights) at the ``planet`` (12 x 10 x 1000) and ``cpu`` presets: seconds per decision;
+* one CMA-ES generation (trainers/cmaes.py's ``dream_returns``: 64 candidates x 16 rollouts, at most 1000 steps)
+  in the shipped CarRacing dream;
+* DreamObservation on the real CarRacing-v3: the wrapper's added time per real step (its time minus the real
+  env's, measured inside the same loop);
+* GPU rows (dream steps per second at 16k and 64k envs) on CUDA when a GPU is present, else "not measured, no GPU".
+
+Every target is a ratio or a latency against a reference measured in the same run (the machine is shared and noisy).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -22,6 +42,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 
+MEMBER_FORMS = {"1 member": dict(members=1), "5 ensemble members": dict(members=5), "5 dropout members (p=0.1)": dict(members=5, dropout=0.1)}
+
+PAIRS = {  # target rows: two configurations timed alternately in one process, a / b
+    "shipped CarRacing x1024 (fp32) vs real CarRacing-v3": "pair:vector:shipped:1024|real:CarRacing-v3",
+    "shipped CarRacing x1024 (bfloat16) vs real CarRacing-v3": "pair:vector:shipped:1024:bfloat16|real:CarRacing-v3",
+    "bare model.imagine x1024 vs DreamVectorEnv x1024, shipped CarRacing (fp32)": "pair:bare:shipped:1024|vector:shipped:1024",
+    "bare model.imagine x1024 vs DreamVectorEnv x1024, shipped CarRacing (bfloat16)": "pair:bare:shipped:1024:bfloat16|vector:shipped:1024:bfloat16",
+    "bare model.imagine x1024 (fp32) vs GEMM 2048^3 fp32 (measured peak)": "pair:bare:shipped:1024|gemm:float32",
+    "bare model.imagine x1024 (bfloat16) vs GEMM 2048^3 bf16 (measured peak)": "pair:bare:shipped:1024:bfloat16|gemm:bfloat16",
+    "DreamVectorEnv x1024 (CarRacing-shaped), 1 member vs 5 ensemble members": "pair:members:1 member|members:5 ensemble members",
+    "DreamVectorEnv x1024 (CarRacing-shaped), 1 member vs 5 dropout members (p=0.1)": "pair:members:1 member|members:5 dropout members (p=0.1)",
+}
+
 CONFIGS = [
     ("real CartPole-v1", "real:CartPole-v1"),
     ("real CarRacing-v3", "real:CarRacing-v3"),
@@ -29,11 +62,22 @@ CONFIGS = [
     ("DreamEnv CarRacing-shaped", "single:pixel"),
     ("Python loop over 1024 DreamEnvs (CarRacing-shaped)", "loop:pixel:1024"),
 ] + [(f"DreamVectorEnv x{n} (CarRacing-shaped)", f"vector:pixel:{n}") for n in (1, 64, 1024, 4096)] + [
-    (f"DreamVectorEnv x{n} (CartPole)", f"vector:cartpole:{n}") for n in (1024,)
+    ("DreamVectorEnv x1024 (CartPole)", "vector:cartpole:1024"),
+    ("DreamVectorEnv x1024 (shipped CarRacing)", "vector:shipped:1024"),
+    ("DreamVectorEnv x1024 (shipped CarRacing), 2 torch threads", "vector:shipped:1024:t2"),
+] + list(PAIRS.items()) + [
+    (f"training batch (CartPole sizes), {f}", f"train:{f}") for f in MEMBER_FORMS] + [
+    ("CEM-MPC decision, planet preset (12 x 10 x 1000), RSSM 200/30/200: fp32 vs bfloat16", "pair:planner:planet|planner:planet:bfloat16"),
+    ("CEM-MPC decision, cpu preset (12 x 5 x 250), RSSM 200/30/200: fp32 vs bfloat16", "pair:planner:cpu|planner:cpu:bfloat16"),
+    ("one CMA-ES generation, 64 x 16 rollouts x <=1000 steps (shipped CarRacing)", "cmaes:float32"),
+    ("one CMA-ES generation, 64 x 16 rollouts x <=1000 steps (shipped CarRacing), bfloat16", "cmaes:bfloat16"),
+    ("DreamObservation on real CarRacing-v3 (added time per real step)", "dreamobs:CarRacing-v3"),
+    ("GPU: DreamVectorEnv x16384 (shipped CarRacing)", "gpu:16384"),
+    ("GPU: DreamVectorEnv x65536 (shipped CarRacing)", "gpu:65536"),
 ]
 
 
-def _pixel_model():
+def _pixel_model(members: int = 1, dropout: float = 0.0):
     import gymnasium as gym
     import numpy as np
     import torch
@@ -44,132 +88,488 @@ def _pixel_model():
     torch.manual_seed(0)
     obs = gym.spaces.Box(0, 255, (96, 96, 3), np.uint8)
     act = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
-    m = MDNRNN(obs, act, Preprocessing("image", size=(64, 64)), bank_size=64)
+    m = MDNRNN(obs, act, Preprocessing("image", size=(64, 64)), bank_size=64, members=members, dropout=dropout)
     m.card = {"env": {"id": "CarRacing-v3"}}
+    if members > 1:
+        m.card["uncertainty"] = {"reward_min": -100.0, "heldout_disagreement": {"quantiles": {"99": 1e9}}}
     return m.eval().requires_grad_(False)
 
 
 def _model(name):
-    return "cartpole" if name == "cartpole" else _pixel_model()
+    import gym_dream
+
+    if name == "cartpole":
+        return "cartpole"
+    if name == "shipped":
+        return gym_dream.resolve_model("carracing")
+    return _pixel_model()
 
 
 def _dream_id(name):
     return "Dream-CartPole-v0" if name == "cartpole" else "Dream-CarRacing-v0"
 
 
-def measure(spec: str, seconds: float) -> dict:
+def _rssm():
     import gymnasium as gym
     import numpy as np
+    import torch
 
-    import gym_dream
+    from gym_dream.models import RSSM
+    from gym_dream.preprocessing import Preprocessing
+
+    torch.manual_seed(0)
+    obs = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32)  # dm_control cartpole-swingup's state
+    act = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    m = RSSM(obs, act, Preprocessing("vector"), deter=200, stoch=30, hidden=200)
+    m.card = {"env": {"id": "dm_control/cartpole-swingup-v0"}}
+    return m.eval().requires_grad_(False)
+
+
+def _planner(rest: list[str]):
+    """A CEM planner of a preset (``rest`` = [preset] or [preset, precision]) on the RSSM, a start state and the matrix-product
+    FLOPs of one decision."""
+    import torch
+
+    from trainers.planner import CEM_PRESETS, CEMPlanner
+
+    model = _rssm()
+    cfg = CEM_PRESETS[rest[0]]
+    if len(rest) > 1:
+        cfg = type(cfg)(**{**cfg.__dict__, "precision": rest[1]})
+    planner = CEMPlanner(model, cfg, seed=0)
+    with torch.inference_mode():
+        state = model.initial_state(1, torch.Generator().manual_seed(0))
+        s = {k: v.expand(cfg.candidates, *v.shape[1:]).contiguous() for k, v in state.items()}
+        extra = {"precision": cfg.precision} if cfg.precision != "float32" else {}
+        step_flops = _matmul_flops(lambda: model.imagine(s, torch.zeros(cfg.candidates, 1), 1.0, planner.generator, **extra))
+    return planner, state, step_flops * cfg.horizon * cfg.iterations
+
+
+def _timed(run, seconds: float, batch: int, min_calls: int = 1, warm: bool = True) -> dict:
+    if warm:
+        run()
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or calls < min_calls:
+        run()
+        calls += 1
+    elapsed = time.perf_counter() - start
+    return {"steps_per_s": calls * batch / elapsed, "ms_per_call": 1000 * elapsed / calls, "calls": calls, "batch": batch, "seconds": elapsed}
+
+
+def _matmul_flops(fn) -> int:
+    """FLOPs of the matrix products in one call of ``fn`` (torch's flop counter: mm/addmm/bmm/conv)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def _runner(spec: str):
+    """``(run, batch, info)`` for a throughput spec: ``run()`` does one call of ``batch`` steps, ``info()`` adds fields."""
+    import gymnasium as gym
+    import torch
+
+    import gym_dream  # noqa: F401
 
     kind, *rest = spec.split(":")
-    rng = np.random.default_rng(0)
+    none = lambda: {}
     if kind == "real":
         env = gym.make(rest[0])
         env.reset(seed=0)
         env.action_space.seed(0)
-        step = lambda: env.step(env.action_space.sample())[2:4]
-        batch = 1
-        def run(n):
-            for _ in range(n):
-                term, trunc = step()
-                if term or trunc:
-                    env.reset()
-    elif kind == "single":
+
+        def run():
+            if any(env.step(env.action_space.sample())[2:4]):
+                env.reset()
+        return run, 1, none
+    if kind == "single":
         env = gym.make(_dream_id(rest[0]), model=_model(rest[0]), max_episode_steps=1000)
         env.reset(seed=0)
         env.action_space.seed(0)
-        batch = 1
-        def run(n):
-            for _ in range(n):
-                _, _, term, trunc, _ = env.step(env.action_space.sample())
-                if term or trunc:
-                    env.reset()
-    elif kind == "loop":
+
+        def run():
+            _, _, term, trunc, _ = env.step(env.action_space.sample())
+            if term or trunc:
+                env.reset()
+        return run, 1, none
+    if kind == "loop":
         model, n_envs = _model(rest[0]), int(rest[1])
         envs = [gym.make(_dream_id(rest[0]), model=model, max_episode_steps=1000) for _ in range(n_envs)]
         for i, e in enumerate(envs):
             e.reset(seed=i)
             e.action_space.seed(i)
-        batch = n_envs
-        def run(n):
-            for _ in range(n):
-                for e in envs:
-                    _, _, term, trunc, _ = e.step(e.action_space.sample())
-                    if term or trunc:
-                        e.reset()
-    else:
-        n_envs = int(rest[1])
-        venv = gym.make_vec(_dream_id(rest[0]), num_envs=n_envs, vectorization_mode="vector_entry_point", model=_model(rest[0]), tau=1.15)
+
+        def run():
+            for e in envs:
+                _, _, term, trunc, _ = e.step(e.action_space.sample())
+                if term or trunc:
+                    e.reset()
+        return run, n_envs, none
+    if kind in ("vector", "gpu", "bare", "members"):
+        device, precision, kw = "cpu", "float32", {}
+        if kind == "gpu":
+            name, n_envs, device = "shipped", int(rest[0]), "cuda"
+            model = _model(name)
+        elif kind == "members":
+            name, n_envs = "pixel", 1024
+            model = _pixel_model(**MEMBER_FORMS[rest[0]])
+            if model.members > 1:  # the env's uncertainty work is counted too
+                kw = dict(uncertainty_penalty=0.1, uncertainty_limit="q99")
+        else:
+            name, n_envs = rest[0], int(rest[1])
+            precision = rest[2] if len(rest) > 2 else "float32"
+            model = _model(name)
+            if precision != "float32":
+                kw = {"precision": precision}
+        venv = gym.make_vec(_dream_id(name), num_envs=n_envs, vectorization_mode="vector_entry_point", model=model, tau=1.15,
+                            device=device, max_episode_steps=1000, **kw)
         venv.reset(seed=0)
         venv.action_space.seed(0)
         actions = [venv.action_space.sample() for _ in range(16)]
-        batch = n_envs
-        def run(n):
-            for i in range(n):
-                venv.step(actions[i % 16])
-    run(2)  # warm-up
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        run(1)
-        calls += 1
-    elapsed = time.perf_counter() - start
-    return {"steps_per_s": calls * batch / elapsed, "calls": calls, "batch": batch, "seconds": elapsed,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        i = [0]
+        if kind != "bare":
+            def run():
+                venv.step(actions[i[0] % 16])
+                i[0] += 1
+                if device == "cuda":
+                    torch.cuda.synchronize()
+            return run, n_envs, lambda: {"device": device}
+        # the same model and batch with no env around it: tensors in, tensors out, a fixed set of action batches
+        model, gen = venv.model, venv._generator
+        a = [torch.as_tensor(x) for x in actions]
+        state = [venv.state]
+        extra = {"precision": precision} if precision != "float32" else {}
+
+        def run():
+            with torch.inference_mode():
+                state[0] = model.imagine(state[0], a[i[0] % 16], 1.15, gen, **extra).state
+            i[0] += 1
+
+        def info():
+            with torch.inference_mode():
+                flops = _matmul_flops(lambda: model.imagine(state[0], a[0], 1.15, gen, **extra))
+            return {"matmul_flops_per_env_step": flops / n_envs}
+        return run, n_envs, info
+    if kind == "gemm":
+        dtype = getattr(torch, rest[0])
+        x, y = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+        return (lambda: torch.mm(x, y)), 1, lambda: {"matmul_flops_per_env_step": 2 * 2048**3}
+    if kind == "planner":
+        planner, state, flops = _planner(rest)
+        return (lambda: planner.plan(state)), 1, lambda: {"matmul_flops_per_env_step": flops}
+    if kind == "train":
+        from gym_dream.models import MDNRNN
+        from gym_dream.preprocessing import Preprocessing
+
+        cp = gym.make("CartPole-v1")
+        kw = MEMBER_FORMS[rest[0]]
+        m = MDNRNN(cp.observation_space, cp.action_space, Preprocessing("vector"), hidden=256, mixtures=5, head_hidden=64, residual=True, **kw)
+        opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+        lead = (kw["members"],) if kw["members"] > 1 else ()  # every member its own windows, as gym-dream fit does
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(*lead, 16, 33, 4, generator=g)
+        a = torch.randint(0, 2, (*lead, 16, 32), generator=g)
+        r, d, mk = torch.ones(*lead, 16, 32), torch.zeros(*lead, 16, 32, dtype=torch.bool), torch.ones(*lead, 16, 32)
+
+        def run():
+            loss = m.sequence_loss(z, a, r, d, mk)["loss"]
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return run, 1, none
+    raise ValueError(f"unknown spec {spec!r}")
+
+
+def _with_rate(res: dict, info: dict) -> dict:
+    out = {**res, **info}
+    if "matmul_flops_per_env_step" in info:
+        out["gflop_per_s"] = info["matmul_flops_per_env_step"] * res["steps_per_s"] / 1e9
+    return out
+
+
+def measure(spec: str, seconds: float, threads: int) -> dict:
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    import gym_dream  # noqa: F401
+
+    kind, *rest = spec.split(":")
+    if rest and rest[-1].startswith("t") and rest[-1][1:].isdigit():
+        threads = int(rest.pop()[1:])
+        spec = ":".join([kind, *rest])
+    torch.set_num_threads(threads)
+    out = {"threads": threads}
+    if kind == "gpu" and not torch.cuda.is_available():
+        return {**out, "not_measured": "not measured, no GPU"}
+    if kind == "pair":
+        # two configurations in one process, timed alternately in ``rounds`` rounds: their ratio sees the same load
+        a_spec, b_spec = spec[len("pair:"):].split("|")
+        runners = [_runner(a_spec), _runner(b_spec)]
+        rounds = 4
+        times = [[], []]
+        for run, _, _ in runners:
+            run()  # warm-up
+        for _ in range(rounds):
+            for k, (run, batch, _) in enumerate(runners):
+                times[k].append(_timed(run, seconds / rounds, batch, warm=False))
+        per_round = [times[0][r]["steps_per_s"] / times[1][r]["steps_per_s"] for r in range(rounds)]
+        merged = []
+        for k, (_, _, info) in enumerate(runners):
+            calls, el = sum(t["calls"] for t in times[k]), sum(t["seconds"] for t in times[k])
+            batch = runners[k][1]
+            merged.append(_with_rate({"steps_per_s": calls * batch / el, "ms_per_call": 1000 * el / calls, "calls": calls, "batch": batch,
+                                      "seconds": el}, info()))
+        return {**out, "a": {"spec": a_spec, **merged[0]}, "b": {"spec": b_spec, **merged[1]},
+                "ratio_a_over_b": float(np.median(per_round)), "ratio_per_round": per_round, "rounds": rounds}
+    if kind in ("real", "single", "loop", "vector", "gpu", "bare", "gemm", "members", "train", "planner"):
+        run, batch, info = _runner(spec)
+        return {**out, **_with_rate(_timed(run, seconds, batch), info())}
+    if kind == "cmaes":
+        from trainers.cmaes import dream_returns
+        from trainers.controller import LinearController
+        from trainers.rollout import make_dream_vec
+
+        kw = {"precision": rest[0]} if rest[0] != "float32" else {}
+        venv = make_dream_vec("Dream-CarRacing-v0", 64 * 16, None, 1.15, "cpu", **kw)
+        feature_dim = venv.single_observation_space.shape[0]
+        n_params = LinearController(feature_dim, venv.single_action_space).num_params
+        params = np.repeat(np.random.default_rng(0).normal(0, 0.1, (64, n_params)), 16, axis=0)
+        venv.reset(seed=0)
+        steps = [0]
+        inner = venv.step
+
+        def counting_step(a):
+            steps[0] += 1
+            return inner(a)
+        venv.step = counting_step
+        start = time.perf_counter()
+        returns = dream_returns(venv, params, feature_dim, 1000)
+        elapsed = time.perf_counter() - start
+        return {**out, "latency_s": elapsed, "seconds": elapsed, "dream_steps": steps[0], "mean_return": float(returns.mean()),
+                "steps_per_s": steps[0] * 1024 / elapsed}
+    if kind == "dreamobs":
+        from gym_dream.wrappers import DreamObservation
+
+        real = gym.make(rest[0])
+        inner_time = [0.0]
+        step = real.step
+
+        def timed_step(a):
+            t = time.perf_counter()
+            r = step(a)
+            inner_time[0] += time.perf_counter() - t
+            return r
+        real.step = timed_step
+        env = DreamObservation(real, model="carracing")
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        for _ in range(5):
+            env.step(env.action_space.sample())
+        # only the wrapper's step is timed (not the action draw, not the real env's resets between episodes)
+        inner_time[0], wrapped, calls, start = 0.0, 0.0, 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            action = env.action_space.sample()
+            t = time.perf_counter()
+            done = any(env.step(action)[2:4])
+            wrapped += time.perf_counter() - t
+            calls += 1
+            if done:
+                env.reset()
+        return {**out, "calls": calls, "seconds": wrapped, "ms_per_call": 1000 * wrapped / calls, "real_ms_per_step": 1000 * inner_time[0] / calls,
+                "added_ms_per_step": 1000 * (wrapped - inner_time[0]) / calls, "steps_per_s": calls / wrapped}
+    raise ValueError(f"unknown spec {spec!r}")
+
+
+def _nominal_peak() -> dict:
+    """Nominal fp32 peak: cores x clock x 32 FLOP/cycle (two 256-bit FMA pipes, i.e. one 512-bit FMA per cycle on
+    AMD Zen 4; AVX-512 BF16 dot products do twice that)."""
+    mhz = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                mhz = float(line.split(":")[1])
+                break
+    except OSError:
+        pass
+    cores = os.cpu_count() or 1
+    if mhz is None:
+        return {}
+    fp32 = cores * mhz * 1e6 * 32 / 1e9
+    return {"cores": cores, "mhz": mhz, "fp32_gflop_per_s": fp32, "bf16_gflop_per_s": 2 * fp32,
+            "per_core_fp32_gflop_per_s": fp32 / cores}
+
+
+def summarise(rows: list[dict], nominal: dict) -> dict:
+    by = {r["spec"]: r for r in rows if "error" not in r and "not_measured" not in r}
+    rate = lambda spec: by[spec]["steps_per_s"] if spec in by and "steps_per_s" in by[spec] else None
+    pair = lambda name: by.get(PAIRS[name])
+    ratios, targets = {}, {}
+    for name, a, b in (("DreamVectorEnv x1024 (CarRacing-shaped) / real CarRacing-v3", "vector:pixel:1024", "real:CarRacing-v3"),
+                       ("DreamVectorEnv x1024 / Python loop over 1024 DreamEnvs", "vector:pixel:1024", "loop:pixel:1024"),
+                       ("DreamVectorEnv x1024 (CartPole) / real CartPole-v1", "vector:cartpole:1024", "real:CartPole-v1"),
+                       ("DreamVectorEnv x1024 (shipped CarRacing) / real CarRacing-v3, separate rows", "vector:shipped:1024", "real:CarRacing-v3"),
+                       ("DreamVectorEnv x1024 shipped: 1 torch thread / 2 torch threads", "vector:shipped:1024", "vector:shipped:1024:t2")):
+        if rate(a) and rate(b):
+            ratios[name] = rate(a) / rate(b)
+    for what in ("fp32", "bfloat16"):
+        p = pair(f"shipped CarRacing x1024 ({what}) vs real CarRacing-v3")
+        targets[f"shipped CarRacing x1024 / real CarRacing-v3 ({what}; target >= 2000x)"] = p and p["ratio_a_over_b"]
+        p = pair(f"bare model.imagine x1024 vs DreamVectorEnv x1024, shipped CarRacing ({what})")
+        targets[f"env overhead over the bare model step ({what}; target <= 0.15)"] = p and p["ratio_a_over_b"] - 1.0
+    for what, peak in (("fp32", "GEMM 2048^3 fp32"), ("bfloat16", "GEMM 2048^3 bf16")):
+        p = pair(f"bare model.imagine x1024 ({what}) vs {peak} (measured peak)")
+        if p:
+            targets[f"dream step ({what}) arithmetic rate / measured {what} GEMM peak, same threads, same run (target >= 0.70)"] = \
+                p["a"]["gflop_per_s"] / p["b"]["gflop_per_s"]
+            if nominal:
+                per = nominal["per_core_fp32_gflop_per_s"] * p["threads"] * (2 if what == "bfloat16" else 1)
+                targets[f"dream step ({what}) arithmetic rate / nominal {what} peak of {p['threads']} core(s)"] = p["a"]["gflop_per_s"] / per
+            if what == "bfloat16":
+                p32 = pair("bare model.imagine x1024 (fp32) vs GEMM 2048^3 fp32 (measured peak)")
+                if p32:
+                    targets["dream step (bfloat16) arithmetic rate / measured fp32 GEMM peak (target >= 0.70 of the fp32 peak)"] = \
+                        p["a"]["gflop_per_s"] / p32["b"]["gflop_per_s"]
+    for f in list(MEMBER_FORMS)[1:]:
+        p = pair(f"DreamVectorEnv x1024 (CarRacing-shaped), 1 member vs {f}")
+        targets[f"dream step cost, {f} / 1 member (target <= 1.5x)"] = p and p["ratio_a_over_b"]
+        t, t1 = by.get(f"train:{f}"), by.get("train:1 member")
+        if t and t1:
+            ratios[f"training batch cost, {f} / 1 member"] = t["ms_per_call"] / t1["ms_per_call"]
+    for preset, target in (("planet", "0.3"), ("cpu", "0.03")):
+        p = by.get(f"pair:planner:{preset}|planner:{preset}:bfloat16")
+        if p:
+            for k, what in (("a", "fp32"), ("b", "bfloat16")):
+                targets[f"CEM-MPC decision, {preset} preset, {what} (target <= {target} s), seconds"] = p[k]["ms_per_call"] / 1000
+                targets[f"CEM-MPC decision, {preset} preset, {what}: arithmetic rate, GFLOP/s"] = p[k]["gflop_per_s"]
+    for spec, name in (("cmaes:float32", "one CMA-ES generation, fp32 (target <= 8 s)"), ("cmaes:bfloat16", "one CMA-ES generation, bfloat16 (target <= 8 s)")):
+        if spec in by:
+            targets[name + ", seconds"] = by[spec]["latency_s"]
+    if "dreamobs:CarRacing-v3" in by:
+        targets["DreamObservation added ms per real CarRacing step (target <= 1 ms)"] = by["dreamobs:CarRacing-v3"]["added_ms_per_step"]
+    for spec in ("gpu:16384", "gpu:65536"):
+        r = next((r for r in rows if r["spec"] == spec), None)
+        if r is not None:
+            targets[f"GPU dream steps per second at {spec.split(':')[1]} envs (target >= 1e7)"] = r.get("steps_per_s", r.get("not_measured", r.get("error")))
+    return {"ratios": ratios, "targets": targets}
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--one", help=argparse.SUPPRESS)
-    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--seconds", type=float, default=5.0, help="measuring time per row")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per row (rows ending in :t2 use 2)")
+    p.add_argument("--only", nargs="*", help="run only the rows whose spec starts with one of these (the json then holds only them)")
     a = p.parse_args()
     if a.one:
-        print(json.dumps(measure(a.one, a.seconds)))
+        print(json.dumps(measure(a.one, a.seconds, a.threads)))
         return
     import torch
 
+    load_at_start = os.getloadavg()
     rows = []
-    for label, spec in CONFIGS:
-        r = subprocess.run([sys.executable, __file__, "--one", spec, "--seconds", str(a.seconds)], capture_output=True, text=True,
-                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy"})
+    configs = [c for c in CONFIGS if not a.only or c[1].startswith(tuple(a.only))]
+    for label, spec in configs:
+        r = subprocess.run([sys.executable, __file__, "--one", spec, "--seconds", str(a.seconds), "--threads", str(a.threads)],
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "SDL_VIDEODRIVER": "dummy"})
         if r.returncode != 0:
             print(f"{label}: FAILED\n{r.stderr[-2000:]}", file=sys.stderr)
-            rows.append({"label": label, "spec": spec, "error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "failed"})
+            rows.append({"label": label, "spec": spec, "error": (r.stderr.strip().splitlines() or ["failed"])[-1]})
             continue
         res = {"label": label, "spec": spec, **json.loads(r.stdout.strip().splitlines()[-1])}
         rows.append(res)
-        print(f"{label:55s} {res['steps_per_s']:>12,.0f} steps/s   peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
-    by = {r["spec"]: r.get("steps_per_s") for r in rows}
-    ratios = {}
-    if by.get("real:CarRacing-v3") and by.get("vector:pixel:1024"):
-        ratios["DreamVectorEnv x1024 / real CarRacing-v3"] = by["vector:pixel:1024"] / by["real:CarRacing-v3"]
-    if by.get("loop:pixel:1024") and by.get("vector:pixel:1024"):
-        ratios["DreamVectorEnv x1024 / Python loop over 1024 DreamEnvs"] = by["vector:pixel:1024"] / by["loop:pixel:1024"]
-    if by.get("real:CartPole-v1") and by.get("vector:cartpole:1024"):
-        ratios["DreamVectorEnv x1024 (CartPole) / real CartPole-v1"] = by["vector:cartpole:1024"] / by["real:CartPole-v1"]
-    out = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)",
-           "command": "python benchmarks/throughput.py", "seconds_per_config": a.seconds, "rows": rows, "ratios": ratios}
+        if "not_measured" in res:
+            print(f"{label:80s} {res['not_measured']}", flush=True)
+        elif "ratio_a_over_b" in res:
+            extra = "".join(f"   {k}: {res[k]['steps_per_s']:,.1f}/s" + (f" {res[k]['gflop_per_s']:.1f} GFLOP/s" if "gflop_per_s" in res[k] else "") for k in "ab")
+            print(f"{label:80s} a/b = {res['ratio_a_over_b']:,.3f}{extra}", flush=True)
+        elif "latency_s" in res:
+            print(f"{label:80s} {res['latency_s']:10.3f} s", flush=True)
+        elif "added_ms_per_step" in res:
+            print(f"{label:80s} {res['added_ms_per_step']:10.3f} ms added (real step {res['real_ms_per_step']:.2f} ms)", flush=True)
+        else:
+            extra = f"   {res['gflop_per_s']:.1f} GFLOP/s" if "gflop_per_s" in res else ""
+            print(f"{label:80s} {res['steps_per_s']:>14,.1f} /s   peak RSS {res.get('peak_rss_mb', 0) or resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB{extra}",
+                  flush=True)
+    nominal = _nominal_peak()
+    summary = summarise(rows, nominal)
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    out = {"machine": f"{cpu}, {platform.machine()}, {os.cpu_count()} CPUs (shared with background training jobs), "
+                      f"torch {torch.__version__}, {a.threads} torch thread(s) per row unless the row says otherwise; "
+                      f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
+           "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
+           "command": "python benchmarks/throughput.py" + (f" --seconds {a.seconds:g}" if a.seconds != 5.0 else "") + (f" --threads {a.threads}" if a.threads != 1 else ""),
+           "seconds_per_config": a.seconds, "nominal_peak": nominal, "rows": rows, **summary}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "throughput.json").write_text(json.dumps(out, indent=2) + "\n")
-    for k, v in ratios.items():
-        print(f"{k}: {v:,.0f}x")
+    for k, v in summary["ratios"].items():
+        print(f"{k}: {v:,.2f}x")
+    for k, v in summary["targets"].items():
+        print(f"TARGET {k}: {'n/a' if v is None else v if isinstance(v, str) else f'{v:,.3f}'}")
+    _plot(rows, summary)
+
+
+def _plot(rows: list[dict], summary: dict) -> None:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-
-        ok = [r for r in rows if "steps_per_s" in r]
-        fig, ax = plt.subplots(figsize=(9, 4.5))
-        ax.barh([r["label"] for r in ok], [r["steps_per_s"] for r in ok], color=["#888" if r["spec"].startswith(("real", "loop")) else "#3a7" for r in ok])
-        ax.set_xscale("log")
-        ax.set_xlabel("steps per second (log scale)")
-        ax.set_title("Dream vs real env throughput, one run, 2-core CPU")
-        fig.tight_layout()
-        fig.savefig(RESULTS / "throughput.png", dpi=110)
     except ImportError:
-        pass
+        return
+    rate_rows = [(r["label"], r["spec"], r["steps_per_s"]) for r in rows
+                 if "steps_per_s" in r and not r["spec"].startswith(("train", "planner", "cmaes", "dreamobs", "gemm"))]
+    for r in rows:  # the two sides of each paired row, timed alternately
+        if "ratio_a_over_b" in r and not r["a"]["spec"].startswith(("gemm", "planner")):
+            for k in "ab":
+                if not r[k]["spec"].startswith(("real", "gemm")):
+                    rate_rows.append((f"{r[k]['spec']} (paired row)", r[k]["spec"], r[k]["steps_per_s"]))
+    other = [r for r in rows if r["spec"].startswith(("cmaes", "dreamobs", "gpu", "train"))]
+    for r in rows:  # the planner's paired rows: each side's seconds per decision
+        if r["spec"].startswith("pair:planner") and "a" in r:
+            for k in "ab":
+                other.append({"label": f"CEM-MPC decision {r[k]['spec']}", "spec": r[k]["spec"], "latency_s": r[k]["ms_per_call"] / 1000})
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(22, 8), gridspec_kw={"width_ratios": [3, 2, 2]})
+    ax.barh([x[0] for x in rate_rows], [x[2] for x in rate_rows],
+            color=["#888" if x[1].startswith(("real", "loop")) else "#37a" if x[1].startswith("bare") else "#3a7" for x in rate_rows])
+    ax.set_xscale("log")
+    ax.set_xlabel("steps per second (log scale)")
+    ax.invert_yaxis()
+    ax.set_title("Dream vs real env throughput, one run, shared 2-core CPU")
+    labels, values, texts = [], [], []
+    for r in other:
+        labels.append(r["label"])
+        if "not_measured" in r or "error" in r:
+            values.append(0.0)
+            texts.append(r.get("not_measured") or r["error"][:40])
+        elif "added_ms_per_step" in r:
+            values.append(r["added_ms_per_step"] / 1000)
+            texts.append(f"{r['added_ms_per_step']:.2f} ms added")
+        elif "latency_s" in r:
+            values.append(r["latency_s"])
+            texts.append(f"{r['latency_s']:.3g} s")
+        else:
+            values.append(r["ms_per_call"] / 1000)
+            texts.append(f"{r['ms_per_call']:.1f} ms")
+    bx.barh(labels, [max(v, 1e-4) for v in values], color="#a73")
+    for y, t in enumerate(texts):
+        bx.text(1.2e-4, y, t, va="center", fontsize=8)
+    bx.set_xscale("log")
+    bx.set_xlabel("seconds per call (log scale)")
+    bx.invert_yaxis()
+    bx.set_title("Latencies (same run)")
+    for axis in (ax, bx):
+        axis.tick_params(axis="y", labelsize=7)
+    cx.axis("off")
+    lines = [f"{k}:\n    {('n/a' if v is None else v if isinstance(v, str) else f'{v:,.3g}')}" for k, v in summary["targets"].items()]
+    cx.text(0, 1, "Targets (issue 22), measured in this run\n\n" + "\n".join(lines), va="top", fontsize=7, family="monospace", wrap=True)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "throughput.png", dpi=100)
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ an ensemble (independent cores, the default) and, for the MDN-RNN, dropout masks
 (``dropout=p``). Both disagreements rank one member's actual one-step error alike (Spearman 0.64 vs
 0.63 on random held-out data); for the members' mean the ensemble's ranks it better (0.75 vs 0.36),
 and on shifted (sticky-action) data the ensemble predicts better (10-step error 0.022 vs 0.026). The
-masks cost less (``results/throughput_members.json``: a 1024-env dream step 3.1x one member's vs
-5.9x for 5 ensemble members; a training batch 4.8x vs 7.7x).
+masks cost less (``results/throughput.json``, ``python benchmarks/throughput.py``: a 1024-env dream step 2.9x one
+member's vs 5.8x for 5 ensemble members; a training batch 4.3x vs 9.8x; results/performance.md: the ensemble's 5x is its
+arithmetic).
 """
 
 from __future__ import annotations
