@@ -210,3 +210,19 @@ def test_without_minari_the_error_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_minari)
     with pytest.raises(DependencyNotInstalled, match=r'pip install "gym-dream\[minari\]"'):
         minari_to_shards("test/any-v0", "unused")
+
+
+def test_frames_of_an_env_gym_dream_does_not_know_are_resized_and_fit(tmp_path):
+    obs_space = gym.spaces.Box(0, 255, (32, 40, 3), np.uint8)
+    action_space = gym.spaces.Discrete(3)
+    rng = np.random.default_rng(0)
+    buffers = [EpisodeBuffer(observations=rng.integers(0, 256, (n + 1, 32, 40, 3), dtype=np.uint8), actions=rng.integers(0, 3, n),
+                             rewards=rng.random(n), terminations=np.arange(n) == n - 1, truncations=np.zeros(n, bool)) for n in (6, 9)]
+    _create("test/frames-v0", buffers, env=None, observation_space=obs_space, action_space=action_space, jpeg_encoding=False)
+    out = fit(FitConfig(minari="test/frames-v0", out=str(tmp_path / "m"), preset="tiny", vae_epochs=1, rnn_epochs=1, bank_size=2))
+    assert EpisodeDataset(tmp_path / "m.minari").obs.shape[1:] == (64, 64, 3)
+    card = _card(out)
+    assert card["env"]["id"] is None and "records no env spec" in card["env"]["missing"]
+    dream = gym_dream.DreamEnv(model=str(out), obs_type="pixels")
+    obs, _ = dream.reset(seed=0)
+    assert obs.shape == (64, 64, 3) and dream.step(1)[0].dtype == np.uint8
