@@ -226,3 +226,21 @@ def test_frames_of_an_env_gym_dream_does_not_know_are_resized_and_fit(tmp_path):
     dream = gym_dream.DreamEnv(model=str(out), obs_type="pixels")
     obs, _ = dream.reset(seed=0)
     assert obs.shape == (64, 64, 3) and dream.step(1)[0].dtype == np.uint8
+
+
+def test_a_dataset_recorded_with_minaris_data_collector_fits(tmp_path):
+    pytest.importorskip("jax")  # minari.DataCollector needs minari[create] (jax): heavy, so not in gym-dream[dev]
+    env = minari.DataCollector(gym.make("CartPole-v1", max_episode_steps=30), record_infos=False)
+    env.action_space.seed(0)
+    for k in range(4):
+        env.reset(seed=k)
+        while True:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            if terminated or truncated:
+                break
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        env.create_dataset("test/collector-v0", algorithm_name="random")
+    out = fit(FitConfig(minari="test/collector-v0", out=str(tmp_path / "m"), preset="tiny", rnn_epochs=1, bank_size=2))
+    assert _card(out)["env"]["id"] == "CartPole-v1" and _card(out)["data"]["steps"] == minari.load_dataset("test/collector-v0").total_steps
+    _check_dream("Dream-CartPole-v0", out, "CartPole-v1")
