@@ -166,7 +166,13 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     except ImportError:
         tb = None
     agent = cls("MlpPolicy", env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **hp)
-    (out / "agent.json").write_text(json.dumps({"algo": cfg.algo, "env_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, (str, type(None))) else "<in-memory>", "tau": cfg.tau}, indent=2) + "\n")
+    # the recipe that made the agent, stored next to it: the hyper-parameters in effect (gym-dream's defaults for the
+    # algorithm merged with the run's), the budget and the dream it trained in
+    recipe = json.loads(json.dumps({"algo": cfg.algo, "hparams": hp, "timesteps": cfg.timesteps, "num_envs": cfg.num_envs, "seed": cfg.seed,
+                                    "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes, "dream_kwargs": cfg.dream_kwargs},
+                                   default=str))
+    (out / "agent.json").write_text(json.dumps({"algo": cfg.algo, "env_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, (str, type(None))) else "<in-memory>",
+                                                "tau": cfg.tau, "recipe": recipe}, indent=2) + "\n")
     best = {"return": -np.inf, "step": 0}
     history: list[dict[str, float]] = []
 
@@ -191,7 +197,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
                 self.model.save(out / "agent.zip")
                 save_policy(self.model, out / "best", {"dream_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, str) else None, "tau": cfg.tau,
                                                          "dream_kwargs": cfg.dream_kwargs, "step": self.num_timesteps,
-                                                         "dream_return": best["return"]})
+                                                         "dream_return": best["return"], "recipe": recipe})
 
     from trainers.progress import progress
 

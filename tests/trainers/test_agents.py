@@ -8,7 +8,7 @@ import gym_dream
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController, squash
 from trainers.evaluate import PickleFormatWarning, evaluate, exploits_dream, load_agent, markdown_table, write_report
-from trainers.sb3 import SB3Config, SB3VecEnv, train_sb3
+from trainers.sb3 import DEFAULT_HPARAMS, SB3Config, SB3VecEnv, train_sb3
 
 
 def test_cmaes_trains_checkpoints_and_resumes(tiny_cartpole_model, tmp_path):
@@ -69,6 +69,11 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
     stored = load_agent(tmp_path / algo / "best")  # the same agent as data (safetensors + JSON): no warning, no pickle
     obs = np.random.default_rng(0).normal(size=(8, *agent.observation_space.shape)).astype(np.float32)
     np.testing.assert_array_equal(stored.predict(obs)[0], agent.predict(obs, deterministic=True)[0])
+    # the recipe that made it is stored next to it: the hyper-parameters in effect (defaults merged with the run's)
+    recipe = json.loads((tmp_path / algo / "best" / "policy.json").read_text())["recipe"]
+    assert recipe["algo"] == algo and recipe["timesteps"] == 256 and recipe["num_envs"] == 4 and recipe["dream_kwargs"] == {}
+    assert all(recipe["hparams"][k] == v for k, v in hp.items()) and set(DEFAULT_HPARAMS[algo]) <= set(recipe["hparams"])
+    assert json.loads((tmp_path / algo / "agent.json").read_text())["recipe"] == recipe
     row = evaluate(agent, "Dream-CartPole-v0", str(tiny_cartpole_model), episodes=2)
     md, js = write_report([row], tmp_path / "report")
     assert "| " in md.read_text() and json.loads(js.read_text())[0]["real"]["episodes"] == 2
