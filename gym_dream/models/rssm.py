@@ -374,29 +374,9 @@ class RSSM(WorldModel):
             hs.append(h); ss.append(s); post_m.append(qm); post_s.append(qs)
         H, S = torch.stack(hs, 1), torch.stack(ss, 1)  # (B, T+1, .)
         pm_all, ps_all = self.prior(H)
-        feat = torch.cat([H, S], dim=-1)
-        recon = self.decoder(feat.reshape(b * (t + 1), -1))
-        # observation mask: o_0 always, o_{t+1} where transition t is real
-        obs_mask = torch.cat([torch.ones(b, 1, device=mask.device), mask], dim=1)
-        rec = ((recon - target) ** 2).reshape(b, t + 1, -1).sum(-1) / 2.0
-        reward_pred, logit = self.heads(feat[:, 1:])
-        kl = _kl(torch.stack(post_m, 1), torch.stack(post_s, 1), pm_all, ps_all)  # (B, T+1)
-        n_obs, n = obs_mask.sum().clamp_min(1.0), mask.sum().clamp_min(1.0)
-        out = {
-            "reconstruction": (rec * obs_mask).sum() / n_obs,
-            "reward_mse": (((reward_pred - rewards) ** 2) * mask).sum() / n,
-            "termination_bce": (F.binary_cross_entropy_with_logits(logit, terminated.float(), reduction="none") * mask).sum() / n,
-            "kl": (kl * obs_mask).sum() / n_obs,
-        }
-        kl_loss = (torch.clamp(kl, min=free_nats) * obs_mask).sum() / n_obs
-        loss = out["reconstruction"] + out["reward_mse"] + out["termination_bce"] + kl_loss
-        if overshooting > 1:
-            qm_all, qs_all = torch.stack(post_m, 1).detach(), torch.stack(post_s, 1).detach()
-            over = self._overshooting_kl(H, S, a, qm_all, qs_all, obs_mask, overshooting, free_nats, generator)
-            out.update({f"overshooting_kl_{d}": v for d, v in over.items()})
-            loss = loss + overshooting_scale / overshooting * sum(torch.clamp(v, min=free_nats) for v in over.values())
-        out["loss"] = loss
-        return out
+        recon = self.decoder(torch.cat([H, S], dim=-1).reshape(b * (t + 1), -1))
+        return self._elbo(H, S, a, recon, target, torch.stack(post_m, 1), torch.stack(post_s, 1), pm_all, ps_all, rewards, terminated, mask,
+                          free_nats, overshooting, overshooting_scale, generator)
 
     def _reference_sequence_loss(self, obs, actions, rewards, terminated, mask, free_nats, overshooting, overshooting_scale, generator) -> dict[str, torch.Tensor]:
         """The single-member loss as first written (one step of everything per loop iteration, the reference
@@ -417,13 +397,21 @@ class RSSM(WorldModel):
             s = qm + qs * torch.randn(qm.shape, generator=generator, device=qm.device)
             hs.append(h); ss.append(s); prior_m.append(pm); prior_s.append(ps); post_m.append(qm); post_s.append(qs)
         H, S = torch.stack(hs, 1), torch.stack(ss, 1)  # (B, T+1, .)
-        feat = torch.cat([H, S], dim=-1)
-        recon = self.decoder.reference_forward(feat.reshape(b * (t + 1), -1)) if self.pixels else self.decoder(feat.reshape(b * (t + 1), -1))
+        flat_feat = torch.cat([H, S], dim=-1).reshape(b * (t + 1), -1)
+        recon = self.decoder.reference_forward(flat_feat) if self.pixels else self.decoder(flat_feat)
+        return self._elbo(H, S, a, recon, target, torch.stack(post_m, 1), torch.stack(post_s, 1), torch.stack(prior_m, 1), torch.stack(prior_s, 1),
+                          rewards, terminated, mask, free_nats, overshooting, overshooting_scale, generator)
+
+    def _elbo(self, H, S, a, recon, target, qm_all, qs_all, pm_all, ps_all, rewards, terminated, mask, free_nats, overshooting,
+              overshooting_scale, generator) -> dict[str, torch.Tensor]:
+        """The ELBO's terms from a rolled-out chunk (both the fast and the reference loss end here): reconstruction,
+        reward and termination losses, the posterior-to-prior KL with free nats, and latent overshooting."""
+        b, t = rewards.shape
         # observation mask: o_0 always, o_{t+1} where transition t is real
         obs_mask = torch.cat([torch.ones(b, 1, device=mask.device), mask], dim=1)
         rec = ((recon - target) ** 2).reshape(b, t + 1, -1).sum(-1) / 2.0
-        reward_pred, logit = self.heads(feat[:, 1:])
-        kl = _kl(torch.stack(post_m, 1), torch.stack(post_s, 1), torch.stack(prior_m, 1), torch.stack(prior_s, 1))  # (B, T+1)
+        reward_pred, logit = self.heads(torch.cat([H, S], dim=-1)[:, 1:])
+        kl = _kl(qm_all, qs_all, pm_all, ps_all)  # (B, T+1)
         n_obs, n = obs_mask.sum().clamp_min(1.0), mask.sum().clamp_min(1.0)
         out = {
             "reconstruction": (rec * obs_mask).sum() / n_obs,
@@ -434,8 +422,7 @@ class RSSM(WorldModel):
         kl_loss = (torch.clamp(kl, min=free_nats) * obs_mask).sum() / n_obs
         loss = out["reconstruction"] + out["reward_mse"] + out["termination_bce"] + kl_loss
         if overshooting > 1:
-            qm_all, qs_all = torch.stack(post_m, 1).detach(), torch.stack(post_s, 1).detach()
-            over = self._overshooting_kl(H, S, a, qm_all, qs_all, obs_mask, overshooting, free_nats, generator)
+            over = self._overshooting_kl(H, S, a, qm_all.detach(), qs_all.detach(), obs_mask, overshooting, free_nats, generator)
             out.update({f"overshooting_kl_{d}": v for d, v in over.items()})
             loss = loss + overshooting_scale / overshooting * sum(torch.clamp(v, min=free_nats) for v in over.values())
         out["loss"] = loss
