@@ -59,6 +59,7 @@ def main() -> None:
     p.add_argument("--hparams", type=json.loads, default={"n_steps": 256}, help="SB3 hyper-parameters (JSON; default: SB3's, n_steps 256)")
     p.add_argument("--episodes", type=int, default=20, help="real episodes per configuration")
     p.add_argument("--seed", type=int, default=300_000, help="first real seed (no selection used these)")
+    p.add_argument("--agent-seed", type=int, default=0, help="seed of the agent and of its training dreams")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
     p.add_argument("--penalty-scale", type=float, default=1.0)
@@ -79,13 +80,13 @@ def main() -> None:
                 t0 = time.time()
                 train_sb3(SB3Config(algo=a.algo, env_id=a.dream_id, model=a.model, out=str(run), tau=a.tau, timesteps=a.timesteps,
                                     num_envs=a.num_envs, eval_every=max(a.timesteps // 5, 1), eval_episodes=16, hparams=a.hparams,
-                                    dream_kwargs=kw))
+                                    dream_kwargs=kw, seed=a.agent_seed))
                 (run / "train_seconds.json").write_text(json.dumps({"seconds": time.time() - t0}))
             agent = load_agent(run / "best")
             row = evaluate(agent, a.dream_id, a.model, taus=(a.tau,), episodes=a.episodes, dream_episodes=100, seed=a.seed,
                            name=f"{a.algo.upper()} in the {config} dream", workers=a.workers)
             own = dream_episode_returns(agent, a.dream_id, a.model, a.tau, 100, seed=1_000_000 + a.seed, dream_kwargs=kw)
-            row.update(algo=a.algo, config=config, dream_kwargs=kw, own_dream=stats(own), timesteps=a.timesteps,
+            row.update(algo=a.algo, config=config, dream_kwargs=kw, own_dream=stats(own), timesteps=a.timesteps, agent_seed=a.agent_seed,
                        model_real_steps=int(model.card["data"].get("real_steps_in_all", model.card["data"]["steps"])),
                        train_seconds=json.loads((run / "train_seconds.json").read_text())["seconds"])
             atomic_write_bytes(row_path, (json.dumps(row, indent=2) + "\n").encode())
