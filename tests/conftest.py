@@ -43,6 +43,18 @@ def pixel_model():
     return _init(m, 1)
 
 
+@pytest.fixture
+def small_rssm():
+    """A small vector RSSM (5-dim observations, 1-dim actions), seeded, in eval mode."""
+    import torch
+
+    from gym_dream.models import RSSM
+
+    torch.manual_seed(0)
+    return RSSM(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), gym.spaces.Box(-1.0, 1.0, (1,), np.float32), Preprocessing("vector"),
+                deter=32, stoch=8, hidden=32).eval()
+
+
 @pytest.fixture(scope="session")
 def cartpole_data(tmp_path_factory):
     from trainers.collect import CollectConfig, collect

@@ -66,17 +66,8 @@ def test_precision_is_checked():
         gym_dream.DreamVectorEnv(2, model=members, precision="bfloat16")
 
 
-def _rssm():
-    from gym_dream.models import RSSM
-    from gym_dream.preprocessing import Preprocessing
-
-    torch.manual_seed(0)
-    return RSSM(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), gym.spaces.Box(-1.0, 1.0, (1,), np.float32), Preprocessing("vector"),
-                deter=32, stoch=8, hidden=32).eval()
-
-
-def test_rssm_bfloat16_step_is_close_to_float32_and_draws_the_same_random_numbers():
-    model = _rssm()
+def test_rssm_bfloat16_step_is_close_to_float32_and_draws_the_same_random_numbers(small_rssm):
+    model = small_rssm
     state = {"h": torch.randn(128, 32), "s": torch.randn(128, 8)}
     action = torch.rand(128, 1) * 2 - 1
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
@@ -90,9 +81,9 @@ def test_rssm_bfloat16_step_is_close_to_float32_and_draws_the_same_random_number
     assert set(low.state) == set(ref.state) and low.state["h"].dtype == torch.float32
 
 
-def test_bfloat16_weights_follow_the_weights():
+def test_bfloat16_weights_follow_the_weights(small_rssm):
     """The cached bf16 copies are made again after a weight changes (training between dreams)."""
-    model = _rssm()
+    model = small_rssm
     state = {"h": torch.zeros(4, 32), "s": torch.zeros(4, 8)}
     action = torch.zeros(4, 1)
     with torch.inference_mode():

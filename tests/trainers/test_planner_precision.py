@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -10,17 +9,8 @@ import torch
 from trainers.planner import CEMConfig, CEMPlanner
 
 
-def _rssm():
-    from gym_dream.models import RSSM
-    from gym_dream.preprocessing import Preprocessing
-
-    torch.manual_seed(0)
-    return RSSM(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), gym.spaces.Box(-1.0, 1.0, (1,), np.float32), Preprocessing("vector"),
-                deter=32, stoch=8, hidden=32).eval()
-
-
-def test_bfloat16_planner_scores_plans_close_to_float32():
-    model = _rssm()
+def test_bfloat16_planner_scores_plans_close_to_float32(small_rssm):
+    model = small_rssm
     cfg = CEMConfig(horizon=5, iterations=1, candidates=64, top_k=8)
     exact = CEMPlanner(model, cfg, seed=1)
     low = CEMPlanner(model, CEMConfig(**{**cfg.__dict__, "precision": "bfloat16"}), seed=1)
@@ -32,6 +22,6 @@ def test_bfloat16_planner_scores_plans_close_to_float32():
     assert action.shape == (1,) and -1.0 <= float(action[0]) <= 1.0
 
 
-def test_planner_precision_is_checked():
+def test_planner_precision_is_checked(small_rssm):
     with pytest.raises(ValueError, match="precision"):
-        CEMPlanner(_rssm(), CEMConfig(horizon=2, iterations=1, candidates=4, top_k=2, precision="float16"))
+        CEMPlanner(small_rssm, CEMConfig(horizon=2, iterations=1, candidates=4, top_k=2, precision="float16"))
