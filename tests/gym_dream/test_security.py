@@ -104,6 +104,12 @@ def _crafted_package(site: Path, model_dir: Path, record: bool, env_id: str = "D
     return marker
 
 
+def _python_with(site, code: str, cwd) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter that sees the packages installed under ``site`` (and this checkout)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
 @pytest.mark.parametrize("record", [True, False], ids=["wheel-record", "no-record"])
 def test_import_gym_dream_does_not_import_a_model_package(model_dir, tmp_path, record):
     site = tmp_path / "site"
@@ -115,8 +121,7 @@ def test_import_gym_dream_does_not_import_a_model_package(model_dir, tmp_path, r
         "assert 'evilpkg' not in sys.modules\n"
         "print('ok')\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    r = _python_with(site, code, tmp_path)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
     assert not marker.exists(), "importing gym_dream ran the model package's __init__.py"
 
@@ -144,8 +149,7 @@ def test_a_package_cannot_register_or_replace_an_id_it_does_not_own(model_dir, t
         "from trainers.cli import main\n"
         "main(['list'])\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    r = _python_with(site, code, tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"{env_id!r}"[:12] in r.stdout and "REFUSED" in r.stdout and "evilpkg" in r.stdout, r.stdout  # gym-dream list shows the claim
     assert not marker.exists()
