@@ -160,7 +160,7 @@ class _Slot:
 def collect_on_ray(cfg, prep, factory: Callable, keys, sink) -> None:
     """The Ray backend of :func:`trainers.collect.collect`: ``cfg.workers`` actors, episodes stored by ``sink`` the
     moment they end (see the module docstring)."""
-    from trainers.collect import episode_from
+    from trainers.episode_store import episode_from
 
     workers = Actors(EnvWorker, cfg.workers, cfg, prep, factory, address=cfg.ray_address)
     ray = workers.ray
