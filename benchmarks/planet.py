@@ -39,7 +39,9 @@ TASKS = {"cartpole-swingup": "dm_control/cartpole-swingup-v0", "cheetah-run": "d
 ANCHORS = {
     "cartpole-swingup": [("PlaNet (CURL paper's DMC-100k table)", 100, 297), ("PlaNet (Hafner et al. 2019, Table 1)", 1000, 821),
                          ("DreamerV3 (danijar/dreamerv3 scores/dmc_vision)", 100, 615), ("DreamerV3 (same)", 500, 845)],
-}  # cheetah-run and walker-walk: PlaNet's Table 1 has them after 1,000 episodes (not run here yet)
+    "cheetah-run": [("PlaNet (CURL paper's DMC-100k table)", 100, 138), ("PlaNet (Hafner et al. 2019, Table 1)", 1000, 662)],
+    "walker-walk": [("PlaNet (CURL paper's DMC-100k table)", 100, 224), ("PlaNet (Hafner et al. 2019, Table 1)", 1000, 951)],
+}
 
 
 def main() -> None:

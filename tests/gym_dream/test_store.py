@@ -28,9 +28,9 @@ def test_directory_without_card(tmp_path):
 
 def test_id_without_default_model_says_how_to_train(monkeypatch, tmp_path):
     monkeypatch.setenv("GYM_DREAM_HOME", str(tmp_path))
-    assert "dmc-cheetah-run" not in gym_dream.available_models()  # this id ships no model
-    with pytest.raises(ModelNotFound, match="gym-dream collect --env-id dm_control/cheetah-run-v0.*gym-dream fit"):
-        gym.make("Dream-CheetahRun-v0")
+    assert "pendulum" not in gym_dream.available_models()  # this id ships no model
+    with pytest.raises(ModelNotFound, match="gym-dream collect --env-id Pendulum-v1.*gym-dream fit"):
+        gym.make("Dream-Pendulum-v0")
 
 
 def test_model_for_another_env_is_refused(pixel_model, vector_model):
