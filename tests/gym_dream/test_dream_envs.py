@@ -17,7 +17,8 @@ AVAILABLE = [i for i in DREAM_IDS if gym.spec(i).kwargs["default_model"] in gym_
 def test_all_ids_registered():
     assert set(DREAM_IDS) >= {"Dream-CartPole-v0", "Dream-CarRacing-v0", "Dream-DoomTakeCover-v0", "Dream-CartpoleSwingup-v0",
                               "Dream-CheetahRun-v0", "Dream-WalkerWalk-v0"}
-    for shipped in ("Dream-CartPole-v0", "Dream-CarRacing-v0", "Dream-DoomTakeCover-v0", "Dream-CartpoleSwingup-v0", "Dream-CheetahRun-v0"):
+    for shipped in ("Dream-CartPole-v0", "Dream-CarRacing-v0", "Dream-DoomTakeCover-v0", "Dream-CartpoleSwingup-v0", "Dream-CheetahRun-v0",
+                    "Dream-WalkerWalk-v0"):
         assert shipped in AVAILABLE, f"the bundled model of {shipped} must be available right after install"
 
 
