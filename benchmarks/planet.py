@@ -125,7 +125,8 @@ def main() -> None:
             lines.append(f"| {e['episodes']} | {e['real_steps']} | {e['eval_return_mean']:.0f} ± {e['eval_return_std']:.0f} | {e['collect_return']:.0f} |")
     lines += ["", "## Compute", "",
               f"- PlaNet loop: {sum(e['train_seconds'] for e in log) / 60:.0f} min fitting, {sum(e['collect_seconds'] for e in log) / 60:.0f} min collecting "
-              f"with the planner ({episodes - 5} loop episodes after 5 random seed episodes; this invocation ran it for {loop_s / 60:.0f} min)",
+              f"with the planner ({episodes - 5} loop episodes after 5 random seed episodes; "
+              + ("scored as it stood with --skip-loop: the loop ran in its own invocations)" if a.skip_loop else f"this invocation ran it for {loop_s / 60:.0f} min)"),
               f"- final planner episodes: {rows['planner']['seconds'] / 60:.1f} min with {a.workers} worker(s)"]
     if "sac_in_dream" in rows:
         lines.append(f"- SAC in the dream: {rows['sac_in_dream']['train_seconds'] / 60:.1f} min")
