@@ -8,7 +8,7 @@ State: ``h`` (B, deter) the deterministic GRU path, ``s`` (B, stoch) the stochas
     o_t ~ decoder(h_t, s_t), r_t = reward_head(h_t, s_t), p(end) = sigmoid(termination_head(h_t, s_t))
 
 Pixels are reduced to ``bit_depth`` bits, as in PlaNet. An agent sees ``features = [h, s]``. Training
-(:meth:`RSSM.sequence_loss`) is the ELBO with free nats, plus optional latent overshooting.
+(:meth:`RSSM.sequence_loss`, computed in :mod:`gym_dream.models.rssm_loss`) is the ELBO with free nats, plus optional latent overshooting.
 
 Members (``members`` = M > 1): M independently initialised transition cores (the input layer, the GRU
 and the prior) with their own reward and termination heads, batched in one tensor dimension
@@ -36,6 +36,7 @@ from gymnasium import spaces
 from torch import nn
 from torch.nn import functional as F
 
+from gym_dream.models import rssm_loss
 from gym_dream.models.base import State, Transition, WorldModel, linear_bfloat16, mlp_bfloat16
 from gym_dream.models.encoders import conv_decoder, conv_encoder, fit_standardizer, standardize, unstandardize
 from gym_dream.models.members import MemberGRUCell, check_members, member_linear, member_mlp, member_spread, pick, resolve_member
@@ -345,164 +346,4 @@ class RSSM(WorldModel):
         for single-member RSSMs. ``reference=True`` runs the loss as first written (slower; the same
         losses to float rounding, from the same random draws).
         """
-        if self.members > 1:
-            return self._members_sequence_loss(obs, actions, rewards, terminated, mask, free_nats, overshooting, generator)
-        if reference:
-            return self._reference_sequence_loss(obs, actions, rewards, terminated, mask, free_nats, overshooting, overshooting_scale, generator)
-        b, t = rewards.shape
-        a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
-        flat_obs = obs.reshape(b * (t + 1), *obs.shape[2:])
-        target = self.preprocess(flat_obs, generator, dequantize=self.pixels)
-        embeds = self.encoder(target).reshape(b, t + 1, -1)
-        # what does not depend on the recurrence is computed for every step at once, outside the loop: the
-        # posterior's first layer on the embeddings and the input layer on the actions (each a split of one
-        # linear map over a concatenation), the prior of every h after it
-        post_in, post_rest = self.post_net[0], self.post_net[1:]
-        e_part = F.linear(embeds, post_in.weight[:, self.deter:], post_in.bias)  # (B, T+1, hidden)
-        w_h = post_in.weight[:, : self.deter]
-        img = self.img_in[0]
-        a_part = F.linear(a, img.weight[:, self.stoch:], img.bias)  # (B, T, hidden)
-        w_s = img.weight[:, : self.stoch]
-        noise = [torch.randn(b, self.stoch, generator=generator, device=obs.device) for _ in range(t + 1)]
-        h = torch.zeros(b, self.deter, device=obs.device)
-        hs, ss, post_m, post_s = [], [], [], []
-        for i in range(t + 1):
-            if i > 0:
-                h = self.cell(self.img_in[1](torch.addmm(a_part[:, i - 1], s, w_s.t())), h)
-            qm, qs = self._gaussian(post_rest(torch.addmm(e_part[:, i], h, w_h.t())))
-            s = qm + qs * noise[i]
-            hs.append(h); ss.append(s); post_m.append(qm); post_s.append(qs)
-        H, S = torch.stack(hs, 1), torch.stack(ss, 1)  # (B, T+1, .)
-        pm_all, ps_all = self.prior(H)
-        recon = self.decoder(torch.cat([H, S], dim=-1).reshape(b * (t + 1), -1))
-        return self._elbo(H, S, a, recon, target, torch.stack(post_m, 1), torch.stack(post_s, 1), pm_all, ps_all, rewards, terminated, mask,
-                          free_nats, overshooting, overshooting_scale, generator)
-
-    def _reference_sequence_loss(self, obs, actions, rewards, terminated, mask, free_nats, overshooting, overshooting_scale, generator) -> dict[str, torch.Tensor]:
-        """The single-member loss as first written (one step of everything per loop iteration, the reference
-        decoder): what :meth:`sequence_loss` is tested against; the same random draws in the same order."""
-        b, t = rewards.shape
-        a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
-        flat_obs = obs.reshape(b * (t + 1), *obs.shape[2:])
-        target = self.preprocess(flat_obs, generator, dequantize=self.pixels)
-        embeds = self.encoder(target).reshape(b, t + 1, -1)
-        h = torch.zeros(b, self.deter, device=obs.device)
-        hs, ss, prior_m, prior_s, post_m, post_s = [], [], [], [], [], []
-        s = None
-        for i in range(t + 1):
-            if i > 0:
-                h = self.step_deter(h, s, a[:, i - 1])
-            pm, ps = self.prior(h)
-            qm, qs = self.posterior(h, embeds[:, i])
-            s = qm + qs * torch.randn(qm.shape, generator=generator, device=qm.device)
-            hs.append(h); ss.append(s); prior_m.append(pm); prior_s.append(ps); post_m.append(qm); post_s.append(qs)
-        H, S = torch.stack(hs, 1), torch.stack(ss, 1)  # (B, T+1, .)
-        flat_feat = torch.cat([H, S], dim=-1).reshape(b * (t + 1), -1)
-        recon = self.decoder.reference_forward(flat_feat) if self.pixels else self.decoder(flat_feat)
-        return self._elbo(H, S, a, recon, target, torch.stack(post_m, 1), torch.stack(post_s, 1), torch.stack(prior_m, 1), torch.stack(prior_s, 1),
-                          rewards, terminated, mask, free_nats, overshooting, overshooting_scale, generator)
-
-    def _elbo(self, H, S, a, recon, target, qm_all, qs_all, pm_all, ps_all, rewards, terminated, mask, free_nats, overshooting,
-              overshooting_scale, generator) -> dict[str, torch.Tensor]:
-        """The ELBO's terms from a rolled-out chunk (both the fast and the reference loss end here): reconstruction,
-        reward and termination losses, the posterior-to-prior KL with free nats, and latent overshooting."""
-        b, t = rewards.shape
-        # observation mask: o_0 always, o_{t+1} where transition t is real
-        obs_mask = torch.cat([torch.ones(b, 1, device=mask.device), mask], dim=1)
-        rec = ((recon - target) ** 2).reshape(b, t + 1, -1).sum(-1) / 2.0
-        reward_pred, logit = self.heads(torch.cat([H, S], dim=-1)[:, 1:])
-        kl = _kl(qm_all, qs_all, pm_all, ps_all)  # (B, T+1)
-        n_obs, n = obs_mask.sum().clamp_min(1.0), mask.sum().clamp_min(1.0)
-        out = {
-            "reconstruction": (rec * obs_mask).sum() / n_obs,
-            "reward_mse": (((reward_pred - rewards) ** 2) * mask).sum() / n,
-            "termination_bce": (F.binary_cross_entropy_with_logits(logit, terminated.float(), reduction="none") * mask).sum() / n,
-            "kl": (kl * obs_mask).sum() / n_obs,
-        }
-        kl_loss = (torch.clamp(kl, min=free_nats) * obs_mask).sum() / n_obs
-        loss = out["reconstruction"] + out["reward_mse"] + out["termination_bce"] + kl_loss
-        if overshooting > 1:
-            over = self._overshooting_kl(H, S, a, qm_all.detach(), qs_all.detach(), obs_mask, overshooting, free_nats, generator)
-            out.update({f"overshooting_kl_{d}": v for d, v in over.items()})
-            loss = loss + overshooting_scale / overshooting * sum(torch.clamp(v, min=free_nats) for v in over.values())
-        out["loss"] = loss
-        return out
-
-    def _members_sequence_loss(self, obs, actions, rewards, terminated, mask, free_nats, overshooting, generator) -> dict[str, torch.Tensor]:
-        if overshooting > 1:
-            raise ValueError(f"Latent overshooting is implemented for single-member RSSMs; this one has members={self.members}. "
-                             "Use overshooting=0 with members > 1.")
-        m = self.members
-        b, t = rewards.shape
-        a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
-        flat_obs = obs.reshape(b * (t + 1), *obs.shape[2:])
-        target = self.preprocess(flat_obs, generator, dequantize=self.pixels)
-        embeds = self.encoder(target).reshape(b, t + 1, -1)
-        h = torch.zeros(m, b, self.deter, device=obs.device)
-        hs, ss, prior_m, prior_s, post_m, post_s = [], [], [], [], [], []
-        s = None
-        for i in range(t + 1):
-            if i > 0:
-                # member 0 reads the posterior sample (as a single RSSM); the others its detached copy
-                s_in = torch.cat([s.unsqueeze(0), s.detach().unsqueeze(0).expand(m - 1, *s.shape)], dim=0)
-                h = self.step_deter(h, s_in, a[:, i - 1])
-            pm, ps = self.prior(h)  # (M, B, stoch)
-            qm, qs = self.posterior(h[0], embeds[:, i])
-            s = qm + qs * torch.randn(qm.shape, generator=generator, device=qm.device)
-            hs.append(h); ss.append(s); prior_m.append(pm); prior_s.append(ps); post_m.append(qm); post_s.append(qs)
-        H, S = torch.stack(hs, 2), torch.stack(ss, 1)  # (M, B, T+1, deter), (B, T+1, stoch)
-        recon = self.decoder(torch.cat([H[0], S], dim=-1).reshape(b * (t + 1), -1))
-        obs_mask = torch.cat([torch.ones(b, 1, device=mask.device), mask], dim=1)
-        rec = ((recon - target) ** 2).reshape(b, t + 1, -1).sum(-1) / 2.0
-        S_in = torch.cat([S.unsqueeze(0), S.detach().unsqueeze(0).expand(m - 1, *S.shape)], dim=0)
-        reward_pred, logit = self.heads(torch.cat([H[:, :, 1:], S_in[:, :, 1:]], dim=-1))  # (M, B, T)
-        qm_all, qs_all = torch.stack(post_m, 1), torch.stack(post_s, 1)
-        q_mean = torch.cat([qm_all.unsqueeze(0), qm_all.detach().unsqueeze(0).expand(m - 1, *qm_all.shape)], dim=0)
-        q_std = torch.cat([qs_all.unsqueeze(0), qs_all.detach().unsqueeze(0).expand(m - 1, *qs_all.shape)], dim=0)
-        kl = _kl(q_mean, q_std, torch.stack(prior_m, 2), torch.stack(prior_s, 2))  # (M, B, T+1)
-        # row weights: 1 for member 0, a bootstrap resample of the batch's sequences for each other member
-        w = torch.ones(m, b, device=obs.device)
-        draws = torch.randint(b, (m - 1, b), generator=generator, device=obs.device)
-        w[1:] = torch.zeros(m - 1, b, device=obs.device).scatter_add_(1, draws, torch.ones(m - 1, b, device=obs.device))
-        wo, wt = w[:, :, None] * obs_mask, w[:, :, None] * mask  # (M, B, T+1), (M, B, T)
-        n_obs, n = wo.sum((1, 2)).clamp_min(1.0), wt.sum((1, 2)).clamp_min(1.0)  # (M,)
-        reward_mse = (((reward_pred - rewards) ** 2) * wt).sum((1, 2)) / n
-        bce = (F.binary_cross_entropy_with_logits(logit, terminated.float().expand_as(logit), reduction="none") * wt).sum((1, 2)) / n
-        kl_loss = (torch.clamp(kl, min=free_nats) * wo).sum((1, 2)) / n_obs
-        reconstruction = (rec * obs_mask).sum() / obs_mask.sum().clamp_min(1.0)
-        out = {
-            "reconstruction": reconstruction,
-            "reward_mse": reward_mse[0],
-            "termination_bce": bce[0],
-            "kl": (kl[0] * obs_mask).sum() / obs_mask.sum().clamp_min(1.0),
-            "members_kl": ((kl * wo).sum((1, 2)) / n_obs).mean(),
-        }
-        out["loss"] = reconstruction + (reward_mse + bce + kl_loss).sum()
-        return out
-
-    def _overshooting_kl(self, H, S, a, qm, qs, obs_mask, depth, free_nats, generator) -> dict[int, torch.Tensor]:
-        """Mean KL(posterior_{t+d} || prior rolled d steps open-loop from posterior_t), for d = 2..depth."""
-        b, t1 = H.shape[:2]
-        out: dict[int, torch.Tensor] = {}
-        h, s = H[:, :-1], S[:, :-1]  # start at every t (with a next step)
-        valid = obs_mask[:, :-1]
-        for d in range(1, depth + 1):
-            steps = t1 - d  # starts t = 0..t1-1-d have a target t+d
-            if steps <= 0:
-                break
-            h, s, valid = h[:, :steps], s[:, :steps], valid[:, :steps]
-            act = a[:, d - 1 : d - 1 + steps]
-            hf = self.step_deter(h.reshape(b * steps, -1), s.reshape(b * steps, -1), act.reshape(b * steps, -1))
-            pm, ps = self.prior(hf)
-            s = (pm + ps * torch.randn(pm.shape, generator=generator, device=pm.device)).reshape(b, steps, -1)
-            h = hf.reshape(b, steps, -1)
-            valid = valid * obs_mask[:, d : d + steps]
-            if d >= 2:
-                kl = _kl(qm[:, d : d + steps], qs[:, d : d + steps], pm.reshape(b, steps, -1), ps.reshape(b, steps, -1))
-                out[d] = (kl * valid).sum() / valid.sum().clamp_min(1.0)
-        return out
-
-
-def _kl(m1: torch.Tensor, s1: torch.Tensor, m2: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
-    """KL(N(m1, s1) || N(m2, s2)) summed over the last dimension."""
-    return (torch.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5).sum(-1)
+        return rssm_loss.sequence_loss(self, obs, actions, rewards, terminated, mask, free_nats, overshooting, overshooting_scale, generator, reference)
