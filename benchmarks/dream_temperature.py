@@ -1,0 +1,197 @@
+"""A dream as hard as the real game: calibrate the temperature on random play, then train SB3 agents around it.
+
+    python benchmarks/dream_temperature.py --dream-id Dream-DoomTakeCover-v0 --algos ppo dqn a2c \\
+        --taus 1.3 1.5 1.7 2.0 --agent-seeds 0 1 --work runs/doom-temperature --out results/doom_temperature
+
+A dream that is kinder than the game (random play survives longer in it) is what a gradient agent exploits. Three
+stages, each resumable from ``--work`` (every finished piece is one JSON file there; the tables are rewritten as
+rows arrive):
+
+1. **Calibration** (uses no agent): a uniform random policy on ``--calibration-episodes`` real episodes (seeds from
+   ``--calibration-seed``) and in the dream at every ``--calibration-taus``; the calibrated tau is the one whose dream
+   return is closest to the real one. Random play is the data's own policy family, so this choice never looks at how
+   any trained agent does in the real env.
+2. **Candidates**: each algorithm x training tau x agent seed trains in the dream (``gym-dream train``'s recipe:
+   ``--timesteps`` dream steps of ``--num-envs`` dreams, the best of its dream evaluations kept), then is scored in
+   the calibrated dream (``--dream-episodes``) and on ``--episodes`` real episodes (seeds from ``--seed``): the real
+   score is reported, never used to choose.
+3. **Choice**: per algorithm, the candidate with the best return in the calibrated dream, scored again on
+   ``--final-episodes`` real episodes from ``--final-seed`` (the bar row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import gym_dream  # noqa: E402
+from gym_dream.catalogue import by_dream_id  # noqa: E402
+from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
+from trainers.evaluate import RandomAgent, dream_episode_returns, load_agent, real_episode_returns, stats  # noqa: E402
+from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def calibrate(a, model, real_id: str, work: Path) -> dict:
+    path = work / "calibration.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    random = RandomAgent(model.action_space, seed=0)
+    real, _ = real_episode_returns(random, real_id, a.model, a.calibration_episodes, seed=a.calibration_seed, workers=a.workers)
+    dream = {}
+    for tau in a.calibration_taus:
+        r = dream_episode_returns(RandomAgent(model.action_space, seed=1), a.dream_id, a.model, tau, a.calibration_dream_episodes, seed=1)
+        dream[str(tau)] = stats(r)
+        print(f"calibration: random play, dream tau {tau}: {r.mean():.1f} ± {r.std():.1f}; real {real.mean():.1f}", flush=True)
+    tau = min(a.calibration_taus, key=lambda t: abs(dream[str(t)]["mean"] - float(real.mean())))
+    cal = {"real": stats(real), "real_seeds": [a.calibration_seed, a.calibration_seed + a.calibration_episodes - 1],
+           "dream": dream, "dream_episodes": a.calibration_dream_episodes, "tau": tau}
+    _write_json(path, cal)
+    return cal
+
+
+def _candidate(job: dict) -> dict:
+    """Train one candidate (unless its agent is there) and score it in the calibrated dream and the real env."""
+    import torch
+
+    torch.set_num_threads(1)
+    a, run, row_path = argparse.Namespace(**job["args"]), Path(job["run"]), Path(job["row"])
+    if not (run / "best" / "policy.json").is_file():
+        t0 = time.time()
+        train_sb3(SB3Config(algo=job["algo"], env_id=a.dream_id, model=a.model, out=str(run), tau=job["tau"], timesteps=a.timesteps,
+                            num_envs=a.num_envs, eval_every=a.eval_every, eval_episodes=a.eval_episodes,
+                            hparams={**a.hparams.get("all", {}), **a.hparams.get(job["algo"], {})}, seed=job["seed"]))
+        _write_json(run / "train_seconds.json", {"seconds": time.time() - t0})
+    agent = load_agent(run / "best")
+    t0 = time.time()
+    dream = dream_episode_returns(agent, a.dream_id, a.model, job["calibrated_tau"], a.dream_episodes, seed=1_000_000)
+    own = dream_episode_returns(agent, a.dream_id, a.model, job["tau"], a.dream_episodes, seed=1_000_000)
+    real, lengths = real_episode_returns(agent, job["real_id"], a.model, a.episodes, seed=a.seed)
+    row = {"algo": job["algo"], "tau": job["tau"], "agent_seed": job["seed"], "run": str(run),
+           "recipe": json.loads((run / "best" / "policy.json").read_text()).get("recipe"),
+           "calibrated_dream": stats(dream), "own_dream": stats(own), "real": stats(real), "real_seeds": [a.seed, a.seed + a.episodes - 1],
+           "train_seconds": json.loads((run / "train_seconds.json").read_text())["seconds"], "score_seconds": time.time() - t0}
+    _write_json(row_path, row)
+    print(f"{job['algo']} tau {job['tau']} seed {job['seed']}: calibrated dream {dream.mean():.0f}, own dream {own.mean():.0f}, "
+          f"real {real.mean():.0f} ± {real.std():.0f}", flush=True)
+    return row
+
+
+def candidates_table(rows: list[dict], tau: float, chosen: dict[str, dict]) -> str:
+    lines = [f"| agent | trained at tau | agent seed | dream return (its tau) | dream return (calibrated tau {tau}) | real return | "
+             "real episodes | gap | train + score |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["algo"], r["tau"], r["agent_seed"])):
+        mark = " (chosen)" if chosen.get(r["algo"]) is r else ""
+        d, own, real = r["calibrated_dream"], r["own_dream"], r["real"]
+        lines.append(f"| {r['algo'].upper()}{mark} | {r['tau']} | {r['agent_seed']} | {own['mean']:.0f} ± {own['std']:.0f} | "
+                     f"{d['mean']:.0f} ± {d['std']:.0f} | **{real['mean']:.0f} ± {real['std']:.0f}** | {real['episodes']} | "
+                     f"{d['mean'] - real['mean']:+.0f} | {r['train_seconds'] / 60:.0f} + {r['score_seconds'] / 60:.0f} min |")
+    return "\n".join(lines) + "\n"
+
+
+def final_table(finals: list[dict]) -> str:
+    lines = ["| agent (chosen in the calibrated dream) | trained at tau | agent seed | dream return (calibrated tau) | real return | "
+             "real episodes (seeds) |", "|---|---|---|---|---|---|"]
+    for f in finals:
+        lines.append(f"| {f['algo'].upper()} | {f['tau']} | {f['agent_seed']} | {f['calibrated_dream']['mean']:.0f} ± "
+                     f"{f['calibrated_dream']['std']:.0f} | **{f['real']['mean']:.0f} ± {f['real']['std']:.0f}** | "
+                     f"{f['real']['episodes']} ({f['real_seeds'][0]}-{f['real_seeds'][1]}) |")
+    return "\n".join(lines) + "\n"
+
+
+def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> dict[str, dict]:
+    """Rewrite OUT.md / OUT.json; returns each algorithm's candidate with the best calibrated-dream return."""
+    chosen = {}
+    for r in rows:
+        best = chosen.get(r["algo"])
+        if best is None or r["calibrated_dream"]["mean"] > best["calibrated_dream"]["mean"]:
+            chosen[r["algo"]] = r
+    cal_lines = [f"Random play, real: {cal['real']['mean']:.0f} ± {cal['real']['std']:.0f} ({cal['real']['episodes']} episodes, seeds "
+                 f"{cal['real_seeds'][0]}-{cal['real_seeds'][1]}); in the dream ({cal['dream_episodes']} episodes): "
+                 + ", ".join(f"tau {t} {s['mean']:.0f} ± {s['std']:.0f}" for t, s in cal["dream"].items())
+                 + f". Calibrated tau: **{cal['tau']}**."]
+    md = "\n\n".join([cal_lines[0], candidates_table(rows, cal["tau"], chosen)] + ([final_table(finals)] if finals else []))
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out.with_suffix(".md"), md.encode())
+    _write_json(out.with_suffix(".json"), {"command": " ".join(sys.argv), "calibration": cal, "candidates": rows, "finals": finals})
+    return chosen
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dream-id", required=True)
+    p.add_argument("--model", default=None, help="model directory or name (default: the id's default model)")
+    p.add_argument("--algos", nargs="+", default=["ppo"])
+    p.add_argument("--taus", type=float, nargs="+", default=[1.3, 1.5, 1.7, 2.0], help="training temperatures of the candidates")
+    p.add_argument("--agent-seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--timesteps", type=int, default=200_000)
+    p.add_argument("--num-envs", type=int, default=16)
+    p.add_argument("--eval-every", type=int, default=20_000)
+    p.add_argument("--eval-episodes", type=int, default=16)
+    p.add_argument("--hparams", type=json.loads, default={"ppo": {"n_steps": 256}},
+                   help='SB3 hyper-parameters per algorithm (JSON, {"ppo": {...}, "all": {...}}; default PPO n_steps 256)')
+    p.add_argument("--calibration-taus", type=float, nargs="+", default=[1.0, 1.15, 1.3, 1.5, 1.7, 2.0])
+    p.add_argument("--calibration-episodes", type=int, default=100)
+    p.add_argument("--calibration-dream-episodes", type=int, default=200)
+    p.add_argument("--calibration-seed", type=int, default=500_000)
+    p.add_argument("--dream-episodes", type=int, default=100, help="dream episodes per candidate score")
+    p.add_argument("--episodes", type=int, default=20, help="real episodes per candidate (reported, not used to choose)")
+    p.add_argument("--seed", type=int, default=300_000, help="first real seed of the candidates' scores")
+    p.add_argument("--final-episodes", type=int, default=100)
+    p.add_argument("--final-seed", type=int, default=0, help="first real seed of the chosen agents' scores")
+    p.add_argument("--jobs", type=int, default=2, help="candidates trained and scored at once (one process and torch thread each)")
+    p.add_argument("--workers", type=int, default=2, help="processes for the calibration's and the finals' real episodes")
+    p.add_argument("--work", required=True)
+    p.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
+    a = p.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if a.model is None:
+        known = by_dream_id(a.dream_id)
+        if known is None:
+            p.error(f"{a.dream_id} has no default model: pass --model")
+        a.model = known.model
+    model = gym_dream.resolve_model(a.model)
+    real_id = model.card["env"]["id"]
+    work = Path(a.work)
+    cal = calibrate(a, model, real_id, work)
+    print(f"calibrated tau {cal['tau']}", flush=True)
+    jobs = [{"args": vars(a), "algo": algo, "tau": tau, "seed": seed, "calibrated_tau": cal["tau"], "real_id": real_id,
+             "run": str(work / f"{algo}-tau{tau}-s{seed}"), "row": str(work / f"{algo}-tau{tau}-s{seed}.json")}
+            for algo in a.algos for tau in a.taus for seed in a.agent_seeds]
+    rows = [json.loads(Path(j["row"]).read_text()) for j in jobs if Path(j["row"]).is_file()]
+    todo = [j for j in jobs if not Path(j["row"]).is_file()]
+    with ProcessPoolExecutor(max_workers=a.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for done in as_completed([pool.submit(_candidate, j) for j in todo]):
+            rows.append(done.result())
+            report(a, cal, rows, [])
+    chosen = report(a, cal, rows, [])
+    finals = []
+    for algo in a.algos:
+        c = chosen[algo]
+        path = work / f"final-{algo}.json"
+        if not path.is_file():
+            agent = load_agent(Path(c["run"]) / "best")
+            real, _ = real_episode_returns(agent, real_id, a.model, a.final_episodes, seed=a.final_seed, workers=a.workers)
+            _write_json(path, {**c, "real": stats(real), "real_seeds": [a.final_seed, a.final_seed + a.final_episodes - 1]})
+            print(f"final {algo}: tau {c['tau']} seed {c['agent_seed']}: real {real.mean():.0f} ± {real.std():.0f}", flush=True)
+        finals.append(json.loads(path.read_text()))
+        report(a, cal, rows, finals)
+    print(Path(a.out).with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
