@@ -7,16 +7,19 @@ A dream that is kinder than the game (random play survives longer in it) is what
 stages, each resumable from ``--work`` (every finished piece is one JSON file there; the tables are rewritten as
 rows arrive):
 
-1. **Calibration** (uses no agent): a uniform random policy on ``--calibration-episodes`` real episodes (seeds from
-   ``--calibration-seed``) and in the dream at every ``--calibration-taus``; the calibrated tau is the one whose dream
-   return is closest to the real one. Random play is the data's own policy family, so this choice never looks at how
-   any trained agent does in the real env.
+1. **Calibration** (uses no agent; ``trainers/temperature.py``, ``gym-dream calibrate``): a uniform random policy on
+   ``--calibration-episodes`` real episodes (seeds from ``--calibration-seed``) and in the dream at every
+   ``--calibration-taus``; the calibrated tau is the one whose dream return is closest to the real one. Random play is
+   the data's own policy family, so this choice never looks at how any trained agent does in the real env.
 2. **Candidates**: each algorithm x training tau x agent seed trains in the dream (``gym-dream train``'s recipe:
    ``--timesteps`` dream steps of ``--num-envs`` dreams, the best of its dream evaluations kept), then is scored in
    the calibrated dream (``--dream-episodes``) and on ``--episodes`` real episodes (seeds from ``--seed``): the real
    score is reported, never used to choose.
 3. **Choice**: per algorithm, the candidate with the best return in the calibrated dream, scored again on
    ``--final-episodes`` real episodes from ``--final-seed`` (the bar row).
+
+Every candidate in ``--work`` is in the tables and the choice, so algorithms can be run with different grids by
+invoking the script again on the same folder (``--algos dqn a2c --taus 1.5 1.7``).
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ sys.path.insert(0, str(ROOT))
 import gym_dream  # noqa: E402
 from gym_dream.catalogue import by_dream_id  # noqa: E402
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.evaluate import RandomAgent, dream_episode_returns, load_agent, real_episode_returns, stats  # noqa: E402
+from trainers.evaluate import dream_episode_returns, load_agent, real_episode_returns, stats  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
+from trainers.temperature import CalibrateConfig, calibrate_tau, calibration_table  # noqa: E402
 
 
 def _write_json(path: Path, obj) -> None:
@@ -45,22 +49,14 @@ def _write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
-def calibrate(a, model, real_id: str, work: Path) -> dict:
+def calibrate(a, work: Path) -> dict:
     path = work / "calibration.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    random = RandomAgent(model.action_space, seed=0)
-    real, _ = real_episode_returns(random, real_id, a.model, a.calibration_episodes, seed=a.calibration_seed, workers=a.workers)
-    dream = {}
-    for tau in a.calibration_taus:
-        r = dream_episode_returns(RandomAgent(model.action_space, seed=1), a.dream_id, a.model, tau, a.calibration_dream_episodes, seed=1)
-        dream[str(tau)] = stats(r)
-        print(f"calibration: random play, dream tau {tau}: {r.mean():.1f} ± {r.std():.1f}; real {real.mean():.1f}", flush=True)
-    tau = min(a.calibration_taus, key=lambda t: abs(dream[str(t)]["mean"] - float(real.mean())))
-    cal = {"real": stats(real), "real_seeds": [a.calibration_seed, a.calibration_seed + a.calibration_episodes - 1],
-           "dream": dream, "dream_episodes": a.calibration_dream_episodes, "tau": tau}
-    _write_json(path, cal)
-    return cal
+    if not path.is_file():
+        cal = calibrate_tau(CalibrateConfig(model=a.model, taus=a.calibration_taus, episodes=a.calibration_episodes,
+                                            dream_episodes=a.calibration_dream_episodes, seed=a.calibration_seed, workers=a.workers))
+        print(calibration_table(cal), flush=True)
+        _write_json(path, cal)
+    return json.loads(path.read_text())
 
 
 def _candidate(job: dict) -> dict:
@@ -120,8 +116,8 @@ def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> dict[str, dict
         if best is None or r["calibrated_dream"]["mean"] > best["calibrated_dream"]["mean"]:
             chosen[r["algo"]] = r
     cal_lines = [f"Random play, real: {cal['real']['mean']:.0f} ± {cal['real']['std']:.0f} ({cal['real']['episodes']} episodes, seeds "
-                 f"{cal['real_seeds'][0]}-{cal['real_seeds'][1]}); in the dream ({cal['dream_episodes']} episodes): "
-                 + ", ".join(f"tau {t} {s['mean']:.0f} ± {s['std']:.0f}" for t, s in cal["dream"].items())
+                 f"{cal['real_seeds'][0]}-{cal['real_seeds'][1]}); in the dream: "
+                 + ", ".join(f"tau {t} {s['mean']:.0f} ± {s['std']:.0f} ({s['episodes']} ep)" for t, s in cal["dream"].items())
                  + f". Calibrated tau: **{cal['tau']}**."]
     md = "\n\n".join([cal_lines[0], candidates_table(rows, cal["tau"], chosen)] + ([final_table(finals)] if finals else []))
     out = Path(a.out)
@@ -167,19 +163,20 @@ def main() -> None:
     model = gym_dream.resolve_model(a.model)
     real_id = model.card["env"]["id"]
     work = Path(a.work)
-    cal = calibrate(a, model, real_id, work)
+    cal = calibrate(a, work)
     print(f"calibrated tau {cal['tau']}", flush=True)
     jobs = [{"args": vars(a), "algo": algo, "tau": tau, "seed": seed, "calibrated_tau": cal["tau"], "real_id": real_id,
              "run": str(work / f"{algo}-tau{tau}-s{seed}"), "row": str(work / f"{algo}-tau{tau}-s{seed}.json")}
             for algo in a.algos for tau in a.taus for seed in a.agent_seeds]
-    rows = [json.loads(Path(j["row"]).read_text()) for j in jobs if Path(j["row"]).is_file()]
+    # every candidate in the work folder counts, also those of earlier invocations with other grids
+    rows = [json.loads(path.read_text()) for path in sorted(work.glob("*-tau*-s*.json"))]
     todo = [j for j in jobs if not Path(j["row"]).is_file()]
     with ProcessPoolExecutor(max_workers=a.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         for done in as_completed([pool.submit(_candidate, j) for j in todo]):
             rows.append(done.result())
             report(a, cal, rows, [])
     chosen = report(a, cal, rows, [])
-    finals = []
+    finals = [json.loads(path.read_text()) for path in sorted(work.glob("final-*.json")) if path.stem[len("final-"):] not in a.algos]
     for algo in a.algos:
         c = chosen[algo]
         path = work / f"final-{algo}.json"

@@ -26,6 +26,7 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
   gym-dream train cmaes --model models/cartpole --out runs/cmaes
   gym-dream train ppo --model models/cartpole --out runs/ppo --timesteps 100000
   gym-dream evaluate runs/cmaes/best --model models/cartpole --episodes 100 --taus 0.5 1.0 1.5
+  gym-dream calibrate models/cartpole --write models/cartpole   # the tau where random play does as in the real env
   gym-dream dream --model models/cartpole --out dream.gif
   gym-dream planet --env-id dm_control/cartpole-swingup-v0 --out runs/planet --episodes 100   # RSSM + CEM (extra: dmc)
   gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole
@@ -174,6 +175,18 @@ def _cmd_export(ns):
     print(f'then:    python -c "import gymnasium as gym, gym_dream; print(gym.make(\'{cfg.env_id}\'))"')
 
 
+def _cmd_calibrate(ns):
+    from trainers.temperature import CalibrateConfig, calibrate_tau, calibration_table, write_tau
+
+    cfg = _config(CalibrateConfig, ns)
+    cal = calibrate_tau(cfg)
+    print(calibration_table(cal))
+    if cfg.write:
+        print(f"wrote dream_env.tau = {cal['tau']} (the default tau of its dreams) into {write_tau(cfg.write, cal)}")
+    else:
+        print(f"closest: tau {cal['tau']}; --write MODEL_DIR records it as the default tau of that model's dreams")
+
+
 def _cmd_planet(ns):
     from trainers.planet import PlaNetConfig, run_planet
 
@@ -277,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise-theta", type=float, default=0.15, help="mean reversion of that noise")
     s.add_argument("--report", default=None, help="write PATH.md and PATH.json")
     s.set_defaults(func=_cmd_evaluate)
+
+    from trainers.temperature import CalibrateConfig
+
+    s = sub.add_parser("calibrate", help="the dream temperature at which random play does as well in the dream as in the real env")
+    _add_dataclass(s, CalibrateConfig, positional="model")
+    s.set_defaults(func=_cmd_calibrate)
 
     s = sub.add_parser("dream", help="write a GIF/MP4 of a dream, or real frames next to open-loop predictions")
     _add_dataclass(s, DreamVideoConfig)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -39,8 +39,8 @@ class CMAESConfig:
     """model directory or name (default: the id's default model)"""
     out: str = "runs/cmaes-cartpole"
     """run folder: controller (best and mean), per-generation checkpoint, log"""
-    tau: float = 1.0
-    """dream temperature"""
+    tau: float | None = None
+    """dream temperature (default: the model's, its card's dream_env.tau, else 1.0)"""
     generations: int = 40
     """CMA-ES generations"""
     popsize: int = 64
@@ -212,6 +212,7 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     venv = shard.venv if shard is not None else make_dream_vec(
         cfg.env_id, cfg.popsize * cfg.rollouts if cfg.shards == 1 else 1, cfg.model, cfg.tau, cfg.device,
         max_episode_steps=cfg.max_episode_steps, termination=cfg.termination, **cfg.dream_kwargs)
+    cfg = replace(cfg, tau=venv.unwrapped.tau)  # the temperature in effect (the model's default when none was given)
     horizon = venv.unwrapped.max_episode_steps or 1000
     feature_dim, space = venv.single_observation_space.shape[0], venv.single_action_space
     venv.reset(seed=cfg.seed * 100_003)

@@ -70,7 +70,7 @@ def dream_rollout(venv, act: Callable[[np.ndarray, int], np.ndarray], seed: int 
     return rollout(act, venv.step, obs, venv.num_envs, horizon)
 
 
-def make_dream_vec(env_id: str, num_envs: int, model: Any = None, tau: float = 1.0, device: str = "cpu", **kwargs):
+def make_dream_vec(env_id: str, num_envs: int, model: Any = None, tau: float | None = None, device: str = "cpu", **kwargs):
     """``num_envs`` dreams of ``env_id`` as one ``DreamVectorEnv`` without autoreset (``kwargs`` that are None are dropped)."""
     extra = {k: v for k, v in {"model": model, **kwargs}.items() if v is not None}
     import gymnasium as gym

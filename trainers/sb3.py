@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,8 @@ class SB3Config:
     out: str = "runs/ppo-cartpole"
     """run folder: best/ (the best in the dream, as data: trainers/sb3_policy.py), agent.zip and last.zip (SB3's own
     format, for further training), TensorBoard logs"""
-    tau: float = 1.0
-    """dream temperature"""
+    tau: float | None = None
+    """dream temperature (default: the model's, its card's dream_env.tau, else 1.0)"""
     timesteps: int = 100_000
     """dream steps to train for"""
     num_envs: int = 16
@@ -134,7 +134,7 @@ class SB3Config:
     "uncertainty_limit": "q99"}"""
 
 
-def make_sb3_env(env_id: str, num_envs: int, model: str | None, tau: float, device: str, **dream_kwargs: Any) -> VecMonitor:
+def make_sb3_env(env_id: str, num_envs: int, model: str | None, tau: float | None, device: str, **dream_kwargs: Any) -> VecMonitor:
     extra = {"model": model} if model is not None else {}
     venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", tau=tau, device=device,
                         autoreset_mode=AutoresetMode.SAME_STEP, **extra, **dream_kwargs)
@@ -159,6 +159,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, **cfg.dream_kwargs)
+    cfg = replace(cfg, tau=env.venv.venv.unwrapped.tau)  # the temperature in effect (the model's default when none was given)
     hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
     try:
         import tensorboard  # noqa: F401

@@ -20,7 +20,16 @@ from gym_dream.store import resolve_model
 
 OBS_TYPES = ("latent", "pixels")
 
-def check_tau(tau: Any) -> float:
+def check_tau(tau: Any, model: WorldModel | None = None) -> float:
+    """A temperature > 0. ``None``: the model card's ``dream_env.tau`` (the temperature its author set for
+    the dream, e.g. by ``gym-dream calibrate``: where random play lasts as long as in the real env), else 1.0."""
+    if tau is None:
+        tau = (model.card.get("dream_env") or {}).get("tau", 1.0) if model is not None else 1.0
+        try:
+            return check_tau(tau)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"The model card's dream_env.tau (the default temperature) is invalid: {e} "
+                             "Fix the card (gym-dream calibrate MODEL --write MODEL_DIR rewrites it) or pass tau=...") from None
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
         raise TypeError(f"tau must be a positive number (e.g. tau=1.15), got {tau!r} of type {type(tau).__name__}.")
     tau = float(tau)

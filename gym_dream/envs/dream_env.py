@@ -73,6 +73,8 @@ class DreamEnv(gym.Env):
     * ``model``: a model directory, a model name (see ``gym_dream.available_models()``) or a loaded
       ``WorldModel``; ``None`` uses the id's default model.
     * ``tau``: temperature (> 0). Higher is more random and harder to exploit; 1.0 is the model as trained.
+      Default: the model card's ``dream_env.tau`` if it has one (``gym-dream calibrate`` sets it to the tau at
+      which random play lasts as long in the dream as in the real env), else 1.0; ``env.unwrapped.tau`` says which.
     * ``obs_type``: ``"latent"`` or ``"pixels"``.
     * ``device``: torch device the dream runs on (``"cpu"``, ``"cuda"``...).
     * ``render_mode``: ``None`` or ``"rgb_array"`` (the decoded dream frame).
@@ -94,7 +96,7 @@ class DreamEnv(gym.Env):
     def __init__(
         self,
         model: WorldModel | str | None = None,
-        tau: float = 1.0,
+        tau: float | None = None,
         obs_type: str = "latent",
         device: str = "cpu",
         render_mode: str | None = None,
@@ -107,8 +109,9 @@ class DreamEnv(gym.Env):
         uncertainty_halt_reward: float | None = None,
         precision: str = "float32",
     ):
-        self.tau = core.check_tau(tau)
+        core.check_tau(tau)  # a bad tau fails before the model loads
         self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
+        self.tau = core.check_tau(tau, self.model)
         self.termination = core.check_termination(termination, self.model)
         self.member = core.check_member(member, self.model)
         self.precision = core.check_precision(precision, self.model)

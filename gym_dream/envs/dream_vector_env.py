@@ -47,7 +47,7 @@ class DreamVectorEnv(VectorEnv):
         self,
         num_envs: int = 1,
         model: WorldModel | str | None = None,
-        tau: float = 1.0,
+        tau: float | None = None,
         obs_type: str = "latent",
         device: str = "cpu",
         render_mode: str | None = None,
@@ -71,8 +71,9 @@ class DreamVectorEnv(VectorEnv):
         except ValueError:
             raise ValueError(f"autoreset_mode must be one of {[m.value for m in AutoresetMode]}, got {autoreset_mode!r}.") from None
         self.num_envs = int(num_envs)
-        self.tau = core.check_tau(tau)
+        core.check_tau(tau)  # a bad tau fails before the model loads
         self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
+        self.tau = core.check_tau(tau, self.model)
         self.obs_type = core.check_obs_type(obs_type, self.model)
         self.termination = core.check_termination(termination, self.model)
         self.member = core.check_member(member, self.model)

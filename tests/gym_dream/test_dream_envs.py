@@ -123,12 +123,37 @@ def test_time_limit_sets_truncated_not_terminated(vector_model):
 
 
 # -- bad input ----------------------------------------------------------------------------------
-@pytest.mark.parametrize("tau,exc", [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), ("1.0", TypeError), (None, TypeError), (True, TypeError)])
+@pytest.mark.parametrize("tau,exc", [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError), (float("inf"), ValueError), ("1.0", TypeError), (True, TypeError)])
 def test_bad_tau(tau, exc, vector_model):
     with pytest.raises(exc, match="tau"):
         gym.make("Dream-CartPole-v0", model=vector_model, tau=tau)
     with pytest.raises(exc, match="tau"):
         gym.make_vec("Dream-CartPole-v0", num_envs=2, vectorization_mode="vector_entry_point", model=vector_model, tau=tau)
+
+
+def test_default_tau_is_the_cards(vector_model):
+    """No tau: the card's dream_env.tau (what gym-dream calibrate writes), else 1.0; an explicit tau wins; a bad card
+    tau is an error that names the card."""
+    def taus(**kw):
+        env = gym.make("Dream-CartPole-v0", model=vector_model, **kw)
+        venv = gym.make_vec("Dream-CartPole-v0", num_envs=2, vectorization_mode="vector_entry_point", model=vector_model, **kw)
+        return env.unwrapped.tau, venv.unwrapped.tau
+
+    assert taus() == (1.0, 1.0) and taus(tau=None) == (1.0, 1.0)
+    vector_model.card["dream_env"] = {"tau": 1.7}
+    assert taus() == (1.7, 1.7) and taus(tau=1.2) == (1.2, 1.2)
+    # the default really drives the dream: the same seed at the card's tau and at tau=1.7 explicitly
+    a, b = (gym.make("Dream-CartPole-v0", model=vector_model, **kw) for kw in ({}, {"tau": 1.7}))
+    oa, ob = a.reset(seed=3)[0], b.reset(seed=3)[0]
+    for _ in range(5):
+        oa, ob = a.step(1)[0], b.step(1)[0]
+    np.testing.assert_array_equal(oa, ob)
+    for bad in (-1, "hot", float("nan")):
+        vector_model.card["dream_env"] = {"tau": bad}
+        with pytest.raises(ValueError, match="dream_env.tau"):
+            gym.make("Dream-CartPole-v0", model=vector_model)
+        with pytest.raises(ValueError, match="dream_env.tau"):
+            gym.make_vec("Dream-CartPole-v0", num_envs=2, vectorization_mode="vector_entry_point", model=vector_model)
 
 
 @pytest.mark.parametrize("action", [np.array([0, 1]), 2, -1, 0.5, np.array([[1]])])

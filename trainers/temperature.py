@@ -1,0 +1,92 @@
+"""The dream temperature at which the dream is as hard as the real env, measured on random play.
+
+A dream kinder than the real env (random play survives longer, or scores more, in it) is what a gradient agent
+exploits. ``calibrate_tau`` runs one uniform random policy in the real env (through ``DreamObservation``) and in the
+dream at each candidate tau, and picks the tau whose mean dream return is closest to the real one. Random play is
+the data's own policy family (the collection policies start from it), so the choice never looks at how a trained
+agent does in the real env. ``write_tau`` records the choice in the model card's ``dream_env``: ``tau`` is then the
+default temperature of every ``Dream-*`` env of that model (``gym.make(id)`` without ``tau=``), and
+``tau_calibration`` keeps the measurements behind it.
+
+    gym-dream calibrate doom-takecover --taus 1.0 1.15 1.3 1.5 1.7 2.0 --write models/doom
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gym_dream
+from gym_dream.catalogue import by_real_id
+from gym_dream.checkpoint import atomic_write_bytes, read_card
+from gym_dream.error import GymDreamError
+from trainers.evaluate import RandomAgent, dream_episode_returns, real_episode_returns, stats
+
+
+@dataclass
+class CalibrateConfig:
+    model: str = "cartpole"
+    """model directory or name"""
+    taus: tuple[float, ...] = (1.0, 1.15, 1.3, 1.5, 1.7, 2.0)
+    """the candidate temperatures"""
+    episodes: int = 100
+    """real episodes of random play (seeds seed..seed+N-1)"""
+    dream_episodes: int = 200
+    """dream episodes of random play per tau"""
+    seed: int = 500_000
+    """first real seed (choose seeds that no agent is scored on)"""
+    workers: int = 1
+    """processes for the real episodes"""
+    device: str = "cpu"
+    """torch device of the dreams"""
+    write: str | None = None
+    """a model directory whose card gets the chosen tau as dream_env.tau (the default tau of its dreams)"""
+
+
+def calibrate_tau(cfg: CalibrateConfig) -> dict[str, Any]:
+    """Random play in the real env and in the dream at every ``cfg.taus``; ``tau`` is the one whose mean dream return
+    is closest to the real one. Returns what ``write_tau`` records."""
+    if not cfg.taus or any(not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0) for t in cfg.taus):
+        raise ValueError(f"--taus must be temperatures > 0, got {cfg.taus!r}.")
+    model = gym_dream.resolve_model(cfg.model)
+    real_id = model.card["env"]["id"]
+    known = by_real_id(real_id)
+    dream_id = (model.card.get("dream_env") or {}).get("id") or (known.dream_id if known else None)
+    if dream_id is None:
+        raise GymDreamError(f"{cfg.model}: its card names no dream_env.id and {real_id} has no registered Dream-* id.")
+    real, _ = real_episode_returns(RandomAgent(model.action_space, seed=0), real_id, cfg.model, cfg.episodes, seed=cfg.seed,
+                                   device=cfg.device, workers=cfg.workers)
+    dream = {}
+    for tau in cfg.taus:
+        r = dream_episode_returns(RandomAgent(model.action_space, seed=1), dream_id, cfg.model, float(tau), cfg.dream_episodes,
+                                  seed=1, device=cfg.device)
+        dream[str(float(tau))] = stats(r)
+    best = min(cfg.taus, key=lambda t: abs(dream[str(float(t))]["mean"] - float(real.mean())))
+    return {"tau": float(best), "policy": "uniform random", "real": stats(real), "real_seeds": [cfg.seed, cfg.seed + cfg.episodes - 1],
+            "dream": dream, "rule": "the tau whose mean dream return of random play is closest to the real one"}
+
+
+def write_tau(directory: str | Path, calibration: dict[str, Any]) -> Path:
+    """Record ``calibration`` in the card of the model directory: ``dream_env.tau`` (the default tau of its dreams)
+    and ``dream_env.tau_calibration``."""
+    directory = Path(directory)
+    card = read_card(directory)
+    env = card.setdefault("dream_env", {})
+    env["tau"] = calibration["tau"]
+    env["tau_calibration"] = {k: v for k, v in calibration.items() if k != "tau"}
+    path = directory / "model.json"
+    atomic_write_bytes(path, (json.dumps(card, indent=2) + "\n").encode())
+    return path
+
+
+def calibration_table(calibration: dict[str, Any]) -> str:
+    real = calibration["real"]
+    lines = [f"random play, real: {real['mean']:.1f} ± {real['std']:.1f} ({real['episodes']} episodes, seeds "
+             f"{calibration['real_seeds'][0]}-{calibration['real_seeds'][1]})"]
+    for tau, s in calibration["dream"].items():
+        mark = "  <- closest" if float(tau) == calibration["tau"] else ""
+        lines.append(f"random play, dream tau {tau:<5}: {s['mean']:.1f} ± {s['std']:.1f} ({s['episodes']} episodes){mark}")
+    return "\n".join(lines)
