@@ -15,8 +15,10 @@ rows arrive):
    ``--timesteps`` dream steps of ``--num-envs`` dreams, the best of its dream evaluations kept), then is scored in
    the calibrated dream (``--dream-episodes``) and on ``--episodes`` real episodes (seeds from ``--seed``): the real
    score is reported, never used to choose.
-3. **Choice**: per algorithm, the candidate with the best return in the calibrated dream, scored again on
-   ``--final-episodes`` real episodes from ``--final-seed`` (the bar row).
+3. **Choice**: per algorithm, the candidate with the best return in the calibrated dream, among every candidate
+   (``all``) and among those trained at the calibrated tau (``calibrated``: the workflow of a model whose card holds
+   the calibrated tau as its default), each scored again on ``--final-episodes`` real episodes from ``--final-seed``
+   (the bar rows).
 
 Every candidate in ``--work`` is in the tables and the choice, so algorithms can be run with different grids by
 invoking the script again on the same folder (``--algos dqn a2c --taus 1.5 1.7``).
@@ -86,11 +88,29 @@ def _candidate(job: dict) -> dict:
     return row
 
 
-def candidates_table(rows: list[dict], tau: float, chosen: dict[str, dict]) -> str:
+#: the two choices: among every candidate (the training tau is chosen too), or among those trained at the calibrated tau
+#: (the workflow of a model whose card holds the calibrated tau: train at the default tau, keep the best seed)
+RULES = {"all": "every candidate", "calibrated": "the candidates trained at the calibrated tau"}
+
+
+def choose(rows: list[dict], tau: float) -> dict[tuple[str, str], dict]:
+    """Per algorithm and rule, the candidate with the best calibrated-dream return."""
+    chosen: dict[tuple[str, str], dict] = {}
+    for r in rows:
+        for rule in RULES:
+            best = chosen.get((r["algo"], rule))
+            if (rule == "all" or r["tau"] == tau) and (best is None or r["calibrated_dream"]["mean"] > best["calibrated_dream"]["mean"]):
+                chosen[(r["algo"], rule)] = r
+    return chosen
+
+
+def candidates_table(rows: list[dict], tau: float) -> str:
+    chosen = choose(rows, tau)
     lines = [f"| agent | trained at tau | agent seed | dream return (its tau) | dream return (calibrated tau {tau}) | real return | "
              "real episodes | gap | train + score |", "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["algo"], r["tau"], r["agent_seed"])):
-        mark = " (chosen)" if chosen.get(r["algo"]) is r else ""
+        rules = [rule for rule in RULES if chosen.get((r["algo"], rule)) is r]
+        mark = f" (chosen: {', '.join(rules)})" if rules else ""
         d, own, real = r["calibrated_dream"], r["own_dream"], r["real"]
         lines.append(f"| {r['algo'].upper()}{mark} | {r['tau']} | {r['agent_seed']} | {own['mean']:.0f} ± {own['std']:.0f} | "
                      f"{d['mean']:.0f} ± {d['std']:.0f} | **{real['mean']:.0f} ± {real['std']:.0f}** | {real['episodes']} | "
@@ -99,32 +119,26 @@ def candidates_table(rows: list[dict], tau: float, chosen: dict[str, dict]) -> s
 
 
 def final_table(finals: list[dict]) -> str:
-    lines = ["| agent (chosen in the calibrated dream) | trained at tau | agent seed | dream return (calibrated tau) | real return | "
-             "real episodes (seeds) |", "|---|---|---|---|---|---|"]
-    for f in finals:
-        lines.append(f"| {f['algo'].upper()} | {f['tau']} | {f['agent_seed']} | {f['calibrated_dream']['mean']:.0f} ± "
+    lines = ["| agent | chosen in the calibrated dream among | trained at tau | agent seed | dream return (calibrated tau) | "
+             "real return | real episodes (seeds) |", "|---|---|---|---|---|---|---|"]
+    for f in sorted(finals, key=lambda f: (f["algo"], f["rule"])):
+        lines.append(f"| {f['algo'].upper()} | {RULES[f['rule']]} | {f['tau']} | {f['agent_seed']} | {f['calibrated_dream']['mean']:.0f} ± "
                      f"{f['calibrated_dream']['std']:.0f} | **{f['real']['mean']:.0f} ± {f['real']['std']:.0f}** | "
                      f"{f['real']['episodes']} ({f['real_seeds'][0]}-{f['real_seeds'][1]}) |")
     return "\n".join(lines) + "\n"
 
 
-def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> dict[str, dict]:
-    """Rewrite OUT.md / OUT.json; returns each algorithm's candidate with the best calibrated-dream return."""
-    chosen = {}
-    for r in rows:
-        best = chosen.get(r["algo"])
-        if best is None or r["calibrated_dream"]["mean"] > best["calibrated_dream"]["mean"]:
-            chosen[r["algo"]] = r
-    cal_lines = [f"Random play, real: {cal['real']['mean']:.0f} ± {cal['real']['std']:.0f} ({cal['real']['episodes']} episodes, seeds "
-                 f"{cal['real_seeds'][0]}-{cal['real_seeds'][1]}); in the dream: "
-                 + ", ".join(f"tau {t} {s['mean']:.0f} ± {s['std']:.0f} ({s['episodes']} ep)" for t, s in cal["dream"].items())
-                 + f". Calibrated tau: **{cal['tau']}**."]
-    md = "\n\n".join([cal_lines[0], candidates_table(rows, cal["tau"], chosen)] + ([final_table(finals)] if finals else []))
+def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> None:
+    """Rewrite OUT.md / OUT.json."""
+    cal_line = (f"Random play, real: {cal['real']['mean']:.0f} ± {cal['real']['std']:.0f} ({cal['real']['episodes']} episodes, seeds "
+                f"{cal['real_seeds'][0]}-{cal['real_seeds'][1]}); in the dream: "
+                + ", ".join(f"tau {t} {s['mean']:.0f} ± {s['std']:.0f} ({s['episodes']} ep)" for t, s in cal["dream"].items())
+                + f". Calibrated tau: **{cal['tau']}**.")
+    md = "\n\n".join([cal_line, candidates_table(rows, cal["tau"])] + ([final_table(finals)] if finals else []))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out.with_suffix(".md"), md.encode())
     _write_json(out.with_suffix(".json"), {"command": " ".join(sys.argv), "calibration": cal, "candidates": rows, "finals": finals})
-    return chosen
 
 
 def main() -> None:
@@ -175,18 +189,31 @@ def main() -> None:
         for done in as_completed([pool.submit(_candidate, j) for j in todo]):
             rows.append(done.result())
             report(a, cal, rows, [])
-    chosen = report(a, cal, rows, [])
-    finals = [json.loads(path.read_text()) for path in sorted(work.glob("final-*.json")) if path.stem[len("final-"):] not in a.algos]
+    report(a, cal, rows, [])
+    for legacy in work.glob("final-*.json"):  # a final of the first version, which had one rule
+        if legacy.stem.count("-") == 1:
+            legacy.rename(legacy.with_name(f"{legacy.stem}-all.json"))
+    chosen = choose(rows, cal["tau"])
+    finals = [{"rule": "all", **json.loads(path.read_text())} for path in sorted(work.glob("final-*-*.json"))
+              if path.stem.split("-")[1] not in a.algos]
     for algo in a.algos:
-        c = chosen[algo]
-        path = work / f"final-{algo}.json"
-        if not path.is_file():
-            agent = load_agent(Path(c["run"]) / "best")
-            real, _ = real_episode_returns(agent, real_id, a.model, a.final_episodes, seed=a.final_seed, workers=a.workers)
-            _write_json(path, {**c, "real": stats(real), "real_seeds": [a.final_seed, a.final_seed + a.final_episodes - 1]})
-            print(f"final {algo}: tau {c['tau']} seed {c['agent_seed']}: real {real.mean():.0f} ± {real.std():.0f}", flush=True)
-        finals.append(json.loads(path.read_text()))
-        report(a, cal, rows, finals)
+        for rule in RULES:
+            c = chosen.get((algo, rule))
+            if c is None:
+                continue
+            path = work / f"final-{algo}-{rule}.json"
+            same = [f for f in finals if f["algo"] == algo and f["run"] == c["run"]]
+            if not path.is_file() and same:  # both rules chose the same agent: the same seeds give the same scores
+                _write_json(path, {**same[0], "rule": rule})
+            if not path.is_file():
+                agent = load_agent(Path(c["run"]) / "best")
+                real, _ = real_episode_returns(agent, real_id, a.model, a.final_episodes, seed=a.final_seed, workers=a.workers)
+                _write_json(path, {**c, "rule": rule, "real": stats(real), "real_seeds": [a.final_seed, a.final_seed + a.final_episodes - 1]})
+                print(f"final {algo} ({rule}): tau {c['tau']} seed {c['agent_seed']}: real {real.mean():.0f} ± {real.std():.0f}", flush=True)
+            final = json.loads(path.read_text())
+            final.setdefault("rule", rule)
+            finals.append(final)
+            report(a, cal, rows, finals)
     print(Path(a.out).with_suffix(".md").read_text())
 
 
