@@ -171,7 +171,7 @@ def card_readme(card: dict[str, Any], dist: str, env_id: str) -> str:
         "import gymnasium as gym",
         "import gym_dream  # registers the ids of every installed model package",
         "",
-        f'env = gym.make("{env_id}", tau=1.0)             # one dream',
+        f'env = gym.make("{env_id}")                      # one dream, at the model\'s default tau (tau=... to change)',
         f'envs = gym.make_vec("{env_id}", num_envs=1024,   # one batched tensor program',
         '                     vectorization_mode="vector_entry_point")',
         "```",
@@ -184,7 +184,9 @@ def card_readme(card: dict[str, Any], dist: str, env_id: str) -> str:
         "",
         f"- family: {_code(card['family'])}; model format version {_txt(card['format_version'])}; made with gym-dream "
         f"{_txt(card.get('gym_dream_version', '?'))}; needs gym-dream {_code(card.get('requires_gym_dream', '?'))}",
-        f"- real env: {_code(env.get('id', '?'))}; dream horizon {_txt(dream_env.get('max_episode_steps', '?'))} steps",
+        f"- real env: {_code(env.get('id', '?'))}; dream horizon {_txt(dream_env.get('max_episode_steps', '?'))} steps; "
+        f"default temperature tau {_txt(dream_env.get('tau', 1.0))}"
+        + (" (calibrated: the tau at which random play does in the dream as in the real env)" if "tau_calibration" in dream_env else ""),
         f"- observation space {_code(obs.get('type'))} {_txt(obs.get('shape', ''))}, "
         f"action space {_code(act.get('type'))} {_txt(act.get('shape', act.get('n', '')))}",
         f"- preprocessing: {_code(card['preprocessing'])}",
