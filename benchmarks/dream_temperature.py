@@ -42,6 +42,7 @@ import gym_dream  # noqa: E402
 from gym_dream.catalogue import by_dream_id  # noqa: E402
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
 from trainers.evaluate import dream_episode_returns, load_agent, real_episode_returns, stats  # noqa: E402
+from trainers.experiment.stages.ship import add_agent  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
 from trainers.temperature import CalibrateConfig, calibrate_tau, calibration_table  # noqa: E402
 
@@ -146,7 +147,8 @@ def main() -> None:
     p.add_argument("--dream-id", required=True)
     p.add_argument("--model", default=None, help="model directory or name (default: the id's default model)")
     p.add_argument("--algos", nargs="+", default=["ppo"])
-    p.add_argument("--taus", type=float, nargs="+", default=[1.3, 1.5, 1.7, 2.0], help="training temperatures of the candidates")
+    p.add_argument("--taus", nargs="+", default=["1.3", "1.5", "1.7", "2.0"],
+                   help="training temperatures of the candidates; 'calibrated' is the calibrated one")
     p.add_argument("--agent-seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--timesteps", type=int, default=200_000)
     p.add_argument("--num-envs", type=int, default=16)
@@ -165,6 +167,9 @@ def main() -> None:
     p.add_argument("--final-seed", type=int, default=0, help="first real seed of the chosen agents' scores")
     p.add_argument("--jobs", type=int, default=2, help="candidates trained and scored at once (one process and torch thread each)")
     p.add_argument("--workers", type=int, default=2, help="processes for the calibration's and the finals' real episodes")
+    p.add_argument("--ship", nargs="*", default=[], metavar="ALGO",
+                   help="ship these algorithms' agents chosen at the calibrated tau as <algo>-tau<tau> next to the model in --ship-to")
+    p.add_argument("--ship-to", default=None, help="a model package directory (e.g. gym_dream/bundled/doom_takecover)")
     p.add_argument("--work", required=True)
     p.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
     a = p.parse_args()
@@ -179,6 +184,7 @@ def main() -> None:
     work = Path(a.work)
     cal = calibrate(a, work)
     print(f"calibrated tau {cal['tau']}", flush=True)
+    a.taus = sorted({cal["tau"] if t == "calibrated" else float(t) for t in a.taus})
     jobs = [{"args": vars(a), "algo": algo, "tau": tau, "seed": seed, "calibrated_tau": cal["tau"], "real_id": real_id,
              "run": str(work / f"{algo}-tau{tau}-s{seed}"), "row": str(work / f"{algo}-tau{tau}-s{seed}.json")}
             for algo in a.algos for tau in a.taus for seed in a.agent_seeds]
@@ -214,6 +220,15 @@ def main() -> None:
             final.setdefault("rule", rule)
             finals.append(final)
             report(a, cal, rows, finals)
+    for algo in a.ship:
+        final = next((f for f in finals if f["algo"] == algo and f["rule"] == "calibrated"), None)
+        if final is None or a.ship_to is None:
+            p.error(f"--ship {algo}: no final of {algo} at the calibrated tau here, or no --ship-to")
+        name = f"{algo}-tau{final['tau']}"
+        info = {"kind": f"sb3-{algo}", "tau": final["tau"], "dream": {str(final["tau"]): final["calibrated_dream"]}, "real": final["real"],
+                "real_seeds": final["real_seeds"], "chosen": "the best of its seeds in the dream at the calibrated tau (random play's)",
+                "recipe": final["recipe"], "trained": f"python benchmarks/dream_temperature.py (results/{Path(a.out).name}.md)"}
+        print(f"shipped {add_agent(Path(a.ship_to), name, Path(final['run']) / 'best', info)}")
     print(Path(a.out).with_suffix(".md").read_text())
 
 

@@ -185,3 +185,27 @@ def test_an_sb3_agent_drives_a_collection_round(tiny_cartpole_model, tmp_path):
     assert count_episodes(work.data)[1] >= 60 and read_meta(work.data)["policies"] == ["agent"]
     lines = report._rounds_section(recipe, work, json.loads((r.work.model / "model.json").read_text()), work.all_rounds())
     assert any("the tau 1.0 PPO agent scored" in line for line in lines)
+
+
+def test_add_agent_ships_a_stored_policy_next_to_a_model_by_name(tiny_cartpole_model, tmp_path):
+    from gym_dream.agents import model_agents
+    from trainers.evaluate import load_agent
+    from trainers.experiment.stages.ship import add_agent
+    from trainers.sb3 import SB3Config, train_sb3
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_cartpole_model, model)
+    train_sb3(SB3Config(algo="ppo", model=str(model), out=str(tmp_path / "ppo"), timesteps=64, num_envs=2, eval_every=64, eval_episodes=2,
+                        hparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1}))
+    info = {"kind": "sb3-ppo", "tau": 1.0, "real": {"mean": 1.0}}
+    path = add_agent(model, "ppo-tau1.0", tmp_path / "ppo" / "best", info)
+    assert model_agents(str(model)) == {"ppo-tau1.0": info}
+    agent = load_agent(gym_dream.agents.agent_path("ppo-tau1.0", str(model)))
+    assert agent.predict(np.zeros(agent.observation_space.shape, np.float32))[0] in (0, 1)
+    # again, with new scores: replaced, nothing left over; a folder that is no agent is refused before anything changes
+    add_agent(model, "ppo-tau1.0", tmp_path / "ppo" / "best", {**info, "real": {"mean": 2.0}})
+    assert model_agents(str(model))["ppo-tau1.0"]["real"] == {"mean": 2.0}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["ppo-tau1.0"]
+    with pytest.raises(FileNotFoundError, match="not a stored agent"):
+        add_agent(model, "other", tmp_path / "ppo", info)
+    assert list(model_agents(str(model))) == ["ppo-tau1.0"]

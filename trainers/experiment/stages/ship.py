@@ -93,3 +93,32 @@ def ship(recipe: Recipe, work: WorkDir, dest: Path, source: str) -> None:
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 2**20
     print(f"shipped {dest} ({size:.1f} MB); a new package directory must be declared in pyproject.toml "
           '[project.entry-points."gym_dream.models"]')
+
+
+def add_agent(dest: Path, name: str, source: Path, info: dict[str, Any]) -> Path:
+    """Ship one more agent next to the model in the package directory ``dest``: the agent folder ``source`` (a stored
+    SB3 policy or a controller) is copied to ``dest/agents/<name>`` and declared in the card's ``agents`` with ``info``
+    (its kind, tau, scores and how it was made). An agent of that name is replaced; the copy is staged and renamed into
+    place, and the card is written atomically after it."""
+    dest, source = Path(dest), Path(source)
+    if not (dest / "model.json").is_file():
+        raise FileNotFoundError(f"{dest} is not a model directory (no model.json)")
+    if not any((source / f).is_file() for f in ("policy.json", "controller.json")):
+        raise FileNotFoundError(f"{source} is not a stored agent (no policy.json or controller.json)")
+    agents = dest / AGENTS_DIR
+    agents.mkdir(exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=agents))
+    for f in source.iterdir():
+        if f.is_file():
+            shutil.copy2(f, staging / f.name)
+    target = agents / name
+    if target.exists():
+        target.rename(agents / f".{name}-old-{staging.name}")
+    staging.rename(target)
+    path = dest / "model.json"
+    card = json.loads(path.read_text())
+    card.setdefault("agents", {})[name] = info
+    atomic_write_bytes(path, (json.dumps(card, indent=2) + "\n").encode())
+    for stale in agents.glob(f".{name}-old-*"):
+        shutil.rmtree(stale)
+    return target
