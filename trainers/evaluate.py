@@ -62,8 +62,13 @@ class RandomAgent:
     """The random-policy baseline row: uniform actions, SB3-style ``predict`` (batched or single)."""
 
     def __init__(self, action_space: gym.Space, seed: int = 0):
-        self.action_space = action_space
+        self.action_space, self.seed = action_space, seed
         self.rng = np.random.default_rng(seed)
+
+    def begin_episode(self, seed: int | None = None) -> None:
+        """Restart the actions from (the agent's seed, the episode's seed): an episode's actions depend on its seed
+        alone, not on which episodes the same process ran before (so ``workers`` never changes the results)."""
+        self.rng = np.random.default_rng(self.seed if seed is None else [self.seed, int(seed)])
 
     def predict(self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True):
         space, obs = self.action_space, np.asarray(observation)

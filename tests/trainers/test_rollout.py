@@ -106,3 +106,17 @@ def test_a_watch_sees_every_step():
     m = gym_dream.resolve_model("cartpole")
     eps = real_episodes(LinearController(m.feature_dim, gym.spaces.Discrete(2)), "CartPole-v1", "cartpole", [0, 1], watch=CountSteps())
     assert all(e.watched == {"counted": e.length} for e in eps)
+
+
+def test_random_play_on_the_real_env_is_the_same_for_any_number_of_workers():
+    """The random baseline (and the tau calibration built on it) restarts its actions from each episode's seed."""
+    from trainers.evaluate import RandomAgent, real_episode_returns
+
+    space = gym.spaces.Discrete(2)
+    one, _ = real_episode_returns(RandomAgent(space, seed=0), "CartPole-v1", "cartpole", 6, seed=3, workers=1)
+    two, _ = real_episode_returns(RandomAgent(space, seed=0), "CartPole-v1", "cartpole", 6, seed=3, workers=2)
+    np.testing.assert_array_equal(one, two)
+    last, _ = real_episode_returns(RandomAgent(space, seed=0), "CartPole-v1", "cartpole", 3, seed=6, workers=1)
+    np.testing.assert_array_equal(one[3:], last)  # an episode's return depends on its seed alone
+    other, _ = real_episode_returns(RandomAgent(space, seed=1), "CartPole-v1", "cartpole", 6, seed=3, workers=1)
+    assert not np.array_equal(one, other)
