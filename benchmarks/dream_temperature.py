@@ -35,6 +35,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -129,13 +131,36 @@ def final_table(finals: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ranks(v: list[float]) -> np.ndarray:
+    """Ranks with ties given their average rank."""
+    v = np.asarray(v, float)
+    return np.array([(v < x).sum() + ((v == x).sum() - 1) / 2 for x in v])
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    rx, ry = _ranks(x), _ranks(y)
+    return float(np.corrcoef(rx, ry)[0, 1]) if len(x) > 2 and rx.std() and ry.std() else float("nan")
+
+
+def rank_lines(rows: list[dict]) -> str:
+    """How well each dream ranks the candidates: Spearman's rank correlation of dream and real returns, per algorithm."""
+    lines = []
+    for algo in sorted({r["algo"] for r in rows}):
+        mine = [r for r in rows if r["algo"] == algo]
+        real = [r["real"]["mean"] for r in mine]
+        lines.append(f"- {algo.upper()}, {len(mine)} candidates: Spearman rank correlation with the real return "
+                     f"{_spearman([r['calibrated_dream']['mean'] for r in mine], real):.2f} (calibrated dream), "
+                     f"{_spearman([r['own_dream']['mean'] for r in mine], real):.2f} (each one's own dream)")
+    return "How well the dream ranks the candidates:\n\n" + "\n".join(lines) + "\n"
+
+
 def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> None:
     """Rewrite OUT.md / OUT.json."""
     cal_line = (f"Random play, real: {cal['real']['mean']:.0f} ± {cal['real']['std']:.0f} ({cal['real']['episodes']} episodes, seeds "
                 f"{cal['real_seeds'][0]}-{cal['real_seeds'][1]}); in the dream: "
                 + ", ".join(f"tau {t} {s['mean']:.0f} ± {s['std']:.0f} ({s['episodes']} ep)" for t, s in cal["dream"].items())
                 + f". Calibrated tau: **{cal['tau']}**.")
-    md = "\n\n".join([cal_line, candidates_table(rows, cal["tau"])] + ([final_table(finals)] if finals else []))
+    md = "\n\n".join([cal_line, candidates_table(rows, cal["tau"]), rank_lines(rows)] + ([final_table(finals)] if finals else []))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out.with_suffix(".md"), md.encode())
