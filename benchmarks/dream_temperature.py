@@ -163,8 +163,8 @@ def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> None:
     md = "\n\n".join([cal_line, candidates_table(rows, cal["tau"]), rank_lines(rows)] + ([final_table(finals)] if finals else []))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out.with_suffix(".md"), md.encode())
-    _write_json(out.with_suffix(".json"), {"command": " ".join(sys.argv), "calibration": cal, "candidates": rows, "finals": finals})
+    atomic_write_bytes(Path(f"{out}.md"), md.encode())
+    _write_json(Path(f"{out}.json"), {"command": " ".join(sys.argv), "calibration": cal, "candidates": rows, "finals": finals})
 
 
 def main() -> None:
@@ -254,7 +254,7 @@ def main() -> None:
                 "real_seeds": final["real_seeds"], "chosen": "the best of its seeds in the dream at the calibrated tau (random play's)",
                 "recipe": final["recipe"], "trained": f"python benchmarks/dream_temperature.py (results/{Path(a.out).name}.md)"}
         print(f"shipped {add_agent(Path(a.ship_to), name, Path(final['run']) / 'best', info)}")
-    print(Path(a.out).with_suffix(".md").read_text())
+    print(Path(f"{a.out}.md").read_text())
 
 
 if __name__ == "__main__":
