@@ -233,6 +233,8 @@ def main() -> None:
             if c is None:
                 continue
             path = work / f"final-{algo}-{rule}.json"
+            if path.is_file() and json.loads(path.read_text())["run"] != c["run"]:  # new candidates changed the choice
+                path.unlink()
             same = [f for f in finals if f["algo"] == algo and f["run"] == c["run"]]
             if not path.is_file() and same:  # both rules chose the same agent: the same seeds give the same scores
                 _write_json(path, {**same[0], "rule": rule})
