@@ -26,6 +26,14 @@ from gym_dream.error import GymDreamError
 from trainers.evaluate import RandomAgent, dream_episode_returns, real_episode_returns, stats
 
 
+#: the closest tau counts as a match when its dream return is within this many standard errors of the real one
+MATCH_SE = 3.0
+
+
+class NoMatchingTau(GymDreamError):
+    """No candidate tau makes random play's dream return match the real one."""
+
+
 @dataclass
 class CalibrateConfig:
     model: str = "cartpole"
@@ -65,13 +73,21 @@ def calibrate_tau(cfg: CalibrateConfig) -> dict[str, Any]:
                                   seed=1, device=cfg.device)
         dream[str(float(tau))] = stats(r)
     best = min(cfg.taus, key=lambda t: abs(dream[str(float(t))]["mean"] - float(real.mean())))
+    d = dream[str(float(best))]
+    gap = d["mean"] - float(real.mean())
+    gap_se = math.sqrt(float(real.var()) / len(real) + d["std"] ** 2 / d["episodes"])
     return {"tau": float(best), "policy": "uniform random", "real": stats(real), "real_seeds": [cfg.seed, cfg.seed + cfg.episodes - 1],
-            "dream": dream, "rule": "the tau whose mean dream return of random play is closest to the real one"}
+            "dream": dream, "rule": "the tau whose mean dream return of random play is closest to the real one",
+            "gap": gap, "gap_se": gap_se, "matched": bool(abs(gap) <= MATCH_SE * gap_se)}
 
 
 def write_tau(directory: str | Path, calibration: dict[str, Any]) -> Path:
     """Record ``calibration`` in the card of the model directory: ``dream_env.tau`` (the default tau of its dreams)
-    and ``dream_env.tau_calibration``."""
+    and ``dream_env.tau_calibration``. Refused when no tau matched (:class:`NoMatchingTau`): the dream then differs
+    from the real env in something a temperature does not change (its rewards, say), and no default tau follows."""
+    if not calibration.get("matched", True):
+        raise NoMatchingTau(f"No tau matched: {_gap_text(calibration)}; nothing written. Widen --taus, or pass the tau you "
+                            "want to gym.make yourself.")
     directory = Path(directory)
     card = read_card(directory)
     env = card.setdefault("dream_env", {})
@@ -82,6 +98,11 @@ def write_tau(directory: str | Path, calibration: dict[str, Any]) -> Path:
     return path
 
 
+def _gap_text(calibration: dict[str, Any]) -> str:
+    return (f"at the closest tau, {calibration['tau']}, random play's dream return is {calibration['gap']:+.1f} ± "
+            f"{calibration['gap_se']:.1f} from the real one (a match is within {MATCH_SE:g} standard errors)")
+
+
 def calibration_table(calibration: dict[str, Any]) -> str:
     real = calibration["real"]
     lines = [f"random play, real: {real['mean']:.1f} ± {real['std']:.1f} ({real['episodes']} episodes, seeds "
@@ -89,4 +110,7 @@ def calibration_table(calibration: dict[str, Any]) -> str:
     for tau, s in calibration["dream"].items():
         mark = "  <- closest" if float(tau) == calibration["tau"] else ""
         lines.append(f"random play, dream tau {tau:<5}: {s['mean']:.1f} ± {s['std']:.1f} ({s['episodes']} episodes){mark}")
+    if "matched" in calibration:
+        lines.append(("matched: " if calibration["matched"] else "NO MATCH: ") + _gap_text(calibration)
+                     + ("" if calibration["matched"] else "; the dream differs from the real env in more than its randomness"))
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import gym_dream
 from trainers.cli import main as cli_main
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.sb3 import SB3Config, train_sb3
-from trainers.temperature import CalibrateConfig, calibrate_tau, write_tau
+from trainers.temperature import CalibrateConfig, NoMatchingTau, calibrate_tau, write_tau
 
 
 @pytest.fixture
@@ -28,6 +28,12 @@ def test_calibrate_picks_the_tau_closest_to_real_random_play_and_writes_the_defa
     assert calibrate_tau(CalibrateConfig(model=str(model_dir), taus=(0.5, 1.0, 3.0), episodes=4, dream_episodes=8, seed=7)) == cal
 
     before = json.loads((model_dir / "model.json").read_text())
+    assert cal["matched"] == (abs(cal["gap"]) <= 3 * cal["gap_se"]) and cal["gap_se"] > 0
+    assert cal["gap"] == pytest.approx(cal["dream"][str(cal["tau"])]["mean"] - real)
+    with pytest.raises(NoMatchingTau, match="Widen --taus"):  # a dream that differs in more than its randomness: no default
+        write_tau(model_dir, {**cal, "matched": False})
+    assert "tau" not in (json.loads((model_dir / "model.json").read_text()).get("dream_env") or {})
+    cal = {**cal, "matched": True}
     write_tau(model_dir, {**cal, "tau": 2.5})  # a chosen value, to see it flow everywhere
     card = json.loads((model_dir / "model.json").read_text())
     assert card.pop("dream_env") == {**before.pop("dream_env", {}), "tau": 2.5, "tau_calibration": {k: v for k, v in cal.items() if k != "tau"}}
@@ -48,10 +54,18 @@ def test_trainers_without_a_tau_train_at_the_cards_and_record_it(model_dir, tmp_
     assert json.loads((tmp_path / "cmaes" / "best" / "controller.json").read_text())["tau"] == 1.25
 
 
-def test_calibrate_command_and_bad_taus(model_dir, capsys):
-    cli_main(["calibrate", str(model_dir), "--taus", "0.8", "1.6", "--episodes", "3", "--dream-episodes", "4", "--write", str(model_dir)])
-    out = capsys.readouterr().out
-    assert "random play, real" in out and "<- closest" in out and "wrote dream_env.tau" in out
+def test_calibrate_command_and_bad_taus(model_dir, capsys, monkeypatch):
+    import trainers.temperature as temperature
+
+    argv = ["calibrate", str(model_dir), "--taus", "0.8", "1.6", "--episodes", "3", "--dream-episodes", "4", "--write", str(model_dir)]
+    monkeypatch.setattr(temperature, "MATCH_SE", 0.0)  # nothing matches: the table, then a refusal that names the fix
+    assert cli_main(argv) == 1
+    captured = capsys.readouterr()
+    assert "random play, real" in captured.out and "<- closest" in captured.out and "NO MATCH" in captured.out
+    assert "Widen --taus" in captured.err and "tau" not in (json.loads((model_dir / "model.json").read_text()).get("dream_env") or {})
+    monkeypatch.setattr(temperature, "MATCH_SE", float("inf"))  # the closest always matches: written
+    assert cli_main(argv) in (0, None)
+    assert "wrote dream_env.tau" in capsys.readouterr().out
     assert json.loads((model_dir / "model.json").read_text())["dream_env"]["tau"] in (0.8, 1.6)
     with pytest.raises(ValueError, match="--taus"):
         calibrate_tau(CalibrateConfig(model=str(model_dir), taus=(1.0, -2.0), episodes=1, dream_episodes=1))
