@@ -46,7 +46,7 @@ from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
 from trainers.evaluate import dream_episode_returns, load_agent, real_episode_returns, stats  # noqa: E402
 from trainers.experiment.stages.ship import add_agent  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
-from trainers.temperature import CalibrateConfig, calibrate_tau, calibration_table  # noqa: E402
+from trainers.temperature import MATCH_SE, CalibrateConfig, calibrate_tau, calibration_table  # noqa: E402
 
 
 def _write_json(path: Path, obj) -> None:
@@ -154,12 +154,19 @@ def rank_lines(rows: list[dict]) -> str:
     return "How well the dream ranks the candidates:\n\n" + "\n".join(lines) + "\n"
 
 
+def _match_note(cal: dict) -> str:
+    d, r = cal["dream"][str(float(cal["tau"]))], cal["real"]
+    gap, se = d["mean"] - r["mean"], (r["std"] ** 2 / r["episodes"] + d["std"] ** 2 / d["episodes"]) ** 0.5
+    return (f" (dream {gap:+.0f} ± {se:.0f} from real: " + ("a match" if abs(gap) <= MATCH_SE * se else
+            "NO tau matches, the dream differs from the real env in more than its randomness") + ")")
+
+
 def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> None:
     """Rewrite OUT.md / OUT.json."""
     cal_line = (f"Random play, real: {cal['real']['mean']:.0f} ± {cal['real']['std']:.0f} ({cal['real']['episodes']} episodes, seeds "
                 f"{cal['real_seeds'][0]}-{cal['real_seeds'][1]}); in the dream: "
                 + ", ".join(f"tau {t} {s['mean']:.0f} ± {s['std']:.0f} ({s['episodes']} ep)" for t, s in cal["dream"].items())
-                + f". Calibrated tau: **{cal['tau']}**.")
+                + f". Calibrated tau: **{cal['tau']}**" + _match_note(cal) + ".")
     md = "\n\n".join([cal_line, candidates_table(rows, cal["tau"]), rank_lines(rows)] + ([final_table(finals)] if finals else []))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
