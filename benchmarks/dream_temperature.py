@@ -80,7 +80,7 @@ def _candidate(job: dict) -> dict:
     t0 = time.time()
     dream = dream_episode_returns(agent, a.dream_id, a.model, job["calibrated_tau"], a.dream_episodes, seed=1_000_000)
     own = dream_episode_returns(agent, a.dream_id, a.model, job["tau"], a.dream_episodes, seed=1_000_000)
-    real, lengths = real_episode_returns(agent, job["real_id"], a.model, a.episodes, seed=a.seed)
+    real, _ = real_episode_returns(agent, job["real_id"], a.model, a.episodes, seed=a.seed)
     row = {"algo": job["algo"], "tau": job["tau"], "agent_seed": job["seed"], "run": str(run),
            "recipe": json.loads((run / "best" / "policy.json").read_text()).get("recipe"),
            "calibrated_dream": stats(dream), "own_dream": stats(own), "real": stats(real), "real_seeds": [a.seed, a.seed + a.episodes - 1],
