@@ -18,7 +18,8 @@ rows arrive):
 3. **Choice**: per algorithm, the candidate with the best return in the calibrated dream, among every candidate
    (``all``) and among those trained at the calibrated tau (``calibrated``: the workflow of a model whose card holds
    the calibrated tau as its default), each scored again on ``--final-episodes`` real episodes from ``--final-seed``
-   (the bar rows).
+   (the bar rows); and, for comparison and not dream-only, the candidate with the best real validation return
+   (``validation``: the ``--episodes`` it was scored on), scored on the same fresh episodes.
 
 Every candidate in ``--work`` is in the tables and the choice, so algorithms can be run with different grids by
 invoking the script again on the same folder (``--algos dqn a2c --taus 1.5 1.7``).
@@ -93,16 +94,23 @@ def _candidate(job: dict) -> dict:
 
 #: the two choices: among every candidate (the training tau is chosen too), or among those trained at the calibrated tau
 #: (the workflow of a model whose card holds the calibrated tau: train at the default tau, keep the best seed)
-RULES = {"all": "every candidate", "calibrated": "the candidates trained at the calibrated tau"}
+#: and, not dream-only, the candidate with the best real return on its validation episodes (CMA-ES's cmaes-selected
+#: protocol: it spends those real episodes, and the final scores it on other seeds)
+RULES = {"all": "every candidate", "calibrated": "the candidates trained at the calibrated tau",
+         "validation": "every candidate, by its real validation episodes (not dream-only)"}
+
+
+def _score(r: dict, rule: str) -> float:
+    return r["real"]["mean"] if rule == "validation" else r["calibrated_dream"]["mean"]
 
 
 def choose(rows: list[dict], tau: float) -> dict[tuple[str, str], dict]:
-    """Per algorithm and rule, the candidate with the best calibrated-dream return."""
+    """Per algorithm and rule, the candidate with the best calibrated-dream return (the validation rule: real return)."""
     chosen: dict[tuple[str, str], dict] = {}
     for r in rows:
         for rule in RULES:
             best = chosen.get((r["algo"], rule))
-            if (rule == "all" or r["tau"] == tau) and (best is None or r["calibrated_dream"]["mean"] > best["calibrated_dream"]["mean"]):
+            if (rule != "calibrated" or r["tau"] == tau) and (best is None or _score(r, rule) > _score(best, rule)):
                 chosen[(r["algo"], rule)] = r
     return chosen
 
@@ -122,7 +130,7 @@ def candidates_table(rows: list[dict], tau: float) -> str:
 
 
 def final_table(finals: list[dict]) -> str:
-    lines = ["| agent | chosen in the calibrated dream among | trained at tau | agent seed | dream return (calibrated tau) | "
+    lines = ["| agent | chosen (in the calibrated dream unless said) among | trained at tau | agent seed | dream return (calibrated tau) | "
              "real return | real episodes (seeds) |", "|---|---|---|---|---|---|---|"]
     for f in sorted(finals, key=lambda f: (f["algo"], f["rule"])):
         lines.append(f"| {f['algo'].upper()} | {RULES[f['rule']]} | {f['tau']} | {f['agent_seed']} | {f['calibrated_dream']['mean']:.0f} ± "
@@ -202,6 +210,8 @@ def main() -> None:
     p.add_argument("--ship", nargs="*", default=[], metavar="ALGO",
                    help="ship these algorithms' agents chosen at the calibrated tau as <algo>-tau<tau> next to the model in --ship-to")
     p.add_argument("--ship-to", default=None, help="a model package directory (e.g. gym_dream/bundled/doom_takecover)")
+    p.add_argument("--ship-rule", default="calibrated", choices=sorted(RULES),
+                   help="which choice --ship ships: calibrated (as <algo>-tau<tau>) or validation (as <algo>-selected)")
     p.add_argument("--work", required=True)
     p.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
     a = p.parse_args()
@@ -255,12 +265,16 @@ def main() -> None:
             finals.append(final)
             report(a, cal, rows, finals)
     for algo in a.ship:
-        final = next((f for f in finals if f["algo"] == algo and f["rule"] == "calibrated"), None)
+        final = next((f for f in finals if f["algo"] == algo and f["rule"] == a.ship_rule), None)
         if final is None or a.ship_to is None:
-            p.error(f"--ship {algo}: no final of {algo} at the calibrated tau here, or no --ship-to")
-        name = f"{algo}-tau{final['tau']}"
+            p.error(f"--ship {algo}: no final of {algo} by the {a.ship_rule} rule here, or no --ship-to")
+        name = f"{algo}-selected" if a.ship_rule == "validation" else f"{algo}-tau{final['tau']}"
+        chosen = {"calibrated": "the best of its seeds in the dream at the calibrated tau (random play's)",
+                  "all": "the best of every candidate in the dream at the calibrated tau",
+                  "validation": f"the best of every candidate on {a.episodes} real validation episodes (seeds {a.seed}-"
+                                f"{a.seed + a.episodes - 1}), scored on other seeds"}[a.ship_rule]
         info = {"kind": f"sb3-{algo}", "tau": final["tau"], "dream": {str(final["tau"]): final["calibrated_dream"]}, "real": final["real"],
-                "real_seeds": final["real_seeds"], "chosen": "the best of its seeds in the dream at the calibrated tau (random play's)",
+                "real_seeds": final["real_seeds"], "chosen": chosen,
                 "recipe": final["recipe"], "trained": f"python benchmarks/dream_temperature.py (results/{Path(a.out).name}.md)"}
         print(f"shipped {add_agent(Path(a.ship_to), name, Path(final['run']) / 'best', info)}")
     print(Path(f"{a.out}.md").read_text())
