@@ -40,25 +40,9 @@ sys.path.insert(0, str(ROOT))
 from gym_dream.models.base import State  # noqa: E402
 from gym_dream.store import resolve_model  # noqa: E402
 from trainers.data import EpisodeDataset  # noqa: E402
+from trainers.evaluate import spearman  # noqa: E402
 
 RESULTS = ROOT / "results" / "calibration"
-
-
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1, ties sharing their average rank."""
-    order = np.argsort(x, kind="mergesort")
-    ranks = np.empty(len(x))
-    ranks[order] = np.arange(len(x))
-    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
-    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    """Spearman's rank correlation; None when either variable is constant (e.g. a single member's d = 0)."""
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    rx, ry = rankdata(x), rankdata(y)
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def _stack(states: list[State]) -> State:

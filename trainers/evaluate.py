@@ -115,6 +115,25 @@ def stats(x: np.ndarray) -> dict[str, float]:
     return {"mean": float(np.mean(x)), "std": float(np.std(x)), "min": float(np.min(x)), "max": float(np.max(x)), "episodes": int(len(x))}
 
 
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1, ties sharing their average rank."""
+    x = np.asarray(x)
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x))
+    ranks[order] = np.arange(len(x))
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    return (np.bincount(inverse, weights=ranks) / counts)[inverse]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman's rank correlation (how well one score ranks another, e.g. dream against real returns, or the
+    members' disagreement against the actual error); None when either is constant or there are under 3 values."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(np.corrcoef(rankdata(x), rankdata(y))[0, 1])
+
+
 def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
     """True when the real return falls short of the dream return by more than noise and 10%."""
     se = math.sqrt(dream["std"] ** 2 / dream["episodes"] + real["std"] ** 2 / real["episodes"])

@@ -199,3 +199,13 @@ def test_every_shipped_agent_loads_by_name_and_acts_in_its_models_spaces():
             assert model.action_space.contains(np.asarray(action, dtype=model.action_space.dtype)), (name, agent_name, action)
             seen += 1
     assert seen >= 7  # CarRacing's five controllers, Doom's controller and PPO
+
+
+def test_spearman_ranks_with_ties_and_refuses_constants():
+    from trainers.evaluate import rankdata, spearman
+
+    np.testing.assert_array_equal(rankdata(np.array([3.0, 1.0, 3.0, 2.0])), [2.5, 0.0, 2.5, 1.0])
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [161, 161, 200, 161]) == pytest.approx(np.corrcoef([0, 1, 2, 3], [1, 1, 3, 1])[0, 1])
+    assert spearman([1, 1, 1], [1, 2, 3]) is None and spearman([1, 2], [2, 1]) is None
