@@ -53,6 +53,18 @@ def _agents(recipe: Recipe, work: WorkDir, staging: Path) -> dict[str, dict[str,
     return declared
 
 
+def _swap_in(staging: Path, target: Path, card_path: Path, card: dict[str, Any]) -> None:
+    """Put the staged folder where ``target`` is (the old one moved aside first), then write the card that declares
+    it, atomically, and only then delete the old folder: an interruption leaves either the old agents or the new."""
+    aside = target.with_name(f".{target.name}-old-{staging.name}")
+    if target.exists():
+        target.rename(aside)
+    staging.rename(target)
+    atomic_write_bytes(card_path, (json.dumps(card, indent=2) + "\n").encode())
+    for stale in target.parent.glob(f".{target.name}-old-*"):
+        shutil.rmtree(stale)
+
+
 def ship(recipe: Recipe, work: WorkDir, dest: Path, source: str) -> None:
     """Stage ``work.model`` into the package directory ``dest`` (fp16) with the rows' scores (``source``: where they are
     reported), every round's data and fits, and its agents. The agents of an earlier model in ``dest`` are replaced:
@@ -82,12 +94,7 @@ def ship(recipe: Recipe, work: WorkDir, dest: Path, source: str) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".agents-", dir=dest))
     card["agents"] = _agents(recipe, work, staging)
     old = dest / AGENTS_DIR
-    if old.exists():
-        old.rename(dest / f".agents-old-{staging.name}")
-    staging.rename(old)
-    atomic_write_bytes(path, (json.dumps(card, indent=2) + "\n").encode())
-    for stale in dest.glob(".agents-old-*"):
-        shutil.rmtree(stale)
+    _swap_in(staging, old, path, card)
     for name, a in card["agents"].items():
         print(f"shipped the agent {name} ({Controller.from_dict(a['controller'])}) in {old / name}")
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 2**20
@@ -111,14 +118,8 @@ def add_agent(dest: Path, name: str, source: Path, info: dict[str, Any]) -> Path
     for f in source.iterdir():
         if f.is_file():
             shutil.copy2(f, staging / f.name)
-    target = agents / name
-    if target.exists():
-        target.rename(agents / f".{name}-old-{staging.name}")
-    staging.rename(target)
     path = dest / "model.json"
     card = json.loads(path.read_text())
     card.setdefault("agents", {})[name] = info
-    atomic_write_bytes(path, (json.dumps(card, indent=2) + "\n").encode())
-    for stale in agents.glob(f".{name}-old-*"):
-        shutil.rmtree(stale)
-    return target
+    _swap_in(staging, agents / name, path, card)
+    return agents / name
