@@ -36,15 +36,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import gym_dream  # noqa: E402
 from gym_dream.catalogue import by_dream_id  # noqa: E402
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.evaluate import dream_episode_returns, load_agent, real_episode_returns, stats  # noqa: E402
+from trainers.evaluate import dream_episode_returns, load_agent, real_episode_returns, spearman, stats  # noqa: E402
 from trainers.experiment.stages.ship import add_agent  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
 from trainers.temperature import MATCH_SE, CalibrateConfig, calibrate_tau, calibration_table  # noqa: E402
@@ -139,26 +137,16 @@ def final_table(finals: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ranks(v: list[float]) -> np.ndarray:
-    """Ranks with ties given their average rank."""
-    v = np.asarray(v, float)
-    return np.array([(v < x).sum() + ((v == x).sum() - 1) / 2 for x in v])
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    rx, ry = _ranks(x), _ranks(y)
-    return float(np.corrcoef(rx, ry)[0, 1]) if len(x) > 2 and rx.std() and ry.std() else float("nan")
-
-
 def rank_lines(rows: list[dict]) -> str:
     """How well each dream ranks the candidates: Spearman's rank correlation of dream and real returns, per algorithm."""
     lines = []
     for algo in sorted({r["algo"] for r in rows}):
         mine = [r for r in rows if r["algo"] == algo]
         real = [r["real"]["mean"] for r in mine]
+        rho = [spearman([r[dream]["mean"] for r in mine], real) for dream in ("calibrated_dream", "own_dream")]
+        cal, own = ("n/a" if v is None else f"{v:.2f}" for v in rho)
         lines.append(f"- {algo.upper()}, {len(mine)} candidates: Spearman rank correlation with the real return "
-                     f"{_spearman([r['calibrated_dream']['mean'] for r in mine], real):.2f} (calibrated dream), "
-                     f"{_spearman([r['own_dream']['mean'] for r in mine], real):.2f} (each one's own dream)")
+                     f"{cal} (calibrated dream), {own} (each one's own dream)")
     return "How well the dream ranks the candidates:\n\n" + "\n".join(lines) + "\n"
 
 
@@ -179,7 +167,11 @@ def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> None:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(Path(f"{out}.md"), md.encode())
-    _write_json(Path(f"{out}.json"), {"command": " ".join(sys.argv), "calibration": cal, "candidates": rows, "finals": finals})
+    previous = json.loads(Path(f"{out}.json").read_text()) if Path(f"{out}.json").is_file() else {}
+    commands = previous.get("commands") or ([previous["command"]] if "command" in previous else [])
+    command = " ".join(["python", *sys.argv])
+    commands += [] if command in commands else [command]  # every invocation that added to this folder's table
+    _write_json(Path(f"{out}.json"), {"commands": commands, "calibration": cal, "candidates": rows, "finals": finals})
 
 
 def main() -> None:
