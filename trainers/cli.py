@@ -26,6 +26,7 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
   gym-dream train cmaes --model models/cartpole --out runs/cmaes
   gym-dream train ppo --model models/cartpole --out runs/ppo --timesteps 100000
   gym-dream evaluate runs/cmaes/best --model models/cartpole --episodes 100 --taus 0.5 1.0 1.5
+  gym-dream ensemble runs/ppo-vote runs/ppo-s0/best runs/ppo-s1/best runs/ppo-s2/best   # seeds that vote as one agent
   gym-dream calibrate models/cartpole --write models/cartpole   # the tau where random play does as in the real env
   gym-dream dream --model models/cartpole --out dream.gif
   gym-dream planet --env-id dm_control/cartpole-swingup-v0 --out runs/planet --episodes 100   # RSSM + CEM (extra: dmc)
@@ -144,6 +145,15 @@ def _cmd_evaluate(ns):
     if ns.report:
         md, js = write_report([row], ns.report)
         print(f"wrote {md} and {js}")
+
+
+def _cmd_ensemble(ns):
+    from gym_dream.agents import agent_path
+    from trainers.agent_ensemble import save_ensemble
+
+    members = [agent_path(a, ns.model, ns.env_id) for a in ns.agents]
+    out = save_ensemble(members, ns.out, {"model": ns.model} if ns.model else None)
+    print(f"wrote {out}: {len(members)} agents voting as one (gym-dream evaluate {out} --env-id {ns.env_id} ...)")
 
 
 def _cmd_dream(ns):
@@ -290,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--noise-theta", type=float, default=0.15, help="mean reversion of that noise")
     s.add_argument("--report", default=None, help="write PATH.md and PATH.json")
     s.set_defaults(func=_cmd_evaluate)
+
+    s = sub.add_parser("ensemble", help="store several agents as one that acts by their vote (no choosing among them)")
+    s.add_argument("out", help="the ensemble's directory (members are copied into it)")
+    s.add_argument("agents", nargs="+", help="agent directories (controllers, <run>/best of SB3 runs) or names of agents shipped with the model")
+    s.add_argument("--env-id", default="Dream-CartPole-v0", help="the Dream-* id whose default model ships the named agents")
+    s.add_argument("--model", default=None, help="model directory or name the named agents ship with (default: the id's default model)")
+    s.set_defaults(func=_cmd_ensemble)
 
     from trainers.temperature import CalibrateConfig
 

@@ -21,6 +21,7 @@ import numpy as np
 
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
+from trainers.agent_ensemble import AgentEnsemble, is_ensemble_dir
 from trainers.controller import LinearController, is_controller_dir
 from trainers.rollout import agent_actions, dream_rollout, make_dream_vec, real_episodes
 from trainers.sb3_policy import SB3Policy, is_policy_dir
@@ -31,14 +32,16 @@ class PickleFormatWarning(UserWarning):
 
 
 def load_agent(path: str | Path, algo: str | None = None):
-    """A controller directory or a stored SB3 policy (both safetensors + JSON), or an SB3 ``.zip`` (algorithm from
-    ``algo`` or the file name).
+    """A controller directory, a stored SB3 policy or an ensemble of those (all safetensors + JSON), or an SB3 ``.zip``
+    (algorithm from ``algo`` or the file name).
 
     An SB3 ``.zip`` is loaded only when ``path`` names that file itself, never found by looking in a
     directory: its objects are cloudpickled, so loading it can run code, and a :class:`PickleFormatWarning`
     says so. Load only files you trust.
     """
     path = Path(path)
+    if is_ensemble_dir(path):
+        return AgentEnsemble.load(path)
     if is_controller_dir(path):
         return LinearController.load(path)
     if is_policy_dir(path):
@@ -54,8 +57,8 @@ def load_agent(path: str | Path, algo: str | None = None):
         if name is None:
             raise ValueError(f"Cannot tell the algorithm of {path}; pass --algo (one of {ALGOS}).")
         return algo_class(name).load(path, device="cpu")
-    raise FileNotFoundError(f"{path} is neither a controller directory (controller.json), a stored SB3 policy (policy.json) "
-                            "nor an SB3 .zip file.")
+    raise FileNotFoundError(f"{path} is neither a controller directory (controller.json), a stored SB3 policy (policy.json), "
+                            "an agent ensemble (ensemble.json) nor an SB3 .zip file.")
 
 
 class RandomAgent:

@@ -106,3 +106,16 @@ class SB3Policy:
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         return self.policy.predict(observation, state, episode_start, deterministic)
+
+    def action_probabilities(self, observation):
+        """(n, actions) probabilities of each Discrete action for a batch of observations (an actor-critic policy's
+        categorical distribution), or None when the policy has none (a DQN's greedy Q-network)."""
+        import torch
+
+        if not hasattr(self.policy, "get_distribution"):
+            return None
+        with torch.no_grad():
+            obs, _ = self.policy.obs_to_tensor(observation)
+            dist = self.policy.get_distribution(obs).distribution
+        probs = getattr(dist, "probs", None)
+        return None if probs is None else probs.cpu().numpy().reshape(len(observation), -1)

@@ -104,20 +104,19 @@ def ship(recipe: Recipe, work: WorkDir, dest: Path, source: str) -> None:
 
 def add_agent(dest: Path, name: str, source: Path, info: dict[str, Any]) -> Path:
     """Ship one more agent next to the model in the package directory ``dest``: the agent folder ``source`` (a stored
-    SB3 policy or a controller) is copied to ``dest/agents/<name>`` and declared in the card's ``agents`` with ``info``
-    (its kind, tau, scores and how it was made). An agent of that name is replaced; the copy is staged and renamed into
-    place, and the card is written atomically after it."""
+    SB3 policy, a controller, or an ensemble of those with its members) is copied to ``dest/agents/<name>`` and declared
+    in the card's ``agents`` with ``info`` (its kind, tau, scores and how it was made). An agent of that name is replaced;
+    the copy is staged and renamed into place, and the card is written atomically after it."""
     dest, source = Path(dest), Path(source)
     if not (dest / "model.json").is_file():
         raise FileNotFoundError(f"{dest} is not a model directory (no model.json)")
-    if not any((source / f).is_file() for f in ("policy.json", "controller.json")):
-        raise FileNotFoundError(f"{source} is not a stored agent (no policy.json or controller.json)")
+    if not any((source / f).is_file() for f in ("policy.json", "controller.json", "ensemble.json")):
+        raise FileNotFoundError(f"{source} is not a stored agent (no policy.json, controller.json or ensemble.json)")
     agents = dest / AGENTS_DIR
     agents.mkdir(exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=agents))
-    for f in source.iterdir():
-        if f.is_file():
-            shutil.copy2(f, staging / f.name)
+    # the agent's files, and an ensemble's members/<k>/ folders (SB3's pickled .zip files are never shipped)
+    shutil.copytree(source, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.zip", "__pycache__", ".*"))
     path = dest / "model.json"
     card = json.loads(path.read_text())
     card.setdefault("agents", {})[name] = info
