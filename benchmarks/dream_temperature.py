@@ -21,6 +21,12 @@ rows arrive):
    (the bar rows); and, for comparison and not dream-only, the candidate with the best real validation return
    (``validation``: the ``--episodes`` it was scored on), scored on the same fresh episodes.
 
+4. **Ensembles** (no choice at all): every candidate of a pool (``--ensembles``: ``calibrated``, the candidates
+   trained at the calibrated tau; ``all``, every candidate) votes as one agent (``trainers/agent_ensemble.py``:
+   the members' action probabilities averaged, or their Box actions), scored like a candidate (calibrated dream,
+   the ``--episodes`` validation episodes, for comparison) and on the ``--final-episodes`` fresh ones. Its members are
+   only what was trained, so it is dream-only by construction.
+
 Every candidate in ``--work`` is in the tables and the choice, so algorithms can be run with different grids by
 invoking the script again on the same folder (``--algos dqn a2c --taus 1.5 1.7``).
 """
@@ -42,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 import gym_dream  # noqa: E402
 from gym_dream.catalogue import by_dream_id  # noqa: E402
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
+from trainers.agent_ensemble import save_ensemble  # noqa: E402
 from trainers.evaluate import dream_episode_returns, load_agent, real_episode_returns, spearman, stats  # noqa: E402
 from trainers.experiment.stages.ship import add_agent  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
@@ -137,6 +144,58 @@ def final_table(finals: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: the ensembles' pools: every candidate of one of these votes (no choice among them, so no real episode is spent)
+POOLS = {"calibrated": "every candidate trained at the calibrated tau", "all": "every candidate"}
+
+
+def ensembles(a, work: Path, rows: list[dict], tau: float, real_id: str) -> list[dict]:
+    """Per algorithm of ``--algos`` and pool of ``--ensembles``, the pool's candidates as one voting agent, scored in the calibrated
+    dream, on the validation episodes and on the final ones (each score resumable; redone when the pool changed)."""
+    records = [json.loads(path.read_text()) for path in sorted(work.glob("ensemble-*.json"))]  # other invocations' (other algos)
+    records = [e for e in records if e["algo"] not in a.algos and "real" in e]
+    for algo in a.algos:
+        for pool in a.ensembles:
+            members = sorted((r for r in rows if r["algo"] == algo and (pool == "all" or r["tau"] == tau)),
+                             key=lambda r: (r["tau"], r["agent_seed"]))
+            if len(members) < 2:
+                continue
+            runs = [r["run"] for r in members]
+            path, folder = work / f"ensemble-{algo}-{pool}.json", work / f"ensemble-{algo}-{pool}"
+            rec = json.loads(path.read_text()) if path.is_file() else {}
+            if rec.get("members") != runs or not folder.is_dir():  # new candidates joined the pool: a new ensemble
+                save_ensemble([Path(r) / "best" for r in runs], folder, {"model": a.model, "pool": POOLS[pool], "tau": tau})
+                rec = {"algo": algo, "pool": pool, "members": runs, "taus": sorted({r["tau"] for r in members}),
+                       "agent_seeds": sorted({r["agent_seed"] for r in members}), "run": str(folder),
+                       "recipe": members[0]["recipe"], "member_real_means": [r["real"]["mean"] for r in members]}
+            agent = load_agent(folder)
+            if "calibrated_dream" not in rec:
+                rec["calibrated_dream"] = stats(dream_episode_returns(agent, a.dream_id, a.model, tau, a.dream_episodes, seed=1_000_000))
+                _write_json(path, rec)
+            if "validation" not in rec:
+                real, _ = real_episode_returns(agent, real_id, a.model, a.episodes, seed=a.seed, workers=a.workers)
+                rec.update(validation=stats(real), validation_seeds=[a.seed, a.seed + a.episodes - 1])
+                _write_json(path, rec)
+            if "real" not in rec:
+                real, _ = real_episode_returns(agent, real_id, a.model, a.final_episodes, seed=a.final_seed, workers=a.workers)
+                rec.update(real=stats(real), real_seeds=[a.final_seed, a.final_seed + a.final_episodes - 1])
+                _write_json(path, rec)
+                print(f"ensemble {algo} ({pool}, {len(runs)} members): real {real.mean():.0f} ± {real.std():.0f}", flush=True)
+            records.append(rec)
+    return records
+
+
+def ensemble_table(records: list[dict]) -> str:
+    lines = ["| ensemble | of | members | dream return (calibrated tau) | real return, validation episodes (members' mean) | "
+             "real return, fresh episodes (seeds) |", "|---|---|---|---|---|---|"]
+    for e in sorted(records, key=lambda e: (e["algo"], e["pool"])):
+        d, v, r = e["calibrated_dream"], e["validation"], e["real"]
+        lines.append(f"| {e['algo'].upper()} vote | {POOLS[e['pool']]} (taus {', '.join(map(str, e['taus']))}) | {len(e['members'])} | "
+                     f"{d['mean']:.0f} ± {d['std']:.0f} | {v['mean']:.0f} ± {v['std']:.0f} "
+                     f"({sum(e['member_real_means']) / len(e['member_real_means']):.0f}) | **{r['mean']:.0f} ± {r['std']:.0f}** "
+                     f"({r['episodes']}: {e['real_seeds'][0]}-{e['real_seeds'][1]}) |")
+    return "Ensembles (every candidate of the pool votes; no choice, so dream-only):\n\n" + "\n".join(lines) + "\n"
+
+
 def rank_lines(rows: list[dict]) -> str:
     """How well each dream ranks the candidates: Spearman's rank correlation of dream and real returns, per algorithm."""
     lines = []
@@ -157,13 +216,14 @@ def _match_note(cal: dict) -> str:
             "NO tau matches, the dream differs from the real env in more than its randomness") + ")")
 
 
-def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> None:
+def report(a, cal: dict, rows: list[dict], finals: list[dict], votes: list[dict] | None = None) -> None:
     """Rewrite OUT.md / OUT.json."""
     cal_line = (f"Random play, real: {cal['real']['mean']:.0f} ± {cal['real']['std']:.0f} ({cal['real']['episodes']} episodes, seeds "
                 f"{cal['real_seeds'][0]}-{cal['real_seeds'][1]}); in the dream: "
                 + ", ".join(f"tau {t} {s['mean']:.0f} ± {s['std']:.0f} ({s['episodes']} ep)" for t, s in cal["dream"].items())
                 + f". Calibrated tau: **{cal['tau']}**" + _match_note(cal) + ".")
-    md = "\n\n".join([cal_line, candidates_table(rows, cal["tau"]), rank_lines(rows)] + ([final_table(finals)] if finals else []))
+    md = "\n\n".join([cal_line, candidates_table(rows, cal["tau"]), rank_lines(rows)] + ([final_table(finals)] if finals else [])
+                       + ([ensemble_table(votes)] if votes else []))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(Path(f"{out}.md"), md.encode())
@@ -171,7 +231,8 @@ def report(a, cal: dict, rows: list[dict], finals: list[dict]) -> None:
     commands = previous.get("commands") or ([previous["command"]] if "command" in previous else [])
     command = " ".join(["python", *sys.argv])
     commands += [] if command in commands else [command]  # every invocation that added to this folder's table
-    _write_json(Path(f"{out}.json"), {"commands": commands, "calibration": cal, "candidates": rows, "finals": finals})
+    _write_json(Path(f"{out}.json"), {"commands": commands, "calibration": cal, "candidates": rows, "finals": finals,
+                                      "ensembles": votes or []})
 
 
 def main() -> None:
@@ -199,11 +260,14 @@ def main() -> None:
     p.add_argument("--final-seed", type=int, default=0, help="first real seed of the chosen agents' scores")
     p.add_argument("--jobs", type=int, default=2, help="candidates trained and scored at once (one process and torch thread each)")
     p.add_argument("--workers", type=int, default=2, help="processes for the calibration's and the finals' real episodes")
+    p.add_argument("--ensembles", nargs="*", default=[], choices=sorted(POOLS),
+                   help="also score these pools of candidates as one voting agent each (calibrated, all)")
     p.add_argument("--ship", nargs="*", default=[], metavar="ALGO",
                    help="ship these algorithms' agents chosen at the calibrated tau as <algo>-tau<tau> next to the model in --ship-to")
     p.add_argument("--ship-to", default=None, help="a model package directory (e.g. gym_dream/bundled/doom_takecover)")
-    p.add_argument("--ship-rule", default="calibrated", choices=sorted(RULES),
-                   help="which choice --ship ships: calibrated (as <algo>-tau<tau>) or validation (as <algo>-selected)")
+    p.add_argument("--ship-rule", default="calibrated", choices=sorted(RULES) + [f"ensemble-{pool}" for pool in sorted(POOLS)],
+                   help="which choice --ship ships: calibrated (as <algo>-tau<tau>), validation (as <algo>-selected), "
+                        "ensemble-calibrated (as <algo>-vote-tau<tau>) or ensemble-all (as <algo>-vote)")
     p.add_argument("--work", required=True)
     p.add_argument("--out", required=True, help="writes OUT.md and OUT.json")
     a = p.parse_args()
@@ -256,18 +320,34 @@ def main() -> None:
             final.setdefault("rule", rule)
             finals.append(final)
             report(a, cal, rows, finals)
+    votes = ensembles(a, work, rows, cal["tau"], real_id)
+    report(a, cal, rows, finals, votes)
+    trained = f"python benchmarks/dream_temperature.py (results/{Path(a.out).name}.md)"
     for algo in a.ship:
+        if a.ship_to is None:
+            p.error("--ship needs --ship-to (a model package directory)")
+        if a.ship_rule.startswith("ensemble-"):
+            pool = a.ship_rule.removeprefix("ensemble-")
+            vote = next((e for e in votes if e["algo"] == algo and e["pool"] == pool), None)
+            if vote is None:
+                p.error(f"--ship {algo}: no {pool} ensemble of {algo} here (pass --ensembles {pool})")
+            name = f"{algo}-vote-tau{cal['tau']}" if pool == "calibrated" else f"{algo}-vote"
+            info = {"kind": f"ensemble-sb3-{algo}", "tau": cal["tau"], "dream": {str(cal["tau"]): vote["calibrated_dream"]},
+                    "real": vote["real"], "real_seeds": vote["real_seeds"], "members": len(vote["members"]),
+                    "chosen": f"no choice: {POOLS[pool]} (taus {vote['taus']}, agent seeds {vote['agent_seeds']}) votes as one agent",
+                    "recipe": vote["recipe"], "trained": trained}
+            print(f"shipped {add_agent(Path(a.ship_to), name, Path(vote['run']), info)}")
+            continue
         final = next((f for f in finals if f["algo"] == algo and f["rule"] == a.ship_rule), None)
-        if final is None or a.ship_to is None:
-            p.error(f"--ship {algo}: no final of {algo} by the {a.ship_rule} rule here, or no --ship-to")
+        if final is None:
+            p.error(f"--ship {algo}: no final of {algo} by the {a.ship_rule} rule here")
         name = f"{algo}-selected" if a.ship_rule == "validation" else f"{algo}-tau{final['tau']}"
         chosen = {"calibrated": "the best of its seeds in the dream at the calibrated tau (random play's)",
                   "all": "the best of every candidate in the dream at the calibrated tau",
                   "validation": f"the best of every candidate on {a.episodes} real validation episodes (seeds {a.seed}-"
                                 f"{a.seed + a.episodes - 1}), scored on other seeds"}[a.ship_rule]
         info = {"kind": f"sb3-{algo}", "tau": final["tau"], "dream": {str(final["tau"]): final["calibrated_dream"]}, "real": final["real"],
-                "real_seeds": final["real_seeds"], "chosen": chosen,
-                "recipe": final["recipe"], "trained": f"python benchmarks/dream_temperature.py (results/{Path(a.out).name}.md)"}
+                "real_seeds": final["real_seeds"], "chosen": chosen, "recipe": final["recipe"], "trained": trained}
         print(f"shipped {add_agent(Path(a.ship_to), name, Path(final['run']) / 'best', info)}")
     print(Path(f"{a.out}.md").read_text())
 
