@@ -49,6 +49,9 @@ class CMAESConfig:
     """dream episodes per candidate (averaged)"""
     sigma0: float = 0.1
     """initial step size"""
+    init: str | None = None
+    """a controller (a directory, or the name of one shipped with the model) whose parameters are the search's starting
+    mean: search on from a shipped controller, with a smaller sigma0 (default: all zeros)"""
     max_episode_steps: int | None = None
     """dream horizon (default: the id's)"""
     seed: int = 0
@@ -149,7 +152,8 @@ class Search:
     :meth:`run`'s ask / evaluate / tell / log / save loop. ``record`` (generation, best fitness, seconds and the
     caller's own fields, e.g. real steps) is saved with the optimizer state after every generation."""
 
-    def __init__(self, out: Path, num_params: int, sigma0: float, popsize: int, seed: int, record: dict[str, Any] | None = None):
+    def __init__(self, out: Path, num_params: int, sigma0: float, popsize: int, seed: int, record: dict[str, Any] | None = None,
+                 x0: np.ndarray | None = None):
         import cma
 
         self.out = out
@@ -158,7 +162,7 @@ class Search:
         if (out / "cmaes_state.pkl").is_file() and not self.state_path.is_file():
             raise ValueError(f"{out / 'cmaes_state.pkl'} is a pickled CMA-ES state from an older gym-dream; it is not loaded (a pickle "
                              f"can run code). Delete it to restart the search in {out}, or pass another out.")
-        self.es = cma.CMAEvolutionStrategy(np.zeros(num_params), sigma0, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
+        self.es = cma.CMAEvolutionStrategy(np.zeros(num_params) if x0 is None else np.asarray(x0, np.float64), sigma0, {"popsize": popsize, "seed": seed + 1, "verbose": -9})
         self.best_params: np.ndarray | None = None
         if self.state_path.is_file():
             self.record, self.best_params = _read_state(self.state_path, self.es)
@@ -199,6 +203,24 @@ class Search:
 
 
 # -- in the dream ------------------------------------------------------------------------------------
+def _initial_mean(cfg: CMAESConfig, feature_dim: int, space) -> np.ndarray | None:
+    """The parameters of ``cfg.init`` (a controller that reads this model's features and acts in this action space)."""
+    if cfg.init is None:
+        return None
+    from gym_dream.agents import agent_path
+    from trainers.controller import is_controller_dir
+
+    path = agent_path(cfg.init, cfg.model, cfg.env_id)
+    if not is_controller_dir(path):
+        raise ValueError(f"--init {cfg.init}: {path} is not a linear controller (no controller.json); pass a CMA-ES controller "
+                         "directory (<run>/mean or <run>/best) or the name of one shipped with the model.")
+    start = LinearController.load(path)
+    if start.feature_dim != feature_dim or start.num_params != LinearController(feature_dim, space).num_params:
+        raise ValueError(f"--init {cfg.init}: that controller reads {start.feature_dim} features and acts in {start.action_space}; "
+                         f"this dream gives {feature_dim} features and acts in {space}. Pass a controller trained on this model.")
+    return start.params
+
+
 def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     if isinstance(cfg.shards, bool) or not isinstance(cfg.shards, int) or cfg.shards < 1 or cfg.popsize % cfg.shards:
@@ -217,7 +239,7 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     feature_dim, space = venv.single_observation_space.shape[0], venv.single_action_space
     venv.reset(seed=cfg.seed * 100_003)
     meta = {"env_id": cfg.env_id, "model": cfg.model, "tau": cfg.tau, "config": asdict(cfg)}
-    run = Search(out, LinearController(feature_dim, space).num_params, cfg.sigma0, cfg.popsize, cfg.seed)
+    run = Search(out, LinearController(feature_dim, space).num_params, cfg.sigma0, cfg.popsize, cfg.seed, x0=_initial_mean(cfg, feature_dim, space))
     first, start = run.record["generation"], time.time()
     venv.reset(seed=cfg.seed * 100_003)
     if "dream_rng" in run.record:  # where the dream seeds stood: a resumed run continues the same search

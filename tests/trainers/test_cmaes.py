@@ -127,3 +127,18 @@ def test_a_state_naming_an_attribute_it_never_saves_is_refused(tmp_path):
         restore_es(es, arrays, {**values, "opts.randn": {"value": 1}})
     with pytest.raises(ValueError, match="not pycma's"):
         restore_es(es, arrays, {**values, "sm": {"object": "os:system"}})
+
+
+def test_a_search_can_start_from_a_controller(uninterrupted, tmp_path):
+    start = LinearController.load(uninterrupted / "mean")
+    out = tmp_path / "from-mean"
+    cfg = CMAESConfig(**{**_cfg(out, 1).__dict__, "init": str(uninterrupted / "mean"), "sigma0": 1e-9})
+    train_cmaes(cfg)
+    # with a vanishing step size the first generation's mean is the starting controller
+    np.testing.assert_allclose(LinearController.load(out / "mean").params, start.params, atol=1e-6)
+    assert json.loads((out / "mean" / "controller.json").read_text())["config"]["init"] == str(uninterrupted / "mean")
+    wrong = LinearController(3, start.action_space).save(tmp_path / "wrong")
+    with pytest.raises(ValueError, match="Pass a controller trained on this model"):
+        train_cmaes(CMAESConfig(**{**_cfg(tmp_path / "w", 1).__dict__, "init": str(wrong)}))
+    with pytest.raises(ValueError, match="not a linear controller"):
+        train_cmaes(CMAESConfig(**{**_cfg(tmp_path / "w2", 1).__dict__, "init": str(tmp_path)}))
