@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -189,3 +190,28 @@ def test_a_bug_still_shows_its_traceback(monkeypatch):
     monkeypatch.setattr(cli, "_cmd_list", lambda ns: {}["missing"])
     with pytest.raises(KeyError):
         cli.main(["list"])
+
+
+def test_dream_temperature_scores_the_candidates_vote_and_ships_it(tiny_cartpole_model, tmp_path):
+    from gym_dream.agents import model_agents
+    from trainers.evaluate import load_agent
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_cartpole_model, model)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, str(ROOT / "benchmarks" / "dream_temperature.py"), "--dream-id", "Dream-CartPole-v0", "--model", str(model),
+            "--algos", "ppo", "--taus", "1.0", "--agent-seeds", "0", "1", "--timesteps", "256", "--eval-every", "128", "--eval-episodes", "2",
+            "--hparams", '{"ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}', "--calibration-taus", "1.0",
+            "--calibration-episodes", "2", "--calibration-dream-episodes", "4", "--dream-episodes", "4", "--episodes", "2",
+            "--final-episodes", "3", "--jobs", "1", "--workers", "1", "--ensembles", "calibrated", "all",
+            "--ship", "ppo", "--ship-rule", "ensemble-calibrated", "--ship-to", str(model), "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+    r = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = json.loads((tmp_path / "out.json").read_text())
+    votes = {e["pool"]: e for e in table["ensembles"]}
+    assert set(votes) == {"calibrated", "all"} and len(votes["all"]["members"]) == 2
+    assert votes["all"]["real"]["episodes"] == 3 and votes["all"]["validation"]["episodes"] == 2
+    assert "Ensembles" in (tmp_path / "out.md").read_text()
+    shipped = model_agents(str(model))["ppo-vote-tau1.0"]
+    assert shipped["members"] == 2 and shipped["real"] == votes["calibrated"]["real"]
+    assert len(load_agent(model / "agents" / "ppo-vote-tau1.0").members) == 2
