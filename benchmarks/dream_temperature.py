@@ -167,6 +167,9 @@ def ensembles(a, work: Path, rows: list[dict], tau: float, real_id: str) -> list
                 rec = {"algo": algo, "pool": pool, "members": runs, "taus": sorted({r["tau"] for r in members}),
                        "agent_seeds": sorted({r["agent_seed"] for r in members}), "run": str(folder),
                        "recipe": members[0]["recipe"], "member_real_means": [r["real"]["mean"] for r in members]}
+                same = next((e for e in records if e["algo"] == algo and e["members"] == runs), None)
+                if same is not None:  # both pools hold the same agents: the same seeds give the same scores
+                    rec.update({k: same[k] for k in ("calibrated_dream", "validation", "validation_seeds", "real", "real_seeds") if k in same})
             agent = load_agent(folder)
             if "calibrated_dream" not in rec:
                 rec["calibrated_dream"] = stats(dream_episode_returns(agent, a.dream_id, a.model, tau, a.dream_episodes, seed=1_000_000))

@@ -32,14 +32,6 @@ ENSEMBLE_CARD = "ensemble.json"
 MEMBERS_DIR = "members"
 
 
-def _same_space(a: spaces.Space, b: spaces.Space) -> bool:
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, spaces.Discrete):
-        return a.n == b.n and a.start == b.start
-    return a.shape == b.shape and np.array_equal(a.low, b.low) and np.array_equal(a.high, b.high)
-
-
 class AgentEnsemble:
     """``members`` (agents with SB3's ``predict`` on one shared observation and action space) acting as one."""
 
@@ -51,7 +43,7 @@ class AgentEnsemble:
             if m.observation_space.shape != first.observation_space.shape:
                 raise ValueError(f"Ensemble member {k} reads observations of shape {m.observation_space.shape}, member 0 reads "
                                  f"{first.observation_space.shape}: every member must be trained on the same world model's features.")
-            if not _same_space(m.action_space, first.action_space):
+            if m.action_space != first.action_space:
                 raise ValueError(f"Ensemble member {k} acts in {m.action_space}, member 0 in {first.action_space}: every member must "
                                  "act in the same action space.")
         for k, m in enumerate(members):

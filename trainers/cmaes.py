@@ -215,7 +215,7 @@ def _initial_mean(cfg: CMAESConfig, feature_dim: int, space) -> np.ndarray | Non
         raise ValueError(f"--init {cfg.init}: {path} is not a linear controller (no controller.json); pass a CMA-ES controller "
                          "directory (<run>/mean or <run>/best) or the name of one shipped with the model.")
     start = LinearController.load(path)
-    if start.feature_dim != feature_dim or start.num_params != LinearController(feature_dim, space).num_params:
+    if start.feature_dim != feature_dim or start.action_space != space:
         raise ValueError(f"--init {cfg.init}: that controller reads {start.feature_dim} features and acts in {start.action_space}; "
                          f"this dream gives {feature_dim} features and acts in {space}. Pass a controller trained on this model.")
     return start.params

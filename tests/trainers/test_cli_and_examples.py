@@ -211,6 +211,7 @@ def test_dream_temperature_scores_the_candidates_vote_and_ships_it(tiny_cartpole
     votes = {e["pool"]: e for e in table["ensembles"]}
     assert set(votes) == {"calibrated", "all"} and len(votes["all"]["members"]) == 2
     assert votes["all"]["real"]["episodes"] == 3 and votes["all"]["validation"]["episodes"] == 2
+    assert votes["all"]["real"] == votes["calibrated"]["real"]  # the same agents in both pools: scored once
     assert "Ensembles" in (tmp_path / "out.md").read_text()
     shipped = model_agents(str(model))["ppo-vote-tau1.0"]
     assert shipped["members"] == 2 and shipped["real"] == votes["calibrated"]["real"]

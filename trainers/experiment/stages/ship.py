@@ -110,7 +110,11 @@ def add_agent(dest: Path, name: str, source: Path, info: dict[str, Any]) -> Path
     dest, source = Path(dest), Path(source)
     if not (dest / "model.json").is_file():
         raise FileNotFoundError(f"{dest} is not a model directory (no model.json)")
-    if not any((source / f).is_file() for f in ("policy.json", "controller.json", "ensemble.json")):
+    from trainers.agent_ensemble import is_ensemble_dir
+    from trainers.controller import is_controller_dir
+    from trainers.sb3_policy import is_policy_dir
+
+    if not (is_policy_dir(source) or is_controller_dir(source) or is_ensemble_dir(source)):
         raise FileNotFoundError(f"{source} is not a stored agent (no policy.json, controller.json or ensemble.json)")
     agents = dest / AGENTS_DIR
     agents.mkdir(exist_ok=True)
