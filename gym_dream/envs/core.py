@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -358,3 +359,39 @@ def apply_uncertainty(reward: torch.Tensor, terminated: torch.Tensor, disagreeme
         return reward, terminated, torch.zeros_like(terminated)
     halted = disagreement > limit
     return torch.where(halted, torch.full_like(reward, halt_reward), reward), terminated | halted, halted
+
+
+@dataclass(frozen=True)
+class DreamArgs:
+    """The arguments a dream env (single or vector) takes beyond its batch, checked against the model."""
+
+    model: WorldModel
+    tau: float
+    obs_type: str
+    termination: str
+    member: str
+    precision: str
+    uncertainty_penalty: float
+    uncertainty_limit: float | None
+    uncertainty_halt_reward: float | None
+    render_mode: str | None
+
+    def apply_to(self, env: Any) -> None:
+        """Set each checked argument as the env's attribute of the same name (``env.tau``, ``env.model``, ...)."""
+        for f in fields(self):
+            setattr(env, f.name, getattr(self, f.name))
+
+
+def check_dream_args(*, model: Any, default_model: str | None, real_env_id: str | None, device: str, tau: Any, obs_type: Any,
+                     termination: Any, member: Any, precision: Any, uncertainty_penalty: Any, uncertainty_limit: Any,
+                     uncertainty_halt_reward: Any, render_mode: Any, render_modes: list[str]) -> DreamArgs:
+    """Check every argument DreamEnv and DreamVectorEnv share, loading the model (a bad tau fails before it loads)."""
+    check_tau(tau)
+    if render_mode is not None and render_mode not in render_modes:
+        raise ValueError(f"render_mode must be None or one of {render_modes}, got {render_mode!r}.")
+    loaded = load_env_model(model, default_model, "This dream env", real_env_id, device)
+    penalty, limit, halt_reward = check_uncertainty(loaded, uncertainty_penalty, uncertainty_limit, uncertainty_halt_reward)
+    return DreamArgs(model=loaded, tau=check_tau(tau, loaded), obs_type=check_obs_type(obs_type, loaded),
+                     termination=check_termination(termination, loaded), member=check_member(member, loaded),
+                     precision=check_precision(precision, loaded), uncertainty_penalty=penalty, uncertainty_limit=limit,
+                     uncertainty_halt_reward=halt_reward, render_mode=render_mode)

@@ -71,20 +71,13 @@ class DreamVectorEnv(VectorEnv):
         except ValueError:
             raise ValueError(f"autoreset_mode must be one of {[m.value for m in AutoresetMode]}, got {autoreset_mode!r}.") from None
         self.num_envs = int(num_envs)
-        core.check_tau(tau)  # a bad tau fails before the model loads
-        self.model = core.load_env_model(model, default_model, "This dream env", real_env_id, device)
-        self.tau = core.check_tau(tau, self.model)
-        self.obs_type = core.check_obs_type(obs_type, self.model)
-        self.termination = core.check_termination(termination, self.model)
-        self.member = core.check_member(member, self.model)
-        self.precision = core.check_precision(precision, self.model)
-        self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward = core.check_uncertainty(
-            self.model, uncertainty_penalty, uncertainty_limit, uncertainty_halt_reward)
+        core.check_dream_args(model=model, default_model=default_model, real_env_id=real_env_id, device=device, tau=tau,
+                              obs_type=obs_type, termination=termination, member=member, precision=precision,
+                              uncertainty_penalty=uncertainty_penalty, uncertainty_limit=uncertainty_limit,
+                              uncertainty_halt_reward=uncertainty_halt_reward, render_mode=render_mode,
+                              render_modes=self.metadata["render_modes"]).apply_to(self)
         #: each env's member under member="random_per_episode" (None otherwise)
         self._episode_members: torch.Tensor | None = None
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}.")
-        self.render_mode = render_mode
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.device = self.model.device
