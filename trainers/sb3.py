@@ -23,6 +23,7 @@ from gymnasium.vector import AutoresetMode
 
 import gym_dream  # noqa: F401
 from gym_dream.error import DependencyNotInstalled
+from trainers.training_log import TrainingLog
 
 try:
     from stable_baselines3.common.vec_env import VecEnv, VecMonitor
@@ -112,7 +113,7 @@ class SB3Config:
     """model directory or name (default: the id's default model)"""
     out: str = "runs/ppo-cartpole"
     """run folder: best/ (the best in the dream, as data: trainers/sb3_policy.py), agent.zip and last.zip (SB3's own
-    format, for further training), TensorBoard logs"""
+    format, for further training), dream_eval_log.csv (a row per dream evaluation), TensorBoard logs"""
     tau: float | None = None
     """dream temperature (default: the model's, its card's dream_env.tau, else 1.0)"""
     timesteps: int = 100_000
@@ -192,6 +193,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
             r = dream_episode_returns(self.model, cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device,
                                      dream_kwargs=cfg.dream_kwargs)
             history.append({"step": self.num_timesteps, "dream_return_mean": float(r.mean()), "dream_return_std": float(r.std())})
+            log.write(self.num_timesteps, dream_return_mean=float(r.mean()), dream_return_std=float(r.std()))
             self.logger.record("dream/return_mean", float(r.mean()))
             if r.mean() > best["return"]:
                 best.update({"return": float(r.mean()), "step": self.num_timesteps})
@@ -215,8 +217,11 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
 
     start = time.time()
     cb = DreamEval()
-    agent.learn(total_timesteps=cfg.timesteps, callback=[cb, Progress()], tb_log_name=f"{cfg.algo}-{cfg.env_id}-s{cfg.seed}")
-    cb._evaluate()
+    # the dream evaluations, a row each (OUT/dream_eval_log.csv: `tail -f` it); a new run in the folder starts it afresh
+    with TrainingLog(out, "dream_eval", tensorboard=False, resume_from=0) as log:
+        agent.learn(total_timesteps=cfg.timesteps, callback=[cb, Progress()], tb_log_name=f"{cfg.algo}-{cfg.env_id}-s{cfg.seed}")
+        if not history or history[-1]["step"] != agent.num_timesteps:  # the last step, unless just evaluated
+            cb._evaluate()
     agent.save(out / "last.zip")
     env.close()
     return {"algo": cfg.algo, "best_dream_return": best["return"], "best_step": best["step"], "seconds": time.time() - start,

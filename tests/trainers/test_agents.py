@@ -9,6 +9,7 @@ from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController, squash
 from trainers.evaluate import PickleFormatWarning, evaluate, exploits_dream, load_agent, markdown_table, write_report
 from trainers.sb3 import DEFAULT_HPARAMS, SB3Config, SB3VecEnv, train_sb3
+from trainers.training_log import read_log
 
 
 def test_cmaes_trains_checkpoints_and_resumes(tiny_cartpole_model, tmp_path):
@@ -62,6 +63,11 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
     hp = {"dqn": {"learning_starts": 50, "train_freq": 16, "gradient_steps": 4, "buffer_size": 1000}, "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}.get(algo, {})
     r = train_sb3(SB3Config(algo=algo, model=str(tiny_cartpole_model), out=str(tmp_path / algo), timesteps=256, num_envs=4, eval_every=128, eval_episodes=4, hparams=hp))
     assert (tmp_path / algo / "agent.zip").is_file() and np.isfinite(r["best_dream_return"])
+    # every dream evaluation is a row of the run's log, the last step evaluated once
+    rows = read_log(tmp_path / algo, "dream_eval")
+    steps = [row["step"] for row in rows]
+    assert steps == [h["step"] for h in r["history"]] and steps == sorted(set(steps)) and steps[0] >= 128 and steps[-1] >= 256
+    assert [row["dream_return_mean"] for row in rows] == pytest.approx([h["dream_return_mean"] for h in r["history"]])
     with pytest.warns(PickleFormatWarning, match="can run code"):  # loaded because it was named, and said so
         agent = load_agent(tmp_path / algo / "agent.zip")
     with pytest.raises(FileNotFoundError, match="neither a controller directory"):
