@@ -76,7 +76,7 @@ def _candidate(job: dict) -> dict:
 
     torch.set_num_threads(1)
     a, run, row_path = argparse.Namespace(**job["args"]), Path(job["run"]), Path(job["row"])
-    if not (run / "best" / "policy.json").is_file():
+    if not (run / "train_seconds.json").is_file():  # written once training finished (train_sb3 resumes a stopped run)
         t0 = time.time()
         train_sb3(SB3Config(algo=job["algo"], env_id=a.dream_id, model=a.model, out=str(run), tau=job["tau"], timesteps=a.timesteps,
                             num_envs=a.num_envs, eval_every=a.eval_every, eval_episodes=a.eval_episodes,

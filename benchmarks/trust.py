@@ -76,7 +76,7 @@ def main() -> None:
         kw = dream_kwargs(config, model.card, a.penalty_scale, a.penalty_quantile, a.limit)
         run, row_path = work / f"{a.algo}-{config}", work / f"{a.algo}-{config}.json"
         if not row_path.is_file():
-            if not (run / "best" / "policy.json").is_file():
+            if not (run / "train_seconds.json").is_file():  # written once training finished (train_sb3 resumes a stopped run)
                 t0 = time.time()
                 train_sb3(SB3Config(algo=a.algo, env_id=a.dream_id, model=a.model, out=str(run), tau=a.tau, timesteps=a.timesteps,
                                     num_envs=a.num_envs, eval_every=max(a.timesteps // 5, 1), eval_episodes=16, hparams=a.hparams,

@@ -12,6 +12,7 @@ extra step, so it is refused with the fix.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -23,7 +24,8 @@ from gymnasium.vector import AutoresetMode
 
 import gym_dream  # noqa: F401
 from gym_dream.error import DependencyNotInstalled
-from trainers.training_log import TrainingLog
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.training_log import TrainingLog, read_log
 
 try:
     from stable_baselines3.common.vec_env import VecEnv, VecMonitor
@@ -112,8 +114,9 @@ class SB3Config:
     model: str | None = None
     """model directory or name (default: the id's default model)"""
     out: str = "runs/ppo-cartpole"
-    """run folder: best/ (the best in the dream, as data: trainers/sb3_policy.py), agent.zip and last.zip (SB3's own
-    format, for further training), dream_eval_log.csv (a row per dream evaluation), TensorBoard logs"""
+    """run folder: best/ (the best in the dream, as data: trainers/sb3_policy.py), agent.zip (the best) and last.zip (the
+    latest, saved at every dream evaluation: the same command again resumes from it) in SB3's own format, agent.json
+    (the run's settings and steps trained), dream_eval_log.csv (a row per dream evaluation), TensorBoard logs"""
     tau: float | None = None
     """dream temperature (default: the model's, its card's dream_env.tau, else 1.0)"""
     timesteps: int = 100_000
@@ -150,7 +153,39 @@ def algo_class(name: str):
     return getattr(sb3, name.upper())
 
 
+#: what a run folder's agent.json records of the run, besides the recipe's budget: these must match for a run to continue
+_RUN_KEYS = ("algo", "env_id", "model", "tau", "recipe")
+
+
+def _run_card(cfg: SB3Config, recipe: dict[str, Any], trained_steps: int, finished: bool) -> dict[str, Any]:
+    return {"algo": cfg.algo, "env_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, (str, type(None))) else "<in-memory>",
+            "tau": cfg.tau, "recipe": recipe, "trained_steps": int(trained_steps), "finished": bool(finished)}
+
+
+def _same_run(card: dict[str, Any], previous: dict[str, Any]) -> list[str]:
+    """The settings in which ``previous`` (a run folder's agent.json) differs from ``card``, the budget aside."""
+    def strip(c: dict[str, Any]) -> dict[str, Any]:
+        return {k: ({**c[k], "timesteps": None} if k == "recipe" and isinstance(c.get(k), dict) else c.get(k)) for k in _RUN_KEYS}
+
+    old, new = strip(previous), strip(card)
+    diff = [k for k in _RUN_KEYS if k != "recipe" and old[k] != new[k]]
+    recipe_old, recipe_new = old["recipe"] or {}, new["recipe"] or {}
+    return diff + [f"recipe.{k}" for k in sorted(set(recipe_old) | set(recipe_new)) if recipe_old.get(k) != recipe_new.get(k)]
+
+
+def _save_atomic(agent, path: Path) -> None:
+    """SB3's save, so that a kill leaves the previous file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    agent.save(tmp)
+    os.replace(tmp, path)
+
+
 def train_sb3(cfg: SB3Config) -> dict[str, Any]:
+    """Train ``cfg.algo`` in the dream; resumable: the run folder holds last.zip (saved at every dream evaluation) and
+    agent.json (the run's settings and the steps trained), and the same call again continues where it stopped (or
+    returns at once when the run is finished; a larger ``timesteps`` trains on). Settings other than the budget must
+    match the folder's. An off-policy agent (DQN, SAC, TD3) continues with an empty replay buffer, refilled for
+    ``learning_starts`` steps before its updates resume."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     from trainers.evaluate import dream_episode_returns
@@ -167,46 +202,72 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
         tb = str(out / "tb")
     except ImportError:
         tb = None
-    agent = cls("MlpPolicy", env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **hp)
     # the recipe that made the agent, stored next to it: the hyper-parameters in effect (gym-dream's defaults for the
     # algorithm merged with the run's), the budget and the dream it trained in
     recipe = json.loads(json.dumps({"algo": cfg.algo, "hparams": hp, "timesteps": cfg.timesteps, "num_envs": cfg.num_envs, "seed": cfg.seed,
                                     "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes, "dream_kwargs": cfg.dream_kwargs},
                                    default=str))
-    (out / "agent.json").write_text(json.dumps({"algo": cfg.algo, "env_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, (str, type(None))) else "<in-memory>",
-                                                "tau": cfg.tau, "recipe": recipe}, indent=2) + "\n")
+    card_path, last = out / "agent.json", out / "last.zip"
+    previous = json.loads(card_path.read_text()) if card_path.is_file() and last.is_file() else None
+    if previous is not None:
+        differ = _same_run(_run_card(cfg, recipe, 0, False), previous)
+        if differ:
+            env.close()
+            raise ValueError(f"{out} holds an {previous.get('algo', '?').upper()} run with other settings (differing: {', '.join(differ)}); "
+                             "a run continues only with its own settings. Pass another out= (--out) for a new run, or remove the folder "
+                             "to start over.")
+    if previous is not None:
+        agent = cls.load(last, env=env, device="auto", tensorboard_log=tb)
+        done = int(agent.num_timesteps)
+        agent.set_random_seed(cfg.seed + done)
+        if hasattr(agent, "learning_starts"):  # an empty replay buffer: refill it before updating again
+            agent.learning_starts = done + int(hp.get("learning_starts", agent.learning_starts))
+    else:
+        agent, done = cls("MlpPolicy", env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **hp), 0
+        atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, 0, False), indent=2) + "\n").encode())
+    best_card = out / "best" / "policy.json"
     best = {"return": -np.inf, "step": 0}
-    history: list[dict[str, float]] = []
+    if done and best_card.is_file():
+        kept = json.loads(best_card.read_text())
+        best = {"return": float(kept["dream_return"]), "step": int(kept["step"])}
+    history: list[dict[str, float]] = [{"step": int(r["step"]), "dream_return_mean": r["dream_return_mean"], "dream_return_std": r["dream_return_std"]}
+                                       for r in read_log(out, "dream_eval") if r["step"] <= done] if done else []
+
+    def save_progress(finished: bool) -> None:
+        _save_atomic(agent, last)
+        atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, agent.num_timesteps, finished), indent=2) + "\n").encode())
 
     class DreamEval(BaseCallback):
         def __init__(self):
             super().__init__()
-            self.next_eval = cfg.eval_every
+            self.next_eval = (done // cfg.eval_every + 1) * cfg.eval_every
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_eval:
                 self.next_eval += cfg.eval_every
                 self._evaluate()
+                save_progress(False)
             return True
 
         def _evaluate(self) -> None:
             r = dream_episode_returns(self.model, cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device,
                                      dream_kwargs=cfg.dream_kwargs)
-            history.append({"step": self.num_timesteps, "dream_return_mean": float(r.mean()), "dream_return_std": float(r.std())})
-            log.write(self.num_timesteps, dream_return_mean=float(r.mean()), dream_return_std=float(r.std()))
+            step = int(self.model.num_timesteps)
+            history.append({"step": step, "dream_return_mean": float(r.mean()), "dream_return_std": float(r.std())})
+            log.write(step, dream_return_mean=float(r.mean()), dream_return_std=float(r.std()))
             self.logger.record("dream/return_mean", float(r.mean()))
             if r.mean() > best["return"]:
-                best.update({"return": float(r.mean()), "step": self.num_timesteps})
-                self.model.save(out / "agent.zip")
+                best.update({"return": float(r.mean()), "step": step})
+                _save_atomic(self.model, out / "agent.zip")
                 save_policy(self.model, out / "best", {"dream_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, str) else None, "tau": cfg.tau,
-                                                         "dream_kwargs": cfg.dream_kwargs, "step": self.num_timesteps,
+                                                         "dream_kwargs": cfg.dream_kwargs, "step": step,
                                                          "dream_return": best["return"], "recipe": recipe})
 
     from trainers.progress import progress
 
     class Progress(BaseCallback):
         def _on_training_start(self) -> None:
-            self.bar = progress(total=cfg.timesteps, desc=f"{cfg.algo.upper()} in {cfg.env_id}", unit="step")
+            self.bar = progress(total=cfg.timesteps, desc=f"{cfg.algo.upper()} in {cfg.env_id}", unit="step", initial=done)
 
         def _on_step(self) -> bool:
             self.bar.update(self.training_env.num_envs)
@@ -217,12 +278,14 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
 
     start = time.time()
     cb = DreamEval()
-    # the dream evaluations, a row each (OUT/dream_eval_log.csv: `tail -f` it); a new run in the folder starts it afresh
-    with TrainingLog(out, "dream_eval", tensorboard=False, resume_from=0) as log:
-        agent.learn(total_timesteps=cfg.timesteps, callback=[cb, Progress()], tb_log_name=f"{cfg.algo}-{cfg.env_id}-s{cfg.seed}")
-        if not history or history[-1]["step"] != agent.num_timesteps:  # the last step, unless just evaluated
-            cb._evaluate()
-    agent.save(out / "last.zip")
+    # the dream evaluations, a row each (OUT/dream_eval_log.csv: `tail -f` it); rows past the checkpoint are dropped
+    with TrainingLog(out, "dream_eval", tensorboard=False, resume_from=done) as log:
+        if done < cfg.timesteps:
+            agent.learn(total_timesteps=cfg.timesteps - done, callback=[cb, Progress()], reset_num_timesteps=done == 0,
+                        tb_log_name=f"{cfg.algo}-{cfg.env_id}-s{cfg.seed}")
+            if not history or history[-1]["step"] != agent.num_timesteps:  # the last step, unless just evaluated
+                cb._evaluate()
+            save_progress(True)
     env.close()
     return {"algo": cfg.algo, "best_dream_return": best["return"], "best_step": best["step"], "seconds": time.time() - start,
-            "history": history, "config": asdict(cfg)}
+            "history": history, "config": asdict(cfg), "resumed_from": done}

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
@@ -83,6 +84,47 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
     row = evaluate(agent, "Dream-CartPole-v0", str(tiny_cartpole_model), episodes=2)
     md, js = write_report([row], tmp_path / "report")
     assert "| " in md.read_text() and json.loads(js.read_text())[0]["real"]["episodes"] == 2
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_path, monkeypatch):
+    import trainers.evaluate as ev
+
+    hp = {"dqn": {"learning_starts": 20, "train_freq": 4, "gradient_steps": 2, "buffer_size": 1000},
+          "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}[algo]
+    out = tmp_path / algo
+    cfg = SB3Config(algo=algo, model=str(tiny_cartpole_model), out=str(out), timesteps=256, num_envs=4, eval_every=64, eval_episodes=2, hparams=hp)
+    real, calls = ev.dream_episode_returns, []
+
+    def killed_in_the_second_evaluation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stopped while evaluating at step 128: the checkpoint of step 64 is what is left
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ev, "dream_episode_returns", killed_in_the_second_evaluation)
+    with pytest.raises(KeyboardInterrupt):
+        train_sb3(cfg)
+    card = json.loads((out / "agent.json").read_text())
+    assert card["trained_steps"] == 64 and not card["finished"]
+    monkeypatch.setattr(ev, "dream_episode_returns", real)
+
+    r = train_sb3(cfg)  # the same call again continues from step 64
+    assert r["resumed_from"] == 64
+    steps = [row["step"] for row in read_log(out, "dream_eval")]
+    assert steps == [h["step"] for h in r["history"]] == [64, 128, 192, 256]
+    card = json.loads((out / "agent.json").read_text())
+    assert card["trained_steps"] == 256 and card["finished"] and card["recipe"]["timesteps"] == 256
+    assert json.loads((out / "best" / "policy.json").read_text())["dream_return"] == max(h["dream_return_mean"] for h in r["history"])
+
+    again = train_sb3(cfg)  # finished: nothing is trained again
+    assert again["resumed_from"] == 256 and [h["step"] for h in again["history"]] == steps
+    more = train_sb3(replace(cfg, timesteps=320))  # a larger budget trains on from the finished run
+    assert more["resumed_from"] == 256 and [h["step"] for h in more["history"]] == [*steps, 320]
+    with pytest.raises(ValueError, match=r"other settings \(differing: recipe.hparams\).*another out="):
+        train_sb3(replace(cfg, hparams={**hp, "learning_rate": 1e-4}))
+    with pytest.raises(ValueError, match=r"other settings \(differing: tau\)"):
+        train_sb3(replace(cfg, tau=1.5))
 
 
 def test_sac_on_a_continuous_dream(pixel_model, tmp_path):

@@ -42,8 +42,8 @@ def train_sb3_agents(recipe: Recipe, work: WorkDir, workers: int = 2, device: st
     model, tau = str(work.model), recipe.main_tau
     for algo, kwargs in recipe.sb3.items():
         out = work.sb3_run(algo, tau)
-        if not (out / "best" / "policy.json").is_file():
-            train_sb3(SB3Config(algo=algo, env_id=recipe.dream_id, model=model, out=str(out), tau=tau, device=device, **kwargs))
+        # resumes a run stopped part-way, returns at once for a finished one
+        train_sb3(SB3Config(algo=algo, env_id=recipe.dream_id, model=model, out=str(out), tau=tau, device=device, **kwargs))
         path = work.sb3_row(algo, tau)
         if not path.is_file():
             agent = load_agent(out / "best")  # the best in the dream, stored as data
