@@ -11,8 +11,8 @@ extra step, so it is refused with the fix.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -162,22 +162,21 @@ def _run_card(cfg: SB3Config, recipe: dict[str, Any], trained_steps: int, finish
             "tau": cfg.tau, "recipe": recipe, "trained_steps": int(trained_steps), "finished": bool(finished)}
 
 
-def _same_run(card: dict[str, Any], previous: dict[str, Any]) -> list[str]:
+def _run_differences(card: dict[str, Any], previous: dict[str, Any]) -> list[str]:
     """The settings in which ``previous`` (a run folder's agent.json) differs from ``card``, the budget aside."""
-    def strip(c: dict[str, Any]) -> dict[str, Any]:
-        return {k: ({**c[k], "timesteps": None} if k == "recipe" and isinstance(c.get(k), dict) else c.get(k)) for k in _RUN_KEYS}
+    def settings(c: dict[str, Any]) -> dict[str, Any]:
+        recipe = {f"recipe.{k}": v for k, v in (c.get("recipe") or {}).items() if k != "timesteps"}
+        return {**{k: c.get(k) for k in _RUN_KEYS if k != "recipe"}, **recipe}
 
-    old, new = strip(previous), strip(card)
-    diff = [k for k in _RUN_KEYS if k != "recipe" and old[k] != new[k]]
-    recipe_old, recipe_new = old["recipe"] or {}, new["recipe"] or {}
-    return diff + [f"recipe.{k}" for k in sorted(set(recipe_old) | set(recipe_new)) if recipe_old.get(k) != recipe_new.get(k)]
+    a, b = settings(card), settings(previous)
+    return [k for k in {**a, **b} if a.get(k) != b.get(k)]
 
 
 def _save_atomic(agent, path: Path) -> None:
-    """SB3's save, so that a kill leaves the previous file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.stem}.tmp.zip")
-    agent.save(tmp)
-    os.replace(tmp, path)
+    """SB3's save through the project's atomic write: a kill leaves the previous file or the new one, never half of one."""
+    buffer = io.BytesIO()
+    agent.save(buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def train_sb3(cfg: SB3Config) -> dict[str, Any]:
@@ -210,13 +209,12 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     card_path, last = out / "agent.json", out / "last.zip"
     previous = json.loads(card_path.read_text()) if card_path.is_file() and last.is_file() else None
     if previous is not None:
-        differ = _same_run(_run_card(cfg, recipe, 0, False), previous)
+        differ = _run_differences(_run_card(cfg, recipe, 0, False), previous)
         if differ:
             env.close()
             raise ValueError(f"{out} holds an {previous.get('algo', '?').upper()} run with other settings (differing: {', '.join(differ)}); "
                              "a run continues only with its own settings. Pass another out= (--out) for a new run, or remove the folder "
                              "to start over.")
-    if previous is not None:
         agent = cls.load(last, env=env, device="auto", tensorboard_log=tb)
         done = int(agent.num_timesteps)
         agent.set_random_seed(cfg.seed + done)
@@ -233,8 +231,12 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     history: list[dict[str, float]] = [{"step": int(r["step"]), "dream_return_mean": r["dream_return_mean"], "dream_return_std": r["dream_return_std"]}
                                        for r in read_log(out, "dream_eval") if r["step"] <= done] if done else []
 
+    saved = {"step": done}  # the step last.zip holds
+
     def save_progress(finished: bool) -> None:
-        _save_atomic(agent, last)
+        if saved["step"] != agent.num_timesteps:  # not saved again when the last step was just evaluated and saved
+            _save_atomic(agent, last)
+            saved["step"] = agent.num_timesteps
         atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, agent.num_timesteps, finished), indent=2) + "\n").encode())
 
     class DreamEval(BaseCallback):
