@@ -6,7 +6,10 @@ finished env within the same step and hands back the last observation in
 adapter reads the env's declared ``metadata["autoreset_mode"]`` and converts: ``SAME_STEP`` (final
 observation from ``info["final_obs"]``) and ``DISABLED`` (it restarts finished envs itself with
 ``reset(options={"reset_mask": ...})``) are supported; ``NEXT_STEP`` cannot be converted without an
-extra step, so it is refused with the fix.
+extra step, so it is refused with the fix. With ``hold`` = k > 1 each SB3 step is k steps of the env under one action
+(rewards summed; an env that ends within them ends the SB3 step, and its later sub-steps are not counted): the
+training side of :class:`~trainers.action_hold.HeldActions`. It needs ``DISABLED``, so that no episode restarts
+inside a held step.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from gymnasium.vector import AutoresetMode
 import gym_dream  # noqa: F401
 from gym_dream.error import DependencyNotInstalled
 from gym_dream.checkpoint import atomic_write_bytes
+from trainers.action_hold import HeldActions, check_action_hold
 from trainers.training_log import TrainingLog, read_log
 
 try:
@@ -36,13 +40,17 @@ except ImportError as e:  # pragma: no cover
 class SB3VecEnv(VecEnv):
     """A Gymnasium ``VectorEnv`` seen as an SB3 ``VecEnv`` (no Python copies of the env)."""
 
-    def __init__(self, venv: gym.vector.VectorEnv):
+    def __init__(self, venv: gym.vector.VectorEnv, hold: int = 1):
         mode = venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if mode == AutoresetMode.NEXT_STEP:
             raise ValueError(
                 "SB3 needs same-step resets; make the vector env with autoreset_mode=AutoresetMode.SAME_STEP "
                 "(or DISABLED), e.g. gym.make_vec(id, ..., autoreset_mode='SameStep')."
             )
+        self.hold = check_action_hold(hold)
+        if self.hold > 1 and mode != AutoresetMode.DISABLED:
+            raise ValueError(f"Holding each action for {self.hold} steps needs a vector env with autoreset_mode=AutoresetMode.DISABLED "
+                             "(no episode may restart inside a held step): gym.make_vec(id, ..., autoreset_mode='Disabled').")
         self.venv, self.mode = venv, mode
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
         self._actions: np.ndarray | None = None
@@ -57,8 +65,25 @@ class SB3VecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
 
+    def _held_step(self):
+        """``hold`` steps of the env under the same actions (autoreset disabled): the observation, summed reward and
+        flags of each env at its last step, or at the step where its episode ended."""
+        obs, rewards, terminated, truncated, _ = self.venv.step(self._actions)
+        obs, rewards = obs.copy(), rewards.astype(np.float64)
+        for _ in range(self.hold - 1):
+            alive = ~(terminated | truncated)
+            if not alive.any():
+                break
+            o, r, te, tr, _ = self.venv.step(self._actions)
+            obs[alive], rewards[alive] = o[alive], rewards[alive] + r[alive]
+            terminated, truncated = terminated | (te & alive), truncated | (tr & alive)
+        return obs, rewards, terminated, truncated & ~terminated, {}
+
     def step_wait(self):
-        obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+        if self.hold > 1:
+            obs, rewards, terminated, truncated, info = self._held_step()
+        else:
+            obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if dones.any():
@@ -136,13 +161,19 @@ class SB3Config:
     dream_kwargs: dict[str, Any] = field(default_factory=dict)
     """more arguments of the dream it trains in (and is chosen in), e.g. {"uncertainty_penalty": 1.0,
     "uncertainty_limit": "q99"}"""
+    action_hold: int = 1
+    """steps of the env per decision: the agent picks an action every this many steps and holds it (frame skip;
+    trainers/action_hold.py). Stored with the agent, which acts so wherever it runs. Timesteps count the agent's
+    decisions"""
 
 
-def make_sb3_env(env_id: str, num_envs: int, model: str | None, tau: float | None, device: str, **dream_kwargs: Any) -> VecMonitor:
+def make_sb3_env(env_id: str, num_envs: int, model: str | None, tau: float | None, device: str, action_hold: int = 1,
+                 **dream_kwargs: Any) -> VecMonitor:
     extra = {"model": model} if model is not None else {}
+    mode = AutoresetMode.SAME_STEP if check_action_hold(action_hold) == 1 else AutoresetMode.DISABLED
     venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", tau=tau, device=device,
-                        autoreset_mode=AutoresetMode.SAME_STEP, **extra, **dream_kwargs)
-    return VecMonitor(SB3VecEnv(venv))
+                        autoreset_mode=mode, **extra, **dream_kwargs)
+    return VecMonitor(SB3VecEnv(venv, hold=action_hold))
 
 
 def algo_class(name: str):
@@ -193,7 +224,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     cls = algo_class(cfg.algo)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, **cfg.dream_kwargs)
+    env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, cfg.action_hold, **cfg.dream_kwargs)
     cfg = replace(cfg, tau=env.venv.venv.unwrapped.tau)  # the temperature in effect (the model's default when none was given)
     hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
     try:
@@ -204,7 +235,8 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     # the recipe that made the agent, stored next to it: the hyper-parameters in effect (gym-dream's defaults for the
     # algorithm merged with the run's), the budget and the dream it trained in
     recipe = json.loads(json.dumps({"algo": cfg.algo, "hparams": hp, "timesteps": cfg.timesteps, "num_envs": cfg.num_envs, "seed": cfg.seed,
-                                    "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes, "dream_kwargs": cfg.dream_kwargs},
+                                    "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes, "dream_kwargs": cfg.dream_kwargs,
+                                    "action_hold": cfg.action_hold},
                                    default=str))
     card_path, last = out / "agent.json", out / "last.zip"
     previous = json.loads(card_path.read_text()) if card_path.is_file() and last.is_file() else None
@@ -252,7 +284,8 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
             return True
 
         def _evaluate(self) -> None:
-            r = dream_episode_returns(self.model, cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device,
+            acting = self.model if cfg.action_hold == 1 else HeldActions(self.model, cfg.action_hold)
+            r = dream_episode_returns(acting, cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device,
                                      dream_kwargs=cfg.dream_kwargs)
             step = int(self.model.num_timesteps)
             history.append({"step": step, "dream_return_mean": float(r.mean()), "dream_return_std": float(r.std())})
@@ -262,7 +295,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
                 best.update({"return": float(r.mean()), "step": step})
                 _save_atomic(self.model, out / "agent.zip")
                 save_policy(self.model, out / "best", {"dream_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, str) else None, "tau": cfg.tau,
-                                                         "dream_kwargs": cfg.dream_kwargs, "step": step,
+                                                         "dream_kwargs": cfg.dream_kwargs, "action_hold": cfg.action_hold, "step": step,
                                                          "dream_return": best["return"], "recipe": recipe})
 
     from trainers.progress import progress
