@@ -22,6 +22,16 @@ POLICY_FORMAT = "gym-dream-sb3-policy"
 POLICY_CARD, POLICY_WEIGHTS = "policy.json", "policy.safetensors"
 #: where the classes a policy names may come from (resolved by import of these libraries, never from the file)
 TRUSTED_MODULES = ("torch.nn", "torch.optim", "stable_baselines3.")
+#: per algorithm, the parts of its policy that acting never uses (value functions, critics, target networks): a stored
+#: policy is for acting, so they are left out of policy.safetensors (half of a DQN's or PPO's weights) and stay at their
+#: initial values when it is loaded
+NOT_FOR_ACTING = {
+    "ppo": ("value_net.", "mlp_extractor.value_net."),
+    "a2c": ("value_net.", "mlp_extractor.value_net."),
+    "dqn": ("q_net_target.",),
+    "sac": ("critic.", "critic_target."),
+    "td3": ("critic.", "critic_target.", "actor_target."),
+}
 
 
 def _encode(value: Any) -> Any:
@@ -66,11 +76,13 @@ def save_policy(agent, path: str | Path, extra: dict[str, Any] | None = None) ->
     policy = agent.policy
     params = {k: v for k, v in policy._get_constructor_parameters().items()
               if k not in ("observation_space", "action_space", "lr_schedule")}
-    card = {"format": POLICY_FORMAT, "format_version": 1, "algo": type(agent).__name__.lower(),
+    algo = type(agent).__name__.lower()
+    left_out = list(NOT_FOR_ACTING.get(algo, ()))
+    card = {"format": POLICY_FORMAT, "format_version": 1, "algo": algo,
             "policy_class": _encode(type(policy))["class"], "observation_space": space_to_dict(policy.observation_space),
-            "action_space": space_to_dict(policy.action_space), "constructor": _encode(params), **(extra or {})}
+            "action_space": space_to_dict(policy.action_space), "constructor": _encode(params), "left_out": left_out, **(extra or {})}
     tmp = path / f".{POLICY_WEIGHTS}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()}, str(tmp))
+    save_file({k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items() if not k.startswith(tuple(left_out))}, str(tmp))
     tmp.replace(path / POLICY_WEIGHTS)
     atomic_write_bytes(path / POLICY_CARD, (json.dumps(card, indent=2) + "\n").encode())
     return path
@@ -102,7 +114,12 @@ class SB3Policy:
         policy_cls = resolve_class(card["policy_class"])
         policy = policy_cls(space_from_dict(card["observation_space"]), space_from_dict(card["action_space"]), lambda _: 0.0,
                             **_decode(card["constructor"]))
-        policy.load_state_dict(load_file(str(path / POLICY_WEIGHTS)))
+        left_out = tuple(card.get("left_out") or ())  # the parts acting never uses, not stored (older cards: none)
+        missing, unexpected = policy.load_state_dict(load_file(str(path / POLICY_WEIGHTS)), strict=False)
+        absent = [k for k in missing if not k.startswith(left_out)] if left_out else list(missing)
+        if absent or unexpected:
+            raise ValueError(f"{path / POLICY_WEIGHTS} does not fit its card's policy: missing {absent[:4]}, unexpected "
+                             f"{list(unexpected)[:4]}. Save the agent again (trainers.sb3_policy.save_policy).")
         policy.set_training_mode(False)
         return cls(policy, card)
 
