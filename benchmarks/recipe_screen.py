@@ -29,7 +29,7 @@ def screen(runs: Path, from_step: int) -> dict:
     for card_path in sorted(runs.glob("*/agent.json")):
         run = card_path.parent
         card = json.loads(card_path.read_text())
-        log = [r for r in read_log(run, "dream_eval")]
+        log = read_log(run, "dream_eval")
         later = [r["dream_return_mean"] for r in log if r["step"] >= from_step]
         rows.append({"run": run.name, "finished": bool(card.get("finished")), "recipe": card["recipe"], "tau": card.get("tau"),
                      "evaluations": [[int(r["step"]), round(float(r["dream_return_mean"]), 1)] for r in log],

@@ -29,6 +29,11 @@ def check_action_hold(k: Any) -> int:
     return int(k)
 
 
+def with_hold(agent: Any, every: Any) -> Any:
+    """``agent`` acting every ``every`` steps: itself when that is every step, else :class:`HeldActions` around it."""
+    return agent if check_action_hold(every) == 1 else HeldActions(agent, every)
+
+
 class HeldActions:
     """``agent`` deciding every ``every`` steps and holding its action in between."""
 

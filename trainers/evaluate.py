@@ -21,7 +21,7 @@ import numpy as np
 
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.action_hold import HeldActions, check_action_hold
+from trainers.action_hold import with_hold
 from trainers.agent_ensemble import AgentEnsemble, is_ensemble_dir
 from trainers.controller import LinearController, is_controller_dir
 from trainers.rollout import agent_actions, dream_rollout, make_dream_vec, real_episodes
@@ -47,8 +47,7 @@ def load_agent(path: str | Path, algo: str | None = None):
         return LinearController.load(path)
     if is_policy_dir(path):
         policy = SB3Policy.load(path)
-        hold = check_action_hold(policy.card.get("action_hold", 1))
-        return policy if hold == 1 else HeldActions(policy, hold)  # it acts as it was trained: every k steps
+        return with_hold(policy, policy.card.get("action_hold", 1))  # it acts as it was trained: every k steps
     if path.suffix == ".zip" and path.is_file():
         from trainers.sb3 import ALGOS, algo_class
 
@@ -59,9 +58,8 @@ def load_agent(path: str | Path, algo: str | None = None):
         name = algo or (json.loads(meta.read_text())["algo"] if meta.is_file() else next((a for a in ALGOS if a in path.name.lower()), None))
         if name is None:
             raise ValueError(f"Cannot tell the algorithm of {path}; pass --algo (one of {ALGOS}).")
-        agent = algo_class(name).load(path, device="cpu")
-        hold = check_action_hold(((json.loads(meta.read_text()).get("recipe") or {}) if meta.is_file() else {}).get("action_hold", 1))
-        return agent if hold == 1 else HeldActions(agent, hold)
+        recipe = (json.loads(meta.read_text()).get("recipe") or {}) if meta.is_file() else {}
+        return with_hold(algo_class(name).load(path, device="cpu"), recipe.get("action_hold", 1))
     raise FileNotFoundError(f"{path} is neither a controller directory (controller.json), a stored SB3 policy (policy.json), "
                             "an agent ensemble (ensemble.json) nor an SB3 .zip file.")
 

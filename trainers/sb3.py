@@ -28,7 +28,7 @@ from gymnasium.vector import AutoresetMode
 import gym_dream  # noqa: F401
 from gym_dream.error import DependencyNotInstalled
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.action_hold import HeldActions, check_action_hold
+from trainers.action_hold import check_action_hold, with_hold
 from trainers.training_log import TrainingLog, read_log
 
 try:
@@ -284,8 +284,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
             return True
 
         def _evaluate(self) -> None:
-            acting = self.model if cfg.action_hold == 1 else HeldActions(self.model, cfg.action_hold)
-            r = dream_episode_returns(acting, cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device,
+            r = dream_episode_returns(with_hold(self.model, cfg.action_hold), cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device,
                                      dream_kwargs=cfg.dream_kwargs)
             step = int(self.model.num_timesteps)
             history.append({"step": step, "dream_return_mean": float(r.mean()), "dream_return_std": float(r.std())})
