@@ -265,6 +265,8 @@ def main() -> None:
     p.add_argument("--final-seed", type=int, default=0, help="first real seed of the chosen agents' scores")
     p.add_argument("--jobs", type=int, default=2, help="candidates trained and scored at once (one process and torch thread each)")
     p.add_argument("--workers", type=int, default=2, help="processes for the calibration's and the finals' real episodes")
+    p.add_argument("--finals", nargs="*", choices=sorted(RULES), default=sorted(RULES),
+                   help="the choices whose agent is scored on the --final-episodes (default: all three; a real CarRacing episode costs ~15 s)")
     p.add_argument("--ensembles", nargs="*", default=[], choices=sorted(POOLS),
                    help="also score these pools of candidates as one voting agent each (calibrated, all)")
     p.add_argument("--ship", nargs="*", default=[], metavar="ALGO",
@@ -308,7 +310,7 @@ def main() -> None:
     for algo in a.algos:
         for rule in RULES:
             c = chosen.get((algo, rule))
-            if c is None:
+            if c is None or rule not in a.finals:
                 continue
             path = work / f"final-{algo}-{rule}.json"
             if path.is_file() and json.loads(path.read_text())["run"] != c["run"]:  # new candidates changed the choice

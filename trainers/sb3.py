@@ -130,6 +130,46 @@ DEFAULT_HPARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+#: hyper-parameters that may be a schedule, written as rl-zoo writes one: "lin_3e-4" decays linearly from 3e-4 to 0
+SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+#: policy_kwargs entries that name a class: "GELU", "nn.GELU" or "torch.nn.GELU"; "Adam" or "torch.optim.Adam"
+CLASS_KWARGS = {"activation_fn": "torch.nn", "optimizer_class": "torch.optim"}
+
+
+def sb3_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
+    """The constructor arguments of an SB3 algorithm from JSON hyper-parameters (a recipe's, the CLI's --hparams):
+    rl-zoo's ``lin_<value>`` schedules become SB3 schedules and class names in ``policy_kwargs`` (``activation_fn``,
+    ``optimizer_class``) become the torch classes, so a recipe stays plain JSON. Anything else passes unchanged."""
+    import torch
+    from stable_baselines3.common.utils import LinearSchedule
+
+    out = dict(hparams)
+    for key in SCHEDULED:
+        value = out.get(key)
+        if isinstance(value, str):
+            if not value.startswith("lin_"):
+                raise ValueError(f"hparams {key}={value!r}: a schedule is written 'lin_<initial value>' (rl-zoo's linear "
+                                 f"decay to 0), e.g. 'lin_3e-4'; or give a number.")
+            try:
+                start = float(value.removeprefix("lin_"))
+            except ValueError:
+                raise ValueError(f"hparams {key}={value!r}: the initial value after 'lin_' is not a number, e.g. 'lin_3e-4'.") from None
+            out[key] = LinearSchedule(start, 0.0, 1.0)
+    if isinstance(out.get("policy_kwargs"), dict):
+        kwargs = dict(out["policy_kwargs"])
+        for key, module in CLASS_KWARGS.items():
+            name = kwargs.get(key)
+            if isinstance(name, str):
+                attr = name.rsplit(".", 1)[-1]
+                cls = getattr(torch.nn if module == "torch.nn" else torch.optim, attr, None)
+                if not isinstance(cls, type) or name not in (attr, f"{module.split('.')[-1]}.{attr}", f"{module}.{attr}"):
+                    raise ValueError(f"hparams policy_kwargs.{key}={name!r} is not a class of {module}: name one, e.g. "
+                                     f"{'GELU' if key == 'activation_fn' else 'Adam'} or {module}.{'GELU' if key == 'activation_fn' else 'Adam'}.")
+                kwargs[key] = cls
+        out["policy_kwargs"] = kwargs
+    return out
+
+
 @dataclass
 class SB3Config:
     algo: str = "ppo"
@@ -224,9 +264,10 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     cls = algo_class(cfg.algo)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
+    kwargs = sb3_kwargs(hp)  # bad hyper-parameters fail here, before the dream is built
     env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, cfg.action_hold, **cfg.dream_kwargs)
     cfg = replace(cfg, tau=env.venv.venv.unwrapped.tau)  # the temperature in effect (the model's default when none was given)
-    hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
     try:
         import tensorboard  # noqa: F401
         tb = str(out / "tb")
@@ -253,7 +294,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
         if hasattr(agent, "learning_starts"):  # an empty replay buffer: refill it before updating again
             agent.learning_starts = done + int(hp.get("learning_starts", agent.learning_starts))
     else:
-        agent, done = cls("MlpPolicy", env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **hp), 0
+        agent, done = cls("MlpPolicy", env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **kwargs), 0
         atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, 0, False), indent=2) + "\n").encode())
     best_card = out / "best" / "policy.json"
     best = {"return": -np.inf, "step": 0}

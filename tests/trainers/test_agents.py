@@ -9,7 +9,7 @@ import gym_dream
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController, squash
 from trainers.evaluate import PickleFormatWarning, evaluate, exploits_dream, load_agent, markdown_table, write_report
-from trainers.sb3 import DEFAULT_HPARAMS, SB3Config, SB3VecEnv, train_sb3
+from trainers.sb3 import DEFAULT_HPARAMS, SB3Config, SB3VecEnv, sb3_kwargs, train_sb3
 from trainers.training_log import read_log
 
 
@@ -131,6 +131,41 @@ def test_sac_on_a_continuous_dream(pixel_model, tmp_path):
     r = train_sb3(SB3Config(algo="sac", env_id="Dream-CarRacing-v0", model=pixel_model, out=str(tmp_path / "sac"), timesteps=64, num_envs=2,
                             eval_every=10_000, eval_episodes=2, hparams={"learning_starts": 16, "batch_size": 16, "buffer_size": 200}))
     assert (tmp_path / "sac" / "last.zip").is_file()
+
+
+def test_json_hyper_parameters_name_schedules_and_classes_as_rl_zoo_does():
+    import torch
+
+    kw = sb3_kwargs({"learning_rate": "lin_1e-4", "clip_range": 0.2, "n_steps": 8,
+                     "policy_kwargs": {"activation_fn": "GELU", "optimizer_class": "torch.optim.AdamW", "net_arch": [8]}})
+    assert kw["learning_rate"](1.0) == pytest.approx(1e-4) and kw["learning_rate"](0.25) == pytest.approx(2.5e-5)
+    assert kw["learning_rate"](0.0) == pytest.approx(0.0) and kw["clip_range"] == 0.2 and kw["n_steps"] == 8
+    assert kw["policy_kwargs"] == {"activation_fn": torch.nn.GELU, "optimizer_class": torch.optim.AdamW, "net_arch": [8]}
+    assert sb3_kwargs({"policy_kwargs": {"activation_fn": "nn.Tanh"}})["policy_kwargs"]["activation_fn"] is torch.nn.Tanh
+    assert sb3_kwargs({"policy_kwargs": {"activation_fn": "torch.nn.ReLU"}})["policy_kwargs"]["activation_fn"] is torch.nn.ReLU
+    for bad, match in [({"learning_rate": "cos_1e-4"}, "written 'lin_<initial value>'"), ({"clip_range": "lin_x"}, "not a number"),
+                       ({"policy_kwargs": {"activation_fn": "os.system"}}, "not a class of torch.nn"),
+                       ({"policy_kwargs": {"activation_fn": "Geluu"}}, "name one, e.g. GELU"),
+                       ({"policy_kwargs": {"optimizer_class": "torch.nn.Adam"}}, "not a class of torch.optim")]:
+        with pytest.raises(ValueError, match=match):
+            sb3_kwargs(bad)
+
+
+def test_rl_zoo_carracing_ppo_recipe_trains_stores_and_acts_the_same(pixel_model, tmp_path):
+    """rl-zoo's CarRacing PPO (gSDE, GELU, a linear learning-rate decay, frame skip 2 as the action hold), from JSON."""
+    hp = {"n_steps": 8, "batch_size": 16, "n_epochs": 1, "learning_rate": "lin_1e-4", "use_sde": True, "sde_sample_freq": 4,
+          "policy_kwargs": {"log_std_init": -2, "ortho_init": False, "activation_fn": "GELU", "net_arch": {"pi": [16], "vf": [16]}}}
+    out = tmp_path / "ppo"
+    train_sb3(SB3Config(algo="ppo", env_id="Dream-CarRacing-v0", model=pixel_model, out=str(out), timesteps=32, num_envs=2,
+                        eval_every=10_000, eval_episodes=1, hparams=hp, action_hold=2))
+    card = json.loads((out / "best" / "policy.json").read_text())
+    assert card["recipe"]["hparams"]["learning_rate"] == "lin_1e-4" and card["constructor"]["activation_fn"]["class"].endswith("GELU")
+    assert card["constructor"]["use_sde"] is True and card["action_hold"] == 2
+    with pytest.warns(PickleFormatWarning):
+        zipped = load_agent(out / "agent.zip")
+    stored = load_agent(out / "best")
+    obs = np.random.default_rng(0).normal(size=(6, *stored.observation_space.shape)).astype(np.float32)
+    np.testing.assert_allclose(stored.predict(obs)[0], zipped.predict(obs, deterministic=True)[0], rtol=0, atol=1e-6)
 
 
 def test_exploit_flag():
