@@ -136,14 +136,29 @@ SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
 CLASS_KWARGS = {"activation_fn": "torch.nn", "optimizer_class": "torch.optim"}
 
 
-def sb3_kwargs(hparams: dict[str, Any]) -> dict[str, Any]:
+def _policies() -> dict[str, dict[str, type]]:
+    """The policy classes a recipe may name (``"policy"``) besides SB3's ``MlpPolicy``, per algorithm."""
+    from trainers.dueling_dqn import DuelingDQNPolicy
+
+    return {"dqn": {"DuelingMlpPolicy": DuelingDQNPolicy}}
+
+
+def sb3_kwargs(hparams: dict[str, Any], algo: str = "ppo") -> dict[str, Any]:
     """The constructor arguments of an SB3 algorithm from JSON hyper-parameters (a recipe's, the CLI's --hparams):
-    rl-zoo's ``lin_<value>`` schedules become SB3 schedules and class names in ``policy_kwargs`` (``activation_fn``,
-    ``optimizer_class``) become the torch classes, so a recipe stays plain JSON. Anything else passes unchanged."""
+    rl-zoo's ``lin_<value>`` schedules become SB3 schedules, class names in ``policy_kwargs`` (``activation_fn``,
+    ``optimizer_class``) become the torch classes and ``"policy"`` (default ``"MlpPolicy"``) may name one of gym-dream's
+    policies (DQN: ``"DuelingMlpPolicy"``, trainers/dueling_dqn.py), so a recipe stays plain JSON. Anything else passes
+    unchanged."""
     import torch
     from stable_baselines3.common.utils import LinearSchedule
 
-    out = dict(hparams)
+    out = {"policy": "MlpPolicy", **hparams}
+    if out["policy"] != "MlpPolicy":
+        known = _policies().get(algo, {})
+        if out["policy"] not in known:
+            raise ValueError(f"hparams policy={out['policy']!r} is not a policy of {algo.upper()}: choose "
+                             f"{', '.join(['MlpPolicy', *known])}.")
+        out["policy"] = known[out["policy"]]
     for key in SCHEDULED:
         value = out.get(key)
         if isinstance(value, str):
@@ -265,7 +280,8 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
-    kwargs = sb3_kwargs(hp)  # bad hyper-parameters fail here, before the dream is built
+    kwargs = sb3_kwargs(hp, cfg.algo)  # bad hyper-parameters fail here, before the dream is built
+    policy = kwargs.pop("policy")
     env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, cfg.action_hold, **cfg.dream_kwargs)
     cfg = replace(cfg, tau=env.venv.venv.unwrapped.tau)  # the temperature in effect (the model's default when none was given)
     try:
@@ -294,7 +310,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
         if hasattr(agent, "learning_starts"):  # an empty replay buffer: refill it before updating again
             agent.learning_starts = done + int(hp.get("learning_starts", agent.learning_starts))
     else:
-        agent, done = cls("MlpPolicy", env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **kwargs), 0
+        agent, done = cls(policy, env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **kwargs), 0
         atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, 0, False), indent=2) + "\n").encode())
     best_card = out / "best" / "policy.json"
     best = {"return": -np.inf, "step": 0}

@@ -3,7 +3,7 @@
 SB3's own ``.zip`` holds cloudpickled objects (loading one can run code), so agents that are shipped, exported or
 found by name are stored with :func:`save_policy` instead: ``policy.safetensors`` + ``policy.json`` (the algorithm,
 the policy class, the spaces and the constructor's arguments; classes such as the activation function are named and
-resolved only from torch and stable-baselines3). :class:`SB3Policy` loads one for acting (``predict``), the way the
+resolved only from torch, stable-baselines3 and gym-dream's own policies). :class:`SB3Policy` loads one for acting (``predict``), the way the
 agent acted when it was saved; it is not for further training.
 """
 
@@ -21,7 +21,7 @@ from gym_dream.spaces import space_from_dict, space_to_dict
 POLICY_FORMAT = "gym-dream-sb3-policy"
 POLICY_CARD, POLICY_WEIGHTS = "policy.json", "policy.safetensors"
 #: where the classes a policy names may come from (resolved by import of these libraries, never from the file)
-TRUSTED_MODULES = ("torch.nn", "torch.optim", "stable_baselines3.")
+TRUSTED_MODULES = ("torch.nn", "torch.optim", "stable_baselines3.", "trainers.dueling_dqn")
 #: per algorithm, the parts of its policy that acting never uses (value functions, critics, target networks): a stored
 #: policy is for acting, so they are left out of policy.safetensors (half of a DQN's or PPO's weights) and stay at their
 #: initial values when it is loaded
@@ -47,10 +47,10 @@ def _encode(value: Any) -> Any:
 
 
 def resolve_class(name: str) -> type:
-    """A class named by its module path, from torch or stable-baselines3 only."""
+    """A class named by its module path, from torch, stable-baselines3 or gym-dream's policies only."""
     module, _, attr = name.rpartition(".")
     if not any(module == m.rstrip(".") or module.startswith(m) for m in TRUSTED_MODULES):
-        raise ValueError(f"{name!r} is not a torch or stable-baselines3 class: a stored policy may only name those.")
+        raise ValueError(f"{name!r} is not a class of {', '.join(m.rstrip('.') for m in TRUSTED_MODULES)}: a stored policy may only name those.")
     obj = importlib.import_module(module)
     for part in attr.split("."):
         obj = getattr(obj, part)

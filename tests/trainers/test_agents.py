@@ -139,7 +139,7 @@ def test_json_hyper_parameters_name_schedules_and_classes_as_rl_zoo_does():
     kw = sb3_kwargs({"learning_rate": "lin_1e-4", "clip_range": 0.2, "n_steps": 8,
                      "policy_kwargs": {"activation_fn": "GELU", "optimizer_class": "torch.optim.AdamW", "net_arch": [8]}})
     assert kw["learning_rate"](1.0) == pytest.approx(1e-4) and kw["learning_rate"](0.25) == pytest.approx(2.5e-5)
-    assert kw["learning_rate"](0.0) == pytest.approx(0.0) and kw["clip_range"] == 0.2 and kw["n_steps"] == 8
+    assert kw["learning_rate"](0.0) == pytest.approx(0.0) and kw["clip_range"] == 0.2 and kw["n_steps"] == 8 and kw["policy"] == "MlpPolicy"
     assert kw["policy_kwargs"] == {"activation_fn": torch.nn.GELU, "optimizer_class": torch.optim.AdamW, "net_arch": [8]}
     assert sb3_kwargs({"policy_kwargs": {"activation_fn": "nn.Tanh"}})["policy_kwargs"]["activation_fn"] is torch.nn.Tanh
     assert sb3_kwargs({"policy_kwargs": {"activation_fn": "torch.nn.ReLU"}})["policy_kwargs"]["activation_fn"] is torch.nn.ReLU
@@ -149,6 +149,36 @@ def test_json_hyper_parameters_name_schedules_and_classes_as_rl_zoo_does():
                        ({"policy_kwargs": {"optimizer_class": "torch.nn.Adam"}}, "not a class of torch.optim")]:
         with pytest.raises(ValueError, match=match):
             sb3_kwargs(bad)
+
+
+def test_dueling_dqn_learns_value_and_advantages_apart_and_is_stored_as_data(tiny_cartpole_model, tmp_path):
+    import torch
+
+    from trainers.dueling_dqn import DuelingDQNPolicy, DuelingHead
+
+    head = DuelingHead(4, 3, [8, 6], torch.nn.ReLU)
+    x = torch.randn(5, 4)
+    q = head(x)  # Q = V + A - mean A: the mean over actions is the value stream, the differences the advantage stream's
+    torch.testing.assert_close(q.mean(dim=1, keepdim=True), head.value(head.trunk(x)))
+    a = head.advantage(head.trunk(x))
+    torch.testing.assert_close(q - q.mean(dim=1, keepdim=True), a - a.mean(dim=1, keepdim=True))
+    with pytest.raises(ValueError, match="at least one layer"):
+        DuelingHead(4, 3, [], torch.nn.ReLU)
+    with pytest.raises(ValueError, match="not a policy of PPO: choose MlpPolicy"):
+        sb3_kwargs({"policy": "DuelingMlpPolicy"}, "ppo")
+    hp = {"policy": "DuelingMlpPolicy", "learning_starts": 20, "train_freq": 4, "gradient_steps": 2, "buffer_size": 500,
+          "policy_kwargs": {"net_arch": [16, 8]}}
+    out = tmp_path / "dueling"
+    train_sb3(SB3Config(algo="dqn", model=str(tiny_cartpole_model), out=str(out), timesteps=96, num_envs=4, eval_every=48, eval_episodes=2, hparams=hp))
+    with pytest.warns(PickleFormatWarning):
+        zipped = load_agent(out / "agent.zip")
+    assert isinstance(zipped.policy, DuelingDQNPolicy) and isinstance(zipped.policy.q_net_target.q_net, DuelingHead)
+    card = json.loads((out / "best" / "policy.json").read_text())
+    assert card["policy_class"] == "trainers.dueling_dqn.DuelingDQNPolicy" and card["recipe"]["hparams"]["policy"] == "DuelingMlpPolicy"
+    stored = load_agent(out / "best")  # without the target network (left out), acting as the zip does
+    assert isinstance(stored.policy.q_net.q_net, DuelingHead)
+    obs = np.random.default_rng(1).normal(size=(64, *stored.observation_space.shape)).astype(np.float32)
+    np.testing.assert_array_equal(stored.predict(obs)[0], zipped.predict(obs, deterministic=True)[0])
 
 
 def test_rl_zoo_carracing_ppo_recipe_trains_stores_and_acts_the_same(pixel_model, tmp_path):
