@@ -212,7 +212,8 @@ class SB3Config:
     eval_episodes: int = 32
     """dream episodes per evaluation"""
     hparams: dict[str, Any] = field(default_factory=dict)
-    """overrides of the algorithm's hyper-parameters"""
+    """overrides of the algorithm's hyper-parameters, as SB3 names them; rl-zoo's "lin_<value>" schedules, class names
+    in policy_kwargs (activation_fn "GELU") and "policy": "DuelingMlpPolicy" (DQN) are resolved (sb3_kwargs)"""
     dream_kwargs: dict[str, Any] = field(default_factory=dict)
     """more arguments of the dream it trains in (and is chosen in), e.g. {"uncertainty_penalty": 1.0,
     "uncertainty_limit": "q99"}"""
