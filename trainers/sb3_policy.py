@@ -88,6 +88,23 @@ def save_policy(agent, path: str | Path, extra: dict[str, Any] | None = None) ->
     return path
 
 
+def _for_acting_only(policy) -> None:
+    """No gradients anywhere: a stored policy only acts. gSDE's exploration matrices (``use_sde``) are drawn from the
+    weights with gradients, which makes them non-leaf tensors that cannot be sent to the worker processes of a parallel
+    real evaluation; they are detached here (acting deterministically never reads them)."""
+    from torch.distributions import Normal
+
+    policy.requires_grad_(False)
+    for module in policy.modules():
+        dist = getattr(module, "action_dist", None)
+        for name in ("exploration_mat", "exploration_matrices"):
+            value = getattr(dist, name, None)
+            if value is not None and hasattr(value, "detach"):
+                setattr(dist, name, value.detach())
+        if isinstance(getattr(dist, "weights_dist", None), Normal):
+            dist.weights_dist = Normal(dist.weights_dist.loc.detach(), dist.weights_dist.scale.detach())
+
+
 def is_policy_dir(path: str | Path) -> bool:
     return (Path(path) / POLICY_CARD).is_file()
 
@@ -121,6 +138,7 @@ class SB3Policy:
             raise ValueError(f"{path / POLICY_WEIGHTS} does not fit its card's policy: missing {absent[:4]}, unexpected "
                              f"{list(unexpected)[:4]}. Save the agent again (trainers.sb3_policy.save_policy).")
         policy.set_training_mode(False)
+        _for_acting_only(policy)
         return cls(policy, card)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):

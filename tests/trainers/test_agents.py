@@ -1,4 +1,5 @@
 import json
+import pickle
 from dataclasses import replace
 
 import gymnasium as gym
@@ -196,6 +197,12 @@ def test_rl_zoo_carracing_ppo_recipe_trains_stores_and_acts_the_same(pixel_model
     stored = load_agent(out / "best")
     obs = np.random.default_rng(0).normal(size=(6, *stored.observation_space.shape)).astype(np.float32)
     np.testing.assert_allclose(stored.predict(obs)[0], zipped.predict(obs, deterministic=True)[0], rtol=0, atol=1e-6)
+    from multiprocessing.reduction import ForkingPickler  # how a parallel real evaluation sends the agent to its workers
+
+    import torch.multiprocessing  # noqa: F401  (registers torch's reductions, as the process pools do)
+
+    sent = pickle.loads(ForkingPickler.dumps(stored))  # gSDE's exploration matrices once made this fail
+    np.testing.assert_allclose(sent.predict(obs)[0], stored.predict(obs)[0], rtol=0, atol=0)
 
 
 def test_exploit_flag():
