@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -67,6 +68,19 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
         _fsync_dir(path.parent)
 
 
+def atomic_write_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None, durable: bool = True) -> None:
+    """Write ``tensors`` as a safetensors file, atomically and following the umask like every other file gym-dream
+    writes (safetensors' own ``save_file`` re-creates its file owner-only, 0600, which other users of a shared model
+    directory, or an installed package, could not read)."""
+    if tensors and all(isinstance(v, np.ndarray) for v in tensors.values()):
+        from safetensors.numpy import save as save_arrays
+
+        data = save_arrays(tensors, metadata=metadata)
+    else:
+        data = save_tensors(tensors, metadata=metadata)
+    atomic_write_bytes(path, data, durable=durable)
+
+
 def _fsync_dir(directory: Path) -> None:
     """Make a rename durable (a power loss right after it keeps the new name)."""
     try:
@@ -108,10 +122,8 @@ def save_model(model: WorldModel, directory: str | os.PathLike, card: dict[str, 
         if half and t.is_floating_point():
             t = t.half()
         tensors[name] = t
-    # weights first, card last: a directory with a card always has its weights. Serialised in memory and
-    # written by atomic_write_bytes, so the file follows the umask like the card (safetensors' save_file
-    # re-creates its file owner-only, 0600)
-    atomic_write_bytes(directory / WEIGHTS_FILE, save_tensors(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)}))
+    # weights first, card last: a directory with a card always has its weights
+    atomic_write_tensors(directory / WEIGHTS_FILE, tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     atomic_write_bytes(directory / CARD_FILE, (json.dumps(full, indent=2, sort_keys=False) + "\n").encode())
     return directory
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from safetensors import safe_open
 from torch import nn
 
-from gym_dream.checkpoint import _fsync_dir, _umask_mode
+from gym_dream.checkpoint import _fsync_dir, _umask_mode, atomic_write_tensors
 
 
 def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -54,14 +54,7 @@ def save_checkpoint(path: str | os.PathLike, modules: dict[str, nn.Module], opti
             tensors[f"module.{name}.{k}"] = v.detach().cpu().contiguous()
     opt_meta = {name: _flatten_optimizer(f"optim.{name}", o, tensors) for name, o in optimizers.items()}
     meta = {"record": json.dumps(record), "optimizers": json.dumps(opt_meta)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_tensors(path, tensors, metadata=meta)
 
 
 def load_checkpoint(path: str | os.PathLike, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, Any]:

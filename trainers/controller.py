@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 from gymnasium import spaces
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file
 
-from gym_dream.checkpoint import atomic_write_bytes, read_json
+from gym_dream.checkpoint import atomic_write_bytes, atomic_write_tensors, read_json
 from gym_dream.spaces import space_from_dict, space_to_dict
 
 CONTROLLER_FORMAT = "gym-dream-linear-controller"
@@ -65,9 +65,7 @@ class LinearController:
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        tmp = path / ".controller.safetensors.tmp"
-        save_file({"params": self.params}, str(tmp))
-        tmp.replace(path / "controller.safetensors")
+        atomic_write_tensors(path / "controller.safetensors", {"params": self.params})
         card = {"format": CONTROLLER_FORMAT, "format_version": 1, "feature_dim": self.feature_dim,
                 "action_space": space_to_dict(self.action_space), **(extra or {})}
         atomic_write_bytes(path / "controller.json", (json.dumps(card, indent=2) + "\n").encode())

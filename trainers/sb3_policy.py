@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.checkpoint import atomic_write_bytes, atomic_write_tensors
 from gym_dream.spaces import space_from_dict, space_to_dict
 
 POLICY_FORMAT = "gym-dream-sb3-policy"
@@ -69,8 +69,6 @@ def _decode(value: Any) -> Any:
 
 def save_policy(agent, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Store the policy of an SB3 algorithm object (PPO, A2C, DQN, SAC, TD3) in ``path``."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     policy = agent.policy
@@ -81,9 +79,8 @@ def save_policy(agent, path: str | Path, extra: dict[str, Any] | None = None) ->
     card = {"format": POLICY_FORMAT, "format_version": 1, "algo": algo,
             "policy_class": _encode(type(policy))["class"], "observation_space": space_to_dict(policy.observation_space),
             "action_space": space_to_dict(policy.action_space), "constructor": _encode(params), "left_out": left_out, **(extra or {})}
-    tmp = path / f".{POLICY_WEIGHTS}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items() if not k.startswith(tuple(left_out))}, str(tmp))
-    tmp.replace(path / POLICY_WEIGHTS)
+    atomic_write_tensors(path / POLICY_WEIGHTS, {k: v.detach().cpu().contiguous() for k, v in policy.state_dict().items()
+                                                 if not k.startswith(tuple(left_out))})
     atomic_write_bytes(path / POLICY_CARD, (json.dumps(card, indent=2) + "\n").encode())
     return path
 

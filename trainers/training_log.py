@@ -22,12 +22,14 @@ TensorBoard event files go under ``<directory>/tb/<name>`` (``tensorboard --logd
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from gym_dream.checkpoint import atomic_write_bytes
 
 
 def _summary_writer(log_dir: Path):
@@ -125,15 +127,12 @@ class TrainingLog:
 
     def _rewrite(self, rows: list[list[str]], columns: list[str]) -> None:
         width = 2 + len(columns)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{self.path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["step", "wall_time", *columns])
-            for r in rows:
-                w.writerow(r + [""] * (width - len(r)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        w = csv.writer(text)
+        w.writerow(["step", "wall_time", *columns])
+        for r in rows:
+            w.writerow(r + [""] * (width - len(r)))
+        atomic_write_bytes(self.path, text.getvalue().encode())
 
     def close(self) -> None:
         if not self._file.closed:
