@@ -22,6 +22,7 @@ from typing import Any
 import gym_dream
 from gym_dream.catalogue import by_real_id
 from gym_dream.checkpoint import atomic_write_bytes, read_card
+from gym_dream.envs.core import TERMINATION_MODES
 from gym_dream.error import GymDreamError
 from trainers.evaluate import RandomAgent, dream_episode_returns, real_episode_returns, stats
 
@@ -50,6 +51,9 @@ class CalibrateConfig:
     """processes for the real episodes"""
     device: str = "cpu"
     """torch device of the dreams"""
+    termination: str | None = None
+    """how a dream episode ends: threshold | sample (default: the model card's choice); --write records it with the tau,
+    which was measured under it"""
     write: str | None = None
     """a model directory whose card gets the chosen tau as dream_env.tau (the default tau of its dreams)"""
 
@@ -59,6 +63,9 @@ def calibrate_tau(cfg: CalibrateConfig) -> dict[str, Any]:
     is closest to the real one. Returns what ``write_tau`` records."""
     if not cfg.taus or any(not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0) for t in cfg.taus):
         raise ValueError(f"--taus must be temperatures > 0, got {cfg.taus!r}.")
+    if cfg.termination not in (None, *TERMINATION_MODES):
+        raise ValueError(f"--termination must be one of {', '.join(TERMINATION_MODES)} (or left out for the model card's), "
+                         f"got {cfg.termination!r}.")
     model = gym_dream.resolve_model(cfg.model)
     real_id = model.card["env"]["id"]
     known = by_real_id(real_id)
@@ -70,14 +77,15 @@ def calibrate_tau(cfg: CalibrateConfig) -> dict[str, Any]:
     dream = {}
     for tau in cfg.taus:
         r = dream_episode_returns(RandomAgent(model.action_space, seed=1), dream_id, cfg.model, float(tau), cfg.dream_episodes,
-                                  seed=1, device=cfg.device)
+                                  seed=1, device=cfg.device, termination=cfg.termination)
         dream[str(float(tau))] = stats(r)
     best = min(cfg.taus, key=lambda t: abs(dream[str(float(t))]["mean"] - float(real.mean())))
     d = dream[str(float(best))]
     gap = d["mean"] - float(real.mean())
     gap_se = math.sqrt(float(real.var()) / len(real) + d["std"] ** 2 / d["episodes"])
     return {"tau": float(best), "policy": "uniform random", "real": stats(real), "real_seeds": [cfg.seed, cfg.seed + cfg.episodes - 1],
-            "dream": dream, "rule": "the tau whose mean dream return of random play is closest to the real one",
+            "dream": dream, **({"termination": cfg.termination} if cfg.termination else {}),
+            "rule": "the tau whose mean dream return of random play is closest to the real one",
             "gap": gap, "gap_se": gap_se, "matched": bool(abs(gap) <= MATCH_SE * gap_se)}
 
 
@@ -92,6 +100,8 @@ def write_tau(directory: str | Path, calibration: dict[str, Any]) -> Path:
     card = read_card(directory)
     env = card.setdefault("dream_env", {})
     env["tau"] = calibration["tau"]
+    if calibration.get("termination"):  # the tau was measured with this termination: it goes with it
+        env["termination"] = calibration["termination"]
     env["tau_calibration"] = {k: v for k, v in calibration.items() if k != "tau"}
     path = directory / "model.json"
     atomic_write_bytes(path, (json.dumps(card, indent=2) + "\n").encode())
@@ -106,7 +116,8 @@ def _gap_text(calibration: dict[str, Any]) -> str:
 def calibration_table(calibration: dict[str, Any]) -> str:
     real = calibration["real"]
     lines = [f"random play, real: {real['mean']:.1f} ± {real['std']:.1f} ({real['episodes']} episodes, seeds "
-             f"{calibration['real_seeds'][0]}-{calibration['real_seeds'][1]})"]
+             f"{calibration['real_seeds'][0]}-{calibration['real_seeds'][1]})"
+             + (f"; dream episodes end by termination={calibration['termination']}" if calibration.get("termination") else "")]
     for tau, s in calibration["dream"].items():
         mark = "  <- closest" if float(tau) == calibration["tau"] else ""
         lines.append(f"random play, dream tau {tau:<5}: {s['mean']:.1f} ± {s['std']:.1f} ({s['episodes']} episodes){mark}")

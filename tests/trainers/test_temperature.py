@@ -69,3 +69,23 @@ def test_calibrate_command_and_bad_taus(model_dir, capsys, monkeypatch):
     assert json.loads((model_dir / "model.json").read_text())["dream_env"]["tau"] in (0.8, 1.6)
     with pytest.raises(ValueError, match="--taus"):
         calibrate_tau(CalibrateConfig(model=str(model_dir), taus=(1.0, -2.0), episodes=1, dream_episodes=1))
+
+
+def test_calibrate_under_sampled_termination_records_it_and_writes_it_with_the_tau(model_dir, monkeypatch):
+    import trainers.temperature as temperature
+
+    seen = []
+    real_dream = temperature.dream_episode_returns
+    monkeypatch.setattr(temperature, "dream_episode_returns", lambda *a, **k: seen.append(k["termination"]) or real_dream(*a, **k))
+    cfg = dict(model=str(model_dir), taus=(0.5, 1.0), episodes=3, dream_episodes=8, seed=7)
+    sampled = calibrate_tau(CalibrateConfig(**cfg, termination="sample"))
+    assert seen == ["sample", "sample"] and sampled["termination"] == "sample"
+    assert "termination=sample" in temperature.calibration_table(sampled)
+    plain = calibrate_tau(CalibrateConfig(**cfg))
+    assert seen[2:] == [None, None] and "termination" not in plain and plain["real"] == sampled["real"]
+    write_tau(model_dir, {**sampled, "matched": True})
+    env = json.loads((model_dir / "model.json").read_text())["dream_env"]
+    assert env["termination"] == "sample" and env["tau"] == sampled["tau"]
+    assert gym.make("Dream-CartPole-v0", model=str(model_dir)).unwrapped.termination == "sample"
+    with pytest.raises(ValueError, match="--termination must be one of threshold, sample"):
+        calibrate_tau(CalibrateConfig(**cfg, termination="always"))
