@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
@@ -68,17 +67,11 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
         _fsync_dir(path.parent)
 
 
-def atomic_write_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None, durable: bool = True) -> None:
+def atomic_write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None, durable: bool = True) -> None:
     """Write ``tensors`` as a safetensors file, atomically and following the umask like every other file gym-dream
     writes (safetensors' own ``save_file`` re-creates its file owner-only, 0600, which other users of a shared model
     directory, or an installed package, could not read)."""
-    if tensors and all(isinstance(v, np.ndarray) for v in tensors.values()):
-        from safetensors.numpy import save as save_arrays
-
-        data = save_arrays(tensors, metadata=metadata)
-    else:
-        data = save_tensors(tensors, metadata=metadata)
-    atomic_write_bytes(path, data, durable=durable)
+    atomic_write_bytes(path, save_tensors(tensors, metadata=metadata), durable=durable)
 
 
 def _fsync_dir(directory: Path) -> None:

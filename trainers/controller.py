@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from safetensors.numpy import load_file
 
@@ -65,7 +66,7 @@ class LinearController:
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        atomic_write_tensors(path / "controller.safetensors", {"params": self.params})
+        atomic_write_tensors(path / "controller.safetensors", {"params": torch.from_numpy(self.params)})
         card = {"format": CONTROLLER_FORMAT, "format_version": 1, "feature_dim": self.feature_dim,
                 "action_space": space_to_dict(self.action_space), **(extra or {})}
         atomic_write_bytes(path / "controller.json", (json.dumps(card, indent=2) + "\n").encode())
