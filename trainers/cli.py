@@ -66,7 +66,9 @@ def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, 
             parser.add_argument(f.name, help=help_, **({"nargs": "?", "default": None} if optional_positional else {}))
             continue
         flag = "--" + f.name.replace("_", "-")
-        if base is bool:
+        if is_union and base is float and any(typing.get_origin(a) is tuple for a in typing.get_args(tp)):
+            parser.add_argument(flag, type=_number_or_range, default=default, metavar="X|LOW:HIGH", help=help_ + " ('none' to unset)")
+        elif base is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_)
         elif typing.get_origin(base) is dict or base is dict:
             parser.add_argument(flag, type=json.loads, default=default, metavar="JSON", help=help_)
@@ -76,6 +78,20 @@ def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, 
         else:
             kind = _optional(base) if is_union else base
             parser.add_argument(flag, type=kind, default=default, help=help_ + (" ('none' to unset)" if is_union else ""))
+
+
+def _number_or_range(text: str) -> float | tuple[float, float] | None:
+    """An argparse type for a number or a range ``LOW:HIGH`` (``--tau 1.15``, ``--tau 1.0:1.7``); 'none' is None."""
+    if text.strip().lower() in ("none", "null"):
+        return None
+    parts = text.split(":")
+    if len(parts) > 2:
+        raise argparse.ArgumentTypeError(f"expected a number or a range LOW:HIGH (e.g. 1.0:1.7), got {text!r}")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or a range LOW:HIGH (e.g. 1.0:1.7), got {text!r}") from None
+    return values[0] if len(values) == 1 else (values[0], values[1])
 
 
 def _optional(kind: type):

@@ -39,8 +39,9 @@ class CMAESConfig:
     """model directory or name (default: the id's default model)"""
     out: str = "runs/cmaes-cartpole"
     """run folder: controller (best and mean), per-generation checkpoint, log"""
-    tau: float | None = None
-    """dream temperature (default: the model's, its card's dream_env.tau, else 1.0)"""
+    tau: float | tuple[float, float] | None = None
+    """dream temperature (default: the model's, its card's dream_env.tau, else 1.0), or a range LOW:HIGH from which
+    each dream episode draws its own (uniformly)"""
     generations: int = 40
     """CMA-ES generations"""
     popsize: int = 64

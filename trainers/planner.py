@@ -60,6 +60,9 @@ class CEMPlanner:
         self.model = model
         self.space = model.action_space
         self.tau = core.check_tau(self.cfg.tau)
+        if isinstance(self.tau, tuple):
+            raise ValueError(f"The CEM planner imagines at one temperature, got the range {self.cfg.tau!r}: pass one tau "
+                             "(a range is for dream envs, where each episode draws its own).")
         self.termination = core.check_termination(None, model)
         self.precision = core.check_precision(self.cfg.precision, model)
         # the generator a DreamVectorEnv seeded with ``seed`` would derive, after its first reset's start-state

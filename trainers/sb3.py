@@ -197,8 +197,9 @@ class SB3Config:
     """run folder: best/ (the best in the dream, as data: trainers/sb3_policy.py), agent.zip (the best) and last.zip (the
     latest, saved at every dream evaluation: the same command again resumes from it) in SB3's own format, agent.json
     (the run's settings and steps trained), dream_eval_log.csv (a row per dream evaluation), TensorBoard logs"""
-    tau: float | None = None
-    """dream temperature (default: the model's, its card's dream_env.tau, else 1.0)"""
+    tau: float | tuple[float, float] | None = None
+    """dream temperature (default: the model's, its card's dream_env.tau, else 1.0), or a range LOW:HIGH from which
+    each dream episode draws its own (uniformly)"""
     timesteps: int = 100_000
     """dream steps to train for"""
     num_envs: int = 16
@@ -255,7 +256,7 @@ def _run_differences(card: dict[str, Any], previous: dict[str, Any]) -> list[str
         recipe = {f"recipe.{k}": v for k, v in (c.get("recipe") or {}).items() if k != "timesteps"}
         return {**{k: c.get(k) for k in _RUN_KEYS if k != "recipe"}, **recipe}
 
-    a, b = settings(card), settings(previous)
+    a, b = json.loads(json.dumps(settings(card))), settings(previous)  # as stored: a tau range (a tuple) is a list in JSON
     return [k for k in {**a, **b} if a.get(k) != b.get(k)]
 
 

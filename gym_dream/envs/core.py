@@ -21,8 +21,9 @@ from gym_dream.store import resolve_model
 
 OBS_TYPES = ("latent", "pixels")
 
-def check_tau(tau: Any, model: WorldModel | None = None) -> float:
-    """A temperature > 0. ``None``: the model card's ``dream_env.tau`` (the temperature its author set for
+def check_tau(tau: Any, model: WorldModel | None = None) -> float | tuple[float, float]:
+    """A temperature > 0, or a range ``(low, high)`` of them (each episode draws its own, uniformly: see
+    :func:`draw_taus`). ``None``: the model card's ``dream_env.tau`` (the temperature its author set for
     the dream, e.g. by ``gym-dream calibrate``: where random play lasts as long as in the real env), else 1.0."""
     if tau is None:
         tau = (model.card.get("dream_env") or {}).get("tau", 1.0) if model is not None else 1.0
@@ -31,12 +32,34 @@ def check_tau(tau: Any, model: WorldModel | None = None) -> float:
         except (TypeError, ValueError) as e:
             raise ValueError(f"The model card's dream_env.tau (the default temperature) is invalid: {e} "
                              "Fix the card (gym-dream calibrate MODEL --write MODEL_DIR rewrites it) or pass tau=...") from None
+    if isinstance(tau, (list, tuple, np.ndarray)) and not isinstance(tau, str):
+        if len(tau) != 2:
+            raise ValueError(f"A tau range is two temperatures (low, high), e.g. tau=(1.0, 1.7); got {tau!r}.")
+        low, high = (_one_tau(t) for t in tau)
+        if low > high:
+            raise ValueError(f"A tau range is (low, high) with low <= high, got {tau!r}: write tau=({high}, {low}).")
+        return low, high
+    return _one_tau(tau)
+
+
+def _one_tau(tau: Any) -> float:
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
-        raise TypeError(f"tau must be a positive number (e.g. tau=1.15), got {tau!r} of type {type(tau).__name__}.")
+        raise TypeError(f"tau must be a positive number (e.g. tau=1.15) or a range of two (e.g. tau=(1.0, 1.7)), "
+                        f"got {tau!r} of type {type(tau).__name__}.")
     tau = float(tau)
     if not math.isfinite(tau) or tau <= 0:
         raise ValueError(f"tau must be a finite number > 0 (1.0 samples the model as trained; try 0.5-1.5), got {tau}.")
     return tau
+
+
+def draw_taus(tau: float | tuple[float, float], n: int, generator: torch.Generator | None,
+              device: torch.device | str) -> torch.Tensor | None:
+    """The temperatures of ``n`` starting episodes under a tau range ``(low, high)``: uniform on it, drawn with the
+    env's tau generator (its own stream, so a range (t, t) dreams what tau=t dreams); None for a single tau."""
+    if not isinstance(tau, tuple):
+        return None
+    low, high = tau
+    return low + (high - low) * torch.rand(n, generator=generator, device=device, dtype=torch.float32)
 
 
 def check_obs_type(obs_type: Any, model: WorldModel) -> str:
@@ -329,7 +352,7 @@ def check_precision(precision: Any, model: WorldModel) -> str:
     return precision
 
 
-def imagine(model: WorldModel, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None,
+def imagine(model: WorldModel, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None,
             member: str, episode_members: torch.Tensor | None, precision: str = "float32"):
     """One dream step with the env's member choice; the Transition always carries (B,) disagreements."""
     if precision != "float32":
@@ -366,7 +389,7 @@ class DreamArgs:
     """The arguments a dream env (single or vector) takes beyond its batch, checked against the model."""
 
     model: WorldModel
-    tau: float
+    tau: float | tuple[float, float]
     obs_type: str
     termination: str
     member: str

@@ -75,6 +75,9 @@ class DreamEnv(gym.Env):
     * ``tau``: temperature (> 0). Higher is more random and harder to exploit; 1.0 is the model as trained.
       Default: the model card's ``dream_env.tau`` if it has one (``gym-dream calibrate`` sets it to the tau at
       which random play lasts as long in the dream as in the real env), else 1.0; ``env.unwrapped.tau`` says which.
+      A range ``(low, high)`` draws each episode's temperature uniformly from it at reset (with a generator of its
+      own, seeded with the env: a range (t, t) dreams what ``tau=t`` dreams), so an agent must act well across
+      the dream's randomness rather than in one of them; ``info["tau"]`` (reset and step) is the episode's.
     * ``obs_type``: ``"latent"`` or ``"pixels"``.
     * ``device``: torch device the dream runs on (``"cpu"``, ``"cuda"``...).
     * ``render_mode``: ``None`` or ``"rgb_array"`` (the decoded dream frame).
@@ -115,6 +118,8 @@ class DreamEnv(gym.Env):
                               uncertainty_halt_reward=uncertainty_halt_reward, render_mode=render_mode,
                               render_modes=self.metadata["render_modes"]).apply_to(self)
         self._episode_member: torch.Tensor | None = None
+        self._episode_tau: torch.Tensor | None = None  # the episode's temperature under a tau range
+        self._tau_generator: torch.Generator | None = None
         self.device = self.model.device
         self.action_space = self.model.action_space
         self.observation_space = core.observation_space(self.model, self.obs_type)
@@ -125,6 +130,8 @@ class DreamEnv(gym.Env):
         super().reset(seed=seed)
         if seed is not None or self._generator is None:
             self._generator = core.make_generator(self.np_random, self.device)
+            if isinstance(self.tau, tuple):  # its own stream: a range (t, t) dreams exactly what tau=t dreams
+                self._tau_generator = core.make_generator(self.np_random, self.device)
         options = core.check_options(options)
         with torch.inference_mode():
             if "state" in options:
@@ -132,15 +139,20 @@ class DreamEnv(gym.Env):
             else:
                 self.state = self.model.initial_state(1, self._generator)
             self._episode_member = core.draw_members(self.model, 1, self.member, self._generator)
+            self._episode_tau = core.draw_taus(self.tau, 1, self._tau_generator, self.device)
             obs = core.to_numpy(core.observation(self.model, self.state, self.obs_type))[0]
-        return obs, {}
+        return obs, self._info()
+
+    def _info(self) -> dict[str, Any]:
+        return {} if self._episode_tau is None else {"tau": float(self._episode_tau[0])}
 
     def step(self, action):
         if self.state is None:
             raise gym.error.ResetNeeded("Call reset() before step().")
         a = core.actions_to_tensor(action, self.action_space, None, self.device)
         with torch.inference_mode():
-            tr = core.imagine(self.model, self.state, a, self.tau, self._generator, self.member, self._episode_member,
+            tau = self.tau if self._episode_tau is None else self._episode_tau
+            tr = core.imagine(self.model, self.state, a, tau, self._generator, self.member, self._episode_member,
                               self.precision)
             self.state = tr.state
             obs = core.to_numpy(core.observation(self.model, tr.state, self.obs_type))[0]
@@ -148,7 +160,7 @@ class DreamEnv(gym.Env):
             reward, terminated, halted = core.apply_uncertainty(
                 tr.reward, terminated, tr.disagreement, self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward)
             info = {"termination_prob": float(tr.termination_prob[0]), "disagreement": float(tr.disagreement[0]),
-                    "reward_disagreement": float(tr.reward_disagreement[0])}
+                    "reward_disagreement": float(tr.reward_disagreement[0]), **self._info()}
             if self.uncertainty_limit is not None:
                 info["uncertainty_halt"] = bool(halted[0])
         return obs, float(reward[0]), bool(terminated[0]), False, info

@@ -29,6 +29,9 @@ class DreamVectorEnv(VectorEnv):
       observation is in ``info["final_obs"]`` (rows flagged by ``info["_final_obs"]``). ``DISABLED``:
       restart finished envs yourself with ``reset(options={"reset_mask": mask})``.
     * ``precision``: ``"float32"`` (default) or ``"bfloat16"``, as for ``DreamEnv``.
+    * ``tau``: as for ``DreamEnv``; a range ``(low, high)`` gives every env's episode its own temperature, drawn
+      uniformly at each of its resets (autoresets included), reported per env as ``info["tau"]``: the temperature of
+      the episode each returned observation belongs to (after ``reset`` too).
     * ``member``, ``uncertainty_penalty``, ``uncertainty_limit``, ``uncertainty_halt_reward``: as for
       ``DreamEnv`` (its "Uncertainty" section), applied per env: ``info["disagreement"]`` and
       ``info["reward_disagreement"]`` are (num_envs,) arrays, ``info["uncertainty_halt"]`` (with a limit)
@@ -78,6 +81,9 @@ class DreamVectorEnv(VectorEnv):
                               render_modes=self.metadata["render_modes"]).apply_to(self)
         #: each env's member under member="random_per_episode" (None otherwise)
         self._episode_members: torch.Tensor | None = None
+        #: each env's temperature under a tau range (None for one tau), and the generator that draws them
+        self._episode_taus: torch.Tensor | None = None
+        self._tau_generator: torch.Generator | None = None
         self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
         self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
         self.device = self.model.device
@@ -103,6 +109,19 @@ class DreamVectorEnv(VectorEnv):
         members = core.draw_members(self.model, int(idx.numel()), self.member, self._generator)
         if members is not None:
             self._episode_members[idx] = members
+        taus = core.draw_taus(self.tau, int(idx.numel()), self._tau_generator, self.device)
+        if taus is not None:
+            self._episode_taus[idx] = taus
+
+    def _new_episodes(self) -> None:
+        """Per-episode draws for a full reset: members and temperatures of every env."""
+        self._episode_members = core.draw_members(self.model, self.num_envs, self.member, self._generator)
+        self._episode_taus = core.draw_taus(self.tau, self.num_envs, self._tau_generator, self.device)
+
+    def _info(self) -> dict[str, Any]:
+        if self._episode_taus is None:
+            return {}
+        return {"tau": core.to_numpy(self._episode_taus).astype(np.float64), "_tau": np.ones(self.num_envs, dtype=np.bool_)}
 
     def _obs(self) -> np.ndarray:
         return core.to_numpy(core.observation(self.model, self.state, self.obs_type))
@@ -116,6 +135,8 @@ class DreamVectorEnv(VectorEnv):
         super().reset(seed=seed)
         if seed is not None or self._generator is None:
             self._generator = core.make_generator(self.np_random, self.device)
+            if isinstance(self.tau, tuple):  # its own stream: a range (t, t) dreams exactly what tau=t dreams
+                self._tau_generator = core.make_generator(self.np_random, self.device)
         options = core.check_options(options)
         with torch.inference_mode():
             mask = options.get("reset_mask")
@@ -135,20 +156,21 @@ class DreamVectorEnv(VectorEnv):
                 self.state = state
                 self._elapsed.zero_()
                 self._needs_reset.zero_()
-                self._episode_members = core.draw_members(self.model, self.num_envs, self.member, self._generator)
+                self._new_episodes()
             else:
                 self.state = self.model.initial_state(self.num_envs, self._generator)
                 self._elapsed.zero_()
                 self._needs_reset.zero_()
-                self._episode_members = core.draw_members(self.model, self.num_envs, self.member, self._generator)
-            return self._obs(), {}
+                self._new_episodes()
+            return self._obs(), self._info()
 
     def step(self, actions):
         if self.state is None:
             raise gym.error.ResetNeeded("Call reset() before step().")
         a = core.actions_to_tensor(actions, self.single_action_space, self.num_envs, self.device)
         with torch.inference_mode():
-            tr = core.imagine(self.model, self.state, a, self.tau, self._generator, self.member, self._episode_members,
+            tau = self.tau if self._episode_taus is None else self._episode_taus
+            tr = core.imagine(self.model, self.state, a, tau, self._generator, self.member, self._episode_members,
                               self.precision)
             self.state = tr.state
             p_end, disagreement, reward_disagreement = tr.termination_prob, tr.disagreement, tr.reward_disagreement
@@ -180,6 +202,7 @@ class DreamVectorEnv(VectorEnv):
                     info["_final_obs"] = core.to_numpy(done)
                     self._restart(done)
             obs = self._obs()
+            info.update(self._info())
             info["termination_prob"] = core.to_numpy(p_end)
             info["_termination_prob"] = np.ones(self.num_envs, dtype=np.bool_)
             info["disagreement"] = core.to_numpy(disagreement)

@@ -19,6 +19,11 @@ from gym_dream.preprocessing import Preprocessing
 State = dict[str, torch.Tensor]
 
 
+def tau_column(tau: float | torch.Tensor) -> float | torch.Tensor:
+    """A temperature ready to scale (..., B, D) tensors: a number as it is, a (B,) tensor of per-env temperatures as (B, 1)."""
+    return tau.unsqueeze(-1) if isinstance(tau, torch.Tensor) else tau
+
+
 class Transition(NamedTuple):
     """One batched dream step."""
 
@@ -67,8 +72,9 @@ class WorldModel(nn.Module):
         """Fold the real observation that followed ``action`` into ``state``."""
         raise NotImplementedError
 
-    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None) -> Transition:
-        """One dream step at temperature ``tau``, driven by ``member`` (None: member 0; ``"mean"``; ``"random"``:
+    def imagine(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None = None,
+                member=None) -> Transition:
+        """One dream step at temperature ``tau`` (a number, or a (B,) tensor: one per env), driven by ``member`` (None: member 0; ``"mean"``; ``"random"``:
         one per env drawn with ``generator``; or a (B,) tensor of member indices), with the members' disagreement.
         A family listing more than ``"float32"`` in :attr:`precisions` also takes ``precision=`` (a name from it)."""
         raise NotImplementedError

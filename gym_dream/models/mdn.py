@@ -14,6 +14,7 @@ import math
 import torch
 from torch import nn
 
+from gym_dream.models.base import tau_column
 from gym_dream.models.members import member_linear
 
 LOG_SIGMA_MIN = -7.0
@@ -57,25 +58,31 @@ def mixture_sample(
     logits: torch.Tensor,
     mu: torch.Tensor,
     log_sigma: torch.Tensor,
-    tau: float,
+    tau: float | torch.Tensor,
     generator: torch.Generator | None = None,
     common_dims: int = 0,
 ) -> torch.Tensor:
-    """Draw one sample per row at temperature ``tau`` (>= 0; 0 gives the top component's mean).
+    """Draw one sample per row at temperature ``tau`` (>= 0; 0 gives the top component's mean), or per row at its own
+    temperature: a (B,) tensor of them (each > 0) for logits of shape (..., B, K).
 
     ``common_dims``: the first that many dimensions share their random numbers (members drawing
     with common random numbers: the noise has the shape of one member's parameters).
     """
-    if tau > 0:
+    if isinstance(tau, torch.Tensor):
+        positive, scale = True, tau_column(tau.to(logits.dtype))
+        root = scale.sqrt()
+    else:
+        positive, scale, root = tau > 0, tau, math.sqrt(max(tau, 0.0))
+    if positive:
         u = torch.rand(logits.shape[common_dims:], generator=generator, device=logits.device, dtype=logits.dtype)
         gumbel = -torch.log(-torch.log(u.clamp_(1e-20, 1.0 - 1e-7)))
-        k = torch.argmax(logits + tau * gumbel, dim=-1)
+        k = torch.argmax(logits + scale * gumbel, dim=-1)
     else:
         k = torch.argmax(logits, dim=-1)
     idx = k[..., None, None].expand(*k.shape, 1, mu.shape[-1])
     mean = mu.gather(-2, idx).squeeze(-2)
-    if tau <= 0:
+    if not positive:
         return mean
-    std = torch.exp(log_sigma.gather(-2, idx).squeeze(-2)) * math.sqrt(tau)
+    std = torch.exp(log_sigma.gather(-2, idx).squeeze(-2)) * root
     eps = torch.randn(mean.shape[common_dims:], generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + std * eps

@@ -235,7 +235,7 @@ class MDNRNN(WorldModel):
         model ``"bfloat16"`` (:meth:`_imagine_bfloat16`)."""
         return PRECISIONS if self.members == 1 else PRECISIONS[:1]
 
-    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None,
+    def imagine(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None = None, member=None,
                 precision: str = "float32") -> Transition:
         z = state["z"]
         if precision != "float32":
@@ -272,7 +272,7 @@ class MDNRNN(WorldModel):
             reward, p_end = pick(rewards, choice), pick(probs, choice)
         return Transition({"z": z_next, **next_memory}, reward, p_end > 0.5, p_end, disagreement, member_spread(rewards.unsqueeze(-1)))
 
-    def _imagine_bfloat16(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None) -> Transition:
+    def _imagine_bfloat16(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None) -> Transition:
         """The single-member step with its matrix products in bfloat16 (AVX-512 BF16 or tensor cores; fp32 accumulate and
         fp32 biases), everything else in fp32: the LSTM state, the gates' nonlinearities, the mixture and its sampling
         (the same random numbers as the fp32 step). Products of the gates' inputs [z, a, h] with [W_ih | W_hh] are one

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from gym_dream.models import rssm_loss
-from gym_dream.models.base import State, Transition, WorldModel, linear_bfloat16, mlp_bfloat16
+from gym_dream.models.base import State, Transition, WorldModel, linear_bfloat16, mlp_bfloat16, tau_column
 from gym_dream.models.encoders import conv_decoder, conv_encoder, fit_standardizer, standardize, unstandardize
 from gym_dream.models.members import MemberGRUCell, check_members, member_linear, member_mlp, member_spread, pick, resolve_member
 from gym_dream.preprocessing import Preprocessing
@@ -239,9 +239,10 @@ class RSSM(WorldModel):
         """``"float32"`` (the model as trained) and, for one member, ``"bfloat16"`` (:meth:`_imagine_bfloat16`)."""
         return ("float32", "bfloat16") if self.members == 1 else ("float32",)
 
-    def _imagine_bfloat16(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None) -> Transition:
+    def _imagine_bfloat16(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None) -> Transition:
         """The single-member step with the GRU's, the prior's and the heads' hidden products in bf16 (fp32 accumulate,
         fp32 biases, state, gates and sampling: the same random numbers as the fp32 step)."""
+        tau = tau_column(tau)
         h, s = state["h"], state["s"]
         x = self.img_in(torch.cat([s, self.encode_action(action)], dim=-1))
         cell = self.cell
@@ -257,12 +258,13 @@ class RSSM(WorldModel):
         zero = torch.zeros_like(reward)
         return Transition({"h": h, "s": s}, reward, p_end > 0.5, p_end, zero, zero.clone())
 
-    def imagine(self, state: State, action: torch.Tensor, tau: float, generator: torch.Generator | None = None, member=None,
-                precision: str = "float32") -> Transition:
+    def imagine(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None = None,
+                member=None, precision: str = "float32") -> Transition:
         if precision != "float32":
             if precision not in self.precisions:
                 raise ValueError(f"precision must be one of {self.precisions} for this model, got {precision!r}.")
             return self._imagine_bfloat16(state, action, tau, generator)
+        tau = tau_column(tau)  # per-env temperatures scale each env's row
         if self.members == 1:
             h = self.step_deter(state["h"], state["s"], self.encode_action(action))
             mean, std = self.prior(h)
