@@ -169,3 +169,17 @@ def test_checkers_pass_with_a_tau_range(pixel_model):
         check_env(env.unwrapped, skip_render_check=True)
         sb3_check_env(env.unwrapped, warn=False)
         assert env.unwrapped.tau == tuple(float(t) for t in tau)
+
+
+@pytest.mark.parametrize("fixture", ["pixel_model", "small_rssm"])
+def test_the_bfloat16_dream_takes_a_range_too(fixture, request):
+    model = request.getfixturevalue(fixture)
+    if fixture == "small_rssm":
+        model.card = {}
+    make = lambda tau: gym_dream.DreamVectorEnv(num_envs=3, model=model, tau=tau, precision="bfloat16", max_episode_steps=5)
+    fixed, _ = _trace(make(0.8), 1, steps=12)
+    ranged, taus = _trace(make((0.8, 0.8)), 1, steps=12)
+    for a, b in zip(fixed, ranged):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    _, taus = _trace(make((0.5, 1.5)), 1, steps=12)
+    assert all(((0.5 <= t) & (t <= 1.5)).all() for t in taus)

@@ -216,3 +216,27 @@ def test_dream_temperature_scores_the_candidates_vote_and_ships_it(tiny_cartpole
     shipped = model_agents(str(model))["ppo-vote-tau1.0"]
     assert shipped["members"] == 2 and shipped["real"] == votes["calibrated"]["real"]
     assert len(load_agent(model / "agents" / "ppo-vote-tau1.0").members) == 2
+
+
+def test_action_profile_reports_how_an_agent_uses_each_action_and_caps_one():
+    import importlib.util
+
+    import numpy as np
+
+    from gym_dream.agents import agent_path
+    from trainers.evaluate import load_agent
+
+    spec = importlib.util.spec_from_file_location("action_profile", ROOT / "benchmarks" / "action_profile.py")
+    ap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ap)
+    agent = load_agent(agent_path("cmaes-tau1.15", "carracing"))
+    row = ap.profile(agent, "Dream-CarRacing-v0", 1.15, envs=4, steps=5, seed=0)
+    assert row["steps"] == 20 and len(row["mean"]) == 3 and all(0 <= f <= 1 for f in row["near_low"] + row["near_high"])
+    capped = ap.Capped(agent, 1, 0.25)
+    obs = np.random.default_rng(0).normal(size=(8, agent.feature_dim)).astype(np.float32)
+    full, _ = agent.predict(obs)
+    got, _ = capped.predict(obs)
+    np.testing.assert_array_equal(got[:, [0, 2]], full[:, [0, 2]])
+    assert (got[:, 1] == np.minimum(full[:, 1], 0.25)).all() and (full[:, 1] > 0.25).any()
+    with pytest.raises(SystemExit, match="continuous"):
+        ap.profile(agent, "Dream-CartPole-v0", 1.0, envs=2, steps=1, seed=0)
