@@ -59,10 +59,7 @@ class CEMPlanner:
             raise ValueError(f"top_k must be in 1..candidates, got {self.cfg.top_k} of {self.cfg.candidates}.")
         self.model = model
         self.space = model.action_space
-        self.tau = core.check_tau(self.cfg.tau)
-        if isinstance(self.tau, tuple):
-            raise ValueError(f"The CEM planner imagines at one temperature, got the range {self.cfg.tau!r}: pass one tau "
-                             "(a range is for dream envs, where each episode draws its own).")
+        self.tau = core.check_tau(self.cfg.tau, ranges=False)  # it imagines every candidate at one temperature
         self.termination = core.check_termination(None, model)
         self.precision = core.check_precision(self.cfg.precision, model)
         # the generator a DreamVectorEnv seeded with ``seed`` would derive, after its first reset's start-state

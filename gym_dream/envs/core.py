@@ -21,18 +21,22 @@ from gym_dream.store import resolve_model
 
 OBS_TYPES = ("latent", "pixels")
 
-def check_tau(tau: Any, model: WorldModel | None = None) -> float | tuple[float, float]:
-    """A temperature > 0, or a range ``(low, high)`` of them (each episode draws its own, uniformly: see
-    :func:`draw_taus`). ``None``: the model card's ``dream_env.tau`` (the temperature its author set for
-    the dream, e.g. by ``gym-dream calibrate``: where random play lasts as long as in the real env), else 1.0."""
+def check_tau(tau: Any, model: WorldModel | None = None, ranges: bool = True) -> float | tuple[float, float]:
+    """A temperature > 0, or (``ranges``: where each episode can have its own, the dream envs) a range ``(low, high)``
+    of them (each episode draws its own, uniformly: see :func:`draw_taus`). ``None``: the model card's ``dream_env.tau``
+    (the temperature its author set for the dream, e.g. by ``gym-dream calibrate``: where random play lasts as long as
+    in the real env), else 1.0."""
     if tau is None:
         tau = (model.card.get("dream_env") or {}).get("tau", 1.0) if model is not None else 1.0
         try:
-            return check_tau(tau)
+            return check_tau(tau, ranges=ranges)
         except (TypeError, ValueError) as e:
             raise ValueError(f"The model card's dream_env.tau (the default temperature) is invalid: {e} "
                              "Fix the card (gym-dream calibrate MODEL --write MODEL_DIR rewrites it) or pass tau=...") from None
-    if isinstance(tau, (list, tuple, np.ndarray)) and not isinstance(tau, str):
+    if isinstance(tau, (list, tuple)) or (isinstance(tau, np.ndarray) and tau.ndim == 1):
+        if not ranges:
+            raise ValueError(f"This takes one temperature, got the range {tau!r}: pass one tau (a range is for dream envs, "
+                             "where each episode draws its own).")
         if len(tau) != 2:
             raise ValueError(f"A tau range is two temperatures (low, high), e.g. tau=(1.0, 1.7); got {tau!r}.")
         low, high = (_one_tau(t) for t in tau)
@@ -152,6 +156,14 @@ def terminations(p_end: torch.Tensor, threshold_flags: torch.Tensor, mode: str, 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     """A numpy copy that never aliases a model buffer."""
     return t.detach().to("cpu", copy=True).numpy()
+
+
+def make_generators(np_random: np.random.Generator, device: torch.device | str,
+                    tau: float | tuple[float, float]) -> tuple[torch.Generator, torch.Generator | None]:
+    """A dream env's generators, derived from its numpy generator (same seed, same dream): the dream's, and under a tau
+    range a second one for the episodes' temperatures (its own stream: a range (t, t) dreams exactly what tau=t dreams)."""
+    dream = make_generator(np_random, device)
+    return dream, make_generator(np_random, device) if isinstance(tau, tuple) else None
 
 
 def make_generator(np_random: np.random.Generator, device: torch.device | str) -> torch.Generator:

@@ -134,9 +134,7 @@ class DreamVectorEnv(VectorEnv):
             seed = seed[0]
         super().reset(seed=seed)
         if seed is not None or self._generator is None:
-            self._generator = core.make_generator(self.np_random, self.device)
-            if isinstance(self.tau, tuple):  # its own stream: a range (t, t) dreams exactly what tau=t dreams
-                self._tau_generator = core.make_generator(self.np_random, self.device)
+            self._generator, self._tau_generator = core.make_generators(self.np_random, self.device, self.tau)
         options = core.check_options(options)
         with torch.inference_mode():
             mask = options.get("reset_mask")
