@@ -240,3 +240,22 @@ def test_action_profile_reports_how_an_agent_uses_each_action_and_caps_one():
     assert (got[:, 1] == np.minimum(full[:, 1], 0.25)).all() and (full[:, 1] > 0.25).any()
     with pytest.raises(SystemExit, match="continuous"):
         ap.profile(agent, "Dream-CartPole-v0", 1.0, envs=2, steps=1, seed=0)
+
+
+def test_paired_compares_two_reports_episode_by_episode(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paired", ROOT / "benchmarks" / "paired.py")
+    pd = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pd)
+
+    def report(name, seeds, returns):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps([{"real_seeds": seeds, "real_returns": returns}]))
+        return path
+
+    a, b = report("a", [5, 7], [10.0, 30.0, 20.0]), report("b", [5, 7], [4.0, 20.0, 18.0])
+    r = pd.paired(a, b)  # differences 6, 10, 2: mean 6, std (ddof 1) 4, standard error 4 / sqrt(3)
+    assert r["difference"] == 6.0 and r["standard_error"] == round(4 / 3**0.5, 1) and r["episodes"] == 3
+    with pytest.raises(SystemExit, match="same episodes"):
+        pd.paired(a, report("c", [6, 8], [1.0, 2.0, 3.0]))
