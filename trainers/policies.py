@@ -163,7 +163,13 @@ def _driver(path: str, model: str | None):
     import gym_dream
     from trainers.evaluate import load_agent
 
-    agent = load_agent(path)
+    from gym_dream.agents import AGENTS_DIR, agent_path
+
+    named = model if isinstance(model, (str, os.PathLike)) else None
+    where = agent_path(path, named)  # a path, or the name of an agent shipped with the model named
+    agent = load_agent(where)
+    if model is None and where.parent.name == AGENTS_DIR and (where.parent.parent / "model.json").is_file():
+        model = str(where.parent.parent)  # shipped next to its model: the path its card recorded was the training machine's
     model = model or agent.card.get("model")
     if model is None:
         raise ValueError(f"{path} does not record its world model; pass model=<directory or name>.")
@@ -177,8 +183,9 @@ class AgentPolicy(RandomPolicy):
     A dream is only right where its data went. An agent trained in it goes where it pleases (in CarRacing: full
     throttle, where the data drove slowly), so the next round's data shows the model what really happens there.
     ``agent`` is any stored agent ``trainers.evaluate.load_agent`` reads: a CMA-ES controller directory or an SB3
-    policy stored as data (``<run>/best``); ``controller`` is its older name. ``model`` is its world model (default:
-    the one recorded in the agent's card). Box actions get Ornstein-Uhlenbeck noise (``sigma``, ``theta``, in action
+    policy stored as data (``<run>/best``), or the name of an agent shipped with ``model``; ``controller`` is its older
+    name. ``model`` is its world model (default: the model a shipped agent sits next to, else the one recorded in the
+    agent's card). Box actions get Ornstein-Uhlenbeck noise (``sigma``, ``theta``, in action
     units); with probability ``random`` per step (the only noise for Discrete spaces) the action is uniform random.
     Like every collection policy it is called with the model's input (preprocessed observations), not raw ones.
     """

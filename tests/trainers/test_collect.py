@@ -235,6 +235,32 @@ def test_collection_driven_by_a_controller_records_its_actions(tiny_cartpole_mod
                               policy_kwargs={"controller": str(tmp_path / "c")}))
 
 
+def test_an_agent_shipped_next_to_its_model_drives_through_that_model(tiny_cartpole_model, tmp_path):
+    """A shipped agent's card records the model directory of the machine it was trained on; collection driven by it
+    (by path or by name) uses the model it is shipped with, not that path."""
+    import json
+    import shutil
+
+    import gym_dream
+    from gym_dream.checkpoint import read_card
+    from trainers.controller import LinearController
+    from trainers.policies import AgentPolicy
+
+    shipped = tmp_path / "shipped"
+    shutil.copytree(tiny_cartpole_model, shipped)
+    m = gym_dream.resolve_model(str(shipped))
+    always_right = LinearController(m.feature_dim, m.action_space)
+    always_right.params[-1] = 1.0
+    always_right.save(shipped / "agents" / "right", {"model": "/elsewhere/runs/model"})  # the training machine's path
+    (shipped / "model.json").write_text(json.dumps({**read_card(shipped), "agents": {"right": {"kind": "cmaes"}}}))
+    by_path = AgentPolicy(m.action_space, 1, seed=0, agent=str(shipped / "agents" / "right"))
+    assert by_path.model.feature_dim == m.feature_dim
+    by_name = AgentPolicy(m.action_space, 1, seed=0, agent="right", model=str(shipped))
+    assert by_name.agent.params[-1] == 1.0
+    with pytest.raises(Exception, match="ships no agent named 'left'"):
+        AgentPolicy(m.action_space, 1, seed=0, agent="left", model=str(shipped))
+
+
 def test_step_budget_holds_across_an_interrupted_resume_with_two_workers(tmp_path):
     """Issue 21 item 10: 20001 of 20000 after a resume with 2 workers, before."""
     cfg = CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), steps=1001, workers=2, shard_steps=100, seed=3)
