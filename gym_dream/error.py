@@ -56,7 +56,11 @@ class UnsafeId(GymDreamError, ValueError):
     env it does not own, or inject text into generated files)."""
 
 
-class DatasetBusy(GymDreamError, RuntimeError):
+class FolderBusy(GymDreamError, RuntimeError):
+    """Another process is writing to the same run folder (a CMA-ES or SB3 run, a fit, a PlaNet loop)."""
+
+
+class DatasetBusy(FolderBusy):
     """Another process is writing to the same dataset folder."""
 
 

@@ -24,6 +24,7 @@ from gym_dream.checkpoint import atomic_write_bytes
 from gym_dream.error import DataFormatError
 from trainers.cma_state import es_state, restore_es
 from trainers.controller import LinearController
+from trainers.folder_lock import hold_folder
 from trainers.progress import progress
 from trainers.rollout import dream_rollout, make_dream_vec, real_episodes
 from trainers.training_log import TrainingLog
@@ -240,52 +241,56 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     feature_dim, space = venv.single_observation_space.shape[0], venv.single_action_space
     venv.reset(seed=cfg.seed * 100_003)
     meta = {"env_id": cfg.env_id, "model": cfg.model, "tau": cfg.tau, "config": asdict(cfg)}
-    run = Search(out, LinearController(feature_dim, space).num_params, cfg.sigma0, cfg.popsize, cfg.seed, x0=_initial_mean(cfg, feature_dim, space))
-    first, start = run.record["generation"], time.time()
-    venv.reset(seed=cfg.seed * 100_003)
-    if "dream_rng" in run.record:  # where the dream seeds stood: a resumed run continues the same search
-        venv.np_random.bit_generator.state = run.record["dream_rng"]
-    bar = progress(total=cfg.generations, initial=first, desc=f"CMA-ES {cfg.env_id}", unit="gen")
-
-    def fitness(candidates: np.ndarray, record: dict) -> tuple[np.ndarray, dict]:
-        if cfg.shards > 1:
-            parts = np.split(candidates, cfg.shards)
-            seeds = [shard_seed(cfg.seed, record["generation"], j) for j in range(cfg.shards)]
-            scores = remote.returns(parts, seeds) if remote is not None else [shard.returns(c, s) for c, s in zip(parts, seeds)]
-            return np.concatenate(scores), {}
-        params = np.repeat(candidates, cfg.rollouts, axis=0)
-        returns = dream_returns(venv, params, feature_dim, horizon).reshape(cfg.popsize, cfg.rollouts)
-        record["dream_rng"] = venv.np_random.bit_generator.state  # the next generation's dream seeds come from here
-        return returns.mean(1), {}
-
-    def more(record: dict) -> bool:
-        # at least one generation per invocation, so a resumed run always makes progress
-        if cfg.max_seconds is not None and record["generation"] > first and time.time() - start > cfg.max_seconds:
-            print(f"CMA-ES stopped at generation {record['generation']} of {cfg.generations} after max_seconds={cfg.max_seconds}; re-run to continue")
-            return False
-        return record["generation"] < cfg.generations
-
-    def after(es, record: dict, entry: dict) -> None:
-        m = {**meta, "generation": record["generation"]}
-        LinearController(feature_dim, space, es.mean).save(out / "mean", {**m, "kind": "cma-mean"})
-        LinearController(feature_dim, space, record["best_params"]).save(out / "best", {**m, "kind": "best-candidate", "dream_fitness": record["best_fitness"]})
-        bar.update(1)
-        bar.set_postfix(mean=f"{entry['mean_fitness']:.1f}", best=f"{record['best_fitness']:.1f}")
-
-    if cfg.backend == "ray":
-        from trainers.ray_backend import DreamShards
-
-        remote = DreamShards(cfg)
-    else:
-        remote = None
+    lock = hold_folder(out, "train cmaes")  # one process per run: a second copy would interleave its checkpoints
     try:
-        record = run.run(fitness, more, after)
+        run = Search(out, LinearController(feature_dim, space).num_params, cfg.sigma0, cfg.popsize, cfg.seed, x0=_initial_mean(cfg, feature_dim, space))
+        first, start = run.record["generation"], time.time()
+        venv.reset(seed=cfg.seed * 100_003)
+        if "dream_rng" in run.record:  # where the dream seeds stood: a resumed run continues the same search
+            venv.np_random.bit_generator.state = run.record["dream_rng"]
+        bar = progress(total=cfg.generations, initial=first, desc=f"CMA-ES {cfg.env_id}", unit="gen")
+
+        def fitness(candidates: np.ndarray, record: dict) -> tuple[np.ndarray, dict]:
+            if cfg.shards > 1:
+                parts = np.split(candidates, cfg.shards)
+                seeds = [shard_seed(cfg.seed, record["generation"], j) for j in range(cfg.shards)]
+                scores = remote.returns(parts, seeds) if remote is not None else [shard.returns(c, s) for c, s in zip(parts, seeds)]
+                return np.concatenate(scores), {}
+            params = np.repeat(candidates, cfg.rollouts, axis=0)
+            returns = dream_returns(venv, params, feature_dim, horizon).reshape(cfg.popsize, cfg.rollouts)
+            record["dream_rng"] = venv.np_random.bit_generator.state  # the next generation's dream seeds come from here
+            return returns.mean(1), {}
+
+        def more(record: dict) -> bool:
+            # at least one generation per invocation, so a resumed run always makes progress
+            if cfg.max_seconds is not None and record["generation"] > first and time.time() - start > cfg.max_seconds:
+                print(f"CMA-ES stopped at generation {record['generation']} of {cfg.generations} after max_seconds={cfg.max_seconds}; re-run to continue")
+                return False
+            return record["generation"] < cfg.generations
+
+        def after(es, record: dict, entry: dict) -> None:
+            m = {**meta, "generation": record["generation"]}
+            LinearController(feature_dim, space, es.mean).save(out / "mean", {**m, "kind": "cma-mean"})
+            LinearController(feature_dim, space, record["best_params"]).save(out / "best", {**m, "kind": "best-candidate", "dream_fitness": record["best_fitness"]})
+            bar.update(1)
+            bar.set_postfix(mean=f"{entry['mean_fitness']:.1f}", best=f"{record['best_fitness']:.1f}")
+
+        if cfg.backend == "ray":
+            from trainers.ray_backend import DreamShards
+
+            remote = DreamShards(cfg)
+        else:
+            remote = None
+        try:
+            record = run.run(fitness, more, after)
+        finally:
+            if remote is not None:
+                remote.close()
+        bar.close()
+        venv.close()
+        return {"generations": record["generation"], "best_fitness": record["best_fitness"], "out": str(out), "seconds": time.time() - start}
     finally:
-        if remote is not None:
-            remote.close()
-    bar.close()
-    venv.close()
-    return {"generations": record["generation"], "best_fitness": record["best_fitness"], "out": str(out), "seconds": time.time() - start}
+        lock.close()
 
 
 # -- on the real env ---------------------------------------------------------------------------------

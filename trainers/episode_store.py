@@ -1,6 +1,6 @@
 """A dataset folder's episode storage while a collection writes it, whichever backend runs the envs: finished episodes
 as their own atomic files, flushed off the main thread and compacted into shards, torn files set aside, and the
-folder's lock (:mod:`trainers.data` reads and writes the files themselves)."""
+folder's lock (:mod:`trainers.folder_lock`; :mod:`trainers.data` reads and writes the files themselves)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from gym_dream.error import DataFormatError, DatasetBusy
+
 from trainers.data import Episode, episode_paths, load_file, write_episode, write_shard
+from trainers.folder_lock import hold_folder
 
 if TYPE_CHECKING:
     from trainers.collect import CollectConfig
@@ -83,22 +85,9 @@ def set_aside_torn_episode_files(out: Path) -> None:
             print(f"collect: {p.name} is torn ({e}); renamed it {target.name}, its episode is collected again", file=sys.stderr)
 
 
-LOCK_FILE = ".collect.lock"
-
-
 def lock_dataset(out: Path):
-    """Hold the dataset folder for this process (an OS lock, released by any exit, kill -9 included): two collectors
-    writing one dataset would interleave their episode keys."""
-    import fcntl
-
-    handle = open(out / LOCK_FILE, "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise DatasetBusy(f"Another gym-dream collect is writing to {out}: let it finish (or stop it), then re-run this "
-                          "command to continue the same dataset.") from None
-    return handle
+    """Hold the dataset folder for this process: two collectors writing one dataset would interleave their episode keys."""
+    return hold_folder(out, "collect", DatasetBusy)
 
 
 def episode_from(b: dict[str, list]) -> Episode:

@@ -35,6 +35,7 @@ from gym_dream.spaces import space_from_dict
 from trainers.checkpointing import Stage, load_checkpoint, read_record, save_checkpoint, save_model_dir
 from trainers.data import EpisodeDataset
 from trainers.fit_vae import encode_all, fit_vae
+from trainers.folder_lock import hold_folder
 from trainers.sequences import data_card, windows
 from trainers.training_log import TrainingLog
 from trainers.presets import FIT_RANGES, MDNRNN_ONLY, MDNRNN_PRESETS, RSSM_ONLY, VECTOR_DEFAULTS, check_ranges, preset
@@ -371,51 +372,55 @@ def fit(cfg: FitConfig) -> Path:
         _warm_start(model, cfg.init)
     train_eps, val_eps = ds.split(cfg.val_fraction, cfg.seed)
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    # budgets (epochs) are not part of a run's identity: asking for more epochs continues the run
-    ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, "init": cfg.init,
-             **{k: v for k, v in p.items() if not k.endswith("_epochs")}, **({"members": cfg.members} if cfg.members != 1 else {}),
-             **({"dropout": cfg.dropout} if cfg.dropout else {})}
-    chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    _log(f"data: {len(ds)} episodes, {ds.steps} steps of {meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
+    lock = hold_folder(ckpt_dir, "fit")  # one process per fit: a second copy would interleave its checkpoints
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        # budgets (epochs) are not part of a run's identity: asking for more epochs continues the run
+        ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, "init": cfg.init,
+                 **{k: v for k, v in p.items() if not k.endswith("_epochs")}, **({"members": cfg.members} if cfg.members != 1 else {}),
+                 **({"dropout": cfg.dropout} if cfg.dropout else {})}
+        chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+        _log(f"data: {len(ds)} episodes, {ds.steps} steps of {meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
 
-    vae_metrics: dict[str, float] = {}
-    vae_ckpt = ckpt_dir / "vae.safetensors"  # absent when the VAE is not trained (vae_epochs 0: e.g. an init's encoder kept)
-    if image:
-        opt = torch.optim.Adam(model.vision.parameters(), lr=p["lr"])
-        vae_metrics = fit_vae(model, ds, train_eps, val_eps, p, cfg, Stage(vae_ckpt, chash, {"vision": model.vision}, {"adam": opt}), opt)
-    else:
-        train_obs = np.concatenate([ds.obs[ds.obs_start[e] : ds.obs_start[e] + ds.lengths[e] + 1] for e in train_eps])
-        model.vision.fit(torch.as_tensor(train_obs, device=cfg.device))
-    mu, logvar = encode_all(model, ds, cfg.device)
+        vae_metrics: dict[str, float] = {}
+        vae_ckpt = ckpt_dir / "vae.safetensors"  # absent when the VAE is not trained (vae_epochs 0: e.g. an init's encoder kept)
+        if image:
+            opt = torch.optim.Adam(model.vision.parameters(), lr=p["lr"])
+            vae_metrics = fit_vae(model, ds, train_eps, val_eps, p, cfg, Stage(vae_ckpt, chash, {"vision": model.vision}, {"adam": opt}), opt)
+        else:
+            train_obs = np.concatenate([ds.obs[ds.obs_start[e] : ds.obs_start[e] + ds.lengths[e] + 1] for e in train_eps])
+            model.vision.fit(torch.as_tensor(train_obs, device=cfg.device))
+        mu, logvar = encode_all(model, ds, cfg.device)
 
-    rnn_params = [q for n, q in model.named_parameters() if not n.startswith("vision.")]
-    opt = torch.optim.Adam(rnn_params, lr=p["lr"])
-    stage = Stage(ckpt_dir / "rnn.safetensors", chash, {"model": model}, {"adam": opt})
-    record = fit_rnn(model, ds, mu, logvar, train_eps, val_eps, p, cfg, stage, opt, sample=image)
-    heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, weights=_loss_weights(p)) if len(val_eps) else {}
+        rnn_params = [q for n, q in model.named_parameters() if not n.startswith("vision.")]
+        opt = torch.optim.Adam(rnn_params, lr=p["lr"])
+        stage = Stage(ckpt_dir / "rnn.safetensors", chash, {"model": model}, {"adam": opt})
+        record = fit_rnn(model, ds, mu, logvar, train_eps, val_eps, p, cfg, stage, opt, sample=image)
+        heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, weights=_loss_weights(p)) if len(val_eps) else {}
 
-    # the bank of real start latents: encoded first observations of training episodes
-    firsts = mu[ds.obs_start[train_eps]]
-    rng = np.random.default_rng(cfg.seed)
-    bank = firsts[rng.permutation(len(firsts))[: cfg.bank_size]]
-    model.start_z = torch.as_tensor(bank, device=cfg.device)
-    uncertainty = heldout_disagreement(model, ds, mu, val_eps, cfg.device)
-    seconds = time.time() - start
-    card = {
-        **data_card(ds, train_eps, val_eps),
-        "training": {
-            "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),  # this invocation
-            "epoch_seconds": {"vae": round(read_record(vae_ckpt).get("seconds", 0.0), 1) if vae_ckpt.is_file() else 0.0,
-                              "mdnrnn": round(record.get("seconds", 0.0), 1)},  # summed over resumed invocations
-            "device": cfg.device, "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
-            "machine": platform.machine(), "best_epoch": (record.get("best") or {}).get("epoch"),
-            "heldout": {"mdnrnn": heldout, "vae": vae_metrics},
-        },
-        "scores": {},
-        "uncertainty": uncertainty,
-        **cfg.extra_card,
-    }
-    out = save_model_dir(model.cpu(), cfg.out, card, half=cfg.half)
-    _log(f"wrote {out} in {seconds:.0f} s")
-    return out
+        # the bank of real start latents: encoded first observations of training episodes
+        firsts = mu[ds.obs_start[train_eps]]
+        rng = np.random.default_rng(cfg.seed)
+        bank = firsts[rng.permutation(len(firsts))[: cfg.bank_size]]
+        model.start_z = torch.as_tensor(bank, device=cfg.device)
+        uncertainty = heldout_disagreement(model, ds, mu, val_eps, cfg.device)
+        seconds = time.time() - start
+        card = {
+            **data_card(ds, train_eps, val_eps),
+            "training": {
+                "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),  # this invocation
+                "epoch_seconds": {"vae": round(read_record(vae_ckpt).get("seconds", 0.0), 1) if vae_ckpt.is_file() else 0.0,
+                                  "mdnrnn": round(record.get("seconds", 0.0), 1)},  # summed over resumed invocations
+                "device": cfg.device, "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
+                "machine": platform.machine(), "best_epoch": (record.get("best") or {}).get("epoch"),
+                "heldout": {"mdnrnn": heldout, "vae": vae_metrics},
+            },
+            "scores": {},
+            "uncertainty": uncertainty,
+            **cfg.extra_card,
+        }
+        out = save_model_dir(model.cpu(), cfg.out, card, half=cfg.half)
+        _log(f"wrote {out} in {seconds:.0f} s")
+        return out
+    finally:
+        lock.close()

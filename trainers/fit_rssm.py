@@ -26,6 +26,7 @@ from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict
 from trainers.checkpointing import Stage, save_model_dir
 from trainers.data import EpisodeDataset
+from trainers.folder_lock import hold_folder
 from trainers.presets import RSSM_PRESETS, preset
 from trainers.sequences import data_card, windows
 from trainers.training_log import TrainingLog
@@ -142,44 +143,48 @@ def fit_rssm(cfg) -> Path:
                                          device=cfg.device))
     opt = torch.optim.Adam(model.parameters(), lr=p["lr"], eps=1e-4)
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
-    ident = {"family": "rssm", "data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
-             **{k: v for k, v in p.items() if k not in ("updates", "train_steps", "planner")}}
-    stage = Stage(ckpt_dir / "rssm.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
-                  {"model": model}, {"adam": opt})
-    record = stage.resume()
-    print(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)", flush=True)
-    first, invocation_start = record["epoch"], time.time()
-    log = TrainingLog(ckpt_dir, "rssm", resume_from=record.get("updates", 0))  # one row per update block: the losses
-    while record.get("updates", 0) < p["updates"]:
-        block, done = record["epoch"], record.get("updates", 0)
-        # at least one block per invocation, so a resumed run always makes progress
-        if cfg.rnn_minutes is not None and block > first and time.time() - invocation_start > 60 * cfg.rnn_minutes:
-            print(f"RSSM stopped after {done} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
-            break
-        t0, n = time.time(), min(UPDATES_PER_CHECKPOINT, p["updates"] - done)
-        train = train_rssm(model, opt, ds, n, p["batch"], p["chunk"], np.random.default_rng([cfg.seed, 3, block]),
-                           torch.Generator(cfg.device).manual_seed(cfg.seed + 11 + block), p["free_nats"], p["overshooting"],
-                           p["grad_clip"], cfg.device, episodes=train_eps)
-        val = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
-        record["epoch"], record["updates"] = block + 1, done + n
-        record["history"].append({"epoch": block + 1, "updates": done + n, **{f"train_{k}": v for k, v in train.items()},
-                                  **{f"val_{k}": v for k, v in val.items()}})
-        record["seconds"] = record.get("seconds", 0.0) + time.time() - t0
-        stage.save(record)
-        log.write(done + n, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items() if k != "transitions"},
-                  block_seconds=time.time() - t0)
-        print(f"RSSM updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}" + (f"  held-out loss {val['loss']:.3f}" if val else ""), flush=True)
-    log.close()
-    heldout = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
-    card = {
-        **data_card(ds, train_eps, val_eps),
-        "training": {"family": "rssm", "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(time.time() - start, 1),
-                     "update_seconds": round(record.get("seconds", 0.0), 1), "device": cfg.device, "torch": torch.__version__,
-                     "cpu_threads": torch.get_num_threads(), "machine": platform.machine(), "heldout": {"rssm": heldout}},
-        "scores": {},
-        "uncertainty": heldout_disagreement(model.eval(), ds, val_eps, cfg.device),
-        **cfg.extra_card,
-    }
-    out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half)
-    print(f"wrote {out} in {time.time() - start:.0f} s", flush=True)
-    return out
+    lock = hold_folder(ckpt_dir, "fit")  # one process per fit: a second copy would interleave its checkpoints
+    try:
+        ident = {"family": "rssm", "data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+                 **{k: v for k, v in p.items() if k not in ("updates", "train_steps", "planner")}}
+        stage = Stage(ckpt_dir / "rssm.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
+                      {"model": model}, {"adam": opt})
+        record = stage.resume()
+        print(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)", flush=True)
+        first, invocation_start = record["epoch"], time.time()
+        log = TrainingLog(ckpt_dir, "rssm", resume_from=record.get("updates", 0))  # one row per update block: the losses
+        while record.get("updates", 0) < p["updates"]:
+            block, done = record["epoch"], record.get("updates", 0)
+            # at least one block per invocation, so a resumed run always makes progress
+            if cfg.rnn_minutes is not None and block > first and time.time() - invocation_start > 60 * cfg.rnn_minutes:
+                print(f"RSSM stopped after {done} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
+                break
+            t0, n = time.time(), min(UPDATES_PER_CHECKPOINT, p["updates"] - done)
+            train = train_rssm(model, opt, ds, n, p["batch"], p["chunk"], np.random.default_rng([cfg.seed, 3, block]),
+                               torch.Generator(cfg.device).manual_seed(cfg.seed + 11 + block), p["free_nats"], p["overshooting"],
+                               p["grad_clip"], cfg.device, episodes=train_eps)
+            val = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
+            record["epoch"], record["updates"] = block + 1, done + n
+            record["history"].append({"epoch": block + 1, "updates": done + n, **{f"train_{k}": v for k, v in train.items()},
+                                      **{f"val_{k}": v for k, v in val.items()}})
+            record["seconds"] = record.get("seconds", 0.0) + time.time() - t0
+            stage.save(record)
+            log.write(done + n, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items() if k != "transitions"},
+                      block_seconds=time.time() - t0)
+            print(f"RSSM updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}" + (f"  held-out loss {val['loss']:.3f}" if val else ""), flush=True)
+        log.close()
+        heldout = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
+        card = {
+            **data_card(ds, train_eps, val_eps),
+            "training": {"family": "rssm", "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(time.time() - start, 1),
+                         "update_seconds": round(record.get("seconds", 0.0), 1), "device": cfg.device, "torch": torch.__version__,
+                         "cpu_threads": torch.get_num_threads(), "machine": platform.machine(), "heldout": {"rssm": heldout}},
+            "scores": {},
+            "uncertainty": heldout_disagreement(model.eval(), ds, val_eps, cfg.device),
+            **cfg.extra_card,
+        }
+        out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half)
+        print(f"wrote {out} in {time.time() - start:.0f} s", flush=True)
+        return out
+    finally:
+        lock.close()

@@ -27,6 +27,7 @@ from trainers.data import Episode, EpisodeDataset, count_episodes, write_shard
 from trainers.envs import make_real_env
 from trainers.evaluate import real_episode_returns
 from trainers.fit_rssm import rssm_for, train_rssm, write_model
+from trainers.folder_lock import hold_folder
 from trainers.planner import CEM_PRESETS, CEMPlanner
 from trainers.presets import RSSM_PRESETS, preset
 from trainers.progress import progress
@@ -113,62 +114,66 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
     train_steps = cfg.train_steps or p["train_steps"]
     out = Path(cfg.out)
     data, ckpt, log = out / "data", out / "checkpoint.safetensors", out / "log.jsonl"
-    out.mkdir(parents=True, exist_ok=True)
-    env_kwargs = dict(cfg.env_kwargs)
-    if cfg.max_episode_steps is not None:
-        env_kwargs["max_episode_steps"] = cfg.max_episode_steps
-    # 1. seed episodes (resumable, like any collection)
-    collect(CollectConfig(env_id=cfg.env_id, out=str(data), episodes=cfg.seed_episodes, steps=None, workers=1, seed=cfg.seed,
-                          policy="random", env_kwargs=cfg.env_kwargs, max_episode_steps=cfg.max_episode_steps))
-    ds = EpisodeDataset(data)
-    torch.manual_seed(cfg.seed)
-    model = rssm_for(ds.meta, p).to(cfg.device)
-    model.fit_normalizer(torch.as_tensor(ds.obs[: ds.obs_start[min(len(ds), cfg.seed_episodes) - 1] + 1]))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-4)
-    record: dict[str, Any] = {"config": asdict(cfg), "updates": 0, "evaluations": []}
-    if ckpt.is_file():
-        record = load_checkpoint(ckpt, {"model": model}, {"adam": opt})
-        print(f"resuming PlaNet after {record['updates']} updates ({count_episodes(data)[0]} episodes in the replay data)")
-    real = make_real_env(cfg.env_id, **env_kwargs)
-    card = {"env": {"id": cfg.env_id, "kwargs": cfg.env_kwargs, "max_episode_steps": real.spec.max_episode_steps if real.spec else None,
-                    "action_repeat": action_repeat_of(real)},
-            "description": f"PlaNet RSSM of {cfg.env_id} ({cfg.env_kwargs}), trained by the PlaNet loop",
-            "reproduce": f"gym-dream planet --env-id {cfg.env_id} --env-kwargs '{json.dumps(cfg.env_kwargs)}' --preset {cfg.preset} --episodes {cfg.episodes}"}
-    model.card = card
-    env = DreamObservation(real, model, device=cfg.device)
-    planner = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed)
-    rng = np.random.default_rng([cfg.seed, record["updates"]])
-    g = torch.Generator(cfg.device).manual_seed(cfg.seed + record["updates"])
-    start = time.time()
-    n_eps = len(ds)
-    bar = progress(total=cfg.episodes, initial=n_eps, desc=f"PlaNet {cfg.env_id}", unit="ep")
-    tlog = TrainingLog(out, "planet", resume_from=n_eps)  # step = episodes collected
-    while n_eps < cfg.episodes:
-        t0 = time.time()
-        losses = train_rssm(model, opt, ds, train_steps, p["batch"], p["chunk"], rng, g, cfg.free_nats, cfg.overshooting, cfg.grad_clip, cfg.device)
-        record["updates"] += train_steps
-        t1 = time.time()
-        ep, ret = run_episode(env, planner, cfg.exploration, seed=cfg.seed * 100_003 + n_eps)
-        write_shard(data, n_eps, [ep])
-        n_eps += 1
-        entry = {"episodes": n_eps, "real_steps": int(count_episodes(data)[1]), "updates": record["updates"], "collect_return": ret,
-                 "train_seconds": round(t1 - t0, 1), "collect_seconds": round(time.time() - t1, 1), **{f"loss_{k}": v for k, v in losses.items()}}
-        if n_eps % cfg.eval_every == 0 or n_eps == cfg.episodes:
-            write_model(model, ds, out / "model", {**card, "training": _training(cfg, p, train_steps, n_eps, record, data)})
-            ev = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed + 1)
-            returns, _ = real_episode_returns(ev, cfg.env_id, out / "model", cfg.eval_episodes, seed=10_000, desc="evaluate", env_kwargs=env_kwargs)
-            entry["eval_return_mean"], entry["eval_return_std"] = float(returns.mean()), float(returns.std())
-            record["evaluations"].append({"episodes": n_eps, "mean": entry["eval_return_mean"], "std": entry["eval_return_std"]})
-        with open(log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-        save_checkpoint(ckpt, {"model": model}, {"adam": opt}, record)
-        tlog.write(n_eps, real_return=ret, real_steps=entry["real_steps"], updates=record["updates"], train_seconds=entry["train_seconds"],
-                   collect_seconds=entry["collect_seconds"], **{f"loss_{k}": v for k, v in losses.items()},
-                   **{k: entry[k] for k in ("eval_return_mean", "eval_return_std") if k in entry})
+    lock = hold_folder(out, "planet")  # one process per loop: a second copy would interleave its episodes and checkpoints
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        env_kwargs = dict(cfg.env_kwargs)
+        if cfg.max_episode_steps is not None:
+            env_kwargs["max_episode_steps"] = cfg.max_episode_steps
+        # 1. seed episodes (resumable, like any collection)
+        collect(CollectConfig(env_id=cfg.env_id, out=str(data), episodes=cfg.seed_episodes, steps=None, workers=1, seed=cfg.seed,
+                              policy="random", env_kwargs=cfg.env_kwargs, max_episode_steps=cfg.max_episode_steps))
         ds = EpisodeDataset(data)
-        bar.update(1)
-        bar.set_postfix(ret=f"{ret:.0f}")
-    bar.close()
-    tlog.close()
-    write_model(model, ds, out / "model", {**card, "training": _training(cfg, p, train_steps, n_eps, record, data)})
-    return {"episodes": n_eps, "updates": record["updates"], "evaluations": record["evaluations"], "seconds": time.time() - start, "out": str(out)}
+        torch.manual_seed(cfg.seed)
+        model = rssm_for(ds.meta, p).to(cfg.device)
+        model.fit_normalizer(torch.as_tensor(ds.obs[: ds.obs_start[min(len(ds), cfg.seed_episodes) - 1] + 1]))
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, eps=1e-4)
+        record: dict[str, Any] = {"config": asdict(cfg), "updates": 0, "evaluations": []}
+        if ckpt.is_file():
+            record = load_checkpoint(ckpt, {"model": model}, {"adam": opt})
+            print(f"resuming PlaNet after {record['updates']} updates ({count_episodes(data)[0]} episodes in the replay data)")
+        real = make_real_env(cfg.env_id, **env_kwargs)
+        card = {"env": {"id": cfg.env_id, "kwargs": cfg.env_kwargs, "max_episode_steps": real.spec.max_episode_steps if real.spec else None,
+                        "action_repeat": action_repeat_of(real)},
+                "description": f"PlaNet RSSM of {cfg.env_id} ({cfg.env_kwargs}), trained by the PlaNet loop",
+                "reproduce": f"gym-dream planet --env-id {cfg.env_id} --env-kwargs '{json.dumps(cfg.env_kwargs)}' --preset {cfg.preset} --episodes {cfg.episodes}"}
+        model.card = card
+        env = DreamObservation(real, model, device=cfg.device)
+        planner = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed)
+        rng = np.random.default_rng([cfg.seed, record["updates"]])
+        g = torch.Generator(cfg.device).manual_seed(cfg.seed + record["updates"])
+        start = time.time()
+        n_eps = len(ds)
+        bar = progress(total=cfg.episodes, initial=n_eps, desc=f"PlaNet {cfg.env_id}", unit="ep")
+        tlog = TrainingLog(out, "planet", resume_from=n_eps)  # step = episodes collected
+        while n_eps < cfg.episodes:
+            t0 = time.time()
+            losses = train_rssm(model, opt, ds, train_steps, p["batch"], p["chunk"], rng, g, cfg.free_nats, cfg.overshooting, cfg.grad_clip, cfg.device)
+            record["updates"] += train_steps
+            t1 = time.time()
+            ep, ret = run_episode(env, planner, cfg.exploration, seed=cfg.seed * 100_003 + n_eps)
+            write_shard(data, n_eps, [ep])
+            n_eps += 1
+            entry = {"episodes": n_eps, "real_steps": int(count_episodes(data)[1]), "updates": record["updates"], "collect_return": ret,
+                     "train_seconds": round(t1 - t0, 1), "collect_seconds": round(time.time() - t1, 1), **{f"loss_{k}": v for k, v in losses.items()}}
+            if n_eps % cfg.eval_every == 0 or n_eps == cfg.episodes:
+                write_model(model, ds, out / "model", {**card, "training": _training(cfg, p, train_steps, n_eps, record, data)})
+                ev = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed + 1)
+                returns, _ = real_episode_returns(ev, cfg.env_id, out / "model", cfg.eval_episodes, seed=10_000, desc="evaluate", env_kwargs=env_kwargs)
+                entry["eval_return_mean"], entry["eval_return_std"] = float(returns.mean()), float(returns.std())
+                record["evaluations"].append({"episodes": n_eps, "mean": entry["eval_return_mean"], "std": entry["eval_return_std"]})
+            with open(log, "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            save_checkpoint(ckpt, {"model": model}, {"adam": opt}, record)
+            tlog.write(n_eps, real_return=ret, real_steps=entry["real_steps"], updates=record["updates"], train_seconds=entry["train_seconds"],
+                       collect_seconds=entry["collect_seconds"], **{f"loss_{k}": v for k, v in losses.items()},
+                       **{k: entry[k] for k in ("eval_return_mean", "eval_return_std") if k in entry})
+            ds = EpisodeDataset(data)
+            bar.update(1)
+            bar.set_postfix(ret=f"{ret:.0f}")
+        bar.close()
+        tlog.close()
+        write_model(model, ds, out / "model", {**card, "training": _training(cfg, p, train_steps, n_eps, record, data)})
+        return {"episodes": n_eps, "updates": record["updates"], "evaluations": record["evaluations"], "seconds": time.time() - start, "out": str(out)}
+    finally:
+        lock.close()

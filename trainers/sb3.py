@@ -273,6 +273,13 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     returns at once when the run is finished; a larger ``timesteps`` trains on). Settings other than the budget must
     match the folder's. An off-policy agent (DQN, SAC, TD3) continues with an empty replay buffer, refilled for
     ``learning_starts`` steps before its updates resume."""
+    from trainers.folder_lock import held
+
+    with held(cfg.out, f"train {cfg.algo}"):  # one process per run: a second copy would interleave its checkpoints
+        return _train_sb3(cfg)
+
+
+def _train_sb3(cfg: SB3Config) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
 
     from trainers.evaluate import dream_episode_returns
