@@ -259,3 +259,23 @@ def test_paired_compares_two_reports_episode_by_episode(tmp_path):
     assert r["difference"] == 6.0 and r["standard_error"] == round(4 / 3**0.5, 1) and r["episodes"] == 3
     with pytest.raises(SystemExit, match="same episodes"):
         pd.paired(a, report("c", [6, 8], [1.0, 2.0, 3.0]))
+
+
+def test_round_dream_check_puts_agents_side_by_side_in_several_dreams(tiny_cartpole_model, tmp_path):
+    import math
+
+    import gym_dream
+    from trainers.controller import LinearController
+
+    m = gym_dream.resolve_model(str(tiny_cartpole_model))
+    LinearController(m.feature_dim, m.action_space).save(tmp_path / "c", {"model": str(tiny_cartpole_model)})
+    out = tmp_path / "check.json"
+    args = [sys.executable, str(ROOT / "benchmarks" / "round_dream_check.py"), "--env-id", "Dream-CartPole-v0", "--models",
+            str(tiny_cartpole_model), str(tiny_cartpole_model), "--agents", str(tmp_path / "c"), "--tau", "1.0", "--episodes", "4",
+            "--out", str(out)]
+    r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["agent"] for row in rows] == ["random", str(tmp_path / "c")] * 2
+    assert rows[0] == rows[2] and rows[1] == rows[3]  # the same model twice: the same dreams, episode for episode
+    assert all(row["episodes"] == 4 and math.isfinite(row["mean"]) and row["model"] == str(tiny_cartpole_model) for row in rows)
