@@ -24,7 +24,7 @@ from gym_dream.checkpoint import atomic_write_bytes
 from gym_dream.error import DataFormatError
 from trainers.cma_state import es_state, restore_es
 from trainers.controller import LinearController
-from trainers.folder_lock import hold_folder
+from trainers.folder_lock import held
 from trainers.progress import progress
 from trainers.rollout import dream_rollout, make_dream_vec, real_episodes
 from trainers.training_log import TrainingLog
@@ -241,8 +241,7 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
     feature_dim, space = venv.single_observation_space.shape[0], venv.single_action_space
     venv.reset(seed=cfg.seed * 100_003)
     meta = {"env_id": cfg.env_id, "model": cfg.model, "tau": cfg.tau, "config": asdict(cfg)}
-    lock = hold_folder(out, "train cmaes")  # one process per run: a second copy would interleave its checkpoints
-    try:
+    with held(out, "train cmaes"):  # one process per run: a second copy would interleave its checkpoints
         run = Search(out, LinearController(feature_dim, space).num_params, cfg.sigma0, cfg.popsize, cfg.seed, x0=_initial_mean(cfg, feature_dim, space))
         first, start = run.record["generation"], time.time()
         venv.reset(seed=cfg.seed * 100_003)
@@ -289,8 +288,6 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
         bar.close()
         venv.close()
         return {"generations": record["generation"], "best_fitness": record["best_fitness"], "out": str(out), "seconds": time.time() - start}
-    finally:
-        lock.close()
 
 
 # -- on the real env ---------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from gym_dream.spaces import space_from_dict
 from trainers.checkpointing import Stage, load_checkpoint, read_record, save_checkpoint, save_model_dir
 from trainers.data import EpisodeDataset
 from trainers.fit_vae import encode_all, fit_vae
-from trainers.folder_lock import hold_folder
+from trainers.folder_lock import held
 from trainers.sequences import data_card, windows
 from trainers.training_log import TrainingLog
 from trainers.presets import FIT_RANGES, MDNRNN_ONLY, MDNRNN_PRESETS, RSSM_ONLY, VECTOR_DEFAULTS, check_ranges, preset
@@ -372,8 +372,7 @@ def fit(cfg: FitConfig) -> Path:
         _warm_start(model, cfg.init)
     train_eps, val_eps = ds.split(cfg.val_fraction, cfg.seed)
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
-    lock = hold_folder(ckpt_dir, "fit")  # one process per fit: a second copy would interleave its checkpoints
-    try:
+    with held(ckpt_dir, "fit"):  # one process per fit: a second copy would interleave its checkpoints
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         # budgets (epochs) are not part of a run's identity: asking for more epochs continues the run
         ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, "init": cfg.init,
@@ -422,5 +421,3 @@ def fit(cfg: FitConfig) -> Path:
         out = save_model_dir(model.cpu(), cfg.out, card, half=cfg.half)
         _log(f"wrote {out} in {seconds:.0f} s")
         return out
-    finally:
-        lock.close()

@@ -26,7 +26,7 @@ from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict
 from trainers.checkpointing import Stage, save_model_dir
 from trainers.data import EpisodeDataset
-from trainers.folder_lock import hold_folder
+from trainers.folder_lock import held
 from trainers.presets import RSSM_PRESETS, preset
 from trainers.sequences import data_card, windows
 from trainers.training_log import TrainingLog
@@ -143,8 +143,7 @@ def fit_rssm(cfg) -> Path:
                                          device=cfg.device))
     opt = torch.optim.Adam(model.parameters(), lr=p["lr"], eps=1e-4)
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
-    lock = hold_folder(ckpt_dir, "fit")  # one process per fit: a second copy would interleave its checkpoints
-    try:
+    with held(ckpt_dir, "fit"):  # one process per fit: a second copy would interleave its checkpoints
         ident = {"family": "rssm", "data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
                  **{k: v for k, v in p.items() if k not in ("updates", "train_steps", "planner")}}
         stage = Stage(ckpt_dir / "rssm.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
@@ -186,5 +185,3 @@ def fit_rssm(cfg) -> Path:
         out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half)
         print(f"wrote {out} in {time.time() - start:.0f} s", flush=True)
         return out
-    finally:
-        lock.close()

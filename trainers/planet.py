@@ -27,7 +27,7 @@ from trainers.data import Episode, EpisodeDataset, count_episodes, write_shard
 from trainers.envs import make_real_env
 from trainers.evaluate import real_episode_returns
 from trainers.fit_rssm import rssm_for, train_rssm, write_model
-from trainers.folder_lock import hold_folder
+from trainers.folder_lock import held
 from trainers.planner import CEM_PRESETS, CEMPlanner
 from trainers.presets import RSSM_PRESETS, preset
 from trainers.progress import progress
@@ -114,8 +114,7 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
     train_steps = cfg.train_steps or p["train_steps"]
     out = Path(cfg.out)
     data, ckpt, log = out / "data", out / "checkpoint.safetensors", out / "log.jsonl"
-    lock = hold_folder(out, "planet")  # one process per loop: a second copy would interleave its episodes and checkpoints
-    try:
+    with held(out, "planet"):  # one process per loop: a second copy would interleave its episodes and checkpoints
         out.mkdir(parents=True, exist_ok=True)
         env_kwargs = dict(cfg.env_kwargs)
         if cfg.max_episode_steps is not None:
@@ -175,5 +174,3 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
         tlog.close()
         write_model(model, ds, out / "model", {**card, "training": _training(cfg, p, train_steps, n_eps, record, data)})
         return {"episodes": n_eps, "updates": record["updates"], "evaluations": record["evaluations"], "seconds": time.time() - start, "out": str(out)}
-    finally:
-        lock.close()

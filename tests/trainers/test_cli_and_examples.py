@@ -279,3 +279,17 @@ def test_round_dream_check_puts_agents_side_by_side_in_several_dreams(tiny_cartp
     assert [row["agent"] for row in rows] == ["random", str(tmp_path / "c")] * 2
     assert rows[0] == rows[2] and rows[1] == rows[3]  # the same model twice: the same dreams, episode for episode
     assert all(row["episodes"] == 4 and math.isfinite(row["mean"]) and row["model"] == str(tiny_cartpole_model) for row in rows)
+
+
+def test_dataset_profile_splits_a_dataset_by_episode(cartpole_data, tmp_path):
+    from trainers.data import EpisodeDataset
+
+    out = tmp_path / "profile.json"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dataset_profile.py"), str(cartpole_data), "--parts", ":5", "5:",
+                        "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    first, rest = json.loads(out.read_text())["rows"]
+    ds = EpisodeDataset(cartpole_data)
+    assert first["episodes"] == [0, 5] and rest["episodes"] == [5, len(ds)]
+    assert first["steps"] + rest["steps"] == ds.steps and first["steps"] == sum(ds.lengths[:5])
+    assert sum(first["action_shares"]) == pytest.approx(1.0) and len(first["action_shares"]) == 2
