@@ -94,6 +94,24 @@ def _number_or_range(text: str) -> float | tuple[float, float] | None:
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
+def _tau_text(tau) -> str:
+    """A card's tau as ``gym-dream list`` prints it: 1.15, or 1.0:1.5 for a range (as typed on the command line)."""
+    from gym_dream.envs.core import tau_name
+
+    try:
+        return tau_name(tau)
+    except (TypeError, ValueError):
+        return repr(tau)
+
+
+def tau_arg(text: str) -> float | tuple[float, float]:
+    """An argparse type for one temperature or a range ``LOW:HIGH`` (``--taus 1.15 1.0:1.5``)."""
+    tau = _number_or_range(text)
+    if tau is None:
+        raise argparse.ArgumentTypeError(f"expected a temperature or a range LOW:HIGH (e.g. 1.15 or 1.0:1.5), got {text!r}")
+    return tau
+
+
 def _optional(kind: type):
     """An argparse type that also reads 'none' as None (for ``int | None`` fields such as --steps)."""
 
@@ -243,7 +261,8 @@ def _cmd_list(ns):
         except (GymDreamError, OSError):  # an unreadable card is reported when the model is loaded
             agents = {}
         for agent, info in sorted(agents.items()):
-            print(f"      agent {agent:20s} {info.get('kind', '?')} trained at tau {info.get('tau', '?')}")
+            tau = info.get("tau")
+            print(f"      agent {agent:20s} {info.get('kind', '?')} trained at tau {'?' if tau is None else _tau_text(tau)}")
     print("dream env ids:")
     for spec in sorted(gym.registry.values(), key=lambda s: s.id):
         if spec.entry_point == CONFLICT_ENTRY:
@@ -300,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--env-id", default="Dream-CartPole-v0", help="the Dream-* id the agent was trained in")
     s.add_argument("--model", default=None, help="model directory or name (default: the id's default model)")
     s.add_argument("--algo", default=None, help="SB3 algorithm of a .zip when its name does not say")
-    s.add_argument("--taus", type=float, nargs="+", default=[1.0], help="dream temperatures to score at (the first is the training tau)")
+    s.add_argument("--taus", type=tau_arg, nargs="+", default=[1.0], metavar="X|LOW:HIGH",
+                   help="dream temperatures to score at, each one or a range LOW:HIGH (the first is the training tau)")
     s.add_argument("--episodes", type=int, default=100, help="real episodes (seeds seed..seed+N-1)")
     s.add_argument("--dream-episodes", type=int, default=None, help="dream episodes per tau (default: --episodes)")
     s.add_argument("--seed", type=int, default=0)

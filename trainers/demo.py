@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from gym_dream.agents import agent_path
+from gym_dream.envs.core import check_tau, tau_name
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController
 from trainers.evaluate import evaluate, load_agent, markdown_table, write_report
@@ -59,9 +60,9 @@ def carracing_part(cfg: DemoConfig) -> str:
     except ImportError:
         return 'CarRacing skipped: the real CarRacing-v3 needs Box2D: pip install "gym-dream[box2d]".'
     agent = LinearController.load(agent_path(cfg.carracing_agent, model="carracing"))
-    tau = float(agent.card.get("tau", 1.15))
+    tau = check_tau(agent.card.get("tau", 1.15))
     row = evaluate(agent, "Dream-CarRacing-v0", "carracing", taus=(tau,), episodes=cfg.carracing_episodes, dream_episodes=100,
-                   name=f"CMA-ES linear controller trained in the shipped dream at tau {tau}", workers=cfg.workers)
+                   name=f"CMA-ES linear controller trained in the shipped dream at tau {tau_name(tau)}", workers=cfg.workers)
     rows = [row]
     md, _ = write_report(rows, f"{cfg.out}/carracing")
     return (f"The controller trained only in Dream-CarRacing-v0 (shipped model 'carracing'), on {cfg.carracing_episodes} real "

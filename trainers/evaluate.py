@@ -21,6 +21,7 @@ import numpy as np
 
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.envs.core import tau_name
 from trainers.action_hold import with_hold
 from trainers.agent_ensemble import AgentEnsemble, is_ensemble_dir
 from trainers.controller import LinearController, is_controller_dir
@@ -87,9 +88,10 @@ class RandomAgent:
         return (a if batched else a[0]), state
 
 
-def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float, episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None,
+def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float | tuple[float, float], episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None,
                           termination: str | None = None, dream_kwargs: dict[str, Any] | None = None) -> np.ndarray:
-    """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv (``termination``:
+    """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv (``tau``: one temperature or a range
+    ``(low, high)``, each episode drawing its own; ``termination``:
     threshold | sample, default the model card's; ``dream_kwargs``: more of the dream's arguments, e.g. its
     ``uncertainty_penalty``)."""
     venv = make_dream_vec(dream_id, episodes, model, tau, device, termination=termination, **(dream_kwargs or {}))
@@ -146,18 +148,20 @@ def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
     return dream["mean"] - real["mean"] > max(0.1 * abs(dream["mean"]), 2.0 * se)
 
 
-def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float, ...] = (1.0,), episodes: int = 100,
+def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float | tuple[float, float], ...] = (1.0,), episodes: int = 100,
              dream_episodes: int | None = None, seed: int = 0, device: str = "cpu", name: str = "agent", workers: int = 1,
              backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
-    """Dream returns at each tau and real returns, with the exploit flag, as one record."""
+    """Dream returns at each tau (a temperature, or a range ``(low, high)``: each dream episode draws its own) and real
+    returns, with the exploit flag, as one record; the dream scores are keyed by :func:`~gym_dream.envs.core.tau_name`
+    (``"1.15"``, ``"1.0:1.5"``), the first tau's (the training tau's) first."""
     spec = gym.spec(dream_id)
     real_id = spec.kwargs["real_env_id"]
     start = time.time()
-    dream = {str(t): stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
+    dream = {tau_name(t): stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
     real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}", workers=workers,
                                                       backend=backend, ray_address=ray_address)
     real = stats(real_returns)
-    train_tau = str(taus[0])
+    train_tau = tau_name(taus[0])
     return {
         "agent": name, "dream_id": dream_id, "real_env_id": real_id, "model": model or spec.kwargs.get("default_model"),
         "dream": dream, "real": real, "real_steps": int(real_lengths.sum()), "real_seeds": [seed, seed + episodes - 1],

@@ -46,6 +46,13 @@ def check_tau(tau: Any, model: WorldModel | None = None, ranges: bool = True) ->
     return _one_tau(tau)
 
 
+def tau_name(tau: float | tuple[float, float]) -> str:
+    """How a temperature or a range of them is written wherever it names something (a report's dream scores, a run):
+    ``1.15``, or ``1.0:1.5`` for the range ``(1.0, 1.5)``, as the command line takes it (``--tau 1.0:1.5``)."""
+    tau = check_tau(tau)
+    return f"{tau[0]}:{tau[1]}" if isinstance(tau, tuple) else str(tau)
+
+
 def _one_tau(tau: Any) -> float:
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
         raise TypeError(f"tau must be a positive number (e.g. tau=1.15) or a range of two (e.g. tau=(1.0, 1.7)), "

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from trainers.cli import _number_or_range, main
+from trainers.cli import _number_or_range, main, tau_arg
 
 
 def test_tau_argument_reads_a_number_a_range_or_none():
@@ -13,6 +13,10 @@ def test_tau_argument_reads_a_number_a_range_or_none():
     for bad in ("1:2:3", "a:1", "fast"):
         with pytest.raises(argparse.ArgumentTypeError, match="LOW:HIGH"):
             _number_or_range(bad)
+    # a list of temperatures to score at (evaluate --taus, experiment --taus) takes ranges too, never 'none'
+    assert tau_arg("1.0:1.5") == (1.0, 1.5) and tau_arg("1.15") == 1.15
+    with pytest.raises(argparse.ArgumentTypeError, match="a temperature or a range"):
+        tau_arg("none")
 
 
 def test_cmaes_and_sb3_train_in_a_tau_range_and_record_it(tiny_cartpole_model, tmp_path, capsys):

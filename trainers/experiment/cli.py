@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trainers.cli import tau_arg
 from trainers.experiment.recipe import available_recipes, load_recipe
 from trainers.experiment.runner import STAGES, Options, override, run
 
@@ -25,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="processes for real-env evaluation")
     p.add_argument("--tiny", action="store_true", help="tiny budgets and networks: a smoke run of every stage (results and "
                                                        "package then stay in the work folder)")
-    p.add_argument("--taus", type=float, nargs="+", default=None, help="only these taus of the sweep")
+    p.add_argument("--taus", type=tau_arg, nargs="+", default=None, metavar="X|LOW:HIGH", help="only these taus of the sweep")
     p.add_argument("--generations", type=int, default=None, help="override the CMA-ES generations (a resumed run continues to this many)")
     p.add_argument("--device", default="cpu", help="torch device for fitting and for CMA-ES dreams (e.g. cuda)")
     p.add_argument("--collect-workers", type=int, default=None, help="parallel real envs while collecting (default: the recipe's)")

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from gym_dream.catalogue import by_real_id
+from gym_dream.envs.core import check_tau, tau_name
+from trainers.experiment.workdir import Tau
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,10 +36,11 @@ class Recipe:
     """the experiment's name: its work folder (runs/<name>) and its results (<name>.md / .json)"""
     real_id: str
     """the real Gymnasium id the data comes from and the agents are scored on"""
-    taus: tuple[float, ...]
-    """the temperature sweep: one CMA-ES run per tau (and per seed of ``cmaes_seeds``)"""
-    main_tau: float
-    """the tau of the main agent, the SB3 agents and the collection rounds' controller"""
+    taus: tuple[Tau, ...]
+    """the temperature sweep: one CMA-ES run per tau (and per seed of ``cmaes_seeds``); a tau is a number, or a range
+    ``[low, high]`` (each dream episode draws its own temperature from it: ``gym.make(..., tau=(low, high))``)"""
+    main_tau: Tau
+    """the tau of the main agent, the SB3 agents and the collection rounds' controller (one of ``taus``)"""
     collect: dict[str, Any]
     """``CollectConfig`` fields of the first collection (episodes / steps, workers, seed, policy ...)"""
     fit: dict[str, Any]
@@ -79,12 +82,17 @@ class Recipe:
             object.__setattr__(self, "model_name", self.model_name or known.model)
         if not self.dream_id.startswith("Dream-"):
             raise ValueError(f"Recipe {self.name!r}: dream_id {self.dream_id!r} must start with 'Dream-'.")
-        object.__setattr__(self, "taus", tuple(float(t) for t in self.taus))
+        if isinstance(self.taus, (str, bytes)) or not isinstance(self.taus, (list, tuple)) or not self.taus:
+            raise ValueError(f"Recipe {self.name!r}: taus must be a non-empty list of temperatures > 0, each a number or a "
+                             f"range [low, high] (e.g. taus = [1.0, 1.15, [1.0, 1.5]]), got {self.taus!r}.")
+        object.__setattr__(self, "taus", tuple(_recipe_tau(self.name, "taus", t) for t in self.taus))
+        object.__setattr__(self, "main_tau", _recipe_tau(self.name, "main_tau", self.main_tau))
         object.__setattr__(self, "cmaes_seeds", tuple(int(s) for s in self.cmaes_seeds))
-        if not self.taus or any(t <= 0 for t in self.taus):
-            raise ValueError(f"Recipe {self.name!r}: taus must be a non-empty list of numbers > 0, got {self.taus}.")
+        if len(set(self.taus)) != len(self.taus):
+            raise ValueError(f"Recipe {self.name!r}: taus {[tau_name(t) for t in self.taus]} name a temperature twice.")
         if self.main_tau not in self.taus:
-            raise ValueError(f"Recipe {self.name!r}: main_tau {self.main_tau} is not one of taus {self.taus}.")
+            raise ValueError(f"Recipe {self.name!r}: main_tau {tau_name(self.main_tau)} is not one of taus "
+                             f"{[tau_name(t) for t in self.taus]}.")
         if not self.cmaes_seeds:
             raise ValueError(f"Recipe {self.name!r}: cmaes_seeds must name at least one seed.")
         driver = self.iterate.get("agent", "cmaes")
@@ -109,6 +117,17 @@ class Recipe:
             cmaes=dict(generations=2, popsize=4, rollouts=2), episodes=2, sweep_episodes=2, random_episodes=2,
             sb3={a: {**kw, "timesteps": 256, "num_envs": 4, "eval_every": 128, "eval_episodes": 2} for a, kw in self.sb3.items()},
         )
+
+
+def _recipe_tau(name: str, key: str, tau: Any) -> Tau:
+    """A recipe's temperature: a number, or a range [low, high] (a TOML array), as the dream envs take it."""
+    if isinstance(tau, str):
+        raise ValueError(f"Recipe {name!r}: {key} entry {tau!r} is a string; write a temperature as a number (1.15) and a "
+                         f"range as an array of two ([1.0, 1.5]).")
+    try:
+        return check_tau(tau)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"Recipe {name!r}: {key}: {e}") from None
 
 
 def available_recipes() -> list[str]:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import gymnasium as gym
 
+from gym_dream.envs.core import check_tau, tau_name
 from gym_dream.envs.registry import DREAM_ENTRY, DREAM_VECTOR_ENTRY
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages import collect, evaluate, report, rounds, select, ship, train
-from trainers.experiment.workdir import WorkDir
+from trainers.experiment.workdir import Tau, WorkDir
 
 STAGES = ("collect", "adopt", "fit", "train", "iterate", "evaluate", "select", "sb3", "real_baseline", "report", "ship")
 
@@ -44,15 +45,17 @@ def all_stages(recipe: Recipe) -> list[str]:
             "evaluate", *(["select"] if recipe.select else []), "sb3", "real_baseline", "report", "ship"]
 
 
-def override(recipe: Recipe, tiny: bool = False, taus: list[float] | None = None, generations: int | None = None,
+def override(recipe: Recipe, tiny: bool = False, taus: list[Tau] | None = None, generations: int | None = None,
              collect_workers: int | None = None) -> Recipe:
-    """The recipe with the command line's changes: tiny budgets, a part of the sweep, more generations, more workers."""
+    """The recipe with the command line's changes: tiny budgets, a part of the sweep (``taus``: numbers or (low, high)
+    ranges), more generations, more workers."""
     if tiny:
         recipe = recipe.tiny()
     if taus:
-        unknown = set(taus) - set(recipe.taus)
+        taus = [check_tau(t) for t in taus]
+        unknown = [tau_name(t) for t in taus if t not in recipe.taus]
         if unknown:
-            raise ValueError(f"--taus {sorted(unknown)} are not in the {recipe.name} recipe's sweep {recipe.taus}.")
+            raise ValueError(f"--taus {unknown} are not in the {recipe.name} recipe's sweep {[tau_name(t) for t in recipe.taus]}.")
         recipe = replace(recipe, taus=tuple(taus), main_tau=recipe.main_tau if recipe.main_tau in taus else taus[0])
     if generations:
         recipe = replace(recipe, cmaes={**recipe.cmaes, "generations": generations})

@@ -3,6 +3,7 @@
     <work>/data/                          real episodes (shards written by `gym-dream collect`)
     <work>/model/                         the current world model (model.json + model.safetensors)
     <work>/cmaes/tau<tau>-seed<k>/        one CMA-ES run: best/, mean/ (controllers), log.jsonl, its state
+                                          (<tau>: 1.15, or 1.0-1.5 for a range of temperatures)
     <work>/sb3/<algo>-tau<tau>/           one stable-baselines3 agent trained in the dream
     <work>/cmaes-real/                    the controller trained by CMA-ES on the REAL env (the comparison row)
     <work>/eval/*.json                    evaluation rows: cmaes-tau<tau>[-noise], <algo>-tau<tau>, random,
@@ -11,7 +12,8 @@
                                           plus round.json (its controller and the real steps it drove)
     <work>/adopted.json                   what `adopt` carried over from a shipped model's earlier rounds
 
-A controller is named by a :class:`Controller` (tau, seed, kind), never by a string to parse.
+A controller is named by a :class:`Controller` (tau, seed, kind), never by a string to parse. A tau is one temperature
+or a range ``(low, high)`` (each dream episode draws its own): :data:`Tau`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.envs.core import check_tau, tau_name
 
 CONTROLLER_KINDS = ("best", "mean")
+
+Tau = float | tuple[float, float]
+"""one dream temperature, or a range (low, high) of them"""
+
+
+def tau_part(tau: Tau) -> str:
+    """A tau as it appears in a file or folder name: ``1.15``, or ``1.0-1.5`` for a range."""
+    return tau_name(tau).replace(":", "-")
 
 
 @dataclass(frozen=True)
@@ -31,11 +42,12 @@ class Controller:
     """One CMA-ES output: the run at ``tau`` with ``seed``, its ``kind`` ('best': the best candidate seen; 'mean':
     CMA-ES's mean)."""
 
-    tau: float
+    tau: Tau
     seed: int
     kind: str
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tau", check_tau(self.tau))  # JSON gives a range back as a list
         if self.kind not in CONTROLLER_KINDS:
             raise ValueError(f"A controller's kind is one of {CONTROLLER_KINDS}, got {self.kind!r}.")
 
@@ -44,10 +56,10 @@ class Controller:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Controller":
-        return cls(float(d["tau"]), int(d["seed"]), str(d["kind"]))
+        return cls(d["tau"], int(d["seed"]), str(d["kind"]))
 
     def __str__(self) -> str:
-        return f"tau {self.tau}, seed {self.seed} {self.kind}"
+        return f"tau {tau_name(self.tau)}, seed {self.seed} {self.kind}"
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -81,17 +93,17 @@ class WorkDir:
         return (self.model / "model.json").is_file()
 
     # -- agents
-    def cmaes_run(self, tau: float, seed: int) -> Path:
-        return self.root / "cmaes" / f"tau{tau}-seed{seed}"
+    def cmaes_run(self, tau: Tau, seed: int) -> Path:
+        return self.root / "cmaes" / f"tau{tau_part(tau)}-seed{seed}"
 
     def controller(self, c: Controller) -> Path:
         return self.cmaes_run(c.tau, c.seed) / c.kind
 
-    def cmaes_log(self, tau: float, seed: int) -> Path:
+    def cmaes_log(self, tau: Tau, seed: int) -> Path:
         return self.cmaes_run(tau, seed) / "log.jsonl"
 
-    def sb3_run(self, algo: str, tau: float) -> Path:
-        return self.root / "sb3" / f"{algo}-tau{tau}"
+    def sb3_run(self, algo: str, tau: Tau) -> Path:
+        return self.root / "sb3" / f"{algo}-tau{tau_part(tau)}"
 
     @property
     def real_cmaes(self) -> Path:
@@ -102,11 +114,11 @@ class WorkDir:
     def eval(self) -> Path:
         return self.root / "eval"
 
-    def row(self, tau: float, noise: bool = False) -> Path:
-        return self.eval / f"cmaes-tau{tau}{'-noise' if noise else ''}.json"
+    def row(self, tau: Tau, noise: bool = False) -> Path:
+        return self.eval / f"cmaes-tau{tau_part(tau)}{'-noise' if noise else ''}.json"
 
-    def sb3_row(self, algo: str, tau: float) -> Path:
-        return self.eval / f"{algo}-tau{tau}.json"
+    def sb3_row(self, algo: str, tau: Tau) -> Path:
+        return self.eval / f"{algo}-tau{tau_part(tau)}.json"
 
     @property
     def random_row(self) -> Path:
@@ -127,7 +139,7 @@ class WorkDir:
     def read_row(self, path: Path) -> dict[str, Any] | None:
         return read_json(path) if path.is_file() else None
 
-    def row_controller(self, tau: float) -> Controller | None:
+    def row_controller(self, tau: Tau) -> Controller | None:
         """The controller the evaluate stage scored at ``tau`` (None before it ran)."""
         row = self.read_row(self.row(tau))
         return Controller.from_dict(row["controller"]) if row else None
@@ -196,8 +208,9 @@ class Round:
 
     def agent_name(self) -> str:
         info = self.info()
-        return f"tau {info['tau']} controller (CMA-ES {self.controller()})" if info.get("agent", "cmaes") == "cmaes" else \
-            f"tau {info['tau']} {info['agent'].upper()} agent"
+        tau = tau_name(info["tau"])
+        return f"tau {tau} controller (CMA-ES {self.controller()})" if info.get("agent", "cmaes") == "cmaes" else \
+            f"tau {tau} {info['agent'].upper()} agent"
 
     def dream_return(self) -> float:
         info = self.info()

@@ -1,5 +1,7 @@
 """How a user adds a recipe for a new env: a TOML file, run end to end by ``gym-dream experiment``."""
 
+import json
+
 import gymnasium as gym
 
 from trainers.cli import main
@@ -10,7 +12,7 @@ name = "acrobot"
 real_id = "Acrobot-v1"
 dream_id = "Dream-Acrobot-v0"
 model_name = "acrobot"
-taus = [1.0]
+taus = [1.0, [0.8, 1.2]]  # a number, and a range: each dream episode of that run draws its own temperature
 main_tau = 1.0
 episodes = 2
 sweep_episodes = 2
@@ -40,12 +42,17 @@ def test_a_recipe_for_a_new_env_runs_end_to_end(tmp_path, capsys):
     assert main(["experiment", str(path), *stages, "--work", str(work), "--results", str(results), "--package", str(package),
                  "--workers", "1"]) == 0
     text = (results / "acrobot.md").read_text()
-    assert "# Acrobot-v1 from dreams alone" in text and "| CMA-ES linear, trained at tau=1.0" in text and "| random policy |" in text
+    assert "# Acrobot-v1 from dreams alone" in text and "| random policy |" in text
+    assert "| CMA-ES linear, trained at tau=1.0" in text and "| CMA-ES linear, trained at tau=0.8:1.2" in text
+    assert text.index("trained at tau=0.8:1.2") < text.index("trained at tau=1.0")  # ordered by tau, a range by its low end
+    assert (work / "cmaes" / "tau0.8-1.2-seed0" / "mean" / "controller.json").is_file()
     assert (results / "acrobot_cmaes.png").is_file() and (results / "acrobot_real_vs_dream.gif").is_file()
     # the shipped package: the model, its scores and the controller trained in its dream, found by name
     from gym_dream.agents import find_agent, model_agents
 
-    assert list(model_agents(package)) == ["cmaes-tau1.0"]
+    agents = model_agents(package)
+    assert sorted(agents) == ["cmaes-tau0.8-1.2", "cmaes-tau1.0"]
+    assert agents["cmaes-tau0.8-1.2"]["tau"] == [0.8, 1.2] and agents["cmaes-tau1.0"]["tau"] == 1.0
     assert (find_agent("cmaes-tau1.0", package) / "controller.json").is_file()
     env = gym.make("Dream-Acrobot-v0", model=str(package))
     obs, _ = env.reset(seed=0)
@@ -53,3 +60,9 @@ def test_a_recipe_for_a_new_env_runs_end_to_end(tmp_path, capsys):
     # and the shipped agent is scored again by name, as a user would
     assert main(["evaluate", "cmaes-tau1.0", "--env-id", "Dream-Acrobot-v0", "--model", str(package), "--episodes", "1"]) == 0
     assert "cmaes-tau1.0" in capsys.readouterr().out
+    # the range agent, scored in its range's dream and at one temperature, as typed on the command line
+    report = tmp_path / "range"
+    assert main(["evaluate", "cmaes-tau0.8-1.2", "--env-id", "Dream-Acrobot-v0", "--model", str(package), "--episodes", "1",
+                 "--taus", "0.8:1.2", "1.0", "--report", str(report)]) == 0
+    (row,) = json.loads(report.with_suffix(".json").read_text())
+    assert list(row["dream"]) == ["0.8:1.2", "1.0"]

@@ -10,6 +10,8 @@ import pytest
 import gym_dream
 from trainers.controller import LinearController
 from trainers.experiment import Controller, Recipe, WorkDir
+from trainers.experiment.recipe import load_recipe
+from trainers.experiment.runner import override
 from trainers.experiment.stages import evaluate, report, rounds, select
 
 CARTPOLE = Recipe(name="cartpole", real_id="CartPole-v1", taus=(1.0,), main_tau=1.0, collect=dict(workers=1, seed=5), fit={},
@@ -42,6 +44,33 @@ def test_the_recipe_names_its_dream_from_the_catalogue_and_checks_itself():
         Recipe(name="x", real_id="Acrobot-v1", taus=(1.0,), main_tau=1.0, collect={}, fit={}, cmaes={})
     with pytest.raises(ValueError, match="main_tau 2.0 is not one of taus"):
         replace(CARTPOLE, main_tau=2.0)
+
+
+def test_a_recipe_takes_a_range_of_temperatures_wherever_it_takes_one(tmp_path):
+    """taus and main_tau: a number or a range [low, high] (as tau=(low, high) in gym.make); bad ones say how to write them."""
+    r = replace(CARTPOLE, taus=[1.0, [0.8, 1.2]], main_tau=[0.8, 1.2])
+    assert r.taus == (1.0, (0.8, 1.2)) and r.main_tau == (0.8, 1.2)
+    work = WorkDir(tmp_path)
+    assert work.cmaes_run(r.main_tau, 3).name == "tau0.8-1.2-seed3" and work.row(r.main_tau, noise=True).name == "cmaes-tau0.8-1.2-noise.json"
+    assert Controller.from_dict(Controller((0.8, 1.2), 0, "mean").to_dict() | {"tau": [0.8, 1.2]}).tau == (0.8, 1.2)  # as JSON gives it back
+    with pytest.raises(ValueError, match="is a string; write a temperature as a number"):
+        replace(CARTPOLE, taus=[1.0, "0.8:1.2"])
+    with pytest.raises(ValueError, match="low <= high"):
+        replace(CARTPOLE, taus=[1.0, [1.2, 0.8]])
+    with pytest.raises(ValueError, match="name a temperature twice"):
+        replace(CARTPOLE, taus=[1.0, [0.8, 1.2], [0.8, 1.2]])
+    with pytest.raises(ValueError, match=r"main_tau 0.8:1.3 is not one of taus \['1.0', '0.8:1.2'\]"):
+        replace(CARTPOLE, taus=[1.0, [0.8, 1.2]], main_tau=[0.8, 1.3])
+    with pytest.raises(ValueError, match="non-empty list"):
+        replace(CARTPOLE, taus=1.0)
+    # the command line's --taus picks a part of the sweep, ranges included
+    assert override(r, taus=[(0.8, 1.2)]).taus == ((0.8, 1.2),)
+    with pytest.raises(ValueError, match=r"--taus \['0.9:1.2'\] are not in"):
+        override(r, taus=[(0.9, 1.2)])
+    # and from a TOML file: an array of two
+    toml = tmp_path / "r.toml"
+    toml.write_text('real_id = "CartPole-v1"\ntaus = [1.0, [0.8, 1.2]]\nmain_tau = [0.8, 1.2]\ncollect = {}\nfit = {}\ncmaes = {}\n')
+    assert load_recipe(toml).taus == (1.0, (0.8, 1.2))
 
 
 def test_evaluate_scores_the_controller_the_dream_prefers(tiny_cartpole_model, tmp_path):

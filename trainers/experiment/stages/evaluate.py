@@ -9,16 +9,17 @@ from typing import Any
 import gymnasium as gym
 
 from gym_dream.checkpoint import read_card
+from gym_dream.envs.core import tau_name
 from trainers.controller import LinearController
 from trainers.evaluate import RandomAgent, dream_episode_returns, evaluate, real_episode_returns, stats
 from trainers.experiment.recipe import Recipe
-from trainers.experiment.workdir import CONTROLLER_KINDS, Controller, WorkDir, write_json
+from trainers.experiment.workdir import CONTROLLER_KINDS, Controller, Tau, WorkDir, write_json
 
 #: the dream episodes that choose among a tau's controllers: fresh seeds no training run used
 SELECTION_SEED = 2_000_000
 
 
-def dream_scores(recipe: Recipe, work: WorkDir, tau: float, episodes: int = 100) -> dict[Controller, float]:
+def dream_scores(recipe: Recipe, work: WorkDir, tau: Tau, episodes: int = 100) -> dict[Controller, float]:
     """Mean return over fresh dream episodes (the same seeds for all) of every controller trained at ``tau``: 'best'
     (the best candidate seen, whose score is a lucky maximum over noisy dream rollouts) and 'mean' (CMA-ES's mean) of
     each seed's run."""
@@ -32,12 +33,12 @@ def dream_scores(recipe: Recipe, work: WorkDir, tau: float, episodes: int = 100)
     return scores
 
 
-def pick_controller(recipe: Recipe, work: WorkDir, tau: float, episodes: int = 100) -> tuple[Controller, dict[Controller, float]]:
+def pick_controller(recipe: Recipe, work: WorkDir, tau: Tau, episodes: int = 100) -> tuple[Controller, dict[Controller, float]]:
     """The controller trained at ``tau`` that scores highest over fresh dream episodes, over every seed's run and both
     of its outputs: chosen in the dream alone. Returns it and every candidate's dream score."""
     scores = dream_scores(recipe, work, tau, episodes)
     if not scores:
-        raise SystemExit(f"No CMA-ES controller trained at tau {tau} in {work.root}: run the train stage first.")
+        raise SystemExit(f"No CMA-ES controller trained at tau {tau_name(tau)} in {work.root}: run the train stage first.")
     return max(scores, key=scores.get), scores
 
 
@@ -53,8 +54,8 @@ def with_noise(recipe: Recipe, agent: LinearController):
     return WithActionNoise(agent, agent.action_space, recipe.noise_row["sigma"], recipe.noise_row.get("theta", 0.15))
 
 
-def _summary(name: str, row: dict[str, Any], tau: float) -> str:
-    return f"{name}: dream {row['dream'][str(tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}"
+def _summary(name: str, row: dict[str, Any], tau: Tau) -> str:
+    return f"{name}: dream {row['dream'][tau_name(tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}"
 
 
 def evaluate_agents(recipe: Recipe, work: WorkDir, workers: int = 2) -> None:
@@ -65,25 +66,25 @@ def evaluate_agents(recipe: Recipe, work: WorkDir, workers: int = 2) -> None:
         if path.is_file():
             continue
         chosen, selection = pick_controller(recipe, work, tau)
-        print(f"tau {tau}: dream returns for selection {scores_record(selection)}: evaluating {chosen}", flush=True)
+        print(f"tau {tau_name(tau)}: dream returns for selection {scores_record(selection)}: evaluating {chosen}", flush=True)
         agent = LinearController.load(work.controller(chosen))
         n = recipe.episodes if tau == recipe.main_tau else recipe.sweep_episodes
         row = evaluate(agent, recipe.dream_id, model, taus=(tau,), episodes=n, dream_episodes=100,
-                       name=f"CMA-ES linear, trained at tau={tau}{runs}", workers=workers)
+                       name=f"CMA-ES linear, trained at tau={tau_name(tau)}{runs}", workers=workers)
         row.update(controller=chosen.to_dict(), selection_dream_returns=scores_record(selection))
         write_json(path, row)
-        print(_summary(f"tau {tau}", row, tau))
+        print(_summary(f"tau {tau_name(tau)}", row, tau))
     tau, path = recipe.main_tau, work.row(recipe.main_tau, noise=True)
     if recipe.noise_row and not path.is_file():
         chosen = work.row_controller(tau)
         sigma, theta = recipe.noise_row["sigma"], recipe.noise_row.get("theta", 0.15)
         row = evaluate(with_noise(recipe, LinearController.load(work.controller(chosen))), recipe.dream_id, model, taus=(tau,),
                        episodes=recipe.episodes, dream_episodes=100,
-                       name=f"CMA-ES linear, trained at tau={tau}, run with the rounds' OU action noise (sigma {sigma}, theta {theta})",
+                       name=f"CMA-ES linear, trained at tau={tau_name(tau)}, run with the rounds' OU action noise (sigma {sigma}, theta {theta})",
                        workers=workers)
         row.update(controller=chosen.to_dict(), noise={"sigma": sigma, "theta": theta})
         write_json(path, row)
-        print(_summary(f"tau {tau} with noise", row, tau))
+        print(_summary(f"tau {tau_name(tau)} with noise", row, tau))
     if not work.random_row.is_file():
         t0 = time.time()
         space = gym.make(recipe.dream_id, model=model).action_space

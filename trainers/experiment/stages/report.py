@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gym_dream.checkpoint import atomic_write_bytes, read_card
+from gym_dream.envs.core import tau_name
 from trainers.evaluate import exploits_dream
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.workdir import Controller, WorkDir, read_json
@@ -30,7 +31,7 @@ def learning_curves(recipe: Recipe, work: WorkDir, out: Path) -> None:
             if log.is_file():
                 rows = [json.loads(line) for line in log.read_text().splitlines()]
                 ax.plot([r["generation"] for r in rows], [r["mean_fitness"] for r in rows], color=f"C{i}",
-                        label=f"tau {tau} (population mean{each})" if seed == recipe.cmaes_seeds[0] else None)
+                        label=f"tau {tau_name(tau)} (population mean{each})" if seed == recipe.cmaes_seeds[0] else None)
     ax.set_xlabel("CMA-ES generation")
     ax.set_ylabel("dream return")
     ax.set_title(f"{recipe.dream_id}: CMA-ES in the dream")
@@ -52,6 +53,12 @@ def real_vs_dream_gif(recipe: Recipe, work: WorkDir, out: Path) -> None:
                                        agent=str(agent) if agent else None, fps=20))
     frames = imageio.mimread(out)
     imageio.mimsave(out, [f[::2, ::2, :3] for f in frames[::2]], duration=100, loop=0)
+
+
+def _by_tau(row: dict[str, Any]) -> tuple[float, float]:
+    """A controller row's place in the table: by its tau, a range (low, high) after the single temperature ``low``."""
+    tau = Controller.from_dict(row["controller"]).tau
+    return tau if isinstance(tau, tuple) else (tau, tau)
 
 
 def _agent_line(r: dict[str, Any], suffix: str = "") -> str:
@@ -148,7 +155,7 @@ def _model_section(recipe: Recipe, work: WorkDir, card: dict[str, Any], real_ste
     adopted, t, h = work.adopted(), card["training"], card["training"]["heldout"]
     hp = t["hyperparameters"]
     generations = ", ".join(
-        f"tau {tau}: " + " / ".join(str(len(work.cmaes_log(tau, s).read_text().splitlines())) for s in recipe.cmaes_seeds if work.cmaes_log(tau, s).is_file())
+        f"tau {tau_name(tau)}: " + " / ".join(str(len(work.cmaes_log(tau, s).read_text().splitlines())) for s in recipe.cmaes_seeds if work.cmaes_log(tau, s).is_file())
         for tau in recipe.taus if any(work.cmaes_log(tau, s).is_file() for s in recipe.cmaes_seeds))
     main = work.row_controller(recipe.main_tau)
     path = work.controller(main) / "controller.json" if main else None
@@ -196,7 +203,7 @@ def write_report(recipe: Recipe, work: WorkDir, results: Path) -> None:
         f"Every agent below was trained only in `{recipe.dream_id}` and never touched the real env while training; real scores "
         "come through `DreamObservation` (real seeds 0..N-1), dream scores from 100 dream episodes at the training tau.", "",
         "| agent | dream return (tau, 100 ep) | real return | real episodes | exploits dream? |", "|---|---|---|---|---|",
-        *[_agent_line(r) for r in sorted(rows, key=lambda r: float(next(iter(r["dream"]))))],
+        *[_agent_line(r) for r in sorted(rows, key=_by_tau)],
         *([_agent_line(selected, " (***)")] if selected else []),
         *[_agent_line(r) for r in sb3_rows],
     ]

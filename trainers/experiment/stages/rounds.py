@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from gym_dream.checkpoint import read_card
+from gym_dream.envs.core import tau_name
 from trainers.collect import CollectConfig, collect
 from trainers.controller import LinearController
 from trainers.evaluate import load_agent, real_episode_returns, stats
@@ -86,12 +87,12 @@ def _driver_info(recipe: Recipe, work: WorkDir, driver: str) -> dict:
     tau = recipe.main_tau
     if driver == "cmaes":
         if not any(work.cmaes_run(tau, s).is_dir() for s in recipe.cmaes_seeds):
-            raise SystemExit(f"No controller at tau {tau} to drive the round: run the train stage first.")
+            raise SystemExit(f"No controller at tau {tau_name(tau)} to drive the round: run the train stage first.")
         chosen, selection = pick_controller(recipe, work, tau)
         return {"agent": "cmaes", "controller": chosen.to_dict(), "selection_dream_returns": scores_record(selection)}
     best = work.sb3_run(driver, tau) / "best"
     if not (best / "policy.json").is_file():
-        raise SystemExit(f"No {driver} agent at tau {tau} to drive the round ({best} is missing): run the sb3 stage first.")
+        raise SystemExit(f"No {driver} agent at tau {tau_name(tau)} to drive the round ({best} is missing): run the sb3 stage first.")
     return {"agent": driver, "dream_return": float(json.loads((best / "policy.json").read_text())["dream_return"])}
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gym_dream.envs.core import tau_name
 from trainers.controller import LinearController
 from trainers.evaluate import evaluate, real_episode_returns, stats
 from trainers.experiment.recipe import Recipe
@@ -109,7 +110,7 @@ def select_agent(recipe: Recipe, work: WorkDir, workers: int = 2) -> None:
                        dream_episodes=100, seed=test, name="selected", workers=workers)
         row.update(controller=win["controller"], **({"noise": dict(recipe.noise_row)} if win["noise"] else {}))
     tracks = f", test seeds {test}-{test + recipe.episodes - 1}" if test else ""
-    row["agent"] = (f"CMA-ES linear, trained at tau={chosen.tau} ({candidate_name(win)}), **chosen on {n} real validation episodes** "
+    row["agent"] = (f"CMA-ES linear, trained at tau={tau_name(chosen.tau)} ({candidate_name(win)}), **chosen on {n} real validation episodes** "
                     f"among {len(state['candidates'])} candidates{tracks}")
     row["selection"] = {"chosen": win, "candidates": len(state["candidates"]), "kind": kind, "episodes": n, "seeds": [first, first + n - 1],
                         "real_steps": sum(c["real_steps"] for c in state["candidates"])}

@@ -15,15 +15,15 @@ from gym_dream.checkpoint import atomic_write_bytes
 from trainers.controller import LinearController
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages.rounds import DERIVED
-from trainers.experiment.workdir import Controller, WorkDir
+from trainers.experiment.workdir import Controller, Tau, WorkDir, tau_part
 from trainers.export import record_scores, stage_model_dir
 
 #: the shipped name of the agent chosen on real validation episodes (``select``); each tau's dream pick is cmaes-tau<tau>
 SELECTED_AGENT = "cmaes-selected"
 
 
-def tau_agent(tau: float) -> str:
-    return f"cmaes-tau{tau}"
+def tau_agent(tau: Tau) -> str:
+    return f"cmaes-tau{tau_part(tau)}"
 
 
 def _save_agent(work: WorkDir, c: Controller, dest: Path, model_name: str, extra: dict[str, Any]) -> dict[str, Any]:

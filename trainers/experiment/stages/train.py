@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from gym_dream.envs.core import tau_name
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.evaluate import evaluate, load_agent
 from trainers.experiment.recipe import Recipe
-from trainers.experiment.workdir import WorkDir, write_json
+from trainers.experiment.workdir import Tau, WorkDir, write_json
 
 
-def train_one(recipe: Recipe, work: WorkDir, tau: float, seed: int, device: str = "cpu", max_seconds: float | None = None) -> dict[str, Any]:
+def train_one(recipe: Recipe, work: WorkDir, tau: Tau, seed: int, device: str = "cpu", max_seconds: float | None = None) -> dict[str, Any]:
     return train_cmaes(CMAESConfig(env_id=recipe.dream_id, model=str(work.model), out=str(work.cmaes_run(tau, seed)), tau=tau,
                                    device=device, max_seconds=max_seconds, seed=seed, **recipe.cmaes))
 
@@ -32,7 +33,7 @@ def train_controllers(recipe: Recipe, work: WorkDir, device: str = "cpu", jobs: 
         results = pool.map(train_one, [recipe] * n, [work] * n, [t for t, _ in runs], [s for _, s in runs], [device] * n,
                            [max_seconds] * n)
         for (tau, seed), r in zip(runs, results):
-            print(f"tau {tau}, seed {seed}: {r['generations']} generations, best dream fitness {r['best_fitness']:.1f}", flush=True)
+            print(f"tau {tau_name(tau)}, seed {seed}: {r['generations']} generations, best dream fitness {r['best_fitness']:.1f}", flush=True)
 
 
 def train_sb3_agents(recipe: Recipe, work: WorkDir, workers: int = 2, device: str = "cpu") -> None:
@@ -48,6 +49,6 @@ def train_sb3_agents(recipe: Recipe, work: WorkDir, workers: int = 2, device: st
         if not path.is_file():
             agent = load_agent(out / "best")  # the best in the dream, stored as data
             row = evaluate(agent, recipe.dream_id, model, taus=(tau,), episodes=recipe.sweep_episodes, dream_episodes=100,
-                           name=f"{algo.upper()} ({kwargs.get('timesteps')} dream steps), trained at tau={tau}", workers=workers)
+                           name=f"{algo.upper()} ({kwargs.get('timesteps')} dream steps), trained at tau={tau_name(tau)}", workers=workers)
             write_json(path, row)
-            print(f"{algo} tau {tau}: dream {row['dream'][str(tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}")
+            print(f"{algo} tau {tau_name(tau)}: dream {row['dream'][tau_name(tau)]['mean']:.1f}, real {row['real']['mean']:.1f} ± {row['real']['std']:.1f}")
