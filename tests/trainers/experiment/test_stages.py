@@ -216,7 +216,7 @@ def test_an_sb3_agent_drives_a_collection_round(tiny_cartpole_model, tmp_path):
     assert any("the tau 1.0 PPO agent scored" in line for line in lines)
 
 
-def test_add_agent_ships_a_stored_policy_next_to_a_model_by_name(tiny_cartpole_model, tmp_path):
+def test_add_agent_ships_a_stored_policy_next_to_a_model_by_name(tiny_cartpole_model, tmp_path, monkeypatch):
     from gym_dream.agents import model_agents
     from trainers.evaluate import load_agent
     from trainers.experiment.stages.ship import add_agent
@@ -227,8 +227,13 @@ def test_add_agent_ships_a_stored_policy_next_to_a_model_by_name(tiny_cartpole_m
     train_sb3(SB3Config(algo="ppo", model=str(model), out=str(tmp_path / "ppo"), timesteps=64, num_envs=2, eval_every=64, eval_episodes=2,
                         hparams={"n_steps": 32, "batch_size": 32, "n_epochs": 1}))
     info = {"kind": "sb3-ppo", "tau": 1.0, "real": {"mean": 1.0}}
-    path = add_agent(model, "ppo-tau1.0", tmp_path / "ppo" / "best", info)
-    assert model_agents(str(model)) == {"ppo-tau1.0": info}
+    assert str(tmp_path) in (tmp_path / "ppo" / "best" / "policy.json").read_text()  # the run's card: where it was trained
+    monkeypatch.chdir(tmp_path)
+    path = add_agent(model, "ppo-tau1.0", tmp_path / "ppo" / "best", {**info, "trained_with": str(model)})
+    # shipped, the cards name those places relative to where it was shipped from: no path of this machine
+    assert model_agents(str(model)) == {"ppo-tau1.0": {**info, "trained_with": "model"}}
+    assert not [f for f in path.rglob("*.json") if str(tmp_path) in f.read_text()]
+    assert json.loads((path / "policy.json").read_text())["model"] == "model"
     agent = load_agent(gym_dream.agents.agent_path("ppo-tau1.0", str(model)))
     assert agent.predict(np.zeros(agent.observation_space.shape, np.float32))[0] in (0, 1)
     # again, with new scores: replaced, nothing left over; a folder that is no agent is refused before anything changes

@@ -26,10 +26,26 @@ def tau_agent(tau: Tau) -> str:
     return f"cmaes-tau{tau_part(tau)}"
 
 
+def portable_paths(value: Any, base: Path | None = None) -> Any:
+    """``value`` (a card: dicts, lists, strings) with every absolute path inside ``base`` (default: the current
+    directory) written relative to it, so a shipped card says ``runs/doom/model`` where it was trained, not a path that
+    exists on one machine only; other values are returned as they are."""
+    base = Path.cwd() if base is None else Path(base)
+    if isinstance(value, dict):
+        return {k: portable_paths(v, base) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable_paths(v, base) for v in value]
+    if isinstance(value, str) and value.startswith("/"):
+        path = Path(value)
+        if path.is_relative_to(base):
+            return str(path.relative_to(base)) or "."
+    return value
+
+
 def _save_agent(work: WorkDir, c: Controller, dest: Path, model_name: str, extra: dict[str, Any]) -> dict[str, Any]:
     agent = LinearController.load(work.controller(c))
-    card = {**{k: v for k, v in agent.card.items() if k not in DERIVED}, "model": model_name, "trained_with": str(work.model),
-            "tau": c.tau, **extra}
+    card = portable_paths({**{k: v for k, v in agent.card.items() if k not in DERIVED}, "model": model_name,
+                           "trained_with": str(work.model), "tau": c.tau, **extra})
     agent.save(dest, card)
     return {"kind": "linear-controller", "tau": c.tau, "controller": c.to_dict(), **extra}
 
@@ -121,8 +137,10 @@ def add_agent(dest: Path, name: str, source: Path, info: dict[str, Any]) -> Path
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=agents))
     # the agent's files, and an ensemble's members/<k>/ folders (SB3's pickled .zip files are never shipped)
     shutil.copytree(source, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.zip", "__pycache__", ".*"))
+    for card_file in staging.rglob("*.json"):  # their cards, without this machine's paths
+        card_file.write_text(json.dumps(portable_paths(json.loads(card_file.read_text())), indent=2) + "\n")
     path = dest / "model.json"
     card = json.loads(path.read_text())
-    card.setdefault("agents", {})[name] = info
+    card.setdefault("agents", {})[name] = portable_paths(info)
     _swap_in(staging, agents / name, path, card)
     return agents / name
