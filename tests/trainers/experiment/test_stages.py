@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import gym_dream
+from gym_dream.envs.core import tau_name
 from trainers.controller import LinearController
 from trainers.experiment import Controller, Recipe, WorkDir
 from trainers.experiment.recipe import load_recipe
@@ -159,12 +160,14 @@ def test_seeds_per_tau_and_a_choice_on_real_validation_episodes(tiny_cartpole_mo
     assert note.startswith("(***)") and note.count("| tau 1.0, seed") == 2
 
 
-def test_select_among_the_taus_of_the_sweep_then_test_on_fresh_episodes(tiny_cartpole_model, tmp_path):
+@pytest.mark.parametrize("tau", [1.0, (0.8, 1.2)], ids=["one-tau", "tau-range"])
+def test_select_among_the_taus_of_the_sweep_then_test_on_fresh_episodes(tiny_cartpole_model, tmp_path, tau):
     """The protocol fixed before CarRacing's round 7: each tau's evaluated row is a candidate, validated on the episodes
-    the sweep already drove (its episodes are reused, not driven again); the winner drives fresh test episodes."""
+    the sweep already drove (its episodes are reused, not driven again); the winner drives fresh test episodes. The
+    same with a range of temperatures as the sweep's second (and main) tau."""
     protocol = dict(episodes=2, seed=0, test_seed=40, candidates="taus")
-    recipe = replace(CARTPOLE, taus=(0.5, 1.0), select=protocol)
-    work = _work_with_runs(tmp_path, tiny_cartpole_model, left=(0.5, 0), lean=(1.0, 0))
+    recipe = replace(CARTPOLE, taus=(0.5, tau), main_tau=tau, select=protocol)
+    work = _work_with_runs(tmp_path, tiny_cartpole_model, left=(0.5, 0), lean=(tau, 0))
     with pytest.raises(SystemExit, match="run the evaluate stage first"):
         select.select_agent(recipe, work, workers=1)
     with pytest.raises(SystemExit, match="overlaps the test seeds 40..41"):
@@ -172,15 +175,17 @@ def test_select_among_the_taus_of_the_sweep_then_test_on_fresh_episodes(tiny_car
     with pytest.raises(SystemExit, match="choose 'runs'"):
         select.select_agent(replace(recipe, select={**protocol, "candidates": "all"}), work, workers=1)
     evaluate.evaluate_agents(recipe, work, workers=1)
-    rows = {t: json.loads(work.row(t).read_text()) for t in (0.5, 1.0)}
+    rows = {t: json.loads(work.row(t).read_text()) for t in (0.5, tau)}
+    assert tau_name(tau) in rows[tau]["dream"]
     select.select_agent(recipe, work, workers=1)
     state = json.loads(work.select_state.read_text())
-    assert [(c["controller"]["tau"], c["from_row"]) for c in state["candidates"]] == [(0.5, "cmaes-tau0.5.json"), (1.0, "cmaes-tau1.0.json")]
+    assert [(Controller.from_dict(c["controller"]).tau, c["from_row"]) for c in state["candidates"]] == [
+        (0.5, "cmaes-tau0.5.json"), (tau, work.row(tau).name)]
     for c in state["candidates"]:
-        tau = c["controller"]["tau"]
-        assert c["real_returns"] == rows[tau]["real_returns"] and c["real_steps"] == rows[tau]["real_steps"]
+        row = rows[Controller.from_dict(c["controller"]).tau]
+        assert c["real_returns"] == row["real_returns"] and c["real_steps"] == row["real_steps"]
     selected = json.loads(work.selected_row.read_text())
-    assert selected["selection"]["chosen"]["controller"]["tau"] == 1.0 and selected["selection"]["kind"] == "taus"
+    assert Controller.from_dict(selected["selection"]["chosen"]["controller"]).tau == tau and selected["selection"]["kind"] == "taus"
     assert selected["real_seeds"] == [40, 41] and "test seeds 40-41" in selected["agent"]
     # validation seeds the rows did not drive are driven for the choice
     other = WorkDir(tmp_path / "other")
