@@ -7,15 +7,11 @@ script and the CLI run exactly the same code.
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
 import json
 import sys
-import textwrap
-import typing
 from pathlib import Path
-from typing import Any
+
+from trainers.cli_options import add_options, config_from, tau_arg
 
 EXAMPLES = """\
 examples (CartPole, end to end, a few minutes on 2 CPU cores):
@@ -35,65 +31,6 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
 """
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """Docstrings written under dataclass fields (CleanRL style)."""
-    docs: dict[str, str] = {}
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return docs
-    body = tree.body[0].body
-    for a, b in zip(body, body[1:]):
-        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name) and isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant) and isinstance(b.value.value, str):
-            docs[a.target.id] = " ".join(b.value.value.split())
-    return docs
-
-
-def _add_dataclass(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = (), positional: str | None = None,
-                   optional_positional: bool = False) -> None:
-    docs = _field_docs(cls)
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else (f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
-        tp = hints[f.name]
-        is_union = typing.get_origin(tp) in (typing.Union, getattr(__import__("types"), "UnionType", typing.Union))
-        base = next(a for a in typing.get_args(tp) if a is not type(None)) if is_union else tp
-        doc = docs.get(f.name, "")
-        help_ = doc if "(default" in doc else f"{doc} (default: {default})"  # a doc that explains its default keeps it
-        if f.name == positional:
-            parser.add_argument(f.name, help=help_, **({"nargs": "?", "default": None} if optional_positional else {}))
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        if is_union and base is float and any(typing.get_origin(a) is tuple for a in typing.get_args(tp)):
-            parser.add_argument(flag, type=_number_or_range, default=default, metavar="X|LOW:HIGH", help=help_ + " ('none' to unset)")
-        elif base is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_)
-        elif typing.get_origin(base) is dict or base is dict:
-            parser.add_argument(flag, type=json.loads, default=default, metavar="JSON", help=help_)
-        elif typing.get_origin(base) is tuple:
-            item = next((a for a in typing.get_args(base) if a is not Ellipsis), float)
-            parser.add_argument(flag, type=item, nargs="+", default=default, help=help_)
-        else:
-            kind = _optional(base) if is_union else base
-            parser.add_argument(flag, type=kind, default=default, help=help_ + (" ('none' to unset)" if is_union else ""))
-
-
-def _number_or_range(text: str) -> float | tuple[float, float] | None:
-    """An argparse type for a number or a range ``LOW:HIGH`` (``--tau 1.15``, ``--tau 1.0:1.7``); 'none' is None."""
-    if text.strip().lower() in ("none", "null"):
-        return None
-    parts = text.split(":")
-    if len(parts) > 2:
-        raise argparse.ArgumentTypeError(f"expected a number or a range LOW:HIGH (e.g. 1.0:1.7), got {text!r}")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or a range LOW:HIGH (e.g. 1.0:1.7), got {text!r}") from None
-    return values[0] if len(values) == 1 else (values[0], values[1])
-
-
 def _tau_text(tau) -> str:
     """A card's tau as ``gym-dream list`` prints it: 1.15, or 1.0:1.5 for a range (as typed on the command line)."""
     from gym_dream.envs.core import tau_name
@@ -104,33 +41,10 @@ def _tau_text(tau) -> str:
         return repr(tau)
 
 
-def tau_arg(text: str) -> float | tuple[float, float]:
-    """An argparse type for one temperature or a range ``LOW:HIGH`` (``--taus 1.15 1.0:1.5``)."""
-    tau = _number_or_range(text)
-    if tau is None:
-        raise argparse.ArgumentTypeError(f"expected a temperature or a range LOW:HIGH (e.g. 1.15 or 1.0:1.5), got {text!r}")
-    return tau
-
-
-def _optional(kind: type):
-    """An argparse type that also reads 'none' as None (for ``int | None`` fields such as --steps)."""
-
-    def parse(text: str):
-        return None if text.strip().lower() in ("none", "null") else kind(text)
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _config(cls: type, ns: argparse.Namespace):
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in vars(ns).items() if k in names})
-
-
 def _cmd_collect(ns):
     from trainers.collect import CollectConfig, collect
 
-    print(json.dumps(collect(_config(CollectConfig, ns))))
+    print(json.dumps(collect(config_from(CollectConfig, ns))))
 
 
 def _cmd_fit(ns):
@@ -141,20 +55,20 @@ def _cmd_fit(ns):
                          "or a local Minari dataset (gym-dream fit --minari DATASET_ID --out DIR), not both.")
     if ns.data is None:
         del ns.data  # FitConfig's default; --minari's shards go to <out>.minari
-    fit(_config(FitConfig, ns))
+    fit(config_from(FitConfig, ns))
 
 
 def _cmd_train(ns):
     if ns.agent == "cmaes":
         from trainers.cmaes import CMAESConfig, train_cmaes
 
-        r = train_cmaes(_config(CMAESConfig, ns))
+        r = train_cmaes(config_from(CMAESConfig, ns))
         print(f"best dream fitness {r['best_fitness']:.1f}; controller in {r['out']}/best (best candidate) and {r['out']}/mean")
     else:
         from trainers.sb3 import SB3Config, train_sb3
 
         ns.algo = ns.agent
-        r = train_sb3(_config(SB3Config, ns))
+        r = train_sb3(config_from(SB3Config, ns))
         print(f"best dream return {r['best_dream_return']:.1f} at step {r['best_step']}; agent in {ns.out}/best (as data; {ns.out}/agent.zip in SB3's own format)")
 
 
@@ -193,19 +107,19 @@ def _cmd_ensemble(ns):
 def _cmd_dream(ns):
     from trainers.video import DreamVideoConfig, write_dream_video
 
-    print(write_dream_video(_config(DreamVideoConfig, ns)))
+    print(write_dream_video(config_from(DreamVideoConfig, ns)))
 
 
 def _cmd_demo(ns):
     from trainers.demo import DemoConfig, run_demo
 
-    print(run_demo(_config(DemoConfig, ns)))
+    print(run_demo(config_from(DemoConfig, ns)))
 
 
 def _cmd_export(ns):
     from trainers.export import ExportConfig, builtin_id_note, export
 
-    cfg = _config(ExportConfig, ns)
+    cfg = config_from(ExportConfig, ns)
     paths = export(cfg)
     print(f"project: {paths['project']}")
     print(f"wheel:   {paths['wheel']}")
@@ -222,7 +136,7 @@ def _cmd_export(ns):
 def _cmd_calibrate(ns):
     from trainers.temperature import CalibrateConfig, calibrate_tau, calibration_table, write_tau
 
-    cfg = _config(CalibrateConfig, ns)
+    cfg = config_from(CalibrateConfig, ns)
     cal = calibrate_tau(cfg)
     print(calibration_table(cal))
     if cfg.write:
@@ -234,7 +148,7 @@ def _cmd_calibrate(ns):
 def _cmd_planet(ns):
     from trainers.planet import PlaNetConfig, run_planet
 
-    print(json.dumps(run_planet(_config(PlaNetConfig, ns))))
+    print(json.dumps(run_planet(config_from(PlaNetConfig, ns))))
 
 
 def _cmd_experiment(ns):
@@ -297,21 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("collect", help="roll out a random policy in a real env and store episodes (resumable)")
-    _add_dataclass(s, CollectConfig)
+    add_options(s, CollectConfig)
     s.set_defaults(func=_cmd_collect)
 
     s = sub.add_parser("fit", help="fit a VAE + MDN-RNN world model on a dataset and write a model directory (resumable)")
-    _add_dataclass(s, FitConfig, skip=("extra_card",), positional="data", optional_positional=True)
+    add_options(s, FitConfig, skip=("extra_card",), positional="data", optional_positional=True)
     s.set_defaults(func=_cmd_fit)
 
     s = sub.add_parser("train", help="train an agent inside a dream: cmaes | " + " | ".join(ALGOS))
     tsub = s.add_subparsers(dest="agent", required=True, metavar="AGENT")
     t = tsub.add_parser("cmaes", help="linear controller on [z, h] trained with CMA-ES, population x rollouts as one batch")
-    _add_dataclass(t, CMAESConfig)
+    add_options(t, CMAESConfig)
     t.set_defaults(func=_cmd_train)
     for algo in ALGOS:
         t = tsub.add_parser(algo, help=f"stable-baselines3 {algo.upper()} on the batched dream")
-        _add_dataclass(t, SB3Config, skip=("algo",))
+        add_options(t, SB3Config, skip=("algo",))
         t.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("evaluate", help="score an agent in the dream (several taus) and on the real env")
@@ -347,29 +261,29 @@ def build_parser() -> argparse.ArgumentParser:
     from trainers.temperature import CalibrateConfig
 
     s = sub.add_parser("calibrate", help="the dream temperature at which random play does as well in the dream as in the real env")
-    _add_dataclass(s, CalibrateConfig, positional="model")
+    add_options(s, CalibrateConfig, positional="model")
     s.set_defaults(func=_cmd_calibrate)
 
     s = sub.add_parser("dream", help="write a GIF/MP4 of a dream, or real frames next to open-loop predictions")
-    _add_dataclass(s, DreamVideoConfig)
+    add_options(s, DreamVideoConfig)
     s.set_defaults(func=_cmd_dream)
 
     from trainers.demo import DemoConfig
 
     s = sub.add_parser("demo", help="train CMA-ES and PPO in the shipped CartPole dream, score them on the real env")
-    _add_dataclass(s, DemoConfig)
+    add_options(s, DemoConfig)
     s.set_defaults(func=_cmd_demo)
 
     from trainers.planet import PlaNetConfig
 
     s = sub.add_parser("planet", help="the PlaNet loop: RSSM + CEM planner, collecting with the planner (resumable)")
-    _add_dataclass(s, PlaNetConfig)
+    add_options(s, PlaNetConfig)
     s.set_defaults(func=_cmd_planet)
 
     from trainers.export import ExportConfig
 
     s = sub.add_parser("export", help="turn a model directory into a pip-installable environment package (project + wheel)")
-    _add_dataclass(s, ExportConfig, positional="model_dir")
+    add_options(s, ExportConfig, positional="model_dir")
     s.set_defaults(func=_cmd_export)
 
     from trainers.experiment.cli import HELP as EXPERIMENT_HELP, add_arguments as experiment_arguments

@@ -5,14 +5,15 @@ import json
 
 import pytest
 
-from trainers.cli import _number_or_range, main, tau_arg
+from trainers.cli import main
+from trainers.cli_options import number_or_range, tau_arg
 
 
 def test_tau_argument_reads_a_number_a_range_or_none():
-    assert _number_or_range("1.15") == 1.15 and _number_or_range("1.0:1.7") == (1.0, 1.7) and _number_or_range("none") is None
+    assert number_or_range("1.15") == 1.15 and number_or_range("1.0:1.7") == (1.0, 1.7) and number_or_range("none") is None
     for bad in ("1:2:3", "a:1", "fast"):
         with pytest.raises(argparse.ArgumentTypeError, match="LOW:HIGH"):
-            _number_or_range(bad)
+            number_or_range(bad)
     # a list of temperatures to score at (evaluate --taus, experiment --taus) takes ranges too, never 'none'
     assert tau_arg("1.0:1.5") == (1.0, 1.5) and tau_arg("1.15") == 1.15
     with pytest.raises(argparse.ArgumentTypeError, match="a temperature or a range"):

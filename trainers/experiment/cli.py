@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainers.cli import tau_arg
+from trainers.cli_options import tau_arg
 from trainers.experiment.recipe import available_recipes, load_recipe
 from trainers.experiment.runner import STAGES, Options, override, run
 

@@ -38,7 +38,7 @@ def portable_paths(value: Any, base: Path | None = None) -> Any:
     if isinstance(value, str) and value.startswith("/"):
         path = Path(value)
         if path.is_relative_to(base):
-            return str(path.relative_to(base)) or "."
+            return str(path.relative_to(base))
     return value
 
 
