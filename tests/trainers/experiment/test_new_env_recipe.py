@@ -66,3 +66,72 @@ def test_a_recipe_for_a_new_env_runs_end_to_end(tmp_path, capsys):
                  "--taus", "0.8:1.2", "1.0", "--report", str(report)]) == 0
     (row,) = json.loads(report.with_suffix(".json").read_text())
     assert list(row["dream"]) == ["0.8:1.2", "1.0"]
+
+
+BOX_RECIPE = """
+# a Box-action env with a tau range as the main temperature: the noise row, the select stage and a collection round
+name = "pendulum"
+real_id = "Pendulum-v1"
+dream_id = "Dream-Pendulum-v0"
+model_name = "pendulum"
+taus = [1.0, [0.8, 1.2]]
+main_tau = [0.8, 1.2]
+episodes = 2
+sweep_episodes = 2
+random_episodes = 2
+noise_row = { sigma = 0.1, theta = 0.15 }
+
+[collect]
+steps = 1200
+workers = 1
+seed = 4
+
+[fit]
+preset = "tiny"
+bank_size = 16
+
+[cmaes]
+generations = 2
+popsize = 4
+rollouts = 2
+
+[select]
+episodes = 1
+seed = 0
+test_seed = 100
+candidates = "taus"
+
+[iterate]
+rounds = 1
+steps = 400
+sigma = 0.1
+theta = 0.15
+check_episodes = 1
+refit = { vae_epochs = 1, rnn_epochs = 1 }
+"""
+
+
+def test_a_tau_range_as_main_temperature_through_noise_row_select_and_a_round(tmp_path):
+    """The stages that read ``main_tau`` (the noise row, select, report, iterate) with a range there: every file and
+    row is named by the range, and the round records it as the recipe wrote it."""
+    from trainers.data import count_episodes
+    from trainers.experiment import WorkDir
+
+    path = tmp_path / "pendulum.toml"
+    path.write_text(BOX_RECIPE)
+    work, results = tmp_path / "work", tmp_path / "results"
+    common = ["--work", str(work), "--results", str(results), "--package", str(tmp_path / "package"), "--workers", "1"]
+    assert main(["experiment", str(path), "collect", "fit", "train", "evaluate", "select", "report", *common]) == 0
+    w = WorkDir(work)
+    noise = json.loads(w.row((0.8, 1.2), noise=True).read_text())
+    assert list(noise["dream"]) == ["0.8:1.2"] and noise["noise"] == {"sigma": 0.1, "theta": 0.15}
+    text = (results / "pendulum.md").read_text()
+    assert "trained at tau=0.8:1.2, run with the rounds' OU action noise" in text
+    selected = json.loads((results / "pendulum.json").read_text())["selected"]
+    assert selected and selected["real"]["episodes"] == 2
+    steps = count_episodes(w.data)[1]
+    assert main(["experiment", str(path), "iterate", *common]) == 0
+    (r,) = w.rounds()
+    assert r.info()["tau"] == [0.8, 1.2] and r.controller().tau == (0.8, 1.2)
+    assert "tau 0.8:1.2 controller" in r.agent_name() and r.info()["real_check"]["episodes"] == 1
+    assert count_episodes(w.data)[1] >= steps + 400

@@ -195,30 +195,33 @@ def test_select_among_the_taus_of_the_sweep_then_test_on_fresh_episodes(tiny_car
     assert all("from_row" not in c and c["real"]["episodes"] == 2 and c["real_steps"] > 0 for c in again)
 
 
-def test_an_sb3_agent_drives_a_collection_round(tiny_cartpole_model, tmp_path):
-    """World Models' iterative loop for any agent: the recipe's PPO, trained in the dream, drives the next round."""
+@pytest.mark.parametrize("tau", [1.0, (0.8, 1.2)], ids=["one-tau", "tau-range"])
+def test_an_sb3_agent_drives_a_collection_round(tiny_cartpole_model, tmp_path, tau):
+    """World Models' iterative loop for any agent: the recipe's PPO, trained in the dream, drives the next round
+    (with one main temperature, or a range of them: the round's record gives its tau back as the recipe wrote it)."""
     from trainers.experiment.stages import train
 
     ppo = {"timesteps": 128, "num_envs": 4, "eval_every": 64, "eval_episodes": 2, "hparams": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}
     with pytest.raises(ValueError, match="must be 'cmaes' or one of the recipe's sb3 agents"):
         replace(CARTPOLE, iterate=dict(rounds=1, steps=60, agent="ppo"))
-    recipe = replace(CARTPOLE, sb3={"ppo": ppo}, iterate=dict(rounds=1, steps=60, agent="ppo", random=0.1, check_episodes=1))
+    recipe = replace(CARTPOLE, taus=(tau,), main_tau=tau, sb3={"ppo": ppo},
+                     iterate=dict(rounds=1, steps=60, agent="ppo", random=0.1, check_episodes=1))
     work = WorkDir(tmp_path)
     shutil.copytree(tiny_cartpole_model, work.model)
     with pytest.raises(SystemExit, match="run the sb3 stage first"):
         rounds.iterate(recipe, work, workers=1)
     train.train_sb3_agents(recipe, work, workers=1)
-    assert work.sb3_row("ppo", 1.0).is_file()
+    assert work.sb3_row("ppo", tau).is_file()
     rounds.iterate(recipe, work, workers=1)
     (r,) = work.rounds()
     info = r.info()
     assert info["agent"] == "ppo" and info["real_check"]["episodes"] == 1 and "controller" not in info
-    assert r.agent() == r.path / "sb3" / "ppo-tau1.0" / "best" and (r.agent() / "policy.json").is_file()
+    assert r.agent() == r.path / "sb3" / f"ppo-tau{tau_name(tau).replace(':', '-')}" / "best" and (r.agent() / "policy.json").is_file()
     from trainers.data import count_episodes, read_meta
 
     assert count_episodes(work.data)[1] >= 60 and read_meta(work.data)["policies"] == ["agent"]
     lines = report._rounds_section(recipe, work, json.loads((r.work.model / "model.json").read_text()), work.all_rounds())
-    assert any("the tau 1.0 PPO agent scored" in line for line in lines)
+    assert any(f"the tau {tau_name(tau)} PPO agent scored" in line for line in lines)
 
 
 def test_add_agent_ships_a_stored_policy_next_to_a_model_by_name(tiny_cartpole_model, tmp_path, monkeypatch):

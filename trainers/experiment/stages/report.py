@@ -136,10 +136,10 @@ def _rounds_section(recipe: Recipe, work: WorkDir, card: dict[str, Any], rounds:
 def _driver(r: dict[str, Any]) -> str:
     """Who drove a round, from its round.json (rounds adopted from older cards name a controller as a string)."""
     if r.get("agent", "cmaes") != "cmaes":
-        return f"tau {r['tau']} {r['agent'].upper()} agent"
+        return f"tau {tau_name(r['tau'])} {r['agent'].upper()} agent"
     c = r["controller"]
     name = c if isinstance(c, str) else c["kind"] + (f" of seed {c['seed']}" if c["seed"] else "")
-    return f"tau {r['tau']} controller (CMA-ES {name})"
+    return f"tau {tau_name(r['tau'])} controller (CMA-ES {name})"
 
 
 def _dream(r: dict[str, Any]) -> float:
