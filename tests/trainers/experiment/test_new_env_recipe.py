@@ -6,6 +6,18 @@ import gymnasium as gym
 
 from trainers.cli import main
 
+#: the fit and CMA-ES budgets of a recipe that must run in seconds
+TINY_BUDGETS = """
+[fit]
+preset = "tiny"
+bank_size = 16
+
+[cmaes]
+generations = 2
+popsize = 4
+rollouts = 2
+"""
+
 RECIPE = """
 # a new env, not in gym_dream.catalogue: the recipe names its dream id and model
 name = "acrobot"
@@ -22,16 +34,7 @@ random_episodes = 2
 steps = 1500
 workers = 1
 seed = 3
-
-[fit]
-preset = "tiny"
-bank_size = 16
-
-[cmaes]
-generations = 2
-popsize = 4
-rollouts = 2
-"""
+""" + TINY_BUDGETS
 
 
 def test_a_recipe_for_a_new_env_runs_end_to_end(tmp_path, capsys):
@@ -85,16 +88,7 @@ noise_row = { sigma = 0.1, theta = 0.15 }
 steps = 1200
 workers = 1
 seed = 4
-
-[fit]
-preset = "tiny"
-bank_size = 16
-
-[cmaes]
-generations = 2
-popsize = 4
-rollouts = 2
-
+""" + TINY_BUDGETS + """
 [select]
 episodes = 1
 seed = 0
