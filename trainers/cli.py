@@ -100,7 +100,18 @@ def _cmd_ensemble(ns):
     from trainers.agent_ensemble import save_ensemble
 
     members = [agent_path(a, ns.model, ns.env_id) for a in ns.agents]
-    out = save_ensemble(members, ns.out, {"model": ns.model} if ns.model else None)
+    extra = {"model": ns.model} if ns.model else {}
+    if ns.average:
+        from trainers.controller import LinearController, is_controller_dir
+
+        if not all(is_controller_dir(m) for m in members):
+            raise SystemExit(f"--average takes linear controllers only (controller.json); not: {[str(m) for m in members if not is_controller_dir(m)]}. "
+                             "Leave --average out to let any agents vote.")
+        out = LinearController.mean_of([LinearController.load(m) for m in members]).save(
+            ns.out, {**extra, "averaged_from": [str(m) for m in members]})
+        print(f"wrote {out}: one controller, the mean of {len(members)} controllers' parameters (gym-dream evaluate {out} --env-id {ns.env_id} ...)")
+        return
+    out = save_ensemble(members, ns.out, extra or None)
     print(f"wrote {out}: {len(members)} agents voting as one (gym-dream evaluate {out} --env-id {ns.env_id} ...)")
 
 
@@ -256,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("agents", nargs="+", help="agent directories (controllers, <run>/best of SB3 runs) or names of agents shipped with the model")
     s.add_argument("--env-id", default="Dream-CartPole-v0", help="the Dream-* id whose default model ships the named agents")
     s.add_argument("--model", default=None, help="model directory or name the named agents ship with (default: the id's default model)")
+    s.add_argument("--average", action="store_true", help="linear controllers only: write ONE controller whose parameters are "
+                   "their mean (it acts by their summed scores) instead of a vote")
     s.set_defaults(func=_cmd_ensemble)
 
     from trainers.temperature import CalibrateConfig

@@ -73,6 +73,21 @@ class LinearController:
         return path
 
     @classmethod
+    def mean_of(cls, controllers: list["LinearController"]) -> "LinearController":
+        """One controller whose parameters are the mean of ``controllers`` (searched for the same features and actions):
+        its outputs before the squash are their mean, so on Discrete actions it acts by the members' summed scores, a
+        vote weighted by how sure each is; on Box actions, by their mean pre-squash output."""
+        if not controllers:
+            raise ValueError("Averaging needs at least one controller.")
+        first = controllers[0]
+        for c in controllers[1:]:
+            if (c.feature_dim, space_to_dict(c.action_space)) != (first.feature_dim, space_to_dict(first.action_space)):
+                raise ValueError(f"Cannot average controllers for different features or actions: {first.feature_dim} features "
+                                 f"and {first.action_space} against {c.feature_dim} and {c.action_space}; average controllers "
+                                 "searched in dreams of the same model.")
+        return cls(first.feature_dim, first.action_space, np.mean([c.params.astype(np.float64) for c in controllers], axis=0))
+
+    @classmethod
     def load(cls, path: str | Path) -> "LinearController":
         path = Path(path)
         card = read_json(path / "controller.json", "CMA-ES controller card")

@@ -137,3 +137,30 @@ def test_the_cli_writes_an_ensemble_that_ships_next_to_a_model(tiny_cartpole_mod
     assert model_agents(str(model))["vote"]["members"] == 3
     ens = load_agent(agent_path("vote", str(model)))
     assert ens.predict(np.zeros(features, np.float32))[0] == 1
+
+
+def test_averaged_controllers_act_by_their_summed_scores(tmp_path, capsys):
+    """``--average``: one linear controller whose parameters are the members' mean: on Discrete actions the members'
+    scores summed (a sure member outweighs two unsure ones, where a vote would not), stored as a plain controller."""
+    from trainers.cli import main
+
+    obs = np.zeros((3, 4), np.float32)
+    sure, unsure = bias_controller(DISCRETE, [0, 0, 5]), bias_controller(DISCRETE, [0, 1, 0])
+    mean = LinearController.mean_of([sure, unsure, unsure])
+    np.testing.assert_allclose(mean.params[-3:], [0, 2 / 3, 5 / 3])
+    assert mean.predict(obs)[0].tolist() == [2] * 3 and AgentEnsemble([sure, unsure, unsure]).predict(obs)[0].tolist() == [1] * 3
+    box = LinearController.mean_of([bias_controller(BOX, [1.0, -2.0]), bias_controller(BOX, [-0.5, 4.0])])
+    np.testing.assert_allclose(box.params[-2:], [0.25, 1.0])
+    with pytest.raises(ValueError, match="same model"):
+        LinearController.mean_of([sure, bias_controller(DISCRETE, [0, 0, 1], feature_dim=5)])
+    paths = [c.save(tmp_path / f"c{k}") for k, c in enumerate((sure, unsure, unsure))]
+    assert main(["ensemble", str(tmp_path / "avg"), *map(str, paths), "--average"]) in (0, None)
+    assert "the mean of 3 controllers' parameters" in capsys.readouterr().out
+    stored = load_agent(tmp_path / "avg")
+    assert isinstance(stored, LinearController) and stored.predict(obs[0])[0] == 2
+    assert stored.card["averaged_from"] == [str(p) for p in paths]
+    save_policy_dir = tmp_path / "not-a-controller"
+    save_policy_dir.mkdir()
+    (save_policy_dir / "policy.json").write_text("{}")
+    with pytest.raises(SystemExit, match="linear controllers only"):
+        main(["ensemble", str(tmp_path / "avg2"), str(paths[0]), str(save_policy_dir), "--average"])
