@@ -23,6 +23,7 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
   gym-dream train ppo --model models/cartpole --out runs/ppo --timesteps 100000
   gym-dream evaluate runs/cmaes/best --model models/cartpole --episodes 100 --taus 0.5 1.0 1.5
   gym-dream ensemble runs/ppo-vote runs/ppo-s0/best runs/ppo-s1/best runs/ppo-s2/best   # seeds that vote as one agent
+  gym-dream ensemble runs/cmaes-avg runs/cmaes-s0/mean runs/cmaes-s1/mean --average   # controllers averaged into one
   gym-dream calibrate models/cartpole --write models/cartpole   # the tau where random play does as in the real env
   gym-dream dream --model models/cartpole --out dream.gif
   gym-dream planet --env-id dm_control/cartpole-swingup-v0 --out runs/planet --episodes 100   # RSSM + CEM (extra: dmc)
