@@ -81,7 +81,7 @@ class LinearController:
             raise ValueError("Averaging needs at least one controller.")
         first = controllers[0]
         for c in controllers[1:]:
-            if (c.feature_dim, space_to_dict(c.action_space)) != (first.feature_dim, space_to_dict(first.action_space)):
+            if c.feature_dim != first.feature_dim or c.action_space != first.action_space:
                 raise ValueError(f"Cannot average controllers for different features or actions: {first.feature_dim} features "
                                  f"and {first.action_space} against {c.feature_dim} and {c.action_space}; average controllers "
                                  "searched in dreams of the same model.")

@@ -62,6 +62,17 @@ class Controller:
         return f"tau {tau_name(self.tau)}, seed {self.seed} {self.kind}"
 
 
+def round_driver(info: dict[str, Any]) -> str:
+    """Who drove a collection round, from its round.json (rounds adopted from older cards name a controller as a
+    string): ``tau 1.15 controller (CMA-ES mean of seed 1)``, ``tau 0.8:1.2 PPO agent``."""
+    tau = tau_name(info["tau"])
+    if info.get("agent", "cmaes") != "cmaes":
+        return f"tau {tau} {info['agent'].upper()} agent"
+    c = info["controller"]
+    name = c if isinstance(c, str) else c["kind"] + (f" of seed {c['seed']}" if c["seed"] else "")
+    return f"tau {tau} controller (CMA-ES {name})"
+
+
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
@@ -207,10 +218,7 @@ class Round:
         return self.work.sb3_run(info["agent"], info["tau"]) / "best"
 
     def agent_name(self) -> str:
-        info = self.info()
-        tau = tau_name(info["tau"])
-        return f"tau {tau} controller (CMA-ES {self.controller()})" if info.get("agent", "cmaes") == "cmaes" else \
-            f"tau {tau} {info['agent'].upper()} agent"
+        return round_driver(self.info())
 
     def dream_return(self) -> float:
         info = self.info()

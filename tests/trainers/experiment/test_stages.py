@@ -14,6 +14,7 @@ from trainers.experiment import Controller, Recipe, WorkDir
 from trainers.experiment.recipe import load_recipe
 from trainers.experiment.runner import override
 from trainers.experiment.stages import evaluate, report, rounds, select
+from trainers.experiment.workdir import tau_part
 
 CARTPOLE = Recipe(name="cartpole", real_id="CartPole-v1", taus=(1.0,), main_tau=1.0, collect=dict(workers=1, seed=5), fit={},
                   cmaes=dict(generations=2, popsize=4, rollouts=2), episodes=2, sweep_episodes=2, random_episodes=2)
@@ -216,7 +217,7 @@ def test_an_sb3_agent_drives_a_collection_round(tiny_cartpole_model, tmp_path, t
     (r,) = work.rounds()
     info = r.info()
     assert info["agent"] == "ppo" and info["real_check"]["episodes"] == 1 and "controller" not in info
-    assert r.agent() == r.path / "sb3" / f"ppo-tau{tau_name(tau).replace(':', '-')}" / "best" and (r.agent() / "policy.json").is_file()
+    assert r.agent() == r.path / "sb3" / f"ppo-tau{tau_part(tau)}" / "best" and (r.agent() / "policy.json").is_file()
     from trainers.data import count_episodes, read_meta
 
     assert count_episodes(work.data)[1] >= 60 and read_meta(work.data)["policies"] == ["agent"]

@@ -14,7 +14,7 @@ from gym_dream.checkpoint import atomic_write_bytes, read_card
 from gym_dream.envs.core import tau_name
 from trainers.evaluate import exploits_dream
 from trainers.experiment.recipe import Recipe
-from trainers.experiment.workdir import Controller, WorkDir, read_json
+from trainers.experiment.workdir import Controller, WorkDir, read_json, round_driver
 
 
 def learning_curves(recipe: Recipe, work: WorkDir, out: Path) -> None:
@@ -127,19 +127,10 @@ def _rounds_section(recipe: Recipe, work: WorkDir, card: dict[str, Any], rounds:
                   f"({adopted['real_steps']} earlier real steps). Real steps below count within each run's dataset.", ""]
     for k, r in enumerate(rounds, 1):
         check = r.get("real_check")
-        lines.append(f"- round {k}: the {_driver(r)} scored {_dream(r):.0f} in its dream"
+        lines.append(f"- round {k}: the {round_driver(r)} scored {_dream(r):.0f} in its dream"
                      + (f" and {check['mean']:.0f} ± {check['std']:.0f} over {check['episodes']} real episodes" if check else "")
                      + f"; it then drove real steps {r['steps_before']} to {r['target_steps']} of the data.")
     return [*lines, ""]
-
-
-def _driver(r: dict[str, Any]) -> str:
-    """Who drove a round, from its round.json (rounds adopted from older cards name a controller as a string)."""
-    if r.get("agent", "cmaes") != "cmaes":
-        return f"tau {tau_name(r['tau'])} {r['agent'].upper()} agent"
-    c = r["controller"]
-    name = c if isinstance(c, str) else c["kind"] + (f" of seed {c['seed']}" if c["seed"] else "")
-    return f"tau {tau_name(r['tau'])} controller (CMA-ES {name})"
 
 
 def _dream(r: dict[str, Any]) -> float:
