@@ -261,6 +261,26 @@ def test_paired_compares_two_reports_episode_by_episode(tmp_path):
         pd.paired(a, report("c", [6, 8], [1.0, 2.0, 3.0]))
 
 
+def test_pooled_counts_each_episode_of_one_agents_reports_once(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pooled", ROOT / "benchmarks" / "pooled.py")
+    pl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pl)
+
+    def report(name, seeds, returns):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps([{"agent": name, "real_seeds": seeds, "real_returns": returns}]))
+        return path
+
+    a, b = report("a", [0, 1], [10.0, 30.0]), report("b", [10, 11], [20.0, 40.0])
+    r = pl.pooled([b, a])  # 10, 30, 20, 40: mean 25, std (ddof 1) sqrt(500 / 3), standard error that / 2
+    assert r["mean"] == 25.0 and r["standard_error"] == round((500 / 3) ** 0.5 / 2, 1) and r["episodes"] == 4
+    assert r["seeds"] == [(0, 1), (10, 11)]
+    with pytest.raises(SystemExit, match="overlap"):
+        pl.pooled([a, report("c", [1, 2], [1.0, 2.0])])
+
+
 def test_round_dream_check_puts_agents_side_by_side_in_several_dreams(tiny_cartpole_model, tmp_path):
     import math
 
