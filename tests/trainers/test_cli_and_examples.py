@@ -1,3 +1,4 @@
+import functools
 import json
 import os
 import shutil
@@ -242,18 +243,26 @@ def test_action_profile_reports_how_an_agent_uses_each_action_and_caps_one():
         ap.profile(agent, "Dream-CartPole-v0", 1.0, envs=2, steps=1, seed=0)
 
 
-def test_paired_compares_two_reports_episode_by_episode(tmp_path):
+def _benchmark(name: str):
+    """A script of benchmarks/ as a module."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("paired", ROOT / "benchmarks" / "paired.py")
-    pd = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pd)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def report(name, seeds, returns):
-        path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps([{"real_seeds": seeds, "real_returns": returns}]))
-        return path
 
+def _real_report(folder, name, seeds, returns):
+    """A report as ``gym-dream evaluate --report`` writes it, with only the fields the comparisons read."""
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps([{"agent": name, "real_seeds": seeds, "real_returns": returns}]))
+    return path
+
+
+def test_paired_compares_two_reports_episode_by_episode(tmp_path):
+    pd = _benchmark("paired")
+    report = functools.partial(_real_report, tmp_path)
     a, b = report("a", [5, 7], [10.0, 30.0, 20.0]), report("b", [5, 7], [4.0, 20.0, 18.0])
     r = pd.paired(a, b)  # differences 6, 10, 2: mean 6, std (ddof 1) 4, standard error 4 / sqrt(3)
     assert r["difference"] == 6.0 and r["standard_error"] == round(4 / 3**0.5, 1) and r["episodes"] == 3
@@ -262,17 +271,8 @@ def test_paired_compares_two_reports_episode_by_episode(tmp_path):
 
 
 def test_pooled_counts_each_episode_of_one_agents_reports_once(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("pooled", ROOT / "benchmarks" / "pooled.py")
-    pl = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pl)
-
-    def report(name, seeds, returns):
-        path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps([{"agent": name, "real_seeds": seeds, "real_returns": returns}]))
-        return path
-
+    pl = _benchmark("pooled")
+    report = functools.partial(_real_report, tmp_path)
     a, b = report("a", [0, 1], [10.0, 30.0]), report("b", [10, 11], [20.0, 40.0])
     r = pl.pooled([b, a])  # 10, 30, 20, 40: mean 25, std (ddof 1) sqrt(500 / 3), standard error that / 2
     assert r["mean"] == 25.0 and r["standard_error"] == round((500 / 3) ** 0.5 / 2, 1) and r["episodes"] == 4
