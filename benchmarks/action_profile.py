@@ -67,7 +67,7 @@ def main() -> None:
 
     import gym_dream
     from gym_dream.agents import agent_path
-    from trainers.evaluate import load_agent
+    from trainers.stored_agent import load_agent
     from trainers.rollout import real_episodes
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

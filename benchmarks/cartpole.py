@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,8 @@ from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
 from trainers.cmaes import CMAESConfig, train_cmaes  # noqa: E402
 from trainers.collect import CollectConfig, collect  # noqa: E402
 from trainers.data import EpisodeDataset  # noqa: E402
-from trainers.evaluate import evaluate, load_agent, markdown_table  # noqa: E402
+from trainers.evaluate import evaluate, markdown_table  # noqa: E402
+from trainers.stored_agent import load_agent  # noqa: E402
 from trainers.export import record_scores, stage_model_dir  # noqa: E402
 from trainers.fit import FitConfig, fit  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
@@ -52,7 +52,6 @@ def open_loop_errors(model_dir: Path, data_dir: Path, horizons=(1, 10, 50)) -> d
             ep = ds.episode(i)
             # every start t with t + k <= L
             starts = np.arange(0, len(ep) - k + 1)
-            obs = torch.as_tensor(ep.obs[starts])
             # the state at t: filter the real prefix (observe) up to t
             state = model.initial_state(1, obs=torch.as_tensor(ep.obs[:1]))
             states = [state]
@@ -118,7 +117,7 @@ def stage_agents(model: str, episodes: int) -> None:
     # CMA-ES at three temperatures (the tau sweep); PPO and DQN at tau 1.0
     for tau in (1.0, 0.5, 1.5):
         t0 = time.time()
-        r = train_cmaes(CMAESConfig(model=model, out=str(WORK / f"cmaes-tau{tau}"), tau=tau, generations=20, seed=0))
+        train_cmaes(CMAESConfig(model=model, out=str(WORK / f"cmaes-tau{tau}"), tau=tau, generations=20, seed=0))
         timing[f"cmaes tau={tau}"] = time.time() - t0
         rows.append(evaluate(load_agent(WORK / f"cmaes-tau{tau}" / "best"), "Dream-CartPole-v0", model, taus=(tau,), episodes=episodes, name=f"CMA-ES linear (trained at tau={tau})"))
     for algo, steps in (("ppo", 100_000), ("dqn", 100_000)):

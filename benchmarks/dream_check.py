@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 import gym_dream  # noqa: E402
 from gym_dream.catalogue import CATALOGUE, by_real_id  # noqa: E402
-from trainers.evaluate import RandomAgent, stats, dream_episode_returns, real_episode_returns  # noqa: E402
+from trainers.evaluate import RandomAgent, stats  # noqa: E402
+from trainers.rollout import dream_episode_returns, real_episode_returns  # noqa: E402
 
 
 

@@ -49,7 +49,9 @@ import gym_dream  # noqa: E402
 from gym_dream.catalogue import by_dream_id  # noqa: E402
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
 from trainers.agent_ensemble import save_ensemble  # noqa: E402
-from trainers.evaluate import dream_episode_returns, load_agent, real_episode_returns, spearman, stats  # noqa: E402
+from trainers.evaluate import spearman, stats  # noqa: E402
+from trainers.rollout import dream_episode_returns, real_episode_returns  # noqa: E402
+from trainers.stored_agent import load_agent  # noqa: E402
 from trainers.experiment.stages.ship import add_agent  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
 from trainers.temperature import MATCH_SE, CalibrateConfig, calibrate_tau, calibration_table  # noqa: E402
@@ -164,7 +166,7 @@ def ensembles(a, work: Path, rows: list[dict], tau: float, real_id: str) -> list
             path, folder = work / f"ensemble-{algo}-{pool}.json", work / f"ensemble-{algo}-{pool}"
             rec = json.loads(path.read_text()) if path.is_file() else {}
             if rec.get("members") != runs or not folder.is_dir():  # new candidates joined the pool: a new ensemble
-                save_ensemble([Path(r) / "best" for r in runs], folder, {"model": a.model, "pool": POOLS[pool], "tau": tau})
+                save_ensemble([Path(r) / "best" for r in runs], folder, {"model": a.model, "pool": POOLS[pool], "tau": tau}, load_member=load_agent)
                 rec = {"algo": algo, "pool": pool, "members": runs, "taus": sorted({r["tau"] for r in members}),
                        "agent_seeds": sorted({r["agent_seed"] for r in members}), "run": str(folder),
                        "recipe": members[0]["recipe"], "member_real_means": [r["real"]["mean"] for r in members]}

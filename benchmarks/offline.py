@@ -197,7 +197,8 @@ def stage_train(name: str, t: dict) -> None:
 
 
 def stage_evaluate(name: str, t: dict) -> None:
-    from trainers.evaluate import evaluate, load_agent
+    from trainers.evaluate import evaluate
+    from trainers.stored_agent import load_agent
 
     path = WORK / name / "evaluate.json"
     rows = json.loads(path.read_text()) if path.is_file() else {}

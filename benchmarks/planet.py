@@ -23,13 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
-
 from gym_dream.catalogue import by_real_id  # noqa: E402
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
 from trainers.envs import DMC_ACTION_REPEAT  # noqa: E402
-from trainers.evaluate import RandomAgent, dream_episode_returns, load_agent, real_episode_returns, stats  # noqa: E402
+from trainers.evaluate import RandomAgent, stats  # noqa: E402
+from trainers.rollout import dream_episode_returns, real_episode_returns  # noqa: E402
+from trainers.stored_agent import load_agent  # noqa: E402
 from trainers.planet import PLANET_PRESETS, PlaNetConfig, run_planet  # noqa: E402
 from trainers.planner import CEM_PRESETS, CEMPlanner  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402

@@ -11,11 +11,11 @@ run in (a refit that kept the VAE, as in results/doom_round.md, keeps the featur
 import argparse
 import json
 
-import gymnasium as gym
-
 import gym_dream
 from gym_dream.agents import agent_path
-from trainers.evaluate import RandomAgent, dream_episode_returns, load_agent
+from trainers.evaluate import RandomAgent
+from trainers.rollout import dream_episode_returns
+from trainers.stored_agent import load_agent
 
 
 def main() -> None:

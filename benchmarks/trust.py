@@ -25,7 +25,9 @@ sys.path.insert(0, str(ROOT))
 
 import gym_dream  # noqa: E402
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.evaluate import dream_episode_returns, evaluate, load_agent, stats  # noqa: E402
+from trainers.evaluate import evaluate, stats  # noqa: E402
+from trainers.rollout import dream_episode_returns  # noqa: E402
+from trainers.stored_agent import load_agent  # noqa: E402
 from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
 
 CONFIGS = ("plain", "penalty", "limit", "both")

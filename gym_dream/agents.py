@@ -3,7 +3,7 @@
 An agent trained in a model's dream is data that belongs with that model (weights + JSON, never pickle), so it is
 shipped and found like the model: ``find_agent("cmaes-selected", model="carracing")`` is the directory of the
 controller shipped with the ``carracing`` model. The runtime only locates the files; loading an agent is the
-trainers' business (``trainers.evaluate.load_agent``).
+trainers' business (``trainers.stored_agent.load_agent``).
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ real episode to do so:
 
 Stored as data like its members: ``ensemble.json`` (format, the vote, the members' relative directories) and a copy of
 each member under ``members/<k>/`` (a controller or a stored SB3 policy), so a shipped ensemble is one self-contained
-folder. ``trainers.evaluate.load_agent`` reads it like any other agent; ``gym-dream ensemble OUT AGENT...`` writes one.
+folder. ``trainers.stored_agent.load_agent`` reads it like any other agent; ``gym-dream ensemble OUT AGENT...`` writes one.
+Reading and writing take the member loader (``load_member``, that ``load_agent``) as an argument: an ensemble holds
+stored agents of every kind, and this module knows none of them.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from gymnasium import spaces
@@ -102,9 +104,8 @@ class AgentEnsemble:
         return (actions[0] if single else actions), None
 
     @classmethod
-    def load(cls, path: str | Path) -> "AgentEnsemble":
-        from trainers.evaluate import load_agent
-
+    def load(cls, path: str | Path, load_member: Callable[[Path], Any]) -> "AgentEnsemble":
+        """The ensemble stored in ``path``, each member read by ``load_member`` (``trainers.stored_agent.load_agent``)."""
         path = Path(path)
         card = read_json(path / ENSEMBLE_CARD, "agent ensemble card")
         if card.get("format") != ENSEMBLE_FORMAT:
@@ -114,7 +115,7 @@ class AgentEnsemble:
             member = (path / rel).resolve()
             if path.resolve() not in member.parents:
                 raise ValueError(f"{path / ENSEMBLE_CARD} names the member {rel!r} outside its folder; an ensemble holds its members.")
-            members.append(load_agent(member))
+            members.append(load_member(member))
         return cls(members, card)
 
 
@@ -122,17 +123,16 @@ def is_ensemble_dir(path: str | Path) -> bool:
     return (Path(path) / ENSEMBLE_CARD).is_file()
 
 
-def save_ensemble(members: list[str | Path], out: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_ensemble(members: list[str | Path], out: str | Path, extra: dict[str, Any] | None = None, *,
+                  load_member: Callable[[Path], Any]) -> Path:
     """Copy the stored agents ``members`` (controller or SB3 policy directories) into ``out/members/<k>`` and write
-    ``out/ensemble.json``; the members are loaded first, so a folder that would not load is never written. An existing
-    ``out`` is replaced only once the new one is complete."""
-    from trainers.evaluate import load_agent
-
+    ``out/ensemble.json``; the members are loaded first (by ``load_member``, ``trainers.stored_agent.load_agent``), so a
+    folder that would not load is never written. An existing ``out`` is replaced only once the new one is complete."""
     out, sources = Path(out), [Path(m) for m in members]
     for m in sources:
         if not m.is_dir():
             raise ValueError(f"Ensemble member {m} is not an agent directory (a controller from train cmaes, or <run>/best of an SB3 run).")
-    AgentEnsemble([load_agent(m) for m in sources])  # the spaces agree, or a clear error before anything is written
+    AgentEnsemble([load_member(m) for m in sources])  # the spaces agree, or a clear error before anything is written
     stage = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(stage, ignore_errors=True)
     (stage / MEMBERS_DIR).mkdir(parents=True)

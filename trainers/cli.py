@@ -74,9 +74,9 @@ def _cmd_train(ns):
 
 
 def _cmd_evaluate(ns):
-    from trainers.evaluate import evaluate, load_agent, markdown_table, write_report
-
     from gym_dream.agents import agent_path
+    from trainers.evaluate import evaluate, markdown_table, write_report
+    from trainers.stored_agent import load_agent
 
     path = agent_path(ns.agent, ns.model, ns.env_id)  # a path, or the name of an agent shipped with the model
     agent, name = load_agent(path, ns.algo), path.name
@@ -99,6 +99,7 @@ def _cmd_evaluate(ns):
 def _cmd_ensemble(ns):
     from gym_dream.agents import agent_path
     from trainers.agent_ensemble import save_ensemble
+    from trainers.stored_agent import load_agent
 
     members = [agent_path(a, ns.model, ns.env_id) for a in ns.agents]
     extra = {"model": ns.model} if ns.model else {}
@@ -112,7 +113,7 @@ def _cmd_ensemble(ns):
             ns.out, {**extra, "averaged_from": [str(m) for m in members]})
         print(f"wrote {out}: one controller, the mean of {len(members)} controllers' parameters (gym-dream evaluate {out} --env-id {ns.env_id} ...)")
         return
-    out = save_ensemble(members, ns.out, extra or None)
+    out = save_ensemble(members, ns.out, extra or None, load_member=load_agent)
     print(f"wrote {out}: {len(members)} agents voting as one (gym-dream evaluate {out} --env-id {ns.env_id} ...)")
 
 

@@ -177,7 +177,7 @@ class Search:
             after: Callable[[Any, dict, dict], None]) -> dict[str, Any]:
         """Generations until ``more(record)`` is False. ``fitness(candidates, record)`` -> (fitness per candidate,
         extra log fields); ``after(es, record, entry)`` saves controllers and reports (``record["best_params"]``)."""
-        es, record = self.es, self.record
+        record = self.record
         start, before = time.time(), record["seconds"]
         with TrainingLog(self.out, "cmaes", resume_from=record["generation"]) as log:  # <out>/cmaes_log.csv, tb/cmaes
             self._generations(fitness, more, after, log, start, before)
@@ -277,7 +277,7 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
         if cfg.backend == "ray":
             from trainers.ray_backend import DreamShards
 
-            remote = DreamShards(cfg)
+            remote = DreamShards(cfg, DreamShard)
         else:
             remote = None
         try:

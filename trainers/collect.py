@@ -247,13 +247,14 @@ def _collect(cfg: CollectConfig, policy_factory: Callable | None, out: Path, hel
     keys = _Keys({int(k) for f in files for k in f.keys})
     target = cfg.steps if cfg.steps is not None else cfg.episodes
     bar = progress(total=target, initial=min(n_steps if cfg.steps is not None else n_eps, target), desc=f"collect {cfg.env_id}", unit="step" if cfg.steps is not None else "ep")
-    sink = EpisodeSink(cfg, out, n_eps, n_steps, bar, done=lambda episodes, steps: _done(cfg, episodes, steps))
+    sink = EpisodeSink(out, n_eps, n_steps, bar, done=lambda episodes, steps: _done(cfg, episodes, steps),
+                       shard_steps=cfg.shard_steps, count_steps=cfg.steps is not None)
     start = time.time()
     try:
         if cfg.backend == "ray":
             from trainers.ray_backend import collect_on_ray
 
-            collect_on_ray(cfg, prep, factory, keys, sink)
+            collect_on_ray(cfg, prep, factory, keys, sink, make_envs=_make_vector_env, seed_of=episode_seed)
         else:
             _collect_locally(cfg, prep, factory, keys, sink)
     finally:

@@ -11,7 +11,8 @@ from gym_dream.agents import agent_path
 from gym_dream.envs.core import check_tau, tau_name
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController
-from trainers.evaluate import evaluate, load_agent, markdown_table, write_report
+from trainers.evaluate import evaluate, markdown_table, write_report
+from trainers.stored_agent import load_agent
 from trainers.sb3 import SB3Config, train_sb3
 
 

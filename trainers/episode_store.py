@@ -9,7 +9,7 @@ import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import numpy as np
 
@@ -17,9 +17,6 @@ from gym_dream.error import DataFormatError, DatasetBusy
 
 from trainers.data import Episode, episode_paths, load_file, write_episode, write_shard
 from trainers.folder_lock import hold_folder
-
-if TYPE_CHECKING:
-    from trainers.collect import CollectConfig
 
 #: finished episodes are flushed to the disk (power loss) at most this long after they end
 SYNC_SECONDS = 1.0
@@ -101,8 +98,10 @@ class EpisodeSink:
     and compacted into a shard of ``shard_steps`` by another (zlib releases the GIL, so the envs keep stepping;
     at most one compaction is pending, which bounds memory). ``next_id`` and ``total_steps`` count the dataset."""
 
-    def __init__(self, cfg: "CollectConfig", out: Path, n_eps: int, n_steps: int, bar, done: Callable[[int, int], bool]) -> None:
-        self.cfg, self.out, self.bar, self._done = cfg, out, bar, done
+    def __init__(self, out: Path, n_eps: int, n_steps: int, bar, done: Callable[[int, int], bool], shard_steps: int,
+                 count_steps: bool) -> None:
+        self.out, self.bar, self._done = out, bar, done
+        self.shard_steps, self.count_steps = shard_steps, count_steps  # the bar counts steps (a step target) or episodes
         self.next_id, self.total_steps, self.new_eps = n_eps, n_steps, 0
         self.finished: list[tuple[int, Episode, Path]] = []  # (key, episode, its file), not yet in a shard
         self.finished_steps = 0
@@ -123,8 +122,8 @@ class EpisodeSink:
         self.total_steps += len(ep)
         self.finished_steps += len(ep)
         self.new_eps += 1
-        self.bar.update(len(ep) if self.cfg.steps is not None else 1)
-        if self.finished_steps >= self.cfg.shard_steps:
+        self.bar.update(len(ep) if self.count_steps else 1)
+        if self.finished_steps >= self.shard_steps:
             self.compact()
 
     def compact(self) -> None:

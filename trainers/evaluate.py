@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,47 +21,7 @@ import numpy as np
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
 from gym_dream.envs.core import tau_name
-from trainers.action_hold import with_hold
-from trainers.agent_ensemble import AgentEnsemble, is_ensemble_dir
-from trainers.controller import LinearController, is_controller_dir
-from trainers.rollout import agent_actions, dream_rollout, make_dream_vec, real_episodes
-from trainers.sb3_policy import SB3Policy, is_policy_dir
-
-
-class PickleFormatWarning(UserWarning):
-    """Loading a file format that can run code (SB3's ``.zip`` holds cloudpickled objects)."""
-
-
-def load_agent(path: str | Path, algo: str | None = None):
-    """A controller directory, a stored SB3 policy or an ensemble of those (all safetensors + JSON), or an SB3 ``.zip``
-    (algorithm from ``algo`` or the file name).
-
-    An SB3 ``.zip`` is loaded only when ``path`` names that file itself, never found by looking in a
-    directory: its objects are cloudpickled, so loading it can run code, and a :class:`PickleFormatWarning`
-    says so. Load only files you trust.
-    """
-    path = Path(path)
-    if is_ensemble_dir(path):
-        return AgentEnsemble.load(path)
-    if is_controller_dir(path):
-        return LinearController.load(path)
-    if is_policy_dir(path):
-        policy = SB3Policy.load(path)
-        return with_hold(policy, policy.card.get("action_hold", 1))  # it acts as it was trained: every k steps
-    if path.suffix == ".zip" and path.is_file():
-        from trainers.sb3 import ALGOS, algo_class
-
-        warnings.warn(f"loading {path}: SB3's .zip format holds cloudpickled objects and can run code; it is loaded only "
-                      "because you named this file. Load only agents you trust.", PickleFormatWarning, stacklevel=2)
-
-        meta = path.parent / "agent.json"
-        name = algo or (json.loads(meta.read_text())["algo"] if meta.is_file() else next((a for a in ALGOS if a in path.name.lower()), None))
-        if name is None:
-            raise ValueError(f"Cannot tell the algorithm of {path}; pass --algo (one of {ALGOS}).")
-        recipe = (json.loads(meta.read_text()).get("recipe") or {}) if meta.is_file() else {}
-        return with_hold(algo_class(name).load(path, device="cpu"), recipe.get("action_hold", 1))
-    raise FileNotFoundError(f"{path} is neither a controller directory (controller.json), a stored SB3 policy (policy.json), "
-                            "an agent ensemble (ensemble.json) nor an SB3 .zip file.")
+from trainers.rollout import dream_episode_returns, real_episode_returns
 
 
 class RandomAgent:
@@ -86,36 +45,6 @@ class RandomAgent:
         else:
             a = self.rng.uniform(space.low, space.high, size=(n, *space.shape)).astype(space.dtype)
         return (a if batched else a[0]), state
-
-
-def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float | tuple[float, float], episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None,
-                          termination: str | None = None, dream_kwargs: dict[str, Any] | None = None) -> np.ndarray:
-    """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv (``tau``: one temperature or a range
-    ``(low, high)``, each episode drawing its own; ``termination``:
-    threshold | sample, default the model card's; ``dream_kwargs``: more of the dream's arguments, e.g. its
-    ``uncertainty_penalty``)."""
-    venv = make_dream_vec(dream_id, episodes, model, tau, device, termination=termination, **(dream_kwargs or {}))
-    if hasattr(agent, "begin_episode"):  # a stochastic agent restarts its noise: same seed, same episodes
-        agent.begin_episode(seed)
-    returns = dream_rollout(venv, agent_actions(agent), seed, horizon).returns
-    venv.close()
-    return returns
-
-
-def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu",
-                         desc: str = "real", workers: int = 1, env_kwargs: dict[str, Any] | None = None, backend: str = "local",
-                         ray_address: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Returns and lengths of ``episodes`` real episodes (seeds seed, seed+1, ...) seen through the model.
-
-    ``workers`` > 1 splits the seeds over that many processes (the agent must be picklable, e.g. a
-    :class:`~trainers.controller.LinearController`; ``model`` a directory or name); same seeds, same results.
-    An agent with a ``bind`` method (a planner, which plans from the wrapper's model state) is bound to
-    the wrapper first. ``env_kwargs`` go to the real env (e.g. ``{"obs": "state"}`` for DMC). ``backend="ray"`` runs
-    the seed chunks as Ray tasks (on the cluster at ``ray_address``), with the same results.
-    """
-    eps = real_episodes(agent, real_env_id, model, range(seed, seed + episodes), device, env_kwargs, workers, desc, backend=backend,
-                        ray_address=ray_address)
-    return np.array([e.ret for e in eps], np.float64), np.array([e.length for e in eps], np.int64)
 
 
 def stats(x: np.ndarray) -> dict[str, float]:

@@ -25,7 +25,7 @@ from trainers.checkpointing import load_checkpoint, save_checkpoint
 from trainers.collect import CollectConfig, collect
 from trainers.data import Episode, EpisodeDataset, count_episodes, write_shard
 from trainers.envs import make_real_env
-from trainers.evaluate import real_episode_returns
+from trainers.rollout import real_episode_returns
 from trainers.fit_rssm import rssm_for, train_rssm, write_model
 from trainers.folder_lock import held
 from trainers.planner import CEM_PRESETS, CEMPlanner

@@ -161,9 +161,8 @@ class RoadNoisePolicy(OUPolicy):
 def _driver(path: str, model: str | None):
     """An agent and its world model, loaded once per process (collection makes a policy for every episode)."""
     import gym_dream
-    from trainers.evaluate import load_agent
-
     from gym_dream.agents import AGENTS_DIR, agent_path
+    from trainers.stored_agent import load_agent
 
     named = model if isinstance(model, (str, os.PathLike)) else None
     where = agent_path(path, named)  # a path, or the name of an agent shipped with the model named
@@ -182,7 +181,7 @@ class AgentPolicy(RandomPolicy):
 
     A dream is only right where its data went. An agent trained in it goes where it pleases (in CarRacing: full
     throttle, where the data drove slowly), so the next round's data shows the model what really happens there.
-    ``agent`` is any stored agent ``trainers.evaluate.load_agent`` reads: a CMA-ES controller directory or an SB3
+    ``agent`` is any stored agent ``trainers.stored_agent.load_agent`` reads: a CMA-ES controller directory or an SB3
     policy stored as data (``<run>/best``), or the name of an agent shipped with ``model``; ``controller`` is its older
     name. ``model`` is its world model (default: the model a shipped agent sits next to, else the one recorded in the
     agent's card). Box actions get Ornstein-Uhlenbeck noise (``sigma``, ``theta``, in action

@@ -19,7 +19,8 @@ implementation in its own module and only hands the work to Ray here:
   another actor: no generation is lost.
 
 The dataset folder, checkpoints and models are read and written by this process (the driver); the actors only need
-gym-dream installed and the model (a name, or a directory they can read).
+gym-dream installed and the model (a name, or a directory they can read). What a job's workers run (the collector's env
+maker and seeds, the CMA-ES shard) is handed in by that job's module, so this one never imports them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from gym_dream.error import DependencyNotInstalled, GymDreamError
+from trainers.episode_store import episode_from
 
 #: the most steps an actor runs per call while collecting (one call per episode for most envs)
 CHUNK_STEPS = 1000
@@ -110,24 +112,22 @@ class Actors:
 
 # -- collection ----------------------------------------------------------------------------------
 class EnvWorker:
-    """One real env, made as the local collector makes its own, running one episode at a time (a Ray actor)."""
+    """One real env, made as the local collector makes its own (``make_envs(cfg, prep)``, a one-env vector env), running
+    one episode at a time (a Ray actor); ``seed_of(seed, key, stream)`` seeds episode ``key``'s env (stream 0) and policy
+    (stream 1). Both are the local collector's own (:func:`trainers.collect.collect` hands them over)."""
 
-    def __init__(self, cfg, prep, factory: Callable) -> None:
-        from trainers.collect import _make_vector_env
-
-        self.cfg, self.factory = cfg, factory
-        self.envs = _make_vector_env(replace(cfg, workers=1), prep)
+    def __init__(self, cfg, prep, factory: Callable, make_envs: Callable, seed_of: Callable[[int, int, int], int]) -> None:
+        self.cfg, self.factory, self.seed_of = cfg, factory, seed_of
+        self.envs = make_envs(replace(cfg, workers=1), prep)
         self.obs = self.policy = None
 
     def run(self, key: int | None, steps: int) -> dict[str, Any]:
         """Start episode ``key`` (None: go on with the current one) and step it at most ``steps`` times; the steps taken,
         as the local collector records them, and whether the episode ended."""
-        from trainers.collect import episode_seed
-
         b: dict[str, Any] = {"obs": [], "actions": [], "rewards": [], "terminated": [], "truncated": []}
         if key is not None:
-            self.policy = self.factory(self.envs.single_action_space, 1, episode_seed(self.cfg.seed, key, 1))
-            obs, _ = self.envs.reset(seed=[episode_seed(self.cfg.seed, key, 0)])
+            self.policy = self.factory(self.envs.single_action_space, 1, self.seed_of(self.cfg.seed, key, 1))
+            obs, _ = self.envs.reset(seed=[self.seed_of(self.cfg.seed, key, 0)])
             self.obs = np.array(obs)
             b["obs"].append(np.array(self.obs[0]))
         done = False
@@ -157,12 +157,11 @@ class _Slot:
         return len(self.buffer.get("actions", []))
 
 
-def collect_on_ray(cfg, prep, factory: Callable, keys, sink) -> None:
-    """The Ray backend of :func:`trainers.collect.collect`: ``cfg.workers`` actors, episodes stored by ``sink`` the
-    moment they end (see the module docstring)."""
-    from trainers.episode_store import episode_from
-
-    workers = Actors(EnvWorker, cfg.workers, cfg, prep, factory, address=cfg.ray_address)
+def collect_on_ray(cfg, prep, factory: Callable, keys, sink, make_envs: Callable, seed_of: Callable[[int, int, int], int]) -> None:
+    """The Ray backend of :func:`trainers.collect.collect`: ``cfg.workers`` actors (:class:`EnvWorker`, made with the
+    collector's ``make_envs`` and ``seed_of``), episodes stored by ``sink`` the moment they end (see the module
+    docstring)."""
+    workers = Actors(EnvWorker, cfg.workers, cfg, prep, factory, make_envs, seed_of, address=cfg.ray_address)
     ray = workers.ray
     slots = {a: _Slot(a) for a in workers.actors}
     running: dict = {}  # call -> slot
@@ -241,12 +240,11 @@ class TaskPool:
 
 # -- CMA-ES --------------------------------------------------------------------------------------
 class DreamShards:
-    """One actor per shard of a CMA-ES population, each holding a :class:`trainers.cmaes.DreamShard`."""
+    """One actor per shard of a CMA-ES population, each holding a ``shard(cfg)`` (:class:`trainers.cmaes.DreamShard`,
+    which :func:`trainers.cmaes.train_cmaes` hands over)."""
 
-    def __init__(self, cfg) -> None:
-        from trainers.cmaes import DreamShard
-
-        self.workers = Actors(DreamShard, cfg.shards, cfg, address=cfg.ray_address)
+    def __init__(self, cfg, shard: type) -> None:
+        self.workers = Actors(shard, cfg.shards, cfg, address=cfg.ray_address)
 
     def returns(self, parts: Sequence[np.ndarray], seeds: Sequence[int]) -> list[np.ndarray]:
         """Shard j's returns (one per candidate of ``parts[j]``) in a dream reset with ``seeds[j]``."""

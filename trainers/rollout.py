@@ -8,6 +8,9 @@ directly). Evaluation, CMA-ES, the planner and the benchmarks all use it.
 :func:`real_episodes` runs an agent on the real env seen through a model
 (:class:`gym_dream.wrappers.DreamObservation`), one episode per seed, optionally split over worker
 processes; each episode's result is the same whatever the split.
+
+:func:`dream_episode_returns` and :func:`real_episode_returns` are an agent's returns over many episodes of each, what
+evaluation, selection, the temperature calibration and the SB3 trainer's own dream evaluations read.
 """
 
 from __future__ import annotations
@@ -160,3 +163,34 @@ def real_episodes(agent, real_env_id: str, model: Any, seeds: Sequence[int], dev
 
     with ProcessPoolExecutor(len(chunks), mp_context=mp.get_context("spawn")) as own:
         return [e for part in own.map(_episodes_here, *zip(*args)) for e in part]
+
+
+# -- returns of many episodes: what scoring an agent reads ----------------------------------------
+def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float | tuple[float, float], episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None,
+                          termination: str | None = None, dream_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+    """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv (``tau``: one temperature or a range
+    ``(low, high)``, each episode drawing its own; ``termination``:
+    threshold | sample, default the model card's; ``dream_kwargs``: more of the dream's arguments, e.g. its
+    ``uncertainty_penalty``)."""
+    venv = make_dream_vec(dream_id, episodes, model, tau, device, termination=termination, **(dream_kwargs or {}))
+    if hasattr(agent, "begin_episode"):  # a stochastic agent restarts its noise: same seed, same episodes
+        agent.begin_episode(seed)
+    returns = dream_rollout(venv, agent_actions(agent), seed, horizon).returns
+    venv.close()
+    return returns
+
+
+def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu",
+                         desc: str = "real", workers: int = 1, env_kwargs: dict[str, Any] | None = None, backend: str = "local",
+                         ray_address: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of ``episodes`` real episodes (seeds seed, seed+1, ...) seen through the model.
+
+    ``workers`` > 1 splits the seeds over that many processes (the agent must be picklable, e.g. a
+    :class:`~trainers.controller.LinearController`; ``model`` a directory or name); same seeds, same results.
+    An agent with a ``bind`` method (a planner, which plans from the wrapper's model state) is bound to
+    the wrapper first. ``env_kwargs`` go to the real env (e.g. ``{"obs": "state"}`` for DMC). ``backend="ray"`` runs
+    the seed chunks as Ray tasks (on the cluster at ``ray_address``), with the same results.
+    """
+    eps = real_episodes(agent, real_env_id, model, range(seed, seed + episodes), device, env_kwargs, workers, desc, backend=backend,
+                        ray_address=ray_address)
+    return np.array([e.ret for e in eps], np.float64), np.array([e.length for e in eps], np.int64)

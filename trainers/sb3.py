@@ -282,7 +282,7 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
 def _train_sb3(cfg: SB3Config) -> dict[str, Any]:
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from trainers.evaluate import dream_episode_returns
+    from trainers.rollout import dream_episode_returns
     from trainers.sb3_policy import save_policy
 
     cls = algo_class(cfg.algo)

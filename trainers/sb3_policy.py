@@ -108,7 +108,7 @@ def is_policy_dir(path: str | Path) -> bool:
 
 class SB3Policy:
     """A stored SB3 policy, acting like the agent it was saved from (SB3's ``predict``), one decision per call. An agent
-    trained to hold its actions (``action_hold`` in the card) is loaded by ``trainers.evaluate.load_agent`` as
+    trained to hold its actions (``action_hold`` in the card) is loaded by ``trainers.stored_agent.load_agent`` as
     :class:`~trainers.action_hold.HeldActions` around this; use that to act as it was trained."""
 
     def __init__(self, policy, card: dict[str, Any]):

@@ -24,7 +24,8 @@ from gym_dream.catalogue import by_real_id
 from gym_dream.checkpoint import atomic_write_bytes, read_card
 from gym_dream.envs.core import TERMINATION_MODES
 from gym_dream.error import GymDreamError
-from trainers.evaluate import RandomAgent, dream_episode_returns, real_episode_returns, stats
+from trainers.evaluate import RandomAgent, stats
+from trainers.rollout import dream_episode_returns, real_episode_returns
 
 
 #: the closest tau counts as a match when its dream return is within this many standard errors of the real one

@@ -62,7 +62,7 @@ def _agent_fn(cfg: DreamVideoConfig, space: gym.Space, rng: np.random.Generator)
     if cfg.agent is None:
         space.seed(int(rng.integers(2**31)))
         return lambda obs: space.sample()
-    from trainers.evaluate import load_agent
+    from trainers.stored_agent import load_agent
 
     agent = load_agent(cfg.agent)
     return lambda obs: agent.predict(obs, deterministic=True)[0]

@@ -8,7 +8,8 @@ import pytest
 import gym_dream
 from trainers.action_hold import HeldActions, check_action_hold
 from trainers.agent_ensemble import AgentEnsemble
-from trainers.evaluate import evaluate, load_agent
+from trainers.evaluate import evaluate
+from trainers.stored_agent import load_agent
 from trainers.sb3 import SB3Config, SB3VecEnv, train_sb3
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from trainers.agent_ensemble import AgentEnsemble, save_ensemble
 from trainers.controller import LinearController
-from trainers.evaluate import load_agent
+from trainers.stored_agent import load_agent
 from trainers.sb3_policy import SB3Policy, save_policy
 
 DISCRETE = gym.spaces.Discrete(3)
@@ -88,7 +88,7 @@ def test_a_stored_ensemble_holds_its_members_and_acts_the_same(tmp_path):
     sources = []
     for k, bias in enumerate(([0, 0, 1], [0, 1, 0], [0, 0, 1])):
         sources.append(bias_controller(DISCRETE, bias).save(tmp_path / f"c{k}"))
-    out = save_ensemble(sources, tmp_path / "vote", {"model": "somewhere"})
+    out = save_ensemble(sources, tmp_path / "vote", {"model": "somewhere"}, load_member=load_agent)
     card = json.loads((out / "ensemble.json").read_text())
     assert card["members"] == ["members/0", "members/1", "members/2"] and card["model"] == "somewhere"
     for s in sources:  # self-contained: the sources may go
@@ -100,24 +100,24 @@ def test_a_stored_ensemble_holds_its_members_and_acts_the_same(tmp_path):
     clone = pickle.loads(pickle.dumps(ens))  # the real episodes' worker processes get a copy
     assert clone.predict(obs)[0].tolist() == [2, 2]
     # written again: replaced whole, nothing left beside it
-    save_ensemble([out / "members" / "1"], tmp_path / "vote2")
-    save_ensemble([tmp_path / "vote2" / "members" / "0"], out)
+    save_ensemble([out / "members" / "1"], tmp_path / "vote2", load_member=load_agent)
+    save_ensemble([tmp_path / "vote2" / "members" / "0"], out, load_member=load_agent)
     assert load_agent(out).predict(obs)[0].tolist() == [1, 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["vote", "vote2"]
 
 
 def test_a_bad_ensemble_is_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match="not an agent directory"):
-        save_ensemble([tmp_path / "missing"], tmp_path / "vote")
+        save_ensemble([tmp_path / "missing"], tmp_path / "vote", load_member=load_agent)
     c = bias_controller(DISCRETE, [0, 0, 1]).save(tmp_path / "c")
-    out = save_ensemble([c, c], tmp_path / "vote")
+    out = save_ensemble([c, c], tmp_path / "vote", load_member=load_agent)
     card = json.loads((out / "ensemble.json").read_text())
     (out / "ensemble.json").write_text(json.dumps({**card, "members": ["../c"]}))
     with pytest.raises(ValueError, match="outside its folder"):
         load_agent(out)
     mismatched = bias_controller(gym.spaces.Discrete(2), [0, 1]).save(tmp_path / "d")
     with pytest.raises(ValueError, match="same action space"):
-        save_ensemble([c, mismatched], tmp_path / "bad")
+        save_ensemble([c, mismatched], tmp_path / "bad", load_member=load_agent)
     assert not (tmp_path / "bad").exists()
 
 

@@ -9,7 +9,8 @@ import pytest
 import gym_dream
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController, squash
-from trainers.evaluate import PickleFormatWarning, evaluate, exploits_dream, load_agent, markdown_table, write_report
+from trainers.evaluate import evaluate, exploits_dream, markdown_table, write_report
+from trainers.stored_agent import PickleFormatWarning, load_agent
 from trainers.sb3 import DEFAULT_HPARAMS, SB3Config, SB3VecEnv, sb3_kwargs, train_sb3
 from trainers.training_log import read_log
 
@@ -89,7 +90,7 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_path, monkeypatch):
-    import trainers.evaluate as ev
+    import trainers.rollout as ev  # where train_sb3 reads its dream evaluations from
 
     hp = {"dqn": {"learning_starts": 20, "train_freq": 4, "gradient_steps": 2, "buffer_size": 1000},
           "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}[algo]
@@ -255,7 +256,7 @@ def test_agent_with_action_noise_is_reproducible_per_episode_seed(pixel_model):
     """The controller-plus-noise policy of the collection rounds, scored like any agent: the evaluation loops
     restart its noise from each episode's seed, so the same seed gives the same dream episodes, and the
     noise changes what the agent does."""
-    from trainers.evaluate import dream_episode_returns
+    from trainers.rollout import dream_episode_returns
     from trainers.noise import WithActionNoise
 
     space = gym.make("Dream-CarRacing-v0", model=pixel_model).action_space

@@ -195,7 +195,7 @@ def test_a_bug_still_shows_its_traceback(monkeypatch):
 
 def test_dream_temperature_scores_the_candidates_vote_and_ships_it(tiny_cartpole_model, tmp_path):
     from gym_dream.agents import model_agents
-    from trainers.evaluate import load_agent
+    from trainers.stored_agent import load_agent
 
     model = tmp_path / "model"
     shutil.copytree(tiny_cartpole_model, model)
@@ -225,7 +225,7 @@ def test_action_profile_reports_how_an_agent_uses_each_action_and_caps_one():
     import numpy as np
 
     from gym_dream.agents import agent_path
-    from trainers.evaluate import load_agent
+    from trainers.stored_agent import load_agent
 
     spec = importlib.util.spec_from_file_location("action_profile", ROOT / "benchmarks" / "action_profile.py")
     ap = importlib.util.module_from_spec(spec)

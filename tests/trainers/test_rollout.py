@@ -110,7 +110,8 @@ def test_a_watch_sees_every_step():
 
 def test_random_play_on_the_real_env_is_the_same_for_any_number_of_workers():
     """The random baseline (and the tau calibration built on it) restarts its actions from each episode's seed."""
-    from trainers.evaluate import RandomAgent, real_episode_returns
+    from trainers.evaluate import RandomAgent
+    from trainers.rollout import real_episode_returns
 
     space = gym.spaces.Discrete(2)
     one, _ = real_episode_returns(RandomAgent(space, seed=0), "CartPole-v1", "cartpole", 6, seed=3, workers=1)

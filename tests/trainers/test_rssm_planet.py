@@ -175,7 +175,8 @@ def test_planner_beats_random_action_sequences_on_a_known_reward():
 
 def test_planner_works_with_the_mdnrnn_on_real_cartpole():
     """Any family: the shipped MDN-RNN, planning with Discrete actions from DreamObservation's state."""
-    from trainers.evaluate import RandomAgent, real_episode_returns
+    from trainers.evaluate import RandomAgent
+    from trainers.rollout import real_episode_returns
 
     planner = CEMPlanner(gym_dream.resolve_model("cartpole"), CEMConfig(horizon=10, iterations=2, candidates=48, top_k=8), seed=0)
     planned, _ = real_episode_returns(planner, "CartPole-v1", "cartpole", episodes=2, seed=0)

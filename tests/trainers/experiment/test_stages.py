@@ -227,7 +227,7 @@ def test_an_sb3_agent_drives_a_collection_round(tiny_cartpole_model, tmp_path, t
 
 def test_add_agent_ships_a_stored_policy_next_to_a_model_by_name(tiny_cartpole_model, tmp_path, monkeypatch):
     from gym_dream.agents import model_agents
-    from trainers.evaluate import load_agent
+    from trainers.stored_agent import load_agent
     from trainers.experiment.stages.ship import add_agent
     from trainers.sb3 import SB3Config, train_sb3
 

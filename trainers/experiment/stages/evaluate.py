@@ -11,7 +11,8 @@ import gymnasium as gym
 from gym_dream.checkpoint import read_card
 from gym_dream.envs.core import tau_name
 from trainers.controller import LinearController
-from trainers.evaluate import RandomAgent, dream_episode_returns, evaluate, real_episode_returns, stats
+from trainers.evaluate import RandomAgent, evaluate, stats
+from trainers.rollout import dream_episode_returns, real_episode_returns
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.workdir import CONTROLLER_KINDS, Controller, Tau, WorkDir, write_json
 

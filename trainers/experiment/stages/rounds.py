@@ -12,7 +12,9 @@ from gym_dream.checkpoint import read_card
 from gym_dream.envs.core import tau_name
 from trainers.collect import CollectConfig, collect
 from trainers.controller import LinearController
-from trainers.evaluate import load_agent, real_episode_returns, stats
+from trainers.evaluate import stats
+from trainers.stored_agent import load_agent
+from trainers.rollout import real_episode_returns
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages.evaluate import pick_controller, scores_record
 from trainers.experiment.workdir import Controller, Round, WorkDir, write_json

@@ -16,7 +16,8 @@ import numpy as np
 
 from gym_dream.envs.core import tau_name
 from trainers.controller import LinearController
-from trainers.evaluate import evaluate, real_episode_returns, stats
+from trainers.evaluate import evaluate, stats
+from trainers.rollout import real_episode_returns
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages.evaluate import dream_scores, with_noise
 from trainers.experiment.workdir import Controller, WorkDir, read_json, write_json

@@ -7,7 +7,8 @@ from typing import Any
 
 from gym_dream.envs.core import tau_name
 from trainers.cmaes import CMAESConfig, train_cmaes
-from trainers.evaluate import evaluate, load_agent
+from trainers.evaluate import evaluate
+from trainers.stored_agent import load_agent
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.workdir import Tau, WorkDir, write_json
 
