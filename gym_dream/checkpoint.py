@@ -331,3 +331,32 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     model.card = card
     model.source = str(directory)
     return model.to(device).eval().requires_grad_(False)
+
+
+def with_features(source: str | os.PathLike, out: str | os.PathLike, features: str) -> Path:
+    """A copy of the model directory ``source`` in ``out`` whose agents see ``features`` (an MDN-RNN's ``"zh"``:
+    ``[z, h]``, or ``"zch"``: ``[z, c, h]``, :data:`gym_dream.models.mdnrnn.FEATURES`). The weights, the dream and the
+    card's documentation are the source's; the card's ``agents`` and ``scores`` are left out (those agents read the
+    source's features). ``out`` must not exist: nothing there is overwritten."""
+    source, out = Path(source), Path(out)
+    card = read_card(source)
+    if card["family"] != "mdnrnn":
+        raise ValueError(f"{source} is a {card['family']} model; only an MDN-RNN (an LSTM memory) has another view "
+                         "(features zh or zch). An RSSM's agents see [h, s].")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; pass a new directory for the copy (nothing is overwritten).")
+    params = {k: v for k, v in card["params"].items() if k != "features"}
+    view = build_model({**card, "params": {**params, "features": features}})  # an unknown view fails here, before any file
+    view.load_state_dict(load_model(source).state_dict())
+    doc = {k: v for k, v in card.items() if k not in ("agents", "scores")}
+    doc["features_view"] = {"features": features, "of": source.resolve().name,
+                            "note": "the weights of that model; only what an agent sees differs (gym-dream features)"}
+    stage = out.with_name(f".{out.name}.tmp")
+    if stage.exists():
+        import shutil
+
+        shutil.rmtree(stage)
+    save_model(view, stage, doc, half=card.get("weights", {}).get("dtype") == "float16")
+    stage.rename(out)
+    return out
+

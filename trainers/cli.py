@@ -117,6 +117,15 @@ def _cmd_ensemble(ns):
     print(f"wrote {out}: {len(members)} agents voting as one (gym-dream evaluate {out} --env-id {ns.env_id} ...)")
 
 
+def _cmd_features(ns):
+    from gym_dream.checkpoint import with_features
+    from gym_dream.store import find_model_dir
+
+    out = with_features(find_model_dir(ns.model), ns.out, ns.features)
+    print(f"wrote {out}: the weights of {ns.model}, whose agents see {ns.features} "
+          f"(gym-dream train cmaes --env-id ... --model {out})")
+
+
 def _cmd_dream(ns):
     from trainers.video import DreamVideoConfig, write_dream_video
 
@@ -272,6 +281,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--average", action="store_true", help="linear controllers only: write ONE controller whose parameters are "
                    "their mean (it acts by their summed scores) instead of a vote")
     s.set_defaults(func=_cmd_ensemble)
+
+    from gym_dream.models.mdnrnn import FEATURES
+
+    s = sub.add_parser("features", help="copy an MDN-RNN model with another view for agents: [z, h] or [z, c, h] (its LSTM cell state too)")
+    s.add_argument("model", help="model directory or name")
+    s.add_argument("out", help="the new model directory (must not exist)")
+    s.add_argument("--features", required=True, choices=sorted(FEATURES), help="; ".join(f"{k}: {v}" for k, v in FEATURES.items()))
+    s.set_defaults(func=_cmd_features)
 
     from trainers.temperature import CalibrateConfig
 

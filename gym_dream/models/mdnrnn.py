@@ -9,7 +9,10 @@ State: ``z`` (B, Z) the current latent, ``h``/``c`` (B, H) the LSTM memory. One 
     p_end   = sigmoid(termination_head([z_{t+1}, h']))   terminated = p_end > 0.5
 
 The heads read the *sampled* next latent, so a dream that wanders out of bounds also ends there.
-An agent sees ``features = [z_t, h_t]``.
+An agent sees ``features = [z_t, h_t]`` (``features="zh"``, the default, the paper's CarRacing controller), or
+``[z_t, c_t, h_t]`` with the LSTM's cell state too (``features="zch"``, the paper's VizDoom controller: 64 + 512 +
+512 = 1088 inputs). Only what the agent sees changes: the weights and the dream are the same, so
+:func:`gym_dream.checkpoint.with_features` makes either view of a fitted model (``gym-dream features``).
 
 Members (``members`` = M > 1): M independently initialised LSTM cores with their own MDN, reward and
 termination heads, batched in one tensor dimension (:mod:`gym_dream.models.members`), sharing the
@@ -58,6 +61,11 @@ def _tanh(x: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(x * 2.0).mul_(2.0).sub_(1.0)
 
 
+#: what an agent may see of the state (``MDNRNN(features=...)``)
+FEATURES = {"zh": "[z, h]: the latent and the LSTM's output (the paper's CarRacing controller)",
+            "zch": "[z, c, h]: the LSTM's cell state too (the paper's VizDoom controller)"}
+
+
 class MDNRNN(WorldModel):
     """VAE + MDN-RNN world model.
 
@@ -74,6 +82,8 @@ class MDNRNN(WorldModel):
         members: dynamics members (LSTM + MDN + heads) batched in one tensor dimension (1: a single model).
         dropout: 0 (default): the members are independently initialised networks; p > 0 (with members > 1):
             the members are M fixed dropout masks (keep probability 1 - p) on the memory of one network.
+        features: what an agent sees: ``"zh"`` (default) ``[z, h]``, or ``"zch"`` ``[z, c, h]`` (the LSTM's cell
+            state too, as the paper's VizDoom controller).
     """
 
     family = "mdnrnn"
@@ -92,8 +102,12 @@ class MDNRNN(WorldModel):
         bank_size: int = 1,
         members: int = 1,
         dropout: float = 0.0,
+        features: str = "zh",
     ):
         super().__init__(observation_space, action_space, preprocessing)
+        if features not in FEATURES:
+            raise ValueError(f"features must be one of {sorted(FEATURES)} (what an agent sees: {FEATURES}), got {features!r}.")
+        self.feature_kind = features
         self.members = check_members(members)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}.")
@@ -138,11 +152,13 @@ class MDNRNN(WorldModel):
             params["members"] = self.members
         if self.dropout > 0:
             params["dropout"] = self.dropout
+        if self.feature_kind != "zh":  # the default view stays off the card, as cards written before it had it
+            params["features"] = self.feature_kind
         return params
 
     @property
     def feature_dim(self) -> int:
-        return self.z_dim + self.hidden
+        return self.z_dim + self.hidden * (2 if self.feature_kind == "zch" else 1)
 
     # -- building blocks -------------------------------------------------------------------------
     def encode(self, obs: torch.Tensor) -> torch.Tensor:
@@ -307,6 +323,9 @@ class MDNRNN(WorldModel):
 
     def features(self, state: State) -> torch.Tensor:
         h = state["h"] if self.weight_members == 1 else state["h"][:, 0]
+        if self.feature_kind == "zch":
+            c = state["c"] if self.weight_members == 1 else state["c"][:, 0]
+            return torch.cat([state["z"], c, h], dim=-1)
         return torch.cat([state["z"], h], dim=-1)
 
     def decode(self, state: State) -> torch.Tensor:
