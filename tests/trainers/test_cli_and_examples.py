@@ -30,6 +30,27 @@ def test_cli_end_to_end_on_tiny_preset(tmp_path, capsys):
     assert "Dream-CartPole-v0" in out and "real env CartPole-v1" in out
 
 
+def test_features_gives_a_model_whose_controllers_read_the_cell_state_too(tiny_cartpole_model, tmp_path, capsys):
+    """gym-dream features: the same weights seen as [z, c, h]; a controller searched in it scores through the same view
+    on the real env; a second copy onto the same folder is refused with the fix, and an RSSM with the reason."""
+    from trainers.stored_agent import load_agent
+
+    view = tmp_path / "zch"
+    main(["features", str(tiny_cartpole_model), str(view), "--features", "zch"])
+    assert f"wrote {view}" in capsys.readouterr().out
+    main(["train", "cmaes", "--model", str(view), "--out", str(tmp_path / "c"), "--generations", "1", "--popsize", "4", "--rollouts", "2",
+          "--max-episode-steps", "20"])
+    controller = load_agent(tmp_path / "c" / "mean")
+    hidden = json.loads((view / "model.json").read_text())["params"]["hidden"]
+    assert controller.feature_dim == 4 + 2 * hidden  # CartPole's 4 numbers, the cell state and the output
+    main(["evaluate", str(tmp_path / "c" / "mean"), "--model", str(view), "--episodes", "2", "--taus", "1.0"])
+    assert "| mean | 1.0 |" in capsys.readouterr().out.split("controller in")[-1]  # its row: scored in the dream and the real env
+    assert main(["features", str(tiny_cartpole_model), str(view), "--features", "zh"]) == 1
+    assert "pass a new directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["features", str(tiny_cartpole_model), str(tmp_path / "x"), "--features", "c"])  # not a choice: argparse says which
+
+
 def test_cli_help_is_usable(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
