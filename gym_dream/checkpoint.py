@@ -11,6 +11,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -352,11 +353,7 @@ def with_features(source: str | os.PathLike, out: str | os.PathLike, features: s
     doc["features_view"] = {"features": features, "of": source.resolve().name,
                             "note": "the weights of that model; only what an agent sees differs (gym-dream features)"}
     stage = out.with_name(f".{out.name}.tmp")
-    if stage.exists():
-        import shutil
-
-        shutil.rmtree(stage)
+    shutil.rmtree(stage, ignore_errors=True)  # a copy an interrupted call left half written
     save_model(view, stage, doc, half=card.get("weights", {}).get("dtype") == "float16")
     stage.rename(out)
     return out
-
