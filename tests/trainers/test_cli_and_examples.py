@@ -334,3 +334,33 @@ def test_dataset_profile_splits_a_dataset_by_episode(cartpole_data, tmp_path):
     assert first["episodes"] == [0, 5] and rest["episodes"] == [5, len(ds)]
     assert first["steps"] + rest["steps"] == ds.steps and first["steps"] == sum(ds.lengths[:5])
     assert sum(first["action_shares"]) == pytest.approx(1.0) and len(first["action_shares"]) == 2
+
+
+def test_dream_rank_orders_agents_by_dream_return_and_votes_the_best(tiny_cartpole_model, tmp_path):
+    import numpy as np
+
+    import gym_dream
+    from trainers.controller import LinearController
+    from trainers.rollout import dream_episode_returns
+    from trainers.stored_agent import load_agent
+
+    m = gym_dream.resolve_model(str(tiny_cartpole_model))
+    rng = np.random.default_rng(0)
+    agents = []
+    for k in range(3):
+        c = LinearController(m.feature_dim, m.action_space, rng.normal(size=LinearController(m.feature_dim, m.action_space).num_params))
+        agents.append(str(c.save(tmp_path / f"c{k}", {"model": str(tiny_cartpole_model)})))
+    script = str(ROOT / "benchmarks" / "dream_rank.py")
+    common = ["--dream-id", "Dream-CartPole-v0", "--model", str(tiny_cartpole_model), "--tau", "1.0", "--episodes", "6", "--seed", "3"]
+    r = subprocess.run([sys.executable, script, *agents, *common, "--keep", "2", "--ensemble", str(tmp_path / "vote"),
+                        "--out", str(tmp_path / "rank")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "rank.json").read_text())
+    means = {a: dream_episode_returns(load_agent(a), "Dream-CartPole-v0", str(tiny_cartpole_model), 1.0, 6, seed=3).mean() for a in agents}
+    ranked = [row["agent"] for row in report["ranked"]]
+    assert sorted(ranked) == sorted(agents) and ranked == sorted(agents, key=lambda a: -means[a])
+    assert [row["dream_mean"] for row in report["ranked"]] == pytest.approx([means[a] for a in ranked])
+    assert report["kept"] == ranked[:2] and len(load_agent(tmp_path / "vote").members) == 2
+    r = subprocess.run([sys.executable, script, *agents, *common, "--keep", "2", "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "--keep and --ensemble go together" in r.stderr
