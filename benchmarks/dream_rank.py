@@ -17,6 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import gym_dream  # noqa: E402,F401  (registers the Dream-* ids that agent_path reads)
+from gym_dream.agents import agent_path  # noqa: E402
 from trainers.agent_ensemble import save_ensemble  # noqa: E402
 from trainers.stored_agent import load_agent  # noqa: E402
 from trainers.rollout import dream_episode_returns  # noqa: E402
@@ -37,7 +39,8 @@ def main() -> None:
     if (a.keep is None) != (a.ensemble is None):
         p.error("--keep and --ensemble go together: how many of the best, and where their vote is written.")
     rows = []
-    for path in a.agents:
+    for name in a.agents:
+        path = str(agent_path(name, a.model, a.dream_id))
         r = dream_episode_returns(load_agent(path), a.dream_id, a.model, a.tau, a.episodes, seed=a.seed)
         rows.append({"agent": path, "dream_mean": float(r.mean()), "dream_std": float(r.std()), "episodes": a.episodes})
         print(f"{path}: dream {r.mean():.1f} ± {r.std():.1f}", flush=True)
