@@ -177,19 +177,24 @@ class EpisodeDataset:
         self.meta = read_meta(directory)
         if self.meta is None:
             raise FileNotFoundError(f"{directory} holds no {META_FILE}; collect data first with `gym-dream collect`.")
-        parts: dict[str, list[np.ndarray]] = {k: [] for k in (*FIELDS, "keys")}
+        # two passes, so that peak memory is the observations once: the small arrays first (and how many observations
+        # each file gives), then every file's observations decompressed straight into one preallocated array
+        small = tuple(k for k in (*FIELDS, "keys") if k != "obs")
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in small}
+        sources: list[tuple[Path, int]] = []  # (file, observations taken from its start)
         n = 0
         for stored in dataset_index(directory)[0]:
-            shard = load_file(stored.path, (*FIELDS, "keys"))
+            shard = load_file(stored.path, small)
             if max_episodes is not None and n + len(shard["lengths"]) > max_episodes:
                 keep = max_episodes - n
                 steps = int(shard["lengths"][:keep].sum())
                 shard = {
-                    "ids": shard["ids"][:keep], "keys": shard["keys"][:keep], "lengths": shard["lengths"][:keep], "obs": shard["obs"][: steps + keep],
+                    "ids": shard["ids"][:keep], "keys": shard["keys"][:keep], "lengths": shard["lengths"][:keep],
                     **{k: shard[k][:steps] for k in ("actions", "rewards", "terminated", "truncated")},
                 }
             for k in parts:
                 parts[k].append(shard[k])
+            sources.append((stored.path, int(shard["lengths"].sum()) + len(shard["lengths"])))
             n += len(shard["lengths"])
             if max_episodes is not None and n >= max_episodes:
                 break
@@ -197,6 +202,15 @@ class EpisodeDataset:
             raise ValueError(f"{directory} holds no episodes yet; run `gym-dream collect` first.")
         for k, v in parts.items():
             setattr(self, k, np.concatenate(v))
+        total = sum(count for _, count in sources)
+        self.obs = None
+        at = 0
+        for path, count in sources:
+            obs = load_file(path, ("ids", "lengths", "obs"))["obs"][:count]  # load_file checks obs against lengths
+            if self.obs is None:
+                self.obs = np.empty((total, *obs.shape[1:]), dtype=obs.dtype)
+            self.obs[at : at + count] = obs
+            at += count
         self.act_start = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.obs_start = self.act_start + np.arange(len(self.lengths))
 

@@ -393,3 +393,15 @@ def test_an_agent_drives_the_collection_of_dict_observations_as_dream_observatio
         if term or trunc:
             break
     assert len(recorded) > 1 and list(recorded) == expected
+
+
+def test_a_dataset_cut_to_max_episodes_is_the_prefix_of_the_whole(tmp_path):
+    # several shards, and a cut in the middle of one: the observations are read straight into one array (two passes)
+    cfg = CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), steps=None, episodes=30, workers=1, shard_steps=150, seed=3)
+    collect(cfg)
+    whole = EpisodeDataset(cfg.out)
+    assert len(list((tmp_path / "d").glob("shard-*.npz"))) > 2
+    cut = EpisodeDataset(cfg.out, max_episodes=17)
+    assert len(cut) == 17 and cut.obs.shape == (cut.steps + 17, 4)
+    assert _hashes(cut) == _hashes(whole)[:17]
+    np.testing.assert_array_equal(cut.obs, whole.obs[: len(cut.obs)])
