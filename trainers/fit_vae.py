@@ -72,9 +72,12 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
 def encode_all(model: MDNRNN, ds: EpisodeDataset, device: str, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     model.eval()
     mus, logvars = [], []
+    bar = progress(total=len(ds.obs), desc="encoding every observation", unit="img")  # minutes for a million frames on a CPU
     for i in range(0, len(ds.obs), batch):
         mu, logvar = model.vision.encode(torch.as_tensor(ds.obs[i : i + batch], device=device))
         mus.append(mu.float().cpu().numpy())
         logvars.append(logvar.float().cpu().numpy())
+        bar.update(len(mu))
+    bar.close()
     model.train()
     return np.concatenate(mus), np.concatenate(logvars)
