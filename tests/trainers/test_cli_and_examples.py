@@ -291,6 +291,20 @@ def test_paired_compares_two_reports_episode_by_episode(tmp_path):
         pd.paired(a, report("c", [6, 8], [1.0, 2.0, 3.0]))
 
 
+def test_paired_pools_several_pairs_and_counts_each_episode_once(tmp_path):
+    pd = _benchmark("paired")
+    report = functools.partial(_real_report, tmp_path)
+    a, b = report("a", [5, 7], [10.0, 30.0, 20.0]), report("b", [5, 7], [4.0, 20.0, 18.0])
+    a2, b2 = report("a2", [9, 10], [1.0, 8.0]), report("b2", [9, 10], [3.0, 0.0])
+    r = pd.paired(a, b, a2, b2)  # differences 6, 10, 2, -2, 8: mean 4.8, std (ddof 1) sqrt(92.8 / 4), over sqrt(5)
+    assert r["pairs"] == 2 and r["episodes"] == 5 and r["difference"] == 4.8
+    assert r["standard_error"] == round((92.8 / 4) ** 0.5 / 5**0.5, 1) and r["mean_a"] == round(69 / 5, 1)
+    with pytest.raises(SystemExit, match="counts once"):
+        pd.paired(a, b, a, b)
+    with pytest.raises(SystemExit, match="in pairs"):
+        pd.paired(a, b, a2)
+
+
 def test_pooled_counts_each_episode_of_one_agents_reports_once(tmp_path):
     pl = _benchmark("pooled")
     report = functools.partial(_real_report, tmp_path)
