@@ -20,7 +20,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -170,6 +170,11 @@ class EpisodeDataset:
 
     ``obs[obs_start[i] : obs_start[i] + lengths[i] + 1]`` are episode i's observations and
     ``actions[act_start[i] : act_start[i] + lengths[i]]`` its actions (likewise rewards, flags).
+
+    The observations are read on first use of ``obs``, all at once into one preallocated array (peak memory: the
+    observations once). A job that needs each observation only once (encoding every frame with a trained VAE) reads
+    them with :meth:`observation_chunks` instead, one file at a time, and never holds them all: 10,000 VizDoom
+    episodes are 44 GB of frames but under 1 GB of latents.
     """
 
     def __init__(self, directory: str | os.PathLike, max_episodes: int | None = None):
@@ -177,11 +182,10 @@ class EpisodeDataset:
         self.meta = read_meta(directory)
         if self.meta is None:
             raise FileNotFoundError(f"{directory} holds no {META_FILE}; collect data first with `gym-dream collect`.")
-        # two passes, so that peak memory is the observations once: the small arrays first (and how many observations
-        # each file gives), then every file's observations decompressed straight into one preallocated array
+        # the small arrays now (and how many observations each file gives); the observations when first asked for
         small = tuple(k for k in (*FIELDS, "keys") if k != "obs")
         parts: dict[str, list[np.ndarray]] = {k: [] for k in small}
-        sources: list[tuple[Path, int]] = []  # (file, observations taken from its start)
+        self._sources: list[tuple[Path, int]] = []  # (file, observations taken from its start)
         n = 0
         for stored in dataset_index(directory)[0]:
             shard = load_file(stored.path, small)
@@ -194,7 +198,7 @@ class EpisodeDataset:
                 }
             for k in parts:
                 parts[k].append(shard[k])
-            sources.append((stored.path, int(shard["lengths"].sum()) + len(shard["lengths"])))
+            self._sources.append((stored.path, int(shard["lengths"].sum()) + len(shard["lengths"])))
             n += len(shard["lengths"])
             if max_episodes is not None and n >= max_episodes:
                 break
@@ -202,17 +206,56 @@ class EpisodeDataset:
             raise ValueError(f"{directory} holds no episodes yet; run `gym-dream collect` first.")
         for k, v in parts.items():
             setattr(self, k, np.concatenate(v))
-        total = sum(count for _, count in sources)
-        self.obs = None
-        at = 0
-        for path, count in sources:
-            obs = load_file(path, ("ids", "lengths", "obs"))["obs"][:count]  # load_file checks obs against lengths
-            if self.obs is None:
-                self.obs = np.empty((total, *obs.shape[1:]), dtype=obs.dtype)
-            self.obs[at : at + count] = obs
-            at += count
+        self._obs: np.ndarray | None = None
         self.act_start = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
         self.obs_start = self.act_start + np.arange(len(self.lengths))
+
+    @property
+    def observations(self) -> int:
+        """How many observations the dataset holds (each episode's steps + 1), without reading them."""
+        return self.steps + len(self)
+
+    def _read_observations(self, path: Path, count: int) -> np.ndarray:
+        return load_file(path, ("ids", "lengths", "obs"))["obs"][:count]  # load_file checks obs against lengths
+
+    @property
+    def obs(self) -> np.ndarray:
+        """Every observation, in episode order; read from disk on first use."""
+        if self._obs is None:
+            at = 0
+            for path, count in self._sources:
+                obs = self._read_observations(path, count)
+                if self._obs is None:
+                    self._obs = np.empty((self.observations, *obs.shape[1:]), dtype=obs.dtype)
+                self._obs[at : at + count] = obs
+                at += count
+        return self._obs
+
+    def observations_at(self, index: np.ndarray) -> np.ndarray:
+        """The observations at ``index`` (in that order); when they are not in memory, only the files that hold them are
+        read, each once, and only those observations are kept."""
+        index = np.asarray(index, dtype=np.int64)
+        if self._obs is not None:
+            return self._obs[index]
+        out = None
+        for start, (path, count) in zip(np.cumsum([0] + [c for _, c in self._sources[:-1]]), self._sources):
+            inside = np.flatnonzero((index >= start) & (index < start + count))
+            if len(inside):
+                obs = self._read_observations(path, count)
+                if out is None:
+                    out = np.empty((len(index), *obs.shape[1:]), dtype=obs.dtype)
+                out[inside] = obs[index[inside] - start]
+        if out is None or len(index) and (index.min() < 0 or index.max() >= self.observations):
+            raise IndexError(f"observation indices must lie in [0, {self.observations}); got {index.min() if len(index) else None}..{index.max() if len(index) else None}")
+        return out
+
+    def observation_chunks(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(index of the chunk's first observation, the chunk) over every observation in order: slices of ``obs`` once
+        it is in memory, else one file's observations at a time, read and let go (nothing is kept)."""
+        at = 0
+        for path, count in self._sources:
+            yield at, (self._obs[at : at + count] if self._obs is not None else self._read_observations(path, count))
+            at += count
 
     def __len__(self) -> int:
         return len(self.lengths)

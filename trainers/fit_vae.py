@@ -27,14 +27,16 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
     record = stage.resume()
     g = torch.Generator(cfg.device).manual_seed(cfg.seed)
     rng = np.random.default_rng([cfg.seed, 1, record["epoch"]])
-    val_sub = val_idx[np.random.default_rng(cfg.seed).permutation(len(val_idx))[:2048]]
+    val_sub = np.sort(val_idx[np.random.default_rng(cfg.seed).permutation(len(val_idx))[:2048]])
+    # the held-out frames alone: when the VAE is kept (no epochs left), the dataset's frames are never all read
+    val_frames = ds.observations_at(val_sub) if len(val_sub) else None
 
     def val_loss() -> dict[str, float]:
         vae.eval()
         tot = {"loss": 0.0, "reconstruction": 0.0, "kl": 0.0}
         with torch.no_grad():
             for i in range(0, len(val_sub), 512):
-                x = torch.as_tensor(ds.obs[np.sort(val_sub[i : i + 512])], device=cfg.device)
+                x = torch.as_tensor(val_frames[i : i + 512], device=cfg.device)
                 out = vae.loss(x, generator=g)
                 for k in tot:
                     tot[k] += float(out[k]) * len(x)
@@ -70,14 +72,20 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
 
 @torch.no_grad()
 def encode_all(model: MDNRNN, ds: EpisodeDataset, device: str, batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Every observation's latent mean and log-variance, in order. Reads the frames file by file when they are not in
+    memory already (``ds.observation_chunks``), so a dataset whose frames would not fit in memory can be encoded."""
     model.eval()
-    mus, logvars = [], []
-    bar = progress(total=len(ds.obs), desc="encoding every observation", unit="img")  # minutes for a million frames on a CPU
-    for i in range(0, len(ds.obs), batch):
-        mu, logvar = model.vision.encode(torch.as_tensor(ds.obs[i : i + batch], device=device))
-        mus.append(mu.float().cpu().numpy())
-        logvars.append(logvar.float().cpu().numpy())
-        bar.update(len(mu))
+    mu_all = logvar_all = None
+    bar = progress(total=ds.observations, desc="encoding every observation", unit="img")  # minutes for a million frames on a CPU
+    for start, chunk in ds.observation_chunks():
+        for i in range(0, len(chunk), batch):
+            mu, logvar = model.vision.encode(torch.as_tensor(chunk[i : i + batch], device=device))
+            if mu_all is None:
+                mu_all = np.empty((ds.observations, mu.shape[1]), np.float32)
+                logvar_all = np.empty_like(mu_all)
+            mu_all[start + i : start + i + len(mu)] = mu.float().cpu().numpy()
+            logvar_all[start + i : start + i + len(mu)] = logvar.float().cpu().numpy()
+            bar.update(len(mu))
     bar.close()
     model.train()
-    return np.concatenate(mus), np.concatenate(logvars)
+    return mu_all, logvar_all

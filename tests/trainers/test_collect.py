@@ -405,3 +405,22 @@ def test_a_dataset_cut_to_max_episodes_is_the_prefix_of_the_whole(tmp_path):
     assert len(cut) == 17 and cut.obs.shape == (cut.steps + 17, 4)
     assert _hashes(cut) == _hashes(whole)[:17]
     np.testing.assert_array_equal(cut.obs, whole.obs[: len(cut.obs)])
+
+
+def test_observations_are_read_file_by_file_until_all_are_asked_for(tmp_path):
+    # encoding a dataset larger than memory reads each file's frames once and keeps none of them
+    cfg = CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), steps=None, episodes=30, workers=1, shard_steps=150, seed=3)
+    collect(cfg)
+    lazy, whole = EpisodeDataset(cfg.out, max_episodes=17), EpisodeDataset(cfg.out, max_episodes=17).obs
+    chunks = list(lazy.observation_chunks())
+    assert len(chunks) > 2 and lazy._obs is None  # several files, none kept
+    assert [start for start, _ in chunks] == list(np.cumsum([0] + [len(c) for _, c in chunks[:-1]]))
+    np.testing.assert_array_equal(np.concatenate([c for _, c in chunks]), whole)
+    assert lazy.observations == len(whole)
+    index = np.array([len(whole) - 1, 0, 151, 7, 151])
+    np.testing.assert_array_equal(lazy.observations_at(index), whole[index])
+    assert lazy._obs is None
+    with pytest.raises(IndexError, match=r"\[0, "):
+        lazy.observations_at(np.array([len(whole)]))
+    np.testing.assert_array_equal(lazy.obs, whole)  # asked for all: read once, then served from memory
+    np.testing.assert_array_equal(np.concatenate([c for _, c in lazy.observation_chunks()]), whole)

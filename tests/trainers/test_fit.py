@@ -20,8 +20,6 @@ def test_tiny_fit_writes_a_loadable_model(tiny_cartpole_model):
 
 def test_mdnrnn_loss_falls_on_real_data(cartpole_data, tmp_path):
     fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=8))
-    from trainers.checkpointing import load_checkpoint
-
     hist = json.loads(__import__("safetensors").safe_open(str(tmp_path / "m.checkpoints" / "rnn.safetensors"), "pt").metadata()["record"])["history"]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.5
     assert hist[-1]["val_loss"] < hist[0]["val_loss"]
@@ -30,7 +28,7 @@ def test_mdnrnn_loss_falls_on_real_data(cartpole_data, tmp_path):
 def test_fit_resumes_from_checkpoint(cartpole_data, tmp_path):
     out = str(tmp_path / "m")
     fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=2))
-    a = gym_dream.load_model(out)
+    gym_dream.load_model(out)
     # asking for more epochs continues from epoch 2 instead of starting over
     fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4))
     import safetensors
@@ -41,7 +39,7 @@ def test_fit_resumes_from_checkpoint(cartpole_data, tmp_path):
         fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4, hidden=12))
 
 
-def test_vae_loss_falls_on_real_frames(tmp_path):
+def test_vae_loss_falls_on_real_frames(tmp_path, monkeypatch):
     pytest.importorskip("Box2D")
     collect(CollectConfig(env_id="CarRacing-v3", out=str(tmp_path / "c"), steps=240, workers=1, max_episode_steps=60))
     out = fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), preset="tiny", vae_epochs=4, rnn_epochs=1, val_fraction=0.25))
@@ -52,8 +50,13 @@ def test_vae_loss_falls_on_real_frames(tmp_path):
     assert losses[-1] < losses[0]
     model = gym_dream.load_model(out)
     ds = EpisodeDataset(tmp_path / "c")
-    mu, _ = encode_all(model, ds, "cpu")
-    assert mu.shape == (len(ds.obs), model.z_dim) and np.isfinite(mu).all()
+    mu, logvar = encode_all(model, ds, "cpu")  # frames read file by file
+    assert ds._obs is None and mu.shape == (ds.observations, model.z_dim) and np.isfinite(mu).all()
+    assert ds.obs.shape[0] == ds.observations  # every frame in memory now: encoding from it gives the same latents
+    loaded_mu, loaded_logvar = encode_all(model, ds, "cpu")
+    np.testing.assert_array_equal(loaded_mu, mu), np.testing.assert_array_equal(loaded_logvar, logvar)
+    # a refit that keeps the VAE never holds every frame (10,000 VizDoom episodes are 44 GB of them)
+    monkeypatch.setattr(EpisodeDataset, "obs", property(lambda self: pytest.fail("a fit with the VAE kept read every frame")))
     # members on the encoder of a pixel model, the VAE kept as it is (vae_epochs 0: no VAE checkpoint is ever written)
     members = fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m3"), preset="tiny", vae_epochs=0, rnn_epochs=1,
                             val_fraction=0.25, members=3, init=str(out)))
