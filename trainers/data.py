@@ -174,7 +174,7 @@ class EpisodeDataset:
     The observations are read on first use of ``obs``, all at once into one preallocated array (peak memory: the
     observations once). A job that needs each observation only once (encoding every frame with a trained VAE) reads
     them with :meth:`observation_chunks` instead, one file at a time, and never holds them all: 10,000 VizDoom
-    episodes are 44 GB of frames but under 1 GB of latents.
+    episodes are 44 GB of frames but about 2 GB of latents.
     """
 
     def __init__(self, directory: str | os.PathLike, max_episodes: int | None = None):
