@@ -273,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--report", default=None, help="write PATH.md and PATH.json")
     s.set_defaults(func=_cmd_evaluate)
 
-    s = sub.add_parser("ensemble", help="store several agents as one that acts by their vote (no choosing among them)")
+    s = sub.add_parser("ensemble", help="store several agents as one that acts by their vote (no choosing among them): the most "
+                       "probable action of the members' averaged distributions (Discrete), or their mean action (Box; a mean of CarRacing "
+                       "CMA-ES controllers scored far under its members, results/tau_range.md: score a vote against a member)")
     s.add_argument("out", help="the ensemble's directory (members are copied into it)")
     s.add_argument("agents", nargs="+", help="agent directories (controllers, <run>/best of SB3 runs) or names of agents shipped with the model")
     s.add_argument("--env-id", default="Dream-CartPole-v0", help="the Dream-* id whose default model ships the named agents")
