@@ -235,8 +235,12 @@ class EpisodeDataset:
         """The observations at ``index`` (in that order); when they are not in memory, only the files that hold them are
         read, each once, and only those observations are kept."""
         index = np.asarray(index, dtype=np.int64)
+        if len(index) and (index.min() < 0 or index.max() >= self.observations):
+            raise IndexError(f"observation indices must lie in [0, {self.observations}); got {index.min()}..{index.max()}")
         if self._obs is not None:
             return self._obs[index]
+        if not len(index):
+            return self._read_observations(*self._sources[0])[:0]
         out = None
         for start, (path, count) in zip(np.cumsum([0] + [c for _, c in self._sources[:-1]]), self._sources):
             inside = np.flatnonzero((index >= start) & (index < start + count))
@@ -245,8 +249,6 @@ class EpisodeDataset:
                 if out is None:
                     out = np.empty((len(index), *obs.shape[1:]), dtype=obs.dtype)
                 out[inside] = obs[index[inside] - start]
-        if out is None or len(index) and (index.min() < 0 or index.max() >= self.observations):
-            raise IndexError(f"observation indices must lie in [0, {self.observations}); got {index.min() if len(index) else None}..{index.max() if len(index) else None}")
         return out
 
     def observation_chunks(self) -> Iterator[tuple[int, np.ndarray]]:

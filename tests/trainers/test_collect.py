@@ -422,5 +422,6 @@ def test_observations_are_read_file_by_file_until_all_are_asked_for(tmp_path):
     assert lazy._obs is None
     with pytest.raises(IndexError, match=r"\[0, "):
         lazy.observations_at(np.array([len(whole)]))
+    assert lazy.observations_at(np.array([], dtype=np.int64)).shape == (0, 4)
     np.testing.assert_array_equal(lazy.obs, whole)  # asked for all: read once, then served from memory
     np.testing.assert_array_equal(np.concatenate([c for _, c in lazy.observation_chunks()]), whole)
