@@ -114,6 +114,24 @@ def load_file(path: Path, keys: tuple[str, ...] = (*FIELDS, "keys")) -> dict[str
     return out
 
 
+def observations_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype of a file's observations, from the array's header alone (nothing decompressed), so a dataset
+    can be checked whole before a long job reads its frames. Observations stored as Python objects (a pickle) raise
+    :class:`DataFormatError` naming the file: gym-dream never unpickles data."""
+    try:
+        with zipfile.ZipFile(path) as z, z.open("obs.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as e:
+        raise DataFormatError(f"{path} cannot be read ({type(e).__name__}: {e}); the file is truncated or damaged. "
+                              + _FIX.format(path=path)) from None
+    if dtype.hasobject:
+        raise DataFormatError(f"{path} stores its observations as Python objects (a pickle), which gym-dream never loads; "
+                              "it was not written by gym-dream. " + _FIX.format(path=path))
+    return shape, dtype
+
+
 @dataclass
 class StoredFile:
     path: Path
@@ -189,6 +207,10 @@ class EpisodeDataset:
         n = 0
         for stored in dataset_index(directory)[0]:
             shard = load_file(stored.path, small)
+            stored_obs = observations_header(stored.path)[0][0]  # checked now, read later
+            if stored_obs != int(shard["lengths"].sum()) + len(shard["lengths"]):
+                raise DataFormatError(f"{stored.path} holds {stored_obs} observations for {len(shard['lengths'])} episodes of "
+                                      f"{int(shard['lengths'].sum())} steps; it is damaged. " + _FIX.format(path=stored.path))
             if max_episodes is not None and n + len(shard["lengths"]) > max_episodes:
                 keep = max_episodes - n
                 steps = int(shard["lengths"][:keep].sum())
