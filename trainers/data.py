@@ -102,16 +102,21 @@ def load_file(path: Path, keys: tuple[str, ...] = (*FIELDS, "keys")) -> dict[str
                               + _FIX.format(path=path)) from None
     if missing:
         raise DataFormatError(f"{path} lacks the arrays {missing}; it is not a gym-dream episode file. " + _FIX.format(path=path))
-    n = len(out.get("ids", out.get("lengths", [])))
     if "lengths" in out and "ids" in out and len(out["lengths"]) != len(out["ids"]):
         raise DataFormatError(f"{path} holds {len(out['ids'])} ids but {len(out['lengths'])} lengths; it is damaged. " + _FIX.format(path=path))
     if "actions" in out and "lengths" in out and len(out["actions"]) != int(out["lengths"].sum()):
         raise DataFormatError(f"{path} holds {len(out['actions'])} actions for episodes of {int(out['lengths'].sum())} steps; it is damaged. "
                               + _FIX.format(path=path))
-    if "obs" in out and "lengths" in out and len(out["obs"]) != int(out["lengths"].sum()) + n:
-        raise DataFormatError(f"{path} holds {len(out['obs'])} observations for {n} episodes of {int(out['lengths'].sum())} steps; "
-                              "it is damaged. " + _FIX.format(path=path))
+    if "obs" in out and "lengths" in out:
+        check_observation_count(path, len(out["obs"]), out["lengths"])
     return out
+
+
+def check_observation_count(path: Path, observations: int, lengths: np.ndarray) -> None:
+    """A file holds each episode's steps + 1 observations; otherwise it is damaged (:class:`DataFormatError`)."""
+    if observations != int(lengths.sum()) + len(lengths):
+        raise DataFormatError(f"{path} holds {observations} observations for {len(lengths)} episodes of {int(lengths.sum())} steps; "
+                              "it is damaged. " + _FIX.format(path=path))
 
 
 def observations_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -207,10 +212,7 @@ class EpisodeDataset:
         n = 0
         for stored in dataset_index(directory)[0]:
             shard = load_file(stored.path, small)
-            stored_obs = observations_header(stored.path)[0][0]  # checked now, read later
-            if stored_obs != int(shard["lengths"].sum()) + len(shard["lengths"]):
-                raise DataFormatError(f"{stored.path} holds {stored_obs} observations for {len(shard['lengths'])} episodes of "
-                                      f"{int(shard['lengths'].sum())} steps; it is damaged. " + _FIX.format(path=stored.path))
+            check_observation_count(stored.path, observations_header(stored.path)[0][0], shard["lengths"])  # now; read later
             if max_episodes is not None and n + len(shard["lengths"]) > max_episodes:
                 keep = max_episodes - n
                 steps = int(shard["lengths"][:keep].sum())
