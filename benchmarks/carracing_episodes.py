@@ -57,20 +57,22 @@ class OffRoad:
                 "off_road_steps": self.off}
 
 
-def run_episodes(controller: str, model: str, seeds: list[int], noise: float | None = None, max_steps: int | None = None,
+def run_episodes(agent_path: str, model: str, seeds: list[int], noise: float | None = None, max_steps: int | None = None,
                  workers: int = 1) -> list[dict[str, Any]]:
-    """One row per seed (in seed order), the seeds split over ``workers`` processes."""
+    """One row per seed (in seed order), the seeds split over ``workers`` processes. ``agent_path`` is any stored
+    agent (:func:`trainers.stored_agent.load_agent`: a controller, an SB3 policy acting as it was trained, a vote)."""
+    import gymnasium as gym
     import torch
 
     import gym_dream
-    from trainers.controller import LinearController
     from trainers.noise import WithActionNoise
     from trainers.rollout import real_episodes
+    from trainers.stored_agent import load_agent
 
     torch.set_num_threads(1)
-    agent = LinearController.load(controller)
+    agent = load_agent(agent_path)
     if noise:
-        agent = WithActionNoise(agent, agent.action_space, noise)
+        agent = WithActionNoise(agent, gym.make("CarRacing-v3").action_space, noise)
     kwargs = dict((gym_dream.resolve_model(model).card.get("env") or {}).get("kwargs") or {})
     if max_steps:
         kwargs["max_episode_steps"] = max_steps
@@ -92,8 +94,8 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("controller", help="a linear controller folder (controller.json + controller.safetensors)")
-    p.add_argument("--model", required=True, help="the model directory or name the controller sees through")
+    p.add_argument("agent", help="a stored agent: a linear controller, an SB3 policy (<run>/best) or an ensemble folder")
+    p.add_argument("--model", required=True, help="the model directory or name the agent sees through")
     p.add_argument("--seeds", type=int, nargs=2, default=(0, 100), metavar=("FIRST", "END"), help="seeds FIRST..END-1")
     p.add_argument("--noise", type=float, default=None, help="OU action noise sigma (theta 0.15)")
     p.add_argument("--workers", type=int, default=2)
@@ -103,8 +105,8 @@ def main() -> None:
     seeds = list(range(*a.seeds))
     if not seeds:
         raise SystemExit(f"--seeds {a.seeds[0]} {a.seeds[1]} is empty: END must be above FIRST.")
-    rows = run_episodes(a.controller, a.model, seeds, a.noise, a.max_steps, a.workers)
-    out = {"controller": a.controller, "model": a.model, "noise": a.noise, "seeds": [seeds[0], seeds[-1]],
+    rows = run_episodes(a.agent, a.model, seeds, a.noise, a.max_steps, a.workers)
+    out = {"agent": a.agent, "model": a.model, "noise": a.noise, "seeds": [seeds[0], seeds[-1]],
            "summary": summarize(rows), "episodes": rows}
     print(json.dumps(out["summary"], indent=2))
     if a.out:

@@ -133,6 +133,9 @@ def test_carracing_episodes_names_how_each_episode_ended(tmp_path):
     got = ce.run_episodes(str(ROOT / "gym_dream" / "bundled" / "carracing" / "agents" / "cmaes-tau1.15"), "carracing", [3], max_steps=25)
     assert len(got) == 1 and got[0]["outcome"] == "time limit" and got[0]["steps"] == 25 and got[0]["seed"] == 3
     assert 0 < got[0]["tiles"] < got[0]["track_tiles"] and got[0]["off_road_steps"] == 0
+    # any stored agent, not only a controller: the shipped PPO policy (it holds each action 2 steps, as trained)
+    got = ce.run_episodes(str(ROOT / "gym_dream" / "bundled" / "carracing" / "agents" / "ppo-tau1.7"), "carracing", [3], max_steps=25)
+    assert got[0]["steps"] == 25 and got[0]["outcome"] == "time limit" and got[0]["tiles"] > 0
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "carracing_episodes.py"), "x", "--model", "carracing", "--seeds", "5", "5"],
                        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode != 0 and "--seeds 5 5 is empty" in r.stderr
