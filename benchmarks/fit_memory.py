@@ -50,7 +50,7 @@ def main() -> None:
     rows = []
     for size in a.sizes:
         ds = EpisodeDataset(a.data, max_episodes=size)
-        frame_bytes = int(ds.observations * ds.observations_at(np.array([0]))[0].nbytes)
+        frame_bytes = int(ds.observations * np.prod(ds.frame[0]) * ds.frame[1].itemsize)
         cut = [] if size is None else ["--max-episodes", str(size)]
         with tempfile.TemporaryDirectory() as tmp:
             fit_cmd = [str(Path(sys.executable).with_name("gym-dream")), "fit", a.data, "--out", f"{tmp}/model", "--init", a.init,

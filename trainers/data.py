@@ -197,7 +197,8 @@ class EpisodeDataset:
     The observations are read on first use of ``obs``, all at once into one preallocated array (peak memory: the
     observations once). A job that needs each observation only once (encoding every frame with a trained VAE) reads
     them with :meth:`observation_chunks` instead, one file at a time, and never holds them all: 10,000 VizDoom
-    episodes are 44 GB of frames but about 2 GB of latents.
+    episodes are 44 GB of frames but about 2 GB of latents. Every file's observations are checked at open from their
+    headers (count, dtype, one shape for all: ``frame``), so a damaged or foreign file stops a job before it starts.
     """
 
     def __init__(self, directory: str | os.PathLike, max_episodes: int | None = None):
@@ -209,10 +210,18 @@ class EpisodeDataset:
         small = tuple(k for k in (*FIELDS, "keys") if k != "obs")
         parts: dict[str, list[np.ndarray]] = {k: [] for k in small}
         self._sources: list[tuple[Path, int]] = []  # (file, observations taken from its start)
+        self.frame: tuple[tuple[int, ...], np.dtype] | None = None  # one observation's shape and dtype, from the headers
         n = 0
         for stored in dataset_index(directory)[0]:
             shard = load_file(stored.path, small)
-            check_observation_count(stored.path, observations_header(stored.path)[0][0], shard["lengths"])  # now; read later
+            shape, dtype = observations_header(stored.path)  # checked now, read later
+            check_observation_count(stored.path, shape[0], shard["lengths"])
+            if self.frame is None:
+                self.frame = (tuple(shape[1:]), dtype)
+            elif self.frame != (tuple(shape[1:]), dtype):
+                raise DataFormatError(f"{stored.path} holds observations of shape {tuple(shape[1:])} ({dtype}), but {self._sources[0][0]} "
+                                      f"holds {self.frame[0]} ({self.frame[1]}): one dataset's files must come from the same env "
+                                      "and settings. Collect into a new folder for the other observations.")
             if max_episodes is not None and n + len(shard["lengths"]) > max_episodes:
                 keep = max_episodes - n
                 steps = int(shard["lengths"][:keep].sum())
@@ -264,7 +273,7 @@ class EpisodeDataset:
         if self._obs is not None:
             return self._obs[index]
         if not len(index):
-            return self._read_observations(*self._sources[0])[:0]
+            return np.empty((0, *self.frame[0]), dtype=self.frame[1])
         out = None
         for start, (path, count) in zip(np.cumsum([0] + [c for _, c in self._sources[:-1]]), self._sources):
             inside = np.flatnonzero((index >= start) & (index < start + count))

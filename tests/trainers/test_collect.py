@@ -422,6 +422,20 @@ def test_observations_are_read_file_by_file_until_all_are_asked_for(tmp_path):
     assert lazy._obs is None
     with pytest.raises(IndexError, match=r"\[0, "):
         lazy.observations_at(np.array([len(whole)]))
-    assert lazy.observations_at(np.array([], dtype=np.int64)).shape == (0, 4)
+    assert lazy.frame == ((4,), whole.dtype)  # from the files' headers: one frame's shape and dtype
+    assert lazy.observations_at(np.array([], dtype=np.int64)).shape == (0, 4) and lazy._obs is None
     np.testing.assert_array_equal(lazy.obs, whole)  # asked for all: read once, then served from memory
     np.testing.assert_array_equal(np.concatenate([c for _, c in lazy.observation_chunks()]), whole)
+
+
+def test_a_file_whose_frames_differ_from_the_others_is_refused_at_open(tmp_path):
+    from gym_dream.error import DataFormatError
+    from trainers.data import Episode, write_shard
+
+    cfg = CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), steps=None, episodes=3, workers=1, seed=3)
+    collect(cfg)
+    odd = Episode(np.zeros((3, 5), np.float32), np.zeros(2, np.int64), np.zeros(2, np.float32), np.zeros(2, bool), np.zeros(2, bool))
+    bad = write_shard(tmp_path / "d", 1000, [odd])
+    with pytest.raises(DataFormatError, match=r"shape \(5,\).*holds \(4,\).*same env") as e:
+        EpisodeDataset(cfg.out)
+    assert str(bad) in str(e.value)
