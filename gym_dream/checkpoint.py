@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -50,12 +50,18 @@ def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     ``durable``: also flush it to the disk (fsync of the file and its directory), so a power loss
     keeps it; without, a killed process still leaves the old or the new file (the page cache
     survives), and the caller syncs later (:func:`os.sync`)."""
+    atomic_write(path, lambda f: f.write(data), durable=durable)
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], Any], durable: bool = True) -> None:
+    """:func:`atomic_write_bytes` for content too large to hold in memory at once: ``write(f)`` streams it into the
+    open temporary file, which replaces ``path`` only once it is complete."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.chmod(tmp, _umask_mode())
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             if durable:
                 os.fsync(f.fileno())

@@ -29,6 +29,7 @@ import gym_dream  # noqa: F401
 from gym_dream.error import DependencyNotInstalled
 from gym_dream.checkpoint import atomic_write_bytes
 from trainers.action_hold import check_action_hold, with_hold
+from trainers.replay_buffer_file import load_replay_buffer, save_replay_buffer
 from trainers.training_log import TrainingLog, read_log
 
 try:
@@ -271,8 +272,10 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     """Train ``cfg.algo`` in the dream; resumable: the run folder holds last.zip (saved at every dream evaluation) and
     agent.json (the run's settings and the steps trained), and the same call again continues where it stopped (or
     returns at once when the run is finished; a larger ``timesteps`` trains on). Settings other than the budget must
-    match the folder's. An off-policy agent (DQN, SAC, TD3) continues with an empty replay buffer, refilled for
-    ``learning_starts`` steps before its updates resume."""
+    match the folder's. An off-policy agent (DQN, SAC, TD3) keeps its replay buffer next to last.zip
+    (replay_buffer.npz, :mod:`trainers.replay_buffer_file`) and continues with it; without one that matches the
+    checkpoint (a run stopped while writing them), it continues with an empty buffer, refilled for ``learning_starts``
+    steps before its updates resume, and says so."""
     from trainers.folder_lock import held
 
     with held(cfg.out, f"train {cfg.algo}"):  # one process per run: a second copy would interleave its checkpoints
@@ -304,7 +307,7 @@ def _train_sb3(cfg: SB3Config) -> dict[str, Any]:
                                     "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes, "dream_kwargs": cfg.dream_kwargs,
                                     "action_hold": cfg.action_hold},
                                    default=str))
-    card_path, last = out / "agent.json", out / "last.zip"
+    card_path, last, replay_file = out / "agent.json", out / "last.zip", out / "replay_buffer.npz"
     previous = json.loads(card_path.read_text()) if card_path.is_file() and last.is_file() else None
     if previous is not None:
         differ = _run_differences(_run_card(cfg, recipe, 0, False), previous)
@@ -316,8 +319,14 @@ def _train_sb3(cfg: SB3Config) -> dict[str, Any]:
         agent = cls.load(last, env=env, device="auto", tensorboard_log=tb)
         done = int(agent.num_timesteps)
         agent.set_random_seed(cfg.seed + done)
-        if hasattr(agent, "learning_starts"):  # an empty replay buffer: refill it before updating again
-            agent.learning_starts = done + int(hp.get("learning_starts", agent.learning_starts))
+        if hasattr(agent, "learning_starts"):
+            why = load_replay_buffer(agent, replay_file)
+            if why is None:
+                print(f"{out}: resumed at step {done} with its replay buffer", flush=True)
+            else:  # an empty replay buffer: refill it before updating again
+                agent.learning_starts = done + int(hp.get("learning_starts", agent.learning_starts))
+                print(f"{out}: resumed at step {done} with an empty replay buffer ({why}); it refills for "
+                      f"{agent.learning_starts - done} steps before the updates resume", flush=True)
     else:
         agent, done = cls(policy, env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **kwargs), 0
         atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, 0, False), indent=2) + "\n").encode())
@@ -332,7 +341,13 @@ def _train_sb3(cfg: SB3Config) -> dict[str, Any]:
     saved = {"step": done}  # the step last.zip holds
 
     def save_progress(finished: bool) -> None:
-        if saved["step"] != agent.num_timesteps:  # not saved again when the last step was just evaluated and saved
+        new_step = saved["step"] != agent.num_timesteps  # not saved again when the last step was just evaluated and saved
+        if new_step or finished:
+            # the buffer before the agent: a kill between the two leaves a buffer of a later step, which is not used. A
+            # checkpoint during training (SB3's callbacks run before a step's transitions are stored) keeps the buffer
+            # without its last step's transitions; the one at the end keeps them all
+            save_replay_buffer(agent, replay_file)
+        if new_step:
             _save_atomic(agent, last)
             saved["step"] = agent.num_timesteps
         atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, agent.num_timesteps, finished), indent=2) + "\n").encode())

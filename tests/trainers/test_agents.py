@@ -89,7 +89,7 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
-def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_path, monkeypatch):
+def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_path, monkeypatch, capsys):
     import trainers.rollout as ev  # where train_sb3 reads its dream evaluations from
 
     hp = {"dqn": {"learning_starts": 20, "train_freq": 4, "gradient_steps": 2, "buffer_size": 1000},
@@ -111,8 +111,17 @@ def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_pa
     assert card["trained_steps"] == 64 and not card["finished"]
     monkeypatch.setattr(ev, "dream_episode_returns", real)
 
+    if algo == "dqn":  # the replay buffer of step 64 was kept next to its checkpoint (PPO has none)
+        with np.load(out / "replay_buffer.npz") as kept:
+            # 16 steps of 4 dreams, less the step whose evaluation made the checkpoint (stored after SB3's callbacks)
+            assert int(kept["step"]) == 64 and int(kept["pos"]) == 15 and kept["data/observations"].shape[:2] == (15, 4)
+    else:
+        assert not (out / "replay_buffer.npz").exists()
+    capsys.readouterr()
     r = train_sb3(cfg)  # the same call again continues from step 64
     assert r["resumed_from"] == 64
+    if algo == "dqn":  # with the buffer it had: no refill before the updates resume
+        assert "resumed at step 64 with its replay buffer" in capsys.readouterr().out
     steps = [row["step"] for row in read_log(out, "dream_eval")]
     assert steps == [h["step"] for h in r["history"]] == [64, 128, 192, 256]
     card = json.loads((out / "agent.json").read_text())
@@ -133,6 +142,8 @@ def test_sac_on_a_continuous_dream(pixel_model, tmp_path):
     r = train_sb3(SB3Config(algo="sac", env_id="Dream-CarRacing-v0", model=pixel_model, out=str(tmp_path / "sac"), timesteps=64, num_envs=2,
                             eval_every=10_000, eval_episodes=2, hparams={"learning_starts": 16, "batch_size": 16, "buffer_size": 200}))
     assert (tmp_path / "sac" / "last.zip").is_file()
+    with np.load(tmp_path / "sac" / "replay_buffer.npz") as kept:  # all 32 steps of 2 dreams (the run ended: none left out)
+        assert int(kept["step"]) == 64 and kept["data/actions"].shape == (32, 2, 3) and not kept["full"]
 
 
 def test_json_hyper_parameters_name_schedules_and_classes_as_rl_zoo_does():
