@@ -381,3 +381,14 @@ def test_dream_rank_orders_agents_by_dream_return_and_votes_the_best(tiny_cartpo
     r = subprocess.run([sys.executable, script, *agents, *common, "--keep", "2", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0 and "--keep and --ensemble go together" in r.stderr
+
+
+def test_sac_update_cost_times_gradient_steps_on_the_dreams_own_transitions(tmp_path, monkeypatch, capsys):
+    bench = _benchmark("sac_update_cost")
+    assert bench.update_cost("Dream-CarRacing-v0", [8], 2, steps=3, repeats=1, batch_size=32) > 0  # milliseconds (no timing asserted)
+    monkeypatch.setattr(bench, "SHAPES", [([8], 2)])
+    monkeypatch.setattr("sys.argv", ["sac_update_cost.py", "--steps", "2", "--repeats", "1", "--out", str(tmp_path / "cost")])
+    bench.main()
+    report = json.loads((tmp_path / "cost.json").read_text())
+    assert report["rows"][0]["net_arch"] == [8] and report["rows"][0]["ms_per_gradient_step"] > 0
+    assert report["command"].startswith("python benchmarks/sac_update_cost.py") and "| 8 | 2 |" in (tmp_path / "cost.md").read_text()
