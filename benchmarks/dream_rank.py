@@ -32,6 +32,8 @@ def main() -> None:
     p.add_argument("--tau", type=float, required=True)
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-episode-steps", type=int, default=None,
+                   help="dream horizon (default: the id's); a longer one tells apart agents that reach the id's limit")
     p.add_argument("--keep", type=int, default=None, help="write the K best as one voting ensemble")
     p.add_argument("--ensemble", default=None, help="where --keep writes the ensemble")
     p.add_argument("--out", required=True, help="report path without extension (.json and .md are written)")
@@ -41,11 +43,14 @@ def main() -> None:
     rows = []
     for name in a.agents:
         path = str(agent_path(name, a.model, a.dream_id))
-        r = dream_episode_returns(load_agent(path), a.dream_id, a.model, a.tau, a.episodes, seed=a.seed)
-        rows.append({"agent": path, "dream_mean": float(r.mean()), "dream_std": float(r.std()), "episodes": a.episodes})
+        r = dream_episode_returns(load_agent(path), a.dream_id, a.model, a.tau, a.episodes, seed=a.seed,
+                                  dream_kwargs={"max_episode_steps": a.max_episode_steps} if a.max_episode_steps else None)
+        rows.append({"agent": path, "dream_mean": float(r.mean()), "dream_std": float(r.std()), "episodes": a.episodes,
+                     "dream_returns": [float(x) for x in r]})
         print(f"{path}: dream {r.mean():.1f} ± {r.std():.1f}", flush=True)
     rows.sort(key=lambda row: -row["dream_mean"])
-    report = {"dream_id": a.dream_id, "model": a.model, "tau": a.tau, "seed": a.seed, "ranked": rows}
+    report = {"dream_id": a.dream_id, "model": a.model, "tau": a.tau, "seed": a.seed, "max_episode_steps": a.max_episode_steps,
+              "ranked": rows}
     if a.keep is not None:
         kept = [row["agent"] for row in rows[:a.keep]]
         save_ensemble(kept, a.ensemble, load_member=load_agent)

@@ -83,7 +83,8 @@ def _candidate(job: dict) -> dict:
         train_sb3(SB3Config(algo=job["algo"], env_id=a.dream_id, model=a.model, out=str(run), tau=job["tau"], timesteps=a.timesteps,
                             num_envs=a.num_envs, eval_every=a.eval_every, eval_episodes=a.eval_episodes,
                             hparams={**a.hparams.get("all", {}), **a.hparams.get(job["algo"], {})}, seed=job["seed"],
-                            action_hold=getattr(a, "action_hold", 1)))
+                            action_hold=getattr(a, "action_hold", 1), action_low=getattr(a, "action_low", None),
+                            action_high=getattr(a, "action_high", None)))
         _write_json(run / "train_seconds.json", {"seconds": time.time() - t0})
     agent = load_agent(run / "best")
     t0 = time.time()
@@ -256,6 +257,10 @@ def main() -> None:
     p.add_argument("--hparams", type=json.loads, default={"ppo": {"n_steps": 256}},
                    help='SB3 hyper-parameters per algorithm (JSON, {"ppo": {...}, "all": {...}}; default PPO n_steps 256)')
     p.add_argument("--action-hold", type=int, default=1, help="steps per decision of every candidate (frame skip; trainers/action_hold.py)")
+    p.add_argument("--action-low", type=float, nargs="+", default=None,
+                   help="every candidate's action box, lower end per dimension, inside the env's (SB3Config.action_low)")
+    p.add_argument("--action-high", type=float, nargs="+", default=None,
+                   help="every candidate's action box, upper end per dimension, inside the env's (e.g. 1 1 0.1: CarRacing's brake at most 0.1)")
     p.add_argument("--calibration-taus", type=float, nargs="+", default=[1.0, 1.15, 1.3, 1.5, 1.7, 2.0])
     p.add_argument("--calibration-episodes", type=int, default=100)
     p.add_argument("--calibration-dream-episodes", type=int, default=200)

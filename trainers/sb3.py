@@ -41,7 +41,7 @@ except ImportError as e:  # pragma: no cover
 class SB3VecEnv(VecEnv):
     """A Gymnasium ``VectorEnv`` seen as an SB3 ``VecEnv`` (no Python copies of the env)."""
 
-    def __init__(self, venv: gym.vector.VectorEnv, hold: int = 1):
+    def __init__(self, venv: gym.vector.VectorEnv, hold: int = 1, action_space: gym.Space | None = None):
         mode = venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         if mode == AutoresetMode.NEXT_STEP:
             raise ValueError(
@@ -53,7 +53,8 @@ class SB3VecEnv(VecEnv):
             raise ValueError(f"Holding each action for {self.hold} steps needs a vector env with autoreset_mode=AutoresetMode.DISABLED "
                              "(no episode may restart inside a held step): gym.make_vec(id, ..., autoreset_mode='Disabled').")
         self.venv, self.mode = venv, mode
-        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+        # the agent's own action space: the env's, or a box inside it (narrowed_action_box) whose actions the env takes as they are
+        super().__init__(venv.num_envs, venv.single_observation_space, action_space or venv.single_action_space)
         self._actions: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
@@ -223,15 +224,47 @@ class SB3Config:
     """steps of the env per decision: the agent picks an action every this many steps and holds it (frame skip;
     trainers/action_hold.py). Stored with the agent, which acts so wherever it runs. Timesteps count the agent's
     decisions"""
+    action_low: tuple[float, ...] | None = None
+    """the agent's action box, lower end per action dimension, inside the env's (default: the env's)"""
+    action_high: tuple[float, ...] | None = None
+    """the agent's action box, upper end per action dimension, inside the env's (default: the env's); e.g. 1 1 0.1 on
+    CarRacing (steer, gas, brake) keeps a SAC agent, whose squashed Gaussian starts at half brake, off the brake. The
+    agent's policy stores its box, so it acts inside it wherever it runs"""
+
+
+def narrowed_action_box(space: gym.Space, low: Any = None, high: Any = None) -> gym.Space:
+    """``space`` (a Box), narrowed to ``[low, high]`` per dimension (None keeps that end): the action box of an agent
+    that acts only inside part of an env's, which takes those actions as they are. A clear error when it is not a box
+    inside ``space`` with room in every dimension (SAC and TD3 rescale their actions to it)."""
+    if low is None and high is None:
+        return space
+    if not isinstance(space, gym.spaces.Box):
+        raise ValueError(f"action_low/action_high narrow a Box action space; this env's is {space}. Leave them unset.")
+    lo = space.low.astype(np.float64) if low is None else np.asarray(low, np.float64).reshape(-1)
+    hi = space.high.astype(np.float64) if high is None else np.asarray(high, np.float64).reshape(-1)
+    for name, v in (("action_low", lo), ("action_high", hi)):
+        if v.size != space.low.size:
+            raise ValueError(f"{name} has {v.size} values; this env's actions have {space.low.size} dimensions "
+                             f"(from {space.low.tolist()} to {space.high.tolist()}): give one per dimension.")
+    lo, hi = lo.reshape(space.shape), hi.reshape(space.shape)
+    if np.any(lo < space.low) or np.any(hi > space.high) or np.any(lo >= hi):
+        raise ValueError(f"The agent's action box [{lo.ravel().tolist()}, {hi.ravel().tolist()}] must lie inside the env's "
+                         f"[{space.low.ravel().tolist()}, {space.high.ravel().tolist()}] with low < high in every dimension.")
+    return gym.spaces.Box(lo.astype(space.dtype), hi.astype(space.dtype), dtype=space.dtype)
 
 
 def make_sb3_env(env_id: str, num_envs: int, model: str | None, tau: float | None, device: str, action_hold: int = 1,
-                 **dream_kwargs: Any) -> VecMonitor:
+                 action_low: Any = None, action_high: Any = None, **dream_kwargs: Any) -> VecMonitor:
     extra = {"model": model} if model is not None else {}
     mode = AutoresetMode.SAME_STEP if check_action_hold(action_hold) == 1 else AutoresetMode.DISABLED
     venv = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", tau=tau, device=device,
                         autoreset_mode=mode, **extra, **dream_kwargs)
-    return VecMonitor(SB3VecEnv(venv, hold=action_hold))
+    try:
+        box = narrowed_action_box(venv.single_action_space, action_low, action_high)
+    except ValueError:
+        venv.close()
+        raise
+    return VecMonitor(SB3VecEnv(venv, hold=action_hold, action_space=box))
 
 
 def algo_class(name: str):
@@ -294,7 +327,8 @@ def _train_sb3(cfg: SB3Config) -> dict[str, Any]:
     hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
     kwargs = sb3_kwargs(hp, cfg.algo)  # bad hyper-parameters fail here, before the dream is built
     policy = kwargs.pop("policy")
-    env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, cfg.action_hold, **cfg.dream_kwargs)
+    env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, cfg.action_hold, cfg.action_low, cfg.action_high,
+                       **cfg.dream_kwargs)
     cfg = replace(cfg, tau=env.venv.venv.unwrapped.tau)  # the temperature in effect (the model's default when none was given)
     try:
         import tensorboard  # noqa: F401
@@ -305,7 +339,9 @@ def _train_sb3(cfg: SB3Config) -> dict[str, Any]:
     # algorithm merged with the run's), the budget and the dream it trained in
     recipe = json.loads(json.dumps({"algo": cfg.algo, "hparams": hp, "timesteps": cfg.timesteps, "num_envs": cfg.num_envs, "seed": cfg.seed,
                                     "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes, "dream_kwargs": cfg.dream_kwargs,
-                                    "action_hold": cfg.action_hold},
+                                    "action_hold": cfg.action_hold,
+                                    **({"action_low": cfg.action_low} if cfg.action_low is not None else {}),
+                                    **({"action_high": cfg.action_high} if cfg.action_high is not None else {})},
                                    default=str))
     card_path, last, replay_file = out / "agent.json", out / "last.zip", out / "replay_buffer.npz"
     previous = json.loads(card_path.read_text()) if card_path.is_file() and last.is_file() else None

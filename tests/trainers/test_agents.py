@@ -146,6 +146,39 @@ def test_sac_on_a_continuous_dream(pixel_model, tmp_path):
         assert int(kept["step"]) == 64 and kept["data/actions"].shape == (32, 2, 3) and not kept["full"]
 
 
+def test_an_agent_with_a_narrowed_action_box_acts_inside_it_wherever_it_runs(pixel_model, tmp_path):
+    from trainers.rollout import make_dream_vec
+    from trainers.sb3 import narrowed_action_box
+    from trainers.stored_agent import load_agent
+
+    out = tmp_path / "sac"
+    train_sb3(SB3Config(algo="sac", env_id="Dream-CarRacing-v0", model=pixel_model, out=str(out), timesteps=64, num_envs=2, eval_every=32,
+                        eval_episodes=2, hparams={"learning_starts": 16, "batch_size": 16, "buffer_size": 200}, action_high=(1.0, 1.0, 0.1)))
+    card = json.loads((out / "agent.json").read_text())
+    assert card["recipe"]["action_high"] == [1.0, 1.0, 0.1] and "action_low" not in card["recipe"]
+    agent = load_agent(out / "best")  # stored as data, with its box
+    assert agent.action_space == gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 0.1], np.float32))
+    venv = make_dream_vec("Dream-CarRacing-v0", 64, pixel_model, 1.0)
+    obs, _ = venv.reset(seed=0)
+    for deterministic in (True, False):
+        actions, _ = agent.predict(obs + np.random.default_rng(1).normal(0, 3, obs.shape).astype(obs.dtype), deterministic=deterministic)
+        assert venv.single_action_space.contains(actions[0]) and (actions[:, 2] <= 0.1 + 1e-6).all() and (actions[:, 2] >= 0).all()
+    venv.close()
+    # the same settings continue the run; another box is another run
+    with pytest.raises(ValueError, match="recipe.action_high"):
+        train_sb3(SB3Config(algo="sac", env_id="Dream-CarRacing-v0", model=pixel_model, out=str(out), timesteps=96, num_envs=2, eval_every=32,
+                            eval_episodes=2, hparams={"learning_starts": 16, "batch_size": 16, "buffer_size": 200}, action_high=(1.0, 1.0, 0.2)))
+    box = gym.spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
+    assert narrowed_action_box(box) is box
+    assert narrowed_action_box(box, low=[-0.5, 0, 0]).low.tolist() == [-0.5, 0, 0]
+    for low, high, match in [(None, [1, 1], "has 2 values; this env's actions have 3 dimensions"), (None, [1, 1, 1.5], "must lie inside"),
+                             ([-1, 0, 0.5], [1, 1, 0.5], "low < high in every dimension"), ([-2, 0, 0], None, "must lie inside")]:
+        with pytest.raises(ValueError, match=match):
+            narrowed_action_box(box, low, high)
+    with pytest.raises(ValueError, match="narrow a Box action space"):
+        narrowed_action_box(gym.spaces.Discrete(3), high=[1])
+
+
 def test_json_hyper_parameters_name_schedules_and_classes_as_rl_zoo_does():
     import torch
 
