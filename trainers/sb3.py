@@ -54,7 +54,7 @@ class SB3VecEnv(VecEnv):
                              "(no episode may restart inside a held step): gym.make_vec(id, ..., autoreset_mode='Disabled').")
         self.venv, self.mode = venv, mode
         # the agent's own action space: the env's, or a box inside it (narrowed_action_box) whose actions the env takes as they are
-        super().__init__(venv.num_envs, venv.single_observation_space, action_space or venv.single_action_space)
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space if action_space is None else action_space)
         self._actions: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
