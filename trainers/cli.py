@@ -75,9 +75,11 @@ def _cmd_train(ns):
 
 def _cmd_evaluate(ns):
     from gym_dream.agents import agent_path
+    from trainers.envs import dream_id_for
     from trainers.evaluate import evaluate, markdown_table, write_report
     from trainers.stored_agent import load_agent
 
+    ns.env_id = dream_id_for(ns.env_id, ns.model)
     path = agent_path(ns.agent, ns.model, ns.env_id)  # a path, or the name of an agent shipped with the model
     agent, name = load_agent(path, ns.algo), path.name
     if ns.action_noise:
@@ -99,8 +101,10 @@ def _cmd_evaluate(ns):
 def _cmd_ensemble(ns):
     from gym_dream.agents import agent_path
     from trainers.agent_ensemble import save_ensemble
+    from trainers.envs import dream_id_for
     from trainers.stored_agent import load_agent
 
+    ns.env_id = dream_id_for(ns.env_id, ns.model)
     members = [agent_path(a, ns.model, ns.env_id) for a in ns.agents]
     extra = {"model": ns.model} if ns.model else {}
     if ns.average:
@@ -252,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("evaluate", help="score an agent in the dream (several taus) and on the real env")
     s.add_argument("agent", help="a controller directory (from train cmaes), an SB3 .zip, or the name of an agent shipped with the model (gym-dream list)")
-    s.add_argument("--env-id", default="Dream-CartPole-v0", help="the Dream-* id the agent was trained in")
+    s.add_argument("--env-id", default=None, help="the Dream-* id the agent was trained in (default: the model's own, "
+                   "else Dream-Model-v0; with no --model either, Dream-CartPole-v0)")
     s.add_argument("--model", default=None, help="model directory or name (default: the id's default model)")
     s.add_argument("--algo", default=None, help="SB3 algorithm of a .zip when its name does not say")
     s.add_argument("--taus", type=tau_arg, nargs="+", default=[1.0], metavar="X|LOW:HIGH",
@@ -278,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "CMA-ES controllers scored far under its members, results/tau_range.md: score a vote against a member)")
     s.add_argument("out", help="the ensemble's directory (members are copied into it)")
     s.add_argument("agents", nargs="+", help="agent directories (controllers, <run>/best of SB3 runs) or names of agents shipped with the model")
-    s.add_argument("--env-id", default="Dream-CartPole-v0", help="the Dream-* id whose default model ships the named agents")
+    s.add_argument("--env-id", default=None, help="the Dream-* id whose default model ships the named agents (default: "
+                   "the model's own, else Dream-CartPole-v0)")
     s.add_argument("--model", default=None, help="model directory or name the named agents ship with (default: the id's default model)")
     s.add_argument("--average", action="store_true", help="linear controllers only: write ONE controller whose parameters are "
                    "their mean (it acts by their summed scores) instead of a vote")

@@ -24,6 +24,7 @@ from gym_dream.checkpoint import atomic_write_bytes
 from gym_dream.error import DataFormatError
 from trainers.cma_state import es_state, restore_es
 from trainers.controller import LinearController
+from trainers.envs import dream_id_for
 from trainers.folder_lock import held
 from trainers.progress import progress
 from trainers.rollout import dream_rollout, make_dream_vec, real_episodes
@@ -34,8 +35,9 @@ STATE = "cmaes_state.safetensors"
 
 @dataclass
 class CMAESConfig:
-    env_id: str = "Dream-CartPole-v0"
-    """the Dream-* id to train in"""
+    env_id: str | None = None
+    """the Dream-* id to train in (default: the model's own: the registered id of its real env, else Dream-Model-v0, the
+    dream of any model; with no --model either, Dream-CartPole-v0)"""
     model: str | None = None
     """model directory or name (default: the id's default model)"""
     out: str = "runs/cmaes-cartpole"
@@ -224,6 +226,7 @@ def _initial_mean(cfg: CMAESConfig, feature_dim: int, space) -> np.ndarray | Non
 
 
 def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
+    cfg = replace(cfg, env_id=dream_id_for(cfg.env_id, cfg.model))
     out = Path(cfg.out)
     if isinstance(cfg.shards, bool) or not isinstance(cfg.shards, int) or cfg.shards < 1 or cfg.popsize % cfg.shards:
         raise ValueError(f"--shards must be an integer >= 1 that divides --popsize {cfg.popsize}, got {cfg.shards!r}.")

@@ -120,3 +120,44 @@ def make_real_env(env_id: str, **kwargs: Any) -> gym.Env:
         known = by_real_id(env_id)
         extra = r.extra or (known.extra if known else None) or "train"
         raise DependencyNotInstalled(f"{env_id} needs extra packages: pip install \"gym-dream[{extra}]\" ({e})") from e
+
+
+# -- which dream an agent trains in, and which real env it is scored on --------------------------
+#: the dream id of a command given neither --env-id nor --model (the README's first example)
+DEFAULT_DREAM_ID = "Dream-CartPole-v0"
+
+
+def dream_id_for(env_id: str | None, model: Any = None) -> str:
+    """The ``Dream-*`` id a command runs: ``env_id`` as given; else the id of ``model`` (a registered id whose real env
+    is the model card's: its own ``dream_env.id``, or the catalogue's for its real env), else ``Dream-Model-v0`` (the
+    dream of any model, its real env and horizon from the card); with no model either, ``Dream-CartPole-v0``."""
+    if env_id is not None:
+        return env_id
+    if model is None:
+        return DEFAULT_DREAM_ID
+    from gym_dream.envs.registry import MODEL_DREAM_ID
+    from gym_dream.store import resolve_model
+
+    card = resolve_model(model).card
+    real = (card.get("env") or {}).get("id")
+    for candidate in ((card.get("dream_env") or {}).get("id"), getattr(by_real_id(real), "dream_id", None)):
+        spec = gym.registry.get(candidate) if isinstance(candidate, str) else None
+        if spec is not None and real is not None and spec.kwargs.get("real_env_id") == real:
+            return candidate
+    return MODEL_DREAM_ID
+
+
+def real_env_of(dream_id: str, model: Any = None) -> str:
+    """The real env an agent trained in ``dream_id`` is scored on: the id's own, else (``Dream-Model-v0``) the one
+    ``model``'s card names (made with the card's env kwargs, as every real episode is: :mod:`trainers.rollout`)."""
+    real = gym.spec(dream_id).kwargs.get("real_env_id")
+    if real is not None:
+        return real
+    if model is None:
+        raise ValueError(f"{dream_id} is the dream of the model you pass: give --model (a model directory or name).")
+    from gym_dream.store import resolve_model
+
+    real = (resolve_model(model).card.get("env") or {}).get("id")
+    if not isinstance(real, str):
+        raise ValueError(f"The card of {model} names no real env (env.id), so its agents cannot be scored on one.")
+    return real

@@ -21,6 +21,7 @@ import numpy as np
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
 from gym_dream.envs.core import tau_name
+from trainers.envs import real_env_of
 from trainers.rollout import dream_episode_returns, real_episode_returns
 
 
@@ -84,7 +85,7 @@ def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float |
     returns, with the exploit flag, as one record; the dream scores are keyed by :func:`~gym_dream.envs.core.tau_name`
     (``"1.15"``, ``"1.0:1.5"``), the first tau's (the training tau's) first."""
     spec = gym.spec(dream_id)
-    real_id = spec.kwargs["real_env_id"]
+    real_id = real_env_of(dream_id, model)
     start = time.time()
     dream = {tau_name(t): stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
     real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}", workers=workers,

@@ -191,8 +191,9 @@ def sb3_kwargs(hparams: dict[str, Any], algo: str = "ppo") -> dict[str, Any]:
 class SB3Config:
     algo: str = "ppo"
     """ppo | a2c | dqn | sac | td3"""
-    env_id: str = "Dream-CartPole-v0"
-    """the Dream-* id to train in"""
+    env_id: str | None = None
+    """the Dream-* id to train in (default: the model's own: the registered id of its real env, else Dream-Model-v0, the
+    dream of any model; with no --model either, Dream-CartPole-v0)"""
     model: str | None = None
     """model directory or name (default: the id's default model)"""
     out: str = "runs/ppo-cartpole"
@@ -309,8 +310,10 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     (replay_buffer.npz, :mod:`trainers.replay_buffer_file`) and continues with it; without one that matches the
     checkpoint (a run stopped while writing them), it continues with an empty buffer, refilled for ``learning_starts``
     steps before its updates resume, and says so."""
+    from trainers.envs import dream_id_for
     from trainers.folder_lock import held
 
+    cfg = replace(cfg, env_id=dream_id_for(cfg.env_id, cfg.model))
     with held(cfg.out, f"train {cfg.algo}"):  # one process per run: a second copy would interleave its checkpoints
         return _train_sb3(cfg)
 

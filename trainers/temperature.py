@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import gym_dream
-from gym_dream.catalogue import by_real_id
 from gym_dream.checkpoint import atomic_write_bytes, read_card
 from gym_dream.envs.core import TERMINATION_MODES
 from gym_dream.error import GymDreamError
+from trainers.envs import dream_id_for, real_env_of
 from trainers.evaluate import RandomAgent, stats
 from trainers.rollout import dream_episode_returns, real_episode_returns
 
@@ -68,11 +68,8 @@ def calibrate_tau(cfg: CalibrateConfig) -> dict[str, Any]:
         raise ValueError(f"--termination must be one of {', '.join(TERMINATION_MODES)} (or left out for the model card's), "
                          f"got {cfg.termination!r}.")
     model = gym_dream.resolve_model(cfg.model)
-    real_id = model.card["env"]["id"]
-    known = by_real_id(real_id)
-    dream_id = (model.card.get("dream_env") or {}).get("id") or (known.dream_id if known else None)
-    if dream_id is None:
-        raise GymDreamError(f"{cfg.model}: its card names no dream_env.id and {real_id} has no registered Dream-* id.")
+    dream_id = dream_id_for(None, model)  # its registered id, else Dream-Model-v0: any model's dream
+    real_id = real_env_of(dream_id, model)
     real, _ = real_episode_returns(RandomAgent(model.action_space, seed=0), real_id, cfg.model, cfg.episodes, seed=cfg.seed,
                                    device=cfg.device, workers=cfg.workers)
     dream = {}

@@ -13,15 +13,16 @@ import torch
 import gym_dream
 from gym_dream.envs.core import actions_to_tensor, vector_frame
 from gym_dream.models import WorldModel
-from trainers.envs import make_real_env
+from trainers.envs import dream_id_for, make_real_env, real_env_of
 
 
 @dataclass
 class DreamVideoConfig:
     model: str | None = None
     """model directory or name (default: the default model of --env-id)"""
-    env_id: str = "Dream-CartPole-v0"
-    """the Dream-* id"""
+    env_id: str | None = None
+    """the Dream-* id of the dream (default: the model's own: the registered id of its real env, else Dream-Model-v0, the
+    dream of any model; with no --model either, Dream-CartPole-v0)"""
     out: str = "dream.gif"
     """output file: .gif or .mp4"""
     steps: int = 200
@@ -72,12 +73,12 @@ def write_dream_video(cfg: DreamVideoConfig) -> str:
     import imageio.v2 as imageio
 
     rng = np.random.default_rng(cfg.seed)
-    spec = gym.spec(cfg.env_id)
-    model = gym_dream.resolve_model(cfg.model or spec.kwargs["default_model"])
+    env_id = dream_id_for(cfg.env_id, cfg.model)
+    model = gym_dream.resolve_model(cfg.model or gym.spec(env_id).kwargs["default_model"])
     render = frame_renderer(model)
     frames: list[np.ndarray] = []
     if not cfg.compare:
-        env = gym.make(cfg.env_id, model=model, tau=cfg.tau)
+        env = gym.make(env_id, model=model, tau=cfg.tau)
         act = _agent_fn(cfg, env.action_space, rng)
         obs, _ = env.reset(seed=cfg.seed)
         for _ in range(cfg.steps):
@@ -86,7 +87,8 @@ def write_dream_video(cfg: DreamVideoConfig) -> str:
             if terminated or truncated:
                 obs, _ = env.reset()
     else:
-        real = gym_dream.wrappers.DreamObservation(make_real_env(spec.kwargs["real_env_id"], render_mode="rgb_array"), model)
+        real = gym_dream.wrappers.DreamObservation(make_real_env(real_env_of(env_id, model), render_mode="rgb_array",
+                                                                  **((model.card.get("env") or {}).get("kwargs") or {})), model)
         act = _agent_fn(cfg, real.action_space, rng)
         obs, _ = real.reset(seed=cfg.seed)
         dream = {k: v.clone() for k, v in real.state.items()}

@@ -28,6 +28,10 @@ from gym_dream.naming import is_dream_id
 DREAM_ENTRY = "gym_dream.envs.dream_env:DreamEnv"
 DREAM_VECTOR_ENTRY = "gym_dream.envs.dream_vector_env:DreamVectorEnv"
 CONFLICT_ENTRY = "gym_dream.envs.registry:conflicting_id"
+#: ``Dream-Model-v0``: the dream of the model passed as ``model=``, of any env (gym_dream/envs/model_dream.py)
+MODEL_DREAM_ID = "Dream-Model-v0"
+MODEL_DREAM_ENTRY = "gym_dream.envs.model_dream:make_model_dream"
+MODEL_DREAM_VECTOR_ENTRY = "gym_dream.envs.model_dream:make_model_dream_vec"
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,9 @@ def register_dream_envs() -> dict[str, DreamId | None]:
     ``Dream-*`` id, or that another library registered, is refused with a warning and never
     registered; :data:`CLAIMS` lists every declaration and what became of it (``gym-dream list``).
     """
+    gym.envs.registry.pop(MODEL_DREAM_ID, None)
+    register(id=MODEL_DREAM_ID, entry_point=MODEL_DREAM_ENTRY, vector_entry_point=MODEL_DREAM_VECTOR_ENTRY,
+             kwargs={"default_model": None, "real_env_id": None})
     ids: dict[str, DreamId | None] = {d.env_id: d for d in BUILTIN_IDS}
     claims_made: list[Claim] = []
     for env_id, claims in packaged_ids().items():

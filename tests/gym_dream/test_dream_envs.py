@@ -10,7 +10,8 @@ from gymnasium.vector import AutoresetMode
 import gym_dream
 from gym_dream.error import ModelNotFound
 
-DREAM_IDS = sorted(s.id for s in gym.registry.values() if s.id.startswith("Dream-"))
+#: every id with a default model (Dream-Model-v0, the dream of the model you pass, is tested in test_model_dream.py)
+DREAM_IDS = sorted(s.id for s in gym.registry.values() if s.id.startswith("Dream-") and s.kwargs.get("default_model"))
 AVAILABLE = [i for i in DREAM_IDS if gym.spec(i).kwargs["default_model"] in gym_dream.available_models()]
 
 
