@@ -279,9 +279,13 @@ def build_model(card: dict[str, Any], device: str | torch.device | None = None) 
         raise ModelMismatch(f"The model card's parameters do not build a {card['family']} model: {e!r}. Re-export the model.") from e
 
 
-def _check_tensors(weights_path: Path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> None:
-    """Every stored tensor has the kind of number the model needs (floats are never made from
-    integers) and only finite values: a NaN or inf weight (a diverged fit) would dream NaN."""
+def _check_tensors(weights_path: Path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor],
+                   floors: dict[str, float]) -> dict[str, torch.Tensor]:
+    """Every stored tensor has the kind of number the model needs (floats are never made from integers) and, once cast
+    to the model's dtype, only finite values (a float64 1e39 is finite, but inf in float32; a NaN or inf weight, a
+    diverged fit, would dream NaN), and each tensor of ``floors`` (a standardiser's std) is at least its floor.
+    Returns the tensors as cast."""
+    cast = {}
     for k in sorted(expected):
         want, got = expected[k], tensors[k]
         if want.is_floating_point() != got.is_floating_point() or (not want.is_floating_point() and want.dtype != got.dtype):
@@ -290,13 +294,22 @@ def _check_tensors(weights_path: Path, expected: dict[str, torch.Tensor], tensor
                 f"{' (float32 or float16)' if want.is_floating_point() else ''}; it is not cast. "
                 f"The file was not written by gym-dream's save_model: re-export the model from its training run."
             )
+        cast[k] = got = got.to(want.dtype)
         if got.is_floating_point():
             bad = int((~torch.isfinite(got)).sum())
             if bad:
+                beyond = f" (stored as {tensors[k].dtype}, beyond {want.dtype}'s range)" if tensors[k].dtype != want.dtype else ""
                 raise ModelFormatError(
-                    f"{weights_path}: tensor {k!r} holds {bad} NaN or infinite value(s) of {got.numel()}; the model is broken "
+                    f"{weights_path}: tensor {k!r} holds {bad} NaN or infinite value(s){beyond} of {got.numel()}; the model is broken "
                     f"(a diverged fit, or a damaged file). Refit it (e.g. with a lower learning rate) or use an earlier copy."
                 )
+            if k in floors and got.numel() and float(got.min()) < floors[k]:
+                raise ModelFormatError(
+                    f"{weights_path}: tensor {k!r} (a standard deviation observations are divided by) holds {float(got.min())!r}, "
+                    f"below {floors[k]:g}: the model's observations would be inf or NaN. The file was damaged or not written by "
+                    f"gym-dream's fit (which floors it at {floors[k]:g}): refit the model or use an earlier copy."
+                )
+    return cast
 
 
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> WorldModel:
@@ -332,9 +345,9 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
                 + ", ".join(f"{k}: card {tuple(expected[k].shape)} vs weights {tuple(tensors[k].shape)}" for k in wrong[:5])
             )
         raise ModelMismatch(f"{directory}: the card does not match the weights ({'; '.join(parts)}).")
-    _check_tensors(weights_path, expected, tensors)
+    cast = _check_tensors(weights_path, expected, tensors, shapes.positive_weights())
     model = build_model(card)
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    model.load_state_dict(cast)
     model.card = card
     model.source = str(directory)
     return model.to(device).eval().requires_grad_(False)

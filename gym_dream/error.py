@@ -66,3 +66,8 @@ class DatasetBusy(FolderBusy):
 
 class RefusedIdWarning(UserWarning):
     """A model package declared an env id it may not register (not a ``Dream-*`` id, or another library's); it was not registered."""
+
+
+class PerformanceWarning(UserWarning):
+    """A setting that runs correctly but far slower than the default on this machine (``precision="bfloat16"`` on a
+    CPU without bf16 dot products); the message names the measured cost and the faster choice."""

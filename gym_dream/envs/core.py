@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 from gymnasium import spaces
 
 from gym_dream.catalogue import by_real_id
-from gym_dream.error import ModelMismatch, ModelNotFound
+from gym_dream.error import ModelMismatch, ModelNotFound, PerformanceWarning
 from gym_dream.models import State, WorldModel
 from gym_dream.models.members import MEMBER_CHOICES
 from gym_dream.spaces import space_from_dict, spaces_equal
@@ -25,7 +26,9 @@ def check_tau(tau: Any, model: WorldModel | None = None, ranges: bool = True) ->
     """A temperature > 0, or (``ranges``: where each episode can have its own, the dream envs) a range ``(low, high)``
     of them (each episode draws its own, uniformly: see :func:`draw_taus`). ``None``: the model card's ``dream_env.tau``
     (the temperature its author set for the dream, e.g. by ``gym-dream calibrate``: where random play lasts as long as
-    in the real env), else 1.0."""
+    in the real env), else 1.0. A temperature above :data:`MAX_TAU` (100) is refused with ``ValueError`` (an error, not
+    a warning: far above any trained range the dream is noise, and near float32's limit inf/NaN), as is one that is 0
+    in float32."""
     if tau is None:
         tau = (model.card.get("dream_env") or {}).get("tau", 1.0) if model is not None else 1.0
         try:
@@ -53,6 +56,12 @@ def tau_name(tau: float | tuple[float, float]) -> str:
     return f"{tau[0]}:{tau[1]}" if isinstance(tau, tuple) else str(tau)
 
 
+#: the highest temperature a dream takes: tau scales the mixture's (or prior's) variance and flattens its component
+#: choice, so far above the trained range (1.0; calibrated dreams use 1.0-2.0) every step is noise, and at float32's
+#: limit the dream is inf/NaN. A larger tau is an error (ValueError), not a warning.
+MAX_TAU = 100.0
+
+
 def _one_tau(tau: Any) -> float:
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
         raise TypeError(f"tau must be a positive number (e.g. tau=1.15) or a range of two (e.g. tau=(1.0, 1.7)), "
@@ -60,6 +69,11 @@ def _one_tau(tau: Any) -> float:
     tau = float(tau)
     if not math.isfinite(tau) or tau <= 0:
         raise ValueError(f"tau must be a finite number > 0 (1.0 samples the model as trained; try 0.5-1.5), got {tau}.")
+    if tau > MAX_TAU:
+        raise ValueError(f"tau={tau:g} is far above any temperature a dream is sampled at (1.0 is the model as trained; "
+                         f"calibrated dreams use 1.0-2.0): at most {MAX_TAU:g}. Pass a tau in 0.5-2.0.")
+    if float(np.float32(tau)) <= 0:
+        raise ValueError(f"tau={tau:g} is 0 in float32, the dream's arithmetic: pass a larger one (1.0 samples the model as trained; try 0.5-1.5).")
     return tau
 
 
@@ -238,7 +252,8 @@ def check_reset_state(model: WorldModel, state: Any, batches: tuple[int, ...], d
     The state must be what the model's own states are: a dict with exactly the keys of
     ``model.initial_state`` (e.g. ``z``, ``h``, ``c`` for an MDN-RNN), each a tensor (or numpy array)
     of the same trailing shape and kind of number, one batch size among ``batches`` for all keys,
-    and only finite values. Used by DreamEnv (batch 1) and DreamVectorEnv (1 or num_envs)."""
+    and only values finite in the model's dtype (float32: a float64 1e300 is refused). Used by DreamEnv (batch 1) and
+    DreamVectorEnv (1 or num_envs)."""
     where = 'options["state"]'
     how = "pass a state the model made (env.unwrapped.state, model.initial_state(n), or a wrapper's .state)"
     if not isinstance(state, Mapping):
@@ -262,10 +277,13 @@ def check_reset_state(model: WorldModel, state: Any, batches: tuple[int, ...], d
         if v.dim() != want.dim() or tuple(v.shape[1:]) != tuple(want.shape[1:]):
             raise ValueError(f"{where}[{key!r}] has shape {tuple(v.shape)}, but the model's states are (batch, "
                              f"{', '.join(map(str, want.shape[1:]))}); {how}.")
+        v = v.detach().to(device=device, dtype=want.dtype, copy=True)
+        # checked after the cast to the model's dtype: a float64 1e300 is finite, but inf in float32
         if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-            raise ValueError(f"{where}[{key!r}] contains NaN or inf; {how}.")
+            raise ValueError(f"{where}[{key!r}] contains NaN or inf, or values beyond {want.dtype}'s range "
+                             f"(+-{torch.finfo(want.dtype).max:.3g}); {how}.")
         sizes.add(int(v.shape[0]))
-        out[key] = v.detach().to(device=device, dtype=want.dtype, copy=True)
+        out[key] = v
     if len(sizes) != 1 or next(iter(sizes)) not in batches:
         raise ValueError(f"{where} has batch size(s) {sorted(sizes)}; expected {' or '.join(map(str, batches))} (the same for every key).")
     return out
@@ -313,14 +331,37 @@ def _single_member_error(arg: str, model: WorldModel) -> ValueError:
     )
 
 
+#: the largest ``uncertainty_penalty``: MOPO's lambda is 0.1-5 in practice; above this the penalty of any plausible
+#: disagreement (up to 1e32) would overflow float32's rewards to -inf
+MAX_UNCERTAINTY_PENALTY = 1e6
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32_number(name: str, value: Any, hint: str) -> float:
+    """``value`` as a float that stays finite in float32 (the dtype of the dream's rewards), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number ({hint}), got {value!r} of type {type(value).__name__}.")
+    value = float(value)
+    if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+        raise ValueError(f"{name} must be a finite number within float32's range (+-{_FLOAT32_MAX:.3g}: the dream's rewards are "
+                         f"float32) ({hint}), got {value!r}.")
+    return value
+
+
 def check_uncertainty(model: WorldModel, penalty: Any, limit: Any, halt_reward: Any) -> tuple[float, float | None, float | None]:
-    """Validate ``uncertainty_penalty`` (lambda >= 0), ``uncertainty_limit`` (None, a float > 0, or
+    """Validate ``uncertainty_penalty`` (lambda >= 0, at most :data:`MAX_UNCERTAINTY_PENALTY`, so that
+    ``penalty * disagreement`` stays finite in float32), ``uncertainty_limit`` (None, a float > 0, or
     ``"q<p>"``: the card's p-th percentile of held-out disagreement, e.g. ``"q99"``) and
-    ``uncertainty_halt_reward`` (None: the card's smallest reward in the training data). Returns
-    (penalty, limit as a number or None, halt reward or None when there is no limit)."""
-    if isinstance(penalty, bool) or not isinstance(penalty, numbers.Real) or not math.isfinite(float(penalty)) or penalty < 0:
-        raise ValueError(f"uncertainty_penalty must be a finite number >= 0 (0: off; reward - penalty * disagreement), got {penalty!r}.")
-    penalty = float(penalty)
+    ``uncertainty_halt_reward`` (None: the card's smallest reward in the training data; else a number finite in
+    float32, checked even without a limit). Returns (penalty, limit as a number or None, halt reward or None when
+    there is no limit)."""
+    hint = "0: off; reward - penalty * disagreement"
+    penalty = _float32_number("uncertainty_penalty", penalty, hint)
+    if penalty < 0 or penalty > MAX_UNCERTAINTY_PENALTY:
+        raise ValueError(f"uncertainty_penalty must be >= 0 and at most {MAX_UNCERTAINTY_PENALTY:g} ({hint}; MOPO uses 0.1-5), "
+                         f"got {penalty!r}.")
+    if halt_reward is not None:
+        halt_reward = _float32_number("uncertainty_halt_reward", halt_reward, "the reward of a step the uncertainty limit halts")
     if penalty > 0 and model.members == 1:
         raise _single_member_error("uncertainty_penalty", model)
     if limit is None:
@@ -337,7 +378,11 @@ def check_uncertainty(model: WorldModel, penalty: Any, limit: Any, halt_reward: 
                 f"uncertainty_limit={limit!r} is not a held-out quantile this model's card records; it has {have}. "
                 f"Pass one of those, or a number > 0 in disagreement units."
             )
-        value = float(quantiles[key])
+        try:
+            value = float(quantiles[key])
+        except (TypeError, ValueError):
+            raise ValueError(f"The model card's held-out disagreement quantile q{key} is {quantiles[key]!r}, not a number: "
+                             f"fix the card, or pass uncertainty_limit as a number > 0.") from None
     elif isinstance(limit, bool) or not isinstance(limit, numbers.Real):
         raise TypeError(f"uncertainty_limit must be None, a number > 0 or a quantile name such as 'q99', got {limit!r}.")
     else:
@@ -351,9 +396,11 @@ def check_uncertainty(model: WorldModel, penalty: Any, limit: Any, halt_reward: 
                 "uncertainty_limit needs the reward of the halting step: this model's card has no "
                 "uncertainty.reward_min (the smallest reward of its training data). Pass uncertainty_halt_reward=, e.g. 0.0."
             )
-    if isinstance(halt_reward, bool) or not isinstance(halt_reward, numbers.Real) or not math.isfinite(float(halt_reward)):
-        raise ValueError(f"uncertainty_halt_reward must be a finite number, got {halt_reward!r}.")
-    return penalty, value, float(halt_reward)
+        try:
+            halt_reward = _float32_number("uncertainty.reward_min", halt_reward, "the card's smallest training reward")
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"The model card's {e} Fix the card, or pass uncertainty_halt_reward=, e.g. 0.0.") from None
+    return penalty, value, halt_reward
 
 
 def draw_members(model: WorldModel, n: int, member: str, generator: torch.Generator | None) -> torch.Tensor | None:
@@ -363,11 +410,68 @@ def draw_members(model: WorldModel, n: int, member: str, generator: torch.Genera
     return torch.randint(model.members, (n,), generator=generator, device=model.device)
 
 
+def cpu_has_bf16_dot() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (x86 AVX-512 BF16 or AMX; an ARM CPU with the BF16 extension).
+    ``torch.backends.cpu.get_cpu_capability()`` names only the vector width ("AVX2", "AVX512", "SVE256"...), not the
+    bf16 instructions, so torch's own CPU probes answer on x86, and the kernel's CPU flags elsewhere."""
+    probes = [getattr(getattr(torch, "cpu", None), name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if any(probe is not None and probe() for probe in probes):
+        return True
+    return "bf16" in cpu_flags() or "amx_bf16" in cpu_flags() or "avx512_bf16" in cpu_flags()
+
+
+_CPU_FLAGS: set[str] | None = None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (``flags`` on x86, ``Features`` on ARM); empty where it cannot be read."""
+    global _CPU_FLAGS
+    if _CPU_FLAGS is None:
+        flags: set[str] = set()
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    key, _, value = line.partition(":")
+                    if key.strip() in ("flags", "Features"):
+                        flags.update(value.split())
+                        break
+        except OSError:
+            pass
+        _CPU_FLAGS = flags
+    return _CPU_FLAGS
+
+
+def cpu_capability() -> dict[str, Any]:
+    """What a benchmark records next to its precision rows: torch's CPU capability and the bf16 answer behind ``"auto"``."""
+    return {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_dot_products": cpu_has_bf16_dot()}
+
+
+#: bf16 on a CPU without bf16 dot products (measured, benchmarks/throughput.py, AMD EPYC with AVX2 only, shipped
+#: CarRacing x1024): 17k steps/s against 98k in float32 with 2 threads, 9k against 58k with one
+BF16_EMULATED_COST = "about 6x fewer steps per second than float32 (measured on an AVX2-only AMD EPYC: 17k vs 98k steps/s at 1024 envs)"
+_warned_bf16 = False
+
+
 def check_precision(precision: Any, model: WorldModel) -> str:
-    """``"float32"`` (default: the model as trained) or another name from ``model.precisions`` (``"bfloat16"``:
-    the single-member MDN-RNN's matrix products in bf16, faster on CPUs with AVX-512 BF16 and on GPUs)."""
-    if precision not in model.precisions:
-        raise ValueError(f"precision must be one of {model.precisions} for this model, got {precision!r}.")
+    """``"float32"`` (default: the model as trained), another name from ``model.precisions`` (``"bfloat16"``: the
+    single-member model's matrix products in bf16, faster on CPUs with bf16 dot products, AVX-512 BF16 or AMX, and on
+    GPUs), or ``"auto"``: ``"bfloat16"`` where the model has it and the device multiplies it natively (a CUDA device,
+    or a CPU for which :func:`cpu_has_bf16_dot` is true), else ``"float32"``. Returns the name that runs.
+
+    ``"bfloat16"`` on a CPU without bf16 dot products is emulated and slow: it runs, with a
+    :class:`~gym_dream.error.PerformanceWarning` (once per process) naming the measured cost."""
+    global _warned_bf16
+    device = torch.device(getattr(model, "device", "cpu"))
+    if precision == "auto":
+        fast = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16_dot())
+        return "bfloat16" if fast and "bfloat16" in model.precisions else "float32"
+    if not isinstance(precision, str) or precision not in model.precisions:
+        raise ValueError(f"precision must be 'auto' or one of {model.precisions} for this model, got {precision!r}.")
+    if precision == "bfloat16" and device.type == "cpu" and not cpu_has_bf16_dot() and not _warned_bf16:
+        _warned_bf16 = True
+        warnings.warn(f"precision='bfloat16' on this CPU (torch capability {torch.backends.cpu.get_cpu_capability()}, no AVX-512 BF16 "
+                      f"or AMX) is emulated: {BF16_EMULATED_COST}. Pass precision='auto' (float32 here) or 'float32'.",
+                      PerformanceWarning, stacklevel=3)
     return precision
 
 

@@ -72,7 +72,8 @@ class DreamEnv(gym.Env):
 
     * ``model``: a model directory, a model name (see ``gym_dream.available_models()``) or a loaded
       ``WorldModel``; ``None`` uses the id's default model.
-    * ``tau``: temperature (> 0). Higher is more random and harder to exploit; 1.0 is the model as trained.
+    * ``tau``: temperature (> 0, at most 100: a larger one is a ``ValueError``, far above any trained range).
+      Higher is more random and harder to exploit; 1.0 is the model as trained.
       Default: the model card's ``dream_env.tau`` if it has one (``gym-dream calibrate`` sets it to the tau at
       which random play lasts as long in the dream as in the real env), else 1.0; ``env.unwrapped.tau`` says which.
       A range ``(low, high)`` draws each episode's temperature uniformly from it at reset (with a generator of its
@@ -82,16 +83,21 @@ class DreamEnv(gym.Env):
     * ``device``: torch device the dream runs on (``"cpu"``, ``"cuda"``...).
     * ``render_mode``: ``None`` or ``"rgb_array"`` (the decoded dream frame).
     * ``termination``: ``"threshold"`` or ``"sample"`` (default: the model card's choice, else threshold).
-    * ``precision``: ``"float32"`` (default: the model as trained) or, for a single-member MDN-RNN,
+    * ``precision``: ``"float32"`` (default: the model as trained) or, for a single-member model,
       ``"bfloat16"``: the network's matrix products in bf16 (about 1.8x the steps per second of a 1024-env
-      dream on this AVX-512 BF16 CPU, results/performance.md), the same dream statistics (tested), not the same bits.
+      dream on an AVX-512 BF16 CPU, results/performance.md), the same dream statistics (tested), not the same bits.
+      On a CPU without bf16 dot products (AVX2 only) bf16 is emulated, about 6x *slower* than float32, and warns once
+      (``gym_dream.error.PerformanceWarning``); ``"auto"`` picks bfloat16 only where it is fast (a CPU with AVX-512 BF16
+      or AMX, or a CUDA device) and float32 elsewhere; ``env.unwrapped.precision`` says which runs.
     * ``member``: which dynamics member drives the dream: ``"random_per_episode"`` (default: one member
       drawn at each reset), ``"random_per_step"`` or ``"mean"`` (see ``gym_dream.models.members``); drawn
       with the env's own generator, so the same seed gives the same dream.
-    * ``uncertainty_penalty``: lambda >= 0 of the reward penalty (default 0: off).
+    * ``uncertainty_penalty``: lambda >= 0 of the reward penalty (default 0: off; at most 1e6, so that the penalty stays
+      finite in float32).
     * ``uncertainty_limit``: ``None`` (default: off), a disagreement > 0, or a held-out quantile of the
       card, ``"q50"``, ``"q90"``, ``"q95"``, ``"q99"`` or ``"q99.9"`` (no scale to know).
-    * ``uncertainty_halt_reward``: the reward of a halting step (default: the card's ``uncertainty.reward_min``).
+    * ``uncertainty_halt_reward``: the reward of a halting step (default: the card's ``uncertainty.reward_min``), a
+      number finite in float32 (checked even without a limit).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}

@@ -28,7 +28,7 @@ class DreamVectorEnv(VectorEnv):
       ignores that env's action. ``SAME_STEP``: the env restarts within the step and the last
       observation is in ``info["final_obs"]`` (rows flagged by ``info["_final_obs"]``). ``DISABLED``:
       restart finished envs yourself with ``reset(options={"reset_mask": mask})``.
-    * ``precision``: ``"float32"`` (default) or ``"bfloat16"``, as for ``DreamEnv``.
+    * ``precision``: ``"float32"`` (default), ``"bfloat16"`` or ``"auto"``, as for ``DreamEnv``.
     * ``tau``: as for ``DreamEnv``; a range ``(low, high)`` gives every env's episode its own temperature, drawn
       uniformly at each of its resets (autoresets included), reported per env as ``info["tau"]``: the temperature of
       the episode each returned observation belongs to (after ``reset`` too).

@@ -14,6 +14,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from gym_dream.models.encoders import STD_FLOOR
 from gym_dream.preprocessing import Preprocessing
 
 State = dict[str, torch.Tensor]
@@ -62,6 +63,12 @@ class WorldModel(nn.Module):
         self.card: dict[str, Any] = {}
         #: where it was loaded from (a directory), or None
         self.source: str | None = None
+
+    def positive_weights(self) -> dict[str, float]:
+        """State-dict entries whose every value must be at least a floor, by name: the standard deviations a vector
+        standardiser divides by (``vision.std``, ``obs_std``: :data:`~gym_dream.models.encoders.STD_FLOOR`). Loading
+        refuses a file below them (a std of 0 gives inf observations). A family with other such tensors extends it."""
+        return {k: STD_FLOOR for k in self.state_dict() if k.rsplit(".", 1)[-1] in ("std", "obs_std")}
 
     # -- the protocol -------------------------------------------------------------------------
     def initial_state(self, batch: int, generator: torch.Generator | None = None, obs: torch.Tensor | None = None) -> State:

@@ -85,11 +85,16 @@ class ConvVAE(nn.Module):
         return {"loss": rec + kl_loss, "reconstruction": rec, "kl": kl.mean()}
 
 
+#: the smallest std the vector standardiser is fitted with (a constant dimension); a stored std below it (0, negative) is
+#: refused at load (:func:`gym_dream.checkpoint.load_model`): ``x / 0`` would give the agent inf observations
+STD_FLOOR = 1e-6
+
+
 def fit_standardizer(mean: torch.Tensor, std: torch.Tensor, observations: torch.Tensor) -> None:
-    """The one vector standardiser's statistics, fitted in place: per-dimension mean and std (floored at 1e-6)."""
+    """The one vector standardiser's statistics, fitted in place: per-dimension mean and std (floored at :data:`STD_FLOOR`)."""
     with torch.no_grad():
         mean.copy_(observations.float().mean(0))
-        std.copy_(observations.float().std(0).clamp_min(1e-6))
+        std.copy_(observations.float().std(0).clamp_min(STD_FLOOR))
 
 
 def standardize(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
