@@ -25,6 +25,8 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__ + "\n" + HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     ns = p.parse_args()
-    recipe = load_recipe(ns.recipe)
+    if ns.env_id is not None or not ns.recipe:
+        p.error("name a recipe of gym-dream's own (doom, carracing); gym-dream experiment --env-id ID runs any env")
+    recipe = load_recipe(ns.recipe[0])
     main(ns, results=ROOT / "results", package=ROOT / "gym_dream" / "bundled" / recipe.model_name.replace("-", "_"),
          report_source=f"the gym-dream repository's results/{recipe.name}.md (python benchmarks/world_models.py {recipe.name} all)")

@@ -18,8 +18,14 @@ next collection round from a shipped model and its shipped controller. Recipes: 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipe", help=f"a recipe name ({', '.join(available_recipes())}) or a .toml file")
-    p.add_argument("stages", nargs="+", metavar="STAGE", choices=[*STAGES, "all"], help=f"one or more of {', '.join(STAGES)}, or all")
+    p.add_argument("recipe", nargs="*", metavar="RECIPE STAGE",
+                   help=f"a recipe name ({', '.join(available_recipes())}) or a .toml file, then one or more stages: "
+                        f"{', '.join(STAGES)}, or all (with --env-id: only the stages, default all)")
+    p.add_argument("--env-id", default=None, help="any registered env id instead of a recipe: the whole loop with a recipe derived from "
+                   "its spaces (trainers/experiment/derive.py: random data, then rounds driven by PPO (discrete actions) or SAC "
+                   "(continuous), SB3's defaults)")
+    p.add_argument("--steps", type=int, default=None, help="with --env-id: real steps of the whole loop (default: "
+                   "trainers.experiment.derive.DEFAULT_STEPS)")
     p.add_argument("--work", default=None, help="work folder (default: runs/<recipe>)")
     p.add_argument("--results", default=None, help="where report writes <recipe>.md/.json (default: <work>/results)")
     p.add_argument("--package", default=None, help="the model package directory ship writes (default: <work>/package/<model>)")
@@ -36,11 +42,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-minutes", type=float, default=None, help="wall-time budget per CMA-ES run (resumable: re-run to continue)")
 
 
+def _recipe_and_stages(ns: argparse.Namespace):
+    """The recipe (named, a file, or derived from ``--env-id``) and the stages to run, checked."""
+    words = list(ns.recipe)
+    if ns.env_id is not None:
+        from trainers.experiment.derive import DEFAULT_STEPS, derive_recipe
+
+        recipe, stages = derive_recipe(ns.env_id, ns.steps if ns.steps is not None else DEFAULT_STEPS), words or ["all"]
+    else:
+        if ns.steps is not None:
+            raise SystemExit("--steps goes with --env-id; a recipe sets its own budgets.")
+        if len(words) < 2:
+            raise SystemExit("gym-dream experiment RECIPE STAGE... (e.g. gym-dream experiment carracing all), or "
+                             "gym-dream experiment --env-id ENV-ID [STAGE...]")
+        recipe, stages = load_recipe(words[0]), words[1:]
+    unknown = [s for s in stages if s not in (*STAGES, "all")]
+    if unknown:
+        raise SystemExit(f"Unknown stages {unknown}: choose from {', '.join(STAGES)}, or all.")
+    return recipe, stages
+
+
 def main(ns: argparse.Namespace, results: Path | None = None, package: Path | None = None, report_source: str = "") -> None:
     """Run the stages the namespace names. ``results`` / ``package``: the defaults of a caller that keeps them elsewhere
     (the repository's benchmark script: results/ and gym_dream/bundled/); a tiny run never uses them. ``report_source``:
     where a shipped card says its scores are reported (default: the report's path)."""
-    recipe = override(load_recipe(ns.recipe), ns.tiny, ns.taus, ns.generations, ns.collect_workers)
+    recipe, ns.stages = _recipe_and_stages(ns)
+    recipe = override(recipe, ns.tiny, ns.taus, ns.generations, ns.collect_workers)
     work = Path(ns.work or Path("runs") / recipe.name)
     if ns.tiny:
         results = package = None

@@ -71,6 +71,9 @@ class Recipe:
     """also score the main-tau controller with the rounds' OU noise ({sigma, theta}; empty: no such row)"""
     select: dict[str, Any] = field(default_factory=dict)
     """choose ONE agent on real validation episodes: {episodes, seed, test_seed, candidates: 'runs' | 'taus'}"""
+    reproduce: str = ""
+    """the command that runs this recipe (a recipe derived from an env id: ``gym-dream experiment --env-id ID``);
+    default ``gym-dream experiment <name> all``"""
 
     def __post_init__(self) -> None:
         known = by_real_id(self.real_id)

@@ -188,8 +188,10 @@ def write_report(recipe: Recipe, work: WorkDir, results: Path) -> None:
     notes = results / f"{recipe.name}_notes.md"
     lines = [
         f"# {recipe.real_id} from dreams alone", "",
-        f"Reproduce: `gym-dream experiment {recipe.name} all` (every stage with the recipe's budgets on one machine, CPU by default; "
-        f"the recipe is `{recipe.name}.toml`)." + (f" The commands of the reported run, and what the runs showed, are in the notes at the "
+        (f"Reproduce: `{recipe.reproduce}` (every stage on one machine, CPU by default; the recipe is derived from the env's "
+         f"spaces: trainers/experiment/derive.py)." if recipe.reproduce else
+         f"Reproduce: `gym-dream experiment {recipe.name} all` (every stage with the recipe's budgets on one machine, CPU by default; "
+         f"the recipe is `{recipe.name}.toml`).") + (f" The commands of the reported run, and what the runs showed, are in the notes at the "
                                                    f"end ([{notes.name}]({notes.name}))." if notes.is_file() else ""), "",
         f"Every agent below was trained only in `{recipe.dream_id}` and never touched the real env while training; real scores "
         "come through `DreamObservation` (real seeds 0..N-1), dream scores from 100 dream episodes at the training tau.", "",
