@@ -1,5 +1,6 @@
 """Fit a world model on a collected dataset and write a model directory: a VAE + MDN-RNN (``family``
-mdnrnn, this module) or PlaNet's RSSM (``family`` rssm, :mod:`trainers.fit_rssm`).
+mdnrnn, this module), PlaNet's RSSM (``family`` rssm, :mod:`trainers.fit_rssm`) or DreamerV3's world model
+(``family`` dreamer, :mod:`trainers.fit_dreamer`).
 
 MDN-RNN stages (each checkpointed per epoch, atomically, and resumed on re-run):
 
@@ -38,11 +39,11 @@ from trainers.fit_vae import encode_all, fit_vae
 from trainers.folder_lock import held
 from trainers.sequences import data_card, windows
 from trainers.training_log import TrainingLog
-from trainers.presets import FIT_RANGES, MDNRNN_ONLY, MDNRNN_PRESETS, RSSM_ONLY, VECTOR_DEFAULTS, check_ranges, preset
+from trainers.presets import DREAMER_ONLY, FIT_RANGES, MDNRNN_ONLY, MDNRNN_PRESETS, RSSM_ONLY, VECTOR_DEFAULTS, check_ranges, preset
 
 #: network sizes and budgets (trainers/presets.py; "tiny" is the one tiny preset)
 PRESETS = MDNRNN_PRESETS
-FAMILIES = ("mdnrnn", "rssm")
+FAMILIES = ("mdnrnn", "rssm", "dreamer")
 
 
 @dataclass
@@ -56,9 +57,11 @@ class FitConfig:
     out: str = "models/cartpole"
     """model directory to write (model.json + model.safetensors)"""
     family: str = "mdnrnn"
-    """world-model family: mdnrnn (VAE + MDN-RNN, World Models) | rssm (PlaNet's RSSM), from the same shards"""
+    """world-model family: mdnrnn (VAE + MDN-RNN, World Models) | rssm (PlaNet's RSSM) | dreamer (DreamerV3's world model:
+    discrete latents, symlog, two-hot reward, KL balancing; one set of hyper-parameters for every env), from the same shards"""
     preset: str = "default"
-    """network sizes and budgets: default | tiny (rssm also: cpu | planet; see trainers/presets.py); fields below override it"""
+    """network sizes and budgets: default | tiny (rssm also: cpu | planet; dreamer also: small; see trainers/presets.py); fields below
+    override it"""
     z_dim: int | None = None
     """latent size of the VAE (pixel data; vector data uses the observation size)"""
     hidden: int | None = None
@@ -96,17 +99,19 @@ class FitConfig:
     """wall-time budget of this invocation's MDN-RNN (or RSSM) stage: stop after the epoch that passes it and
     write the model from the best epoch so far (re-running continues toward rnn_epochs)"""
     deter: int | None = None
-    """rssm: GRU units of the deterministic path"""
+    """rssm, dreamer: GRU units of the deterministic path"""
     stoch: int | None = None
-    """rssm: size of the stochastic state"""
+    """rssm: size of the stochastic state; dreamer: number of categorical latent variables"""
+    classes: int | None = None
+    """dreamer: classes of each categorical latent variable"""
     updates: int | None = None
-    """rssm: ELBO updates in all (checkpointed every 100; asking for more continues)"""
+    """rssm, dreamer: updates in all (checkpointed every 100; asking for more continues)"""
     free_nats: float = 3.0
-    """rssm: KL below this many nats is not penalised"""
+    """rssm: KL below this many nats is not penalised (dreamer: DreamerV3's 1 nat of free bits, fixed)"""
     overshooting: int = 0
     """rssm: latent overshooting distance D (0: off)"""
     grad_clip: float = 1000.0
-    """rssm: gradient norm clip"""
+    """rssm: gradient norm clip (dreamer: its preset's, fixed)"""
     val_fraction: float = 0.1
     """share of episodes held out"""
     bank_size: int = 1024
@@ -140,17 +145,20 @@ class FitConfig:
         """Refuse out-of-range arguments now, before any work."""
         if self.family not in FAMILIES:
             raise ValueError(f"fit --family must be one of {' | '.join(FAMILIES)}, got {self.family!r}.")
-        from trainers.presets import RSSM_PRESETS
+        from trainers.presets import DREAMER_PRESETS, RSSM_PRESETS
 
-        presets = PRESETS if self.family == "mdnrnn" else {"default": None, **RSSM_PRESETS}
+        presets = {"mdnrnn": PRESETS, "rssm": {"default": None, **RSSM_PRESETS}, "dreamer": DREAMER_PRESETS}[self.family]
         if self.preset not in presets:
             raise ValueError(f"fit --preset {self.preset!r} is not a {self.family} preset; choose from {' | '.join(presets)}.")
         check_ranges(self, FIT_RANGES, "fit")
-        other = {"mdnrnn": RSSM_ONLY, "rssm": MDNRNN_ONLY}[self.family]
+        owners = {**{k: "mdnrnn" for k in MDNRNN_ONLY}, **{k: "rssm" for k in RSSM_ONLY}, **{k: "dreamer" for k in DREAMER_ONLY},
+                  "overshooting": "rssm"}  # deter, stoch, updates: rssm and dreamer
+        other = {"mdnrnn": RSSM_ONLY + DREAMER_ONLY, "rssm": MDNRNN_ONLY + DREAMER_ONLY,
+                 "dreamer": MDNRNN_ONLY + ("overshooting",)}[self.family]
         given = [k for k in other if getattr(self, k) not in (None, 0, 0.0)]
         if given:
             raise ValueError(f"fit --{given[0].replace('_', '-')} is an option of the other family; drop it, or pass --family "
-                             f"{'rssm' if self.family == 'mdnrnn' else 'mdnrnn'}.")
+                             f"{owners[given[0]]}.")
 
     def resolved(self, image: bool) -> dict[str, Any]:
         p = preset(PRESETS, self.preset, "fit")
@@ -348,6 +356,10 @@ def fit(cfg: FitConfig) -> Path:
         from trainers.fit_rssm import fit_rssm
 
         return fit_rssm(cfg)
+    if cfg.family == "dreamer":
+        from trainers.fit_dreamer import fit_dreamer
+
+        return fit_dreamer(cfg)
     torch.manual_seed(cfg.seed)
     ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
     meta = ds.meta

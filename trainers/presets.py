@@ -1,4 +1,4 @@
-"""Network sizes and budgets as plain data: what ``fit`` (both families), the PlaNet loop and the CEM planner read.
+"""Network sizes and budgets as plain data: what ``fit`` (every family), the PlaNet loop and the CEM planner read.
 
 :data:`TINY` is the one tiny preset (dreamerv3's ``debug`` block): it shrinks every network and budget so
 tests, smoke runs and quick recipe checks take seconds on two CPU cores. Each family's table has it under
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-#: the one tiny preset, per part: MDN-RNN fit, RSSM (fit and PlaNet loop), CEM planner
+#: the one tiny preset, per part: MDN-RNN fit, RSSM (fit and PlaNet loop), CEM planner, dreamer fit
 TINY: dict[str, dict[str, Any]] = {
     "mdnrnn": dict(z_dim=8, hidden=16, mixtures=2, head_hidden=8, vae_channels=[4, 8, 8, 16],
                    vae_epochs=2, vae_batch=16, rnn_epochs=3, rnn_batch=8, seq_len=16, lr=3e-3, termination_weight=1.0, end_weight=1.0),
     "rssm": dict(deter=16, stoch=4, hidden=16, cnn_channels=[4, 8, 8, 16], batch=4, chunk=8, train_steps=3, updates=30, lr=1e-3),
     "cem": dict(horizon=4, iterations=2, candidates=16, top_k=4),
+    "dreamer": dict(deter=16, stoch=4, classes=4, hidden=16, units=16, layers=1, cnn_channels=[4, 8, 8, 16], batch=4, chunk=8, updates=30,
+                    lr=1e-3),
 }
 
 #: ``gym-dream fit --family mdnrnn``: World Models' sizes (vector data gets :data:`VECTOR_DEFAULTS` on top)
@@ -39,6 +41,17 @@ RSSM_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {**TINY["rssm"], "planner": "tiny"},
 }
 
+#: ``gym-dream fit --family dreamer``: sizes and budgets only. Everything else is DreamerV3's one set for every env
+#: (gym_dream/models/dreamer_loss.py: loss weights, free bits; unimix 0.01, 255 reward bins) plus Adam and a gradient clip
+_DREAMER_OPTIM = dict(lr=1e-4, eps=1e-8, grad_clip=100.0, blocks=1)
+DREAMER_PRESETS: dict[str, dict[str, Any]] = {
+    "default": dict(deter=512, stoch=32, classes=16, hidden=256, units=256, layers=2, cnn_channels=[32, 64, 128, 256], batch=16, chunk=64,
+                    updates=3_000, **_DREAMER_OPTIM),
+    "small": dict(deter=256, stoch=16, classes=16, hidden=256, units=256, layers=1, cnn_channels=[16, 32, 64, 128], batch=16, chunk=32,
+                  updates=2_000, **_DREAMER_OPTIM),
+    "tiny": {**_DREAMER_OPTIM, **TINY["dreamer"]},
+}
+
 #: the CEM planner: PlaNet's (about 1.6 s per action on a 2-core CPU) and a lighter one for CPUs
 CEM_PRESETS: dict[str, dict[str, Any]] = {
     "planet": dict(horizon=12, iterations=10, candidates=1000, top_k=100),
@@ -58,15 +71,16 @@ def preset(table: dict[str, dict[str, Any]], name: str, what: str) -> dict[str, 
 #: before any work ("integer >= 1", "number > 0", "number in [0, 1)": the lower bound included, the upper not)
 FIT_RANGES: dict[str, str] = {
     **{k: "integer >= 1" for k in ("bank_size", "seq_len", "rnn_batch", "vae_batch", "vae_frames", "max_episodes", "threads", "z_dim",
-                                   "hidden", "mixtures", "members", "deter", "stoch")},
+                                   "hidden", "mixtures", "members", "deter", "stoch", "classes")},
     **{k: "integer >= 0" for k in ("head_hidden", "vae_epochs", "rnn_epochs", "updates", "overshooting")},
     **{k: "number > 0" for k in ("lr", "end_weight", "grad_clip")},
     **{k: "number >= 0" for k in ("termination_weight", "rnn_minutes", "free_nats")},
     "val_fraction": "number in [0, 1)",
 }
 
-#: ``fit`` options only one family reads (refused for the other; None or 0 is "not given")
-RSSM_ONLY = ("deter", "stoch", "updates")
+#: ``fit`` options only some families read (refused for the others; None or 0 is "not given")
+RSSM_ONLY = ("deter", "stoch", "updates")  # rssm and dreamer
+DREAMER_ONLY = ("classes",)
 MDNRNN_ONLY = ("z_dim", "mixtures", "head_hidden", "residual", "vae_epochs", "rnn_epochs", "vae_batch", "vae_frames", "vae_channels",
                "termination_weight", "end_weight", "init", "dropout")
 

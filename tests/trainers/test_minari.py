@@ -72,6 +72,7 @@ def _check_dream(dream_id: str, model_dir, real_id: str) -> None:
     ("CartPole-v1", "Dream-CartPole-v0", "mdnrnn"),     # vector observations, discrete actions
     ("Pendulum-v1", "Dream-Pendulum-v0", "mdnrnn"),     # vector observations, continuous actions
     ("Pendulum-v1", "Dream-Pendulum-v0", "rssm"),       # the other family, from the same kind of dataset
+    ("Pendulum-v1", "Dream-Pendulum-v0", "dreamer"),    # DreamerV3's world model, the same way
 ])
 def test_a_vector_dataset_fits_into_a_working_dream_id(real_id, dream_id, family, tmp_path):
     env = gym.make(real_id, max_episode_steps=40)
