@@ -24,6 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env-id", default=None, help="any registered env id instead of a recipe: the whole loop with a recipe derived from "
                    "its spaces (trainers/experiment/derive.py: random data, then rounds driven by PPO (discrete actions) or SAC "
                    "(continuous), SB3's defaults)")
+    p.add_argument("--family", default=None, help="with --env-id: the world-model family to fit (default: "
+                   "trainers.experiment.derive.FAMILY)")
     p.add_argument("--steps", type=int, default=None, help="with --env-id: real steps of the whole loop (default: "
                    "trainers.experiment.derive.DEFAULT_STEPS)")
     p.add_argument("--work", default=None, help="work folder (default: runs/<recipe>)")
@@ -46,12 +48,13 @@ def _recipe_and_stages(ns: argparse.Namespace):
     """The recipe (named, a file, or derived from ``--env-id``) and the stages to run, checked."""
     words = list(ns.recipe)
     if ns.env_id is not None:
-        from trainers.experiment.derive import DEFAULT_STEPS, derive_recipe
+        from trainers.experiment.derive import DEFAULT_STEPS, FAMILY, derive_recipe
 
-        recipe, stages = derive_recipe(ns.env_id, ns.steps if ns.steps is not None else DEFAULT_STEPS), words or ["all"]
+        recipe = derive_recipe(ns.env_id, ns.steps if ns.steps is not None else DEFAULT_STEPS, family=ns.family or FAMILY)
+        stages = words or ["all"]
     else:
-        if ns.steps is not None:
-            raise SystemExit("--steps goes with --env-id; a recipe sets its own budgets.")
+        if ns.steps is not None or ns.family is not None:
+            raise SystemExit("--steps and --family go with --env-id; a recipe sets its own budgets and family.")
         if len(words) < 2:
             raise SystemExit("gym-dream experiment RECIPE STAGE... (e.g. gym-dream experiment carracing all), or "
                              "gym-dream experiment --env-id ENV-ID [STAGE...]")

@@ -61,8 +61,10 @@ def slug(env_id: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", env_id.split("/")[-1].lower()).strip("-")
 
 
-def derive_recipe(env_id: str, steps: int = DEFAULT_STEPS, env_kwargs: dict[str, Any] | None = None) -> Recipe:
-    """The recipe of ``env_id`` from its spaces (the env is made once to read them)."""
+def derive_recipe(env_id: str, steps: int = DEFAULT_STEPS, env_kwargs: dict[str, Any] | None = None, family: str = FAMILY,
+                  name: str | None = None) -> Recipe:
+    """The recipe of ``env_id`` from its spaces (the env is made once to read them); ``family`` (default :data:`FAMILY`)
+    fits another world-model family, ``name`` names the run (default: from the env id)."""
     from trainers.envs import make_real_env
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 3_000:
@@ -75,11 +77,11 @@ def derive_recipe(env_id: str, steps: int = DEFAULT_STEPS, env_kwargs: dict[str,
         env.close()
     first = steps // (ROUNDS + 1)
     known = by_real_id(env_id)
-    name = slug(env_id)
+    name = name or slug(env_id)
     ids = {} if known else {"dream_id": f"Dream-{re.sub(r'[^A-Za-z0-9]+', '', env_id.split('/')[-1].rsplit('-v', 1)[0])}-v0",
                             "model_name": name}
-    fit: dict[str, Any] = {"family": FAMILY}
-    if FAMILY == "mdnrnn":
+    fit: dict[str, Any] = {"family": family}
+    if family == "mdnrnn":
         fit.update(residual=kind == "vector")
     return Recipe(
         name=name, real_id=env_id, taus=(1.0,), main_tau=1.0,
@@ -89,5 +91,6 @@ def derive_recipe(env_id: str, steps: int = DEFAULT_STEPS, env_kwargs: dict[str,
         sb3={algo: {"timesteps": AGENT_STEPS}},
         iterate={"rounds": ROUNDS, "steps": (steps - first) // ROUNDS, "agent": algo, "check_episodes": 10},
         episodes=30, sweep_episodes=30, random_episodes=30, **ids,
-        reproduce=f"gym-dream experiment --env-id {env_id}" + ("" if steps == DEFAULT_STEPS else f" --steps {steps}"),
+        reproduce=f"gym-dream experiment --env-id {env_id}" + ("" if steps == DEFAULT_STEPS else f" --steps {steps}")
+        + ("" if family == FAMILY else f" --family {family}"),
     )
