@@ -26,11 +26,17 @@ from trainers.cma_state import es_state, restore_es
 from trainers.controller import LinearController
 from trainers.envs import dream_id_for
 from trainers.folder_lock import held
+from trainers.presets import check_ranges
 from trainers.progress import progress
 from trainers.rollout import dream_rollout, make_dream_vec, real_episodes
 from trainers.training_log import TrainingLog
 
 STATE = "cmaes_state.safetensors"
+
+#: the valid range of each numeric option (trainers.presets.check_ranges): a CMA-ES generation needs 2 candidates
+CMAES_RANGES: dict[str, str] = {"generations": "integer >= 1", "popsize": "integer >= 2", "rollouts": "integer >= 1",
+                                "max_episode_steps": "integer >= 1", "shards": "integer >= 1", "sigma0": "number > 0",
+                                "max_seconds": "number > 0"}
 
 
 @dataclass
@@ -76,6 +82,10 @@ class CMAESConfig:
     """where the shards run: local (one after another, here) | ray (one Ray actor each: pip install "gym-dream[ray]")"""
     ray_address: str | None = None
     """the Ray cluster of --backend ray: auto, host:6379 or ray://host:10001 (default: $RAY_ADDRESS, else a Ray on this machine)"""
+
+    def __post_init__(self) -> None:
+        """Refuse an out-of-range budget or count now, before any folder is made (CMAES_RANGES)."""
+        check_ranges(self, CMAES_RANGES, "train cmaes")
 
 
 def dream_returns(venv, params: np.ndarray, feature_dim: int, horizon: int) -> np.ndarray:

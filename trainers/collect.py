@@ -3,6 +3,7 @@ stored while the envs run: :mod:`trainers.episode_store`)."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,12 +126,24 @@ def check_config(cfg: CollectConfig) -> None:
     if cfg.env_id.startswith("Dream-") or entry.startswith("gym_dream."):
         raise ValueError(f"{cfg.env_id} is a dream (a world model's env), not a real env: collect stores real data. "
                          f"Pass the real env id, e.g. the one in the model card's env.id.")
+    if cfg.minari is not None:  # checked now, not after the whole collection ran
+        from trainers.minari_data import _check_id, import_minari
+
+        if not isinstance(cfg.minari, str) or not cfg.minari:
+            raise ValueError(f"--minari must be a Minari dataset id such as 'gym-dream/cartpole-random-v0', got {cfg.minari!r}.")
+        import_minari()  # the extra is missing: say so before collecting
+        _check_id(cfg.minari)
 
 
 def _make_probe(cfg: CollectConfig) -> gym.Env:
     """The real env once, to fail early (unknown id, missing extra) and read its spaces."""
     try:
         return make_real_env(cfg.env_id, **cfg.env_kwargs)
+    except TypeError as e:
+        if not cfg.env_kwargs:
+            raise
+        raise ValueError(f"--env-kwargs {json.dumps(cfg.env_kwargs)} are not arguments {cfg.env_id} takes ({e}). "
+                         "Drop the keys it does not take, or fix their spelling.") from None
     except gym.error.Error as e:
         if isinstance(e, gym.error.DependencyNotInstalled) or type(e).__module__.startswith("gym_dream"):
             raise

@@ -15,9 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 from gymnasium import spaces
+from safetensors import SafetensorError
 from safetensors.numpy import load_file
 
 from gym_dream.checkpoint import atomic_write_bytes, atomic_write_tensors, read_json
+from gym_dream.error import DataFormatError
 from gym_dream.spaces import space_from_dict, space_to_dict
 
 CONTROLLER_FORMAT = "gym-dream-linear-controller"
@@ -89,12 +91,32 @@ class LinearController:
 
     @classmethod
     def load(cls, path: str | Path) -> "LinearController":
+        """A controller directory, checked: its card (format, features, action space) and its parameters (one float32 vector
+        of the card's size, every value finite, no NaN from a diverged search) agree, or a
+        :class:`~gym_dream.error.DataFormatError` naming the file and the fix."""
         path = Path(path)
         card = read_json(path / "controller.json", "CMA-ES controller card")
-        if card.get("format") != CONTROLLER_FORMAT:
-            raise ValueError(f"{path} is not a linear controller (format {card.get('format')!r}).")
-        params = load_file(str(path / "controller.safetensors"))["params"]
-        c = cls(card["feature_dim"], space_from_dict(card["action_space"]), params)
+        if not isinstance(card, dict) or card.get("format") != CONTROLLER_FORMAT:
+            raise ValueError(f"{path} is not a linear controller (format {card.get('format') if isinstance(card, dict) else card!r}).")
+        fix = "Restore it from a copy, or train it again (gym-dream train cmaes)."
+        weights = path / "controller.safetensors"
+        try:
+            tensors = load_file(str(weights))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{weights} does not exist: the controller directory {path} is incomplete. {fix}") from None
+        except (SafetensorError, OSError, ValueError) as e:
+            raise DataFormatError(f"{weights} cannot be read ({e}); the file is truncated or corrupted. {fix}") from None
+        params = tensors.get("params")
+        if params is None or params.ndim != 1 or not np.issubdtype(params.dtype, np.floating):
+            raise DataFormatError(f"{weights} holds no 'params' vector of floats (it holds {sorted(tensors)}). {fix}")
+        bad = int((~np.isfinite(params.astype(np.float32))).sum())
+        if bad:
+            raise DataFormatError(f"{weights}: {bad} of the controller's {params.size} parameters are NaN or infinite (in float32); "
+                                  f"it would act on NaN scores. {fix}")
+        try:
+            c = cls(card["feature_dim"], space_from_dict(card["action_space"]), params)
+        except (KeyError, TypeError, ValueError, OverflowError) as e:
+            raise DataFormatError(f"{path / 'controller.json'} does not describe these parameters ({e}). {fix}") from None
         c.card = card
         return c
 

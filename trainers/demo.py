@@ -12,8 +12,13 @@ from gym_dream.envs.core import check_tau, tau_name
 from trainers.cmaes import CMAESConfig, train_cmaes
 from trainers.controller import LinearController
 from trainers.evaluate import evaluate, markdown_table, write_report
+from trainers.presets import check_ranges
 from trainers.stored_agent import load_agent
 from trainers.sb3 import SB3Config, train_sb3
+
+#: the valid range of each numeric option (trainers.presets.check_ranges): 0 skips PPO or CarRacing
+DEMO_RANGES: dict[str, str] = {"episodes": "integer >= 1", "generations": "integer >= 1", "workers": "integer >= 1",
+                               "ppo_timesteps": "integer >= 0", "carracing_episodes": "integer >= 0"}
 
 
 @dataclass
@@ -36,6 +41,10 @@ class DemoConfig:
     """real CarRacing-v3 tracks to score it on (0 skips CarRacing)"""
     workers: int = 2
     """processes for the real CarRacing episodes"""
+
+    def __post_init__(self) -> None:
+        """Refuse an out-of-range budget or count now, before any folder is made (DEMO_RANGES)."""
+        check_ranges(self, DEMO_RANGES, "demo")
 
 
 def run_demo(cfg: DemoConfig) -> str:

@@ -132,7 +132,7 @@ def dream_id_for(env_id: str | None, model: Any = None) -> str:
     is the model card's: its own ``dream_env.id``, or the catalogue's for its real env), else ``Dream-Model-v0`` (the
     dream of any model, its real env and horizon from the card); with no model either, ``Dream-CartPole-v0``."""
     if env_id is not None:
-        return env_id
+        return check_dream_id(env_id)
     if model is None:
         return DEFAULT_DREAM_ID
     from gym_dream.envs.registry import MODEL_DREAM_ID
@@ -145,6 +145,22 @@ def dream_id_for(env_id: str | None, model: Any = None) -> str:
         if spec is not None and real is not None and spec.kwargs.get("real_env_id") == real:
             return candidate
     return MODEL_DREAM_ID
+
+
+def check_dream_id(env_id: Any) -> str:
+    """``env_id`` where a command runs a dream (``--env-id`` of train, evaluate, dream...): a real env's id (``CartPole-v1``)
+    is a clear error naming its ``Dream-*`` id; an unknown id is left to ``gym.make`` (which suggests close ones)."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"--env-id must be a Dream-* id such as {DEFAULT_DREAM_ID}, got {env_id!r}.")
+    spec = gym.registry.get(env_id)
+    if spec is None or str(spec.entry_point).startswith("gym_dream."):
+        return env_id
+    from gym_dream.envs.registry import MODEL_DREAM_ID
+
+    dream = next((s.id for s in gym.registry.values()
+                  if str(s.entry_point).startswith("gym_dream.") and s.kwargs.get("real_env_id") == env_id), None)
+    fix = f"pass --env-id {dream}" if dream else f"pass --env-id {MODEL_DREAM_ID} --model MODEL (the dream of a model of {env_id})"
+    raise ValueError(f"--env-id {env_id} is a real env, not a dream: agents are trained and scored in a dream of it; {fix}.")
 
 
 def real_env_of(dream_id: str, model: Any = None) -> str:

@@ -13,6 +13,7 @@ import json
 import math
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -20,8 +21,11 @@ import numpy as np
 
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
-from gym_dream.envs.core import tau_name
+from gym_dream.envs.core import check_tau, tau_name
+from gym_dream.error import ModelMismatch
+from gym_dream.spaces import spaces_equal
 from trainers.envs import real_env_of
+from trainers.presets import check_ranges
 from trainers.rollout import dream_episode_returns, real_episode_returns
 
 
@@ -78,14 +82,48 @@ def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
     return dream["mean"] - real["mean"] > max(0.1 * abs(dream["mean"]), 2.0 * se)
 
 
+#: the valid range of evaluate's counts (trainers.presets.check_ranges)
+EVALUATE_RANGES: dict[str, str] = {"episodes": "integer >= 1", "dream_episodes": "integer >= 1", "workers": "integer >= 1"}
+
+
+def check_agent_fits(agent: Any, dream_id: str, model: Any = None, device: str = "cpu") -> None:
+    """The agent reads the dream's observations and acts in its action space, or a clear error before any episode runs
+    (a CartPole controller scored on CarRacing would fail deep inside numpy)."""
+    inner = getattr(agent, "agent", agent)  # an agent with action noise: the spaces are its agent's
+    obs_space = getattr(agent, "observation_space", None) or getattr(inner, "observation_space", None)
+    act_space = getattr(agent, "action_space", None) or getattr(inner, "action_space", None)
+    if obs_space is None or act_space is None:
+        return  # an agent that does not say (a planner): its first step will
+    env = gym.make(dream_id, device=device, **({"model": model} if model is not None else {}))
+    try:
+        want_obs, want_act = env.observation_space, env.action_space
+    finally:
+        env.close()
+    shape = tuple(getattr(obs_space, "shape", ()) or ())
+    if shape != tuple(want_obs.shape) or not spaces_equal(act_space, want_act):
+        card = getattr(inner, "card", None) or {}
+        trained = f" It was trained in {card['env_id']}" + (f" with model {card['model']}" if card.get("model") else "") + "." \
+            if isinstance(card, dict) and card.get("env_id") else ""
+        raise ModelMismatch(
+            f"The agent reads observations of shape {shape} and acts in {act_space}, but {dream_id}"
+            f"{f' (model {model})' if model else ''} gives observations of shape {tuple(want_obs.shape)} and takes actions in "
+            f"{want_act}.{trained} Evaluate it on the dream (--env-id, --model) it was trained in.")
+
+
 def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float | tuple[float, float], ...] = (1.0,), episodes: int = 100,
              dream_episodes: int | None = None, seed: int = 0, device: str = "cpu", name: str = "agent", workers: int = 1,
              backend: str = "local", ray_address: str | None = None) -> dict[str, Any]:
     """Dream returns at each tau (a temperature, or a range ``(low, high)``: each dream episode draws its own) and real
     returns, with the exploit flag, as one record; the dream scores are keyed by :func:`~gym_dream.envs.core.tau_name`
     (``"1.15"``, ``"1.0:1.5"``), the first tau's (the training tau's) first."""
+    check_ranges(SimpleNamespace(episodes=episodes, dream_episodes=dream_episodes, workers=workers), EVALUATE_RANGES, "evaluate")
+    if not taus:
+        raise ValueError("evaluate needs at least one dream temperature (--taus 1.0).")
+    for tau in taus:
+        check_tau(tau)
     spec = gym.spec(dream_id)
     real_id = real_env_of(dream_id, model)
+    check_agent_fits(agent, dream_id, model, device)
     start = time.time()
     dream = {tau_name(t): stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
     real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}", workers=workers,

@@ -29,12 +29,18 @@ from trainers.rollout import real_episode_returns
 from trainers.fit_rssm import rssm_for, train_rssm, write_model
 from trainers.folder_lock import held
 from trainers.planner import CEM_PRESETS, CEMPlanner
-from trainers.presets import RSSM_PRESETS, preset
+from trainers.presets import RSSM_PRESETS, check_ranges, preset
 from trainers.progress import progress
 from trainers.training_log import TrainingLog
 
 #: model size and training budget per collected episode (trainers/presets.py)
 PLANET_PRESETS = RSSM_PRESETS
+
+#: the valid range of each numeric option (trainers.presets.check_ranges)
+PLANET_RANGES: dict[str, str] = {
+    **{k: "integer >= 1" for k in ("episodes", "seed_episodes", "train_steps", "eval_every", "eval_episodes", "max_episode_steps", "threads")},
+    "overshooting": "integer >= 0", "exploration": "number >= 0", "free_nats": "number >= 0", "lr": "number > 0", "grad_clip": "number > 0",
+}
 
 
 @dataclass
@@ -75,6 +81,10 @@ class PlaNetConfig:
     """torch device"""
     threads: int | None = None
     """torch CPU threads"""
+
+    def __post_init__(self) -> None:
+        """Refuse an out-of-range budget or count now, before any folder is made (PLANET_RANGES)."""
+        check_ranges(self, PLANET_RANGES, "planet")
 
 
 def run_episode(env: DreamObservation, planner: CEMPlanner, exploration: float, seed: int) -> tuple[Episode, float]:

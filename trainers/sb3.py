@@ -29,6 +29,7 @@ import gym_dream  # noqa: F401
 from gym_dream.error import DependencyNotInstalled
 from gym_dream.checkpoint import atomic_write_bytes
 from trainers.action_hold import check_action_hold, with_hold
+from trainers.presets import check_ranges
 from trainers.replay_buffer_file import load_replay_buffer, save_replay_buffer
 from trainers.training_log import TrainingLog, read_log
 
@@ -186,6 +187,9 @@ def sb3_kwargs(hparams: dict[str, Any], algo: str = "ppo") -> dict[str, Any]:
         out["policy_kwargs"] = kwargs
     return out
 
+#: the valid range of each numeric option (trainers.presets.check_ranges)
+SB3_RANGES: dict[str, str] = {k: "integer >= 1" for k in ("timesteps", "num_envs", "eval_every", "eval_episodes", "action_hold")}
+
 
 @dataclass
 class SB3Config:
@@ -231,6 +235,10 @@ class SB3Config:
     """the agent's action box, upper end per action dimension, inside the env's (default: the env's); e.g. 1 1 0.1 on
     CarRacing (steer, gas, brake) keeps a SAC agent, whose squashed Gaussian starts at half brake, off the brake. The
     agent's policy stores its box, so it acts inside it wherever it runs"""
+
+    def __post_init__(self) -> None:
+        """Refuse an out-of-range budget or count now, before any folder is made (SB3_RANGES)."""
+        check_ranges(self, SB3_RANGES, f"train {self.algo}")
 
 
 def narrowed_action_box(space: gym.Space, low: Any = None, high: Any = None) -> gym.Space:

@@ -25,6 +25,7 @@ from gym_dream.envs.core import TERMINATION_MODES
 from gym_dream.error import GymDreamError
 from trainers.envs import dream_id_for, real_env_of
 from trainers.evaluate import RandomAgent, stats
+from trainers.presets import check_ranges
 from trainers.rollout import dream_episode_returns, real_episode_returns
 
 
@@ -34,6 +35,9 @@ MATCH_SE = 3.0
 
 class NoMatchingTau(GymDreamError):
     """No candidate tau makes random play's dream return match the real one."""
+
+#: the valid range of each numeric option (trainers.presets.check_ranges)
+CALIBRATE_RANGES: dict[str, str] = {k: "integer >= 1" for k in ("episodes", "dream_episodes", "workers")}
 
 
 @dataclass
@@ -57,6 +61,10 @@ class CalibrateConfig:
     which was measured under it"""
     write: str | None = None
     """a model directory whose card gets the chosen tau as dream_env.tau (the default tau of its dreams)"""
+
+    def __post_init__(self) -> None:
+        """Refuse an out-of-range budget or count now, before any folder is made (CALIBRATE_RANGES)."""
+        check_ranges(self, CALIBRATE_RANGES, "calibrate")
 
 
 def calibrate_tau(cfg: CalibrateConfig) -> dict[str, Any]:

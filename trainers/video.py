@@ -14,6 +14,10 @@ import gym_dream
 from gym_dream.envs.core import actions_to_tensor, vector_frame
 from gym_dream.models import WorldModel
 from trainers.envs import dream_id_for, make_real_env, real_env_of
+from trainers.presets import check_ranges
+
+#: the valid range of each numeric option (trainers.presets.check_ranges)
+VIDEO_RANGES: dict[str, str] = {"steps": "integer >= 1", "fps": "integer >= 1"}
 
 
 @dataclass
@@ -37,6 +41,10 @@ class DreamVideoConfig:
     """seed of the dream / real episode"""
     fps: int = 30
     """frames per second"""
+
+    def __post_init__(self) -> None:
+        """Refuse an out-of-range budget or count now, before any folder is made (VIDEO_RANGES)."""
+        check_ranges(self, VIDEO_RANGES, "dream")
 
 
 def frame_renderer(model: WorldModel) -> Callable[[torch.Tensor], np.ndarray]:
