@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from trainers.experiment.derive import FAMILY, agent_for, slug
+from trainers.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "suite"
@@ -44,28 +41,6 @@ SUITE: dict[str, int] = {
 }
 EPISODES = 30
 SEED = 900_000
-
-
-def provenance() -> dict:
-    """The command, commit, machine and date of a row."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    cpu, flags = platform.processor(), []
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), cpu)
-        have = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
-        flags = sorted(have & {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
-    except OSError:
-        pass
-    import torch
-
-    return {"command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]), "commit": commit,
-            "machine": {"cpu": cpu, "flags": flags, "cores": os.cpu_count(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads()},
-            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def bootstrap_ci(x: np.ndarray, level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> list[float]:
