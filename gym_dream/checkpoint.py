@@ -23,7 +23,7 @@ from safetensors.torch import save as save_tensors
 
 from gym_dream import __version__
 from gym_dream.versions import satisfies
-from gym_dream.error import DataFormatError, DeviceNotAvailable, ModelFormatError, ModelMismatch
+from gym_dream.error import DataFormatError, DeviceNotAvailable, ModelCardMismatch, ModelFormatError
 from gym_dream.models import FAMILIES, WorldModel
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict, space_to_dict
@@ -276,7 +276,7 @@ def build_model(card: dict[str, Any], device: str | torch.device | None = None) 
                 **card["params"],
             )
     except (TypeError, ValueError, KeyError, OverflowError, RuntimeError, AttributeError) as e:
-        raise ModelMismatch(f"The model card's parameters do not build a {card['family']} model: {e!r}. Re-export the model.") from e
+        raise ModelCardMismatch(f"The model card's parameters do not build a {card['family']} model: {e!r}. Re-export the model.") from e
 
 
 def _check_tensors(weights_path: Path, expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor],
@@ -344,7 +344,8 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
                 "shape mismatches "
                 + ", ".join(f"{k}: card {tuple(expected[k].shape)} vs weights {tuple(tensors[k].shape)}" for k in wrong[:5])
             )
-        raise ModelMismatch(f"{directory}: the card does not match the weights ({'; '.join(parts)}).")
+        raise ModelCardMismatch(f"{directory}: the card does not match the weights ({'; '.join(parts)}); the model is broken. "
+                                f"Re-copy or re-export it from its training run.")
     cast = _check_tensors(weights_path, expected, tensors, shapes.positive_weights())
     model = build_model(card)
     model.load_state_dict(cast)

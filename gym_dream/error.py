@@ -38,6 +38,12 @@ class ModelMismatch(GymDreamError, ValueError):
     """A model card that does not agree with its weights, or a model that does not fit an env."""
 
 
+class ModelCardMismatch(ModelFormatError, ModelMismatch):
+    """A model directory whose card does not agree with its weights (tensors missing, unexpected or of another shape) or
+    whose parameters build no model: a broken model (a :class:`ModelFormatError`) and a card/weights disagreement (a
+    :class:`ModelMismatch`), so either ``except`` catches it."""
+
+
 class DependencyNotInstalled(GymDreamError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 

@@ -15,7 +15,7 @@ import gym_dream
 from gym_dream import DreamEnv, DreamVectorEnv
 from gym_dream.checkpoint import load_model, save_model
 from gym_dream.envs import core
-from gym_dream.error import ModelFormatError, PerformanceWarning
+from gym_dream.error import ModelCardMismatch, ModelFormatError, ModelMismatch, PerformanceWarning
 from gym_dream.models import MDNRNN
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.wrappers import DreamObservation
@@ -139,6 +139,24 @@ def test_a_card_reward_min_beyond_float32_is_a_clear_error():
     model.card["uncertainty"]["reward_min"] = 1e308
     with pytest.raises(ValueError, match="card's uncertainty.reward_min.*Fix the card"):
         DreamEnv(model=model, uncertainty_limit="q99")
+
+
+@pytest.mark.parametrize("how", ["shape", "missing", "unexpected", "params"])
+def test_a_card_that_does_not_match_its_weights_is_a_model_format_error(vector_model, tmp_path, how):
+    """README ("Trust"): a broken model fails with ModelFormatError; a card/weights disagreement is also a ModelMismatch."""
+    directory = save_model(vector_model, tmp_path / "m", {"env": {"id": "CartPole-v1"}})
+    card = json.loads((directory / "model.json").read_text())
+    if how == "shape":
+        card["params"]["hidden"] = 32
+    elif how == "params":
+        card["params"]["hidden"] = "many"
+    (directory / "model.json").write_text(json.dumps(card))
+    if how in ("missing", "unexpected"):
+        _rewrite(directory, lambda t: t.pop(sorted(t)[0]) if how == "missing" else t.update(extra=torch.zeros(2)))
+    with pytest.raises(ModelFormatError) as caught:
+        load_model(directory)
+    assert isinstance(caught.value, ModelMismatch) and isinstance(caught.value, ModelCardMismatch)
+    assert ("does not match the weights" if how != "params" else "do not build") in str(caught.value)
 
 
 # -- 8. bfloat16 where it is slow, and precision="auto" -----------------------------------------------------------
