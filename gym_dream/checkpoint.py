@@ -261,7 +261,21 @@ def read_card(directory: str | os.PathLike) -> dict[str, Any]:
             f"{path}: the start-state bank is empty (params.bank_size = {bank!r}), so the dream could never reset. "
             f"Refit the model with --bank-size >= 1 (e.g. 64)."
         )
+    _check_sections(path, card)
     return card
+
+
+def _check_sections(path: Path, card: dict[str, Any]) -> None:
+    """The optional sections the dream envs read (``dream_env``: its defaults; ``uncertainty``: the members' held-out
+    disagreement) are JSON objects where present; their values are checked where they are used (tau, the limit...)."""
+    sections = {"dream_env": card.get("dream_env"), "uncertainty": card.get("uncertainty")}
+    held = card.get("uncertainty").get("heldout_disagreement") if isinstance(card.get("uncertainty"), dict) else None
+    sections["uncertainty.heldout_disagreement"] = held
+    sections["uncertainty.heldout_disagreement.quantiles"] = held.get("quantiles") if isinstance(held, dict) else None
+    for name, value in sections.items():
+        if value is not None and not isinstance(value, dict):
+            raise ModelFormatError(f"{path}: {name} must be a JSON object (e.g. {{\"tau\": 1.15}} for dream_env), got "
+                                   f"{value!r:.100}. Fix the card, or re-export the model.")
 
 
 def build_model(card: dict[str, Any], device: str | torch.device | None = None) -> WorldModel:
