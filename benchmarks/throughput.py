@@ -22,7 +22,12 @@ setting; the row "2 torch threads" shows what the second costs). Rows:
   in the shipped CarRacing dream;
 * DreamObservation on the real CarRacing-v3: the wrapper's added time per real step (its time minus the real
   env's, measured inside the same loop);
-* GPU rows (dream steps per second at 16k and 64k envs) on CUDA when a GPU is present, else "not measured, no GPU".
+* GPU rows (dream steps per second at 16k and 64k envs) on CUDA when a GPU is present, else "not measured, no GPU";
+* ``precision="float32"``, ``"bfloat16"`` and ``"auto"`` on the shipped CarRacing dream x1024, timed alternately in one
+  process, next to this CPU's capability (``torch.backends.cpu.get_cpu_capability()`` and whether it has bf16 dot
+  products, which is what ``"auto"`` asks): bf16 is fast only on CPUs with AVX-512 BF16 or AMX (and GPUs), and
+  ``"auto"`` should run as fast as the faster of the two. The JSON's ``cpu_capability`` records the same for the run.
+  ``python benchmarks/throughput.py --only precision --seconds 20`` runs that row alone.
 
 Every target is a ratio or a latency against a reference measured in the same run (the machine is shared and noisy).
 """
@@ -42,6 +47,7 @@ from pathlib import Path
 from throughput_rows import MEMBER_FORMS, runner  # the workload of each row (benchmarks/ is on the path)
 
 ROOT = Path(__file__).resolve().parents[1]
+
 RESULTS = ROOT / "results"
 
 
@@ -73,6 +79,7 @@ CONFIGS = [
     ("one CMA-ES generation, 64 x 16 rollouts x <=1000 steps (shipped CarRacing)", "cmaes:float32"),
     ("one CMA-ES generation, 64 x 16 rollouts x <=1000 steps (shipped CarRacing), bfloat16", "cmaes:bfloat16"),
     ("DreamObservation on real CarRacing-v3 (added time per real step)", "dreamobs:CarRacing-v3"),
+    ("DreamVectorEnv x1024 (shipped CarRacing): float32 vs bfloat16 vs auto, timed alternately", "precision:shipped:1024"),
     ("GPU: DreamVectorEnv x16384 (shipped CarRacing)", "gpu:16384"),
     ("GPU: DreamVectorEnv x65536 (shipped CarRacing)", "gpu:65536"),
 ]
@@ -131,6 +138,28 @@ def measure(spec: str, seconds: float, threads: int) -> dict:
                                       "seconds": el}, info()))
         return {**out, "a": {"spec": a_spec, **merged[0]}, "b": {"spec": b_spec, **merged[1]},
                 "ratio_a_over_b": float(np.median(per_round)), "ratio_per_round": per_round, "rounds": rounds}
+    if kind == "precision":
+        # the three precisions on one dream, timed alternately in ``rounds`` rounds (they see the same load), with the
+        # CPU capability that "auto" reads
+        from gym_dream.envs.core import cpu_capability
+
+        name, n_envs = rest[0], int(rest[1])
+        precisions = ("float32", "bfloat16", "auto")
+        runners = {p: runner(f"vector:{name}:{n_envs}:{p}") for p in precisions}
+        rounds, times = 4, {p: [] for p in precisions}
+        for run, _, _ in runners.values():
+            run()  # warm-up
+        for _ in range(rounds):
+            for p, (run, batch, _) in runners.items():
+                times[p].append(_timed(run, seconds / rounds / len(precisions), batch, warm=False))
+        rows = {}
+        for p, (_, batch, info) in runners.items():
+            calls, el = sum(t["calls"] for t in times[p]), sum(t["seconds"] for t in times[p])
+            rows[p] = {"steps_per_s": calls * batch / el, "ms_per_call": 1000 * el / calls, "calls": calls, "batch": batch, "seconds": el,
+                       **info()}
+        return {**out, **cpu_capability(), "precisions": rows, "auto_runs": rows["auto"]["precision"],
+                "bfloat16_over_float32": rows["bfloat16"]["steps_per_s"] / rows["float32"]["steps_per_s"],
+                "auto_over_float32": rows["auto"]["steps_per_s"] / rows["float32"]["steps_per_s"]}
     if kind in ("real", "single", "loop", "vector", "gpu", "bare", "gemm", "members", "train", "planner"):
         run, batch, info = runner(spec)
         return {**out, **_with_rate(_timed(run, seconds, batch), info())}
@@ -256,6 +285,11 @@ def summarise(rows: list[dict], nominal: dict) -> dict:
             targets[name + ", seconds"] = by[spec]["latency_s"]
     if "dreamobs:CarRacing-v3" in by:
         targets["DreamObservation added ms per real CarRacing step (target <= 1 ms)"] = by["dreamobs:CarRacing-v3"]["added_ms_per_step"]
+    p = by.get("precision:shipped:1024")
+    if p:
+        targets[f"precision='auto' steps/s / float32's, shipped CarRacing x1024 (CPU {p['torch_cpu_capability']}, bf16 dot products "
+                f"{p['bf16_dot_products']}: auto runs {p['auto_runs']}; target >= 0.9)"] = p["auto_over_float32"]
+        ratios["precision='bfloat16' steps/s / float32's, shipped CarRacing x1024"] = p["bfloat16_over_float32"]
     for spec in ("gpu:16384", "gpu:65536"):
         r = next((r for r in rows if r["spec"] == spec), None)
         if r is not None:
@@ -269,11 +303,14 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=5.0, help="measuring time per row")
     p.add_argument("--threads", type=int, default=1, help="torch threads per row (rows ending in :t2 use 2)")
     p.add_argument("--only", nargs="*", help="run only the rows whose spec starts with one of these (the json then holds only them)")
+    p.add_argument("--out", default=str(RESULTS / "throughput.json"), help="the JSON to write (the figure goes beside it, .png)")
     a = p.parse_args()
     if a.one:
         print(json.dumps(measure(a.one, a.seconds, a.threads)))
         return
     import torch
+
+    from gym_dream.envs.core import cpu_capability
 
     load_at_start = os.getloadavg()
     rows = []
@@ -294,6 +331,10 @@ def main() -> None:
             print(f"{label:80s} a/b = {res['ratio_a_over_b']:,.3f}{extra}", flush=True)
         elif "latency_s" in res:
             print(f"{label:80s} {res['latency_s']:10.3f} s", flush=True)
+        elif "precisions" in res:
+            rates = "   ".join(f"{k}: {v['steps_per_s']:,.0f}/s" for k, v in res["precisions"].items())
+            print(f"{label:80s} {rates}   (CPU {res['torch_cpu_capability']}, bf16 dot products: {res['bf16_dot_products']}; "
+                  f"auto runs {res['auto_runs']})", flush=True)
         elif "added_ms_per_step" in res:
             print(f"{label:80s} {res['added_ms_per_step']:10.3f} ms added (real step {res['real_ms_per_step']:.2f} ms)", flush=True)
         else:
@@ -311,18 +352,27 @@ def main() -> None:
                       f"torch {torch.__version__}, {a.threads} torch thread(s) per row unless the row says otherwise; "
                       f"GPU: {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}",
            "load_average_at_start": load_at_start, "load_average_at_end": os.getloadavg(),
-           "command": "python benchmarks/throughput.py" + (f" --seconds {a.seconds:g}" if a.seconds != 5.0 else "") + (f" --threads {a.threads}" if a.threads != 1 else ""),
-           "seconds_per_config": a.seconds, "nominal_peak": nominal, "rows": rows, **summary}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps(out, indent=2) + "\n")
+           "command": "python benchmarks/throughput.py" + (f" --seconds {a.seconds:g}" if a.seconds != 5.0 else "") + (f" --threads {a.threads}" if a.threads != 1 else "")
+                      + (f" --only {' '.join(a.only)}" if a.only else "") + (f" --out {a.out}" if Path(a.out) != RESULTS / "throughput.json" else ""),
+           "commit": _commit(),
+           "seconds_per_config": a.seconds, "nominal_peak": nominal, "cpu_capability": cpu_capability(), "rows": rows, **summary}
+    out_path = Path(a.out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(out, indent=2) + "\n")
     for k, v in summary["ratios"].items():
         print(f"{k}: {v:,.2f}x")
     for k, v in summary["targets"].items():
         print(f"TARGET {k}: {'n/a' if v is None else v if isinstance(v, str) else f'{v:,.3f}'}")
-    _plot(rows, summary)
+    _plot(rows, summary, out_path.with_suffix(".png"))
 
 
-def _plot(rows: list[dict], summary: dict) -> None:
+def _commit() -> str | None:
+    """The commit the benchmark ran at (None outside a git checkout)."""
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return r.stdout.strip() or None if r.returncode == 0 else None
+
+
+def _plot(rows: list[dict], summary: dict, path: Path) -> None:
     try:
         import matplotlib
 
@@ -377,7 +427,7 @@ def _plot(rows: list[dict], summary: dict) -> None:
     lines = [f"{k}:\n    {('n/a' if v is None else v if isinstance(v, str) else f'{v:,.3g}')}" for k, v in summary["targets"].items()]
     cx.text(0, 1, "Targets (issue 22), measured in this run\n\n" + "\n".join(lines), va="top", fontsize=7, family="monospace", wrap=True)
     fig.tight_layout()
-    fig.savefig(RESULTS / "throughput.png", dpi=100)
+    fig.savefig(path, dpi=100)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,6 @@ The timing, the pairs, the summary and the plot stay in throughput.py."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 MEMBER_FORMS = {"1 member": dict(members=1), "5 ensemble members": dict(members=5), "5 dropout members (p=0.1)": dict(members=5, dropout=0.1)}
 
@@ -160,7 +155,7 @@ def runner(spec: str):
                 i[0] += 1
                 if device == "cuda":
                     torch.cuda.synchronize()
-            return run, n_envs, lambda: {"device": device}
+            return run, n_envs, lambda: {"device": device, "precision": venv.precision}  # "auto" as resolved here
         # the same model and batch with no env around it: tensors in, tensors out, a fixed set of action batches
         model, gen = venv.model, venv._generator
         a = [torch.as_tensor(x) for x in actions]
