@@ -34,13 +34,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from gym_dream.models.base import State  # noqa: E402
-from gym_dream.store import resolve_model  # noqa: E402
-from trainers.data import EpisodeDataset  # noqa: E402
-from trainers.evaluate import spearman  # noqa: E402
+from gym_dream.models.base import State
+from gym_dream.store import resolve_model
+from trainers.data import EpisodeDataset
+from trainers.evaluate import spearman
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "results" / "calibration"
 

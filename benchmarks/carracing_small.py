@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import gym_dream  # noqa: E402
-from trainers.collect import CollectConfig, collect  # noqa: E402
-from trainers.data import EpisodeDataset  # noqa: E402
-from trainers.fit import FitConfig, fit  # noqa: E402
+import gym_dream
+from trainers.collect import CollectConfig, collect
+from trainers.data import EpisodeDataset
+from trainers.fit import FitConfig, fit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "results"
 

@@ -12,26 +12,25 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import gym_dream  # noqa: E402
-from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.cmaes import CMAESConfig, train_cmaes  # noqa: E402
-from trainers.collect import CollectConfig, collect  # noqa: E402
-from trainers.data import EpisodeDataset  # noqa: E402
-from trainers.evaluate import evaluate, markdown_table  # noqa: E402
-from trainers.stored_agent import load_agent  # noqa: E402
-from trainers.export import record_scores, stage_model_dir  # noqa: E402
-from trainers.fit import FitConfig, fit  # noqa: E402
-from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
+import gym_dream
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.cmaes import CMAESConfig, train_cmaes
+from trainers.collect import CollectConfig, collect
+from trainers.data import EpisodeDataset
+from trainers.evaluate import evaluate, markdown_table
+from trainers.stored_agent import load_agent
+from trainers.export import record_scores, stage_model_dir
+from trainers.fit import FitConfig, fit
+from trainers.sb3 import SB3Config, train_sb3
+
+ROOT = Path(__file__).resolve().parents[1]
 
 WORK = ROOT / "runs" / "cartpole"
 RESULTS = ROOT / "results"

@@ -42,19 +42,17 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import gym_dream  # noqa: E402
-from gym_dream.catalogue import by_dream_id  # noqa: E402
-from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.agent_ensemble import save_ensemble  # noqa: E402
-from trainers.evaluate import spearman, stats  # noqa: E402
-from trainers.rollout import dream_episode_returns, real_episode_returns  # noqa: E402
-from trainers.stored_agent import load_agent  # noqa: E402
-from trainers.experiment.stages.ship import add_agent  # noqa: E402
-from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
-from trainers.temperature import MATCH_SE, CalibrateConfig, calibrate_tau, calibration_table  # noqa: E402
+import gym_dream
+from gym_dream.catalogue import by_dream_id
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.agent_ensemble import save_ensemble
+from trainers.evaluate import spearman, stats
+from trainers.rollout import dream_episode_returns, real_episode_returns
+from trainers.stored_agent import load_agent
+from trainers.experiment.stages.ship import add_agent
+from trainers.sb3 import SB3Config, train_sb3
+from trainers.temperature import MATCH_SE, CalibrateConfig, calibrate_tau, calibration_table
 
 
 def _write_json(path: Path, obj) -> None:

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _peak_of(cmd: list[str]) -> tuple[int, float]:
@@ -44,7 +43,6 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[None], help="the first N episodes of DATA, one row per N")
     p.add_argument("--out", required=True, help="report path without extension (.json is written)")
     a = p.parse_args()
-    sys.path.insert(0, str(ROOT))
     from trainers.data import EpisodeDataset
 
     rows = []
@@ -56,7 +54,7 @@ def main() -> None:
             fit_cmd = [str(Path(sys.executable).with_name("gym-dream")), "fit", a.data, "--out", f"{tmp}/model", "--init", a.init,
                        "--vae-epochs", "0", *cut, *shlex.split(a.fit_args)]
             fit_peak, fit_seconds = _peak_of(fit_cmd)
-        read_cmd = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); from trainers.data import EpisodeDataset; "
+        read_cmd = [sys.executable, "-c", "from trainers.data import EpisodeDataset; "
                     f"EpisodeDataset({a.data!r}, max_episodes={size!r}).obs"]
         read_peak, read_seconds = _peak_of(read_cmd)
         rows.append({"episodes": len(ds), "observations": ds.observations, "frames_bytes": frame_bytes,

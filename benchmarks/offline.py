@@ -23,16 +23,14 @@ import argparse
 import copy
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 WORK = ROOT / "runs" / "offline"
-os.environ.setdefault("MINARI_DATASETS_PATH", str(WORK / "minari"))
+os.environ.setdefault("MINARI_DATASETS_PATH", str(WORK / "minari"))  # before minari is imported
 
 import gymnasium as gym  # noqa: E402
 

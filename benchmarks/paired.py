@@ -17,36 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-import numpy as np
-
-
-def real_returns(report: str | Path) -> tuple[list[int], np.ndarray]:
-    row = json.loads(Path(report).read_text())[0]
-    return row["real_seeds"], np.asarray(row["real_returns"], dtype=np.float64)
-
-
-def paired(a: str | Path, b: str | Path, *more: str | Path) -> dict:
-    """``a`` minus ``b``, episode by episode: mean, standard error (ddof 1) and the episode count. ``more`` adds pairs
-    (a2, b2, a3, b3, ...), each on its own seeds, whose differences pool with the first pair's."""
-    reports = [a, b, *more]
-    if len(reports) % 2:
-        raise SystemExit(f"{len(reports)} reports given: a paired comparison takes them in pairs (A1 B1 A2 B2 ...).")
-    ra_all, rb_all, seeds = [], [], []
-    for x, y in zip(reports[0::2], reports[1::2]):
-        (seeds_a, ra), (seeds_b, rb) = real_returns(x), real_returns(y)
-        if seeds_a != seeds_b or len(ra) != len(rb):
-            raise SystemExit(f"{x} covers seeds {seeds_a} ({len(ra)} episodes) and {y} seeds {seeds_b} ({len(rb)}): a paired "
-                             "comparison needs the same episodes.")
-        if seeds_a in seeds:
-            raise SystemExit(f"{x} and {y} cover seeds {seeds_a}, which an earlier pair covers too: each episode counts once.")
-        ra_all.append(ra), rb_all.append(rb), seeds.append(seeds_a)
-    ra, rb = np.concatenate(ra_all), np.concatenate(rb_all)
-    d = ra - rb
-    return {"a": str(a), "b": str(b), "pairs": len(seeds), "mean_a": round(float(ra.mean()), 1), "mean_b": round(float(rb.mean()), 1),
-            "difference": round(float(d.mean()), 1), "standard_error": round(float(d.std(ddof=1) / np.sqrt(len(d))), 1),
-            "episodes": len(d), "seeds": seeds[0] if len(seeds) == 1 else seeds}
+from trainers.pooling import paired
 
 
 def main() -> None:
@@ -55,7 +27,10 @@ def main() -> None:
     p.add_argument("b", help="another, on the same seeds")
     p.add_argument("more", nargs="*", help="more pairs (A2 B2 ...), each on its own seeds, pooled with the first")
     a = p.parse_args()
-    r = paired(a.a, a.b, *a.more)
+    try:
+        r = paired(a.a, a.b, *a.more)
+    except ValueError as e:
+        p.error(str(e))
     print(json.dumps(r))
     where = f"seeds {r['seeds'][0]}-{r['seeds'][-1]}" if r["pairs"] == 1 else f"{r['pairs']} pairs of reports"
     print(f"{r['a']} - {r['b']}: {r['difference']:+.1f} ± {r['standard_error']:.1f} over {r['episodes']} episodes ({where})")

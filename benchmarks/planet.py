@@ -19,19 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from gym_dream.catalogue import by_real_id  # noqa: E402
-from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.envs import DMC_ACTION_REPEAT  # noqa: E402
-from trainers.evaluate import RandomAgent, stats  # noqa: E402
-from trainers.rollout import dream_episode_returns, real_episode_returns  # noqa: E402
-from trainers.stored_agent import load_agent  # noqa: E402
-from trainers.planet import PLANET_PRESETS, PlaNetConfig, run_planet  # noqa: E402
-from trainers.planner import CEM_PRESETS, CEMPlanner  # noqa: E402
-from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
+from gym_dream.catalogue import by_real_id
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.envs import DMC_ACTION_REPEAT
+from trainers.evaluate import RandomAgent, stats
+from trainers.rollout import dream_episode_returns, real_episode_returns
+from trainers.stored_agent import load_agent
+from trainers.planet import PLANET_PRESETS, PlaNetConfig, run_planet
+from trainers.planner import CEM_PRESETS, CEMPlanner
+from trainers.sb3 import SB3Config, train_sb3
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TASKS = {"cartpole-swingup": "dm_control/cartpole-swingup-v0", "cheetah-run": "dm_control/cheetah-run-v0", "walker-walk": "dm_control/walker-walk-v0"}
 #: published real returns from pixels: {task: [(source, episodes, return)]}; one episode = 1,000 control steps

@@ -21,17 +21,17 @@ import sys
 import time
 from pathlib import Path
 
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from gym_dream.checkpoint import atomic_write_bytes
+from gym_dream.models import RSSM
+from gym_dream.preprocessing import Preprocessing
+from trainers.presets import RSSM_PRESETS
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from gymnasium import spaces  # noqa: E402
-
-from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from gym_dream.models import RSSM  # noqa: E402
-from gym_dream.preprocessing import Preprocessing  # noqa: E402
-from trainers.presets import RSSM_PRESETS  # noqa: E402
 
 
 def make(p: dict, device: str, seed: int = 0):

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("GYM_DREAM_PROGRESS", "0")
 
-from trainers.collect import CollectConfig, collect  # noqa: E402
+from trainers.collect import CollectConfig, collect
 
 
 def main() -> None:

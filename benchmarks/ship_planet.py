@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from gym_dream.catalogue import by_real_id  # noqa: E402
-from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.export import stage_model_dir  # noqa: E402
+from gym_dream.catalogue import by_real_id
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.export import stage_model_dir
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TASKS = {"cartpole-swingup": "dm_control/cartpole-swingup-v0", "cheetah-run": "dm_control/cheetah-run-v0", "walker-walk": "dm_control/walker-walk-v0"}
 

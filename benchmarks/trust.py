@@ -20,15 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import gym_dream  # noqa: E402
-from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.evaluate import evaluate, stats  # noqa: E402
-from trainers.rollout import dream_episode_returns  # noqa: E402
-from trainers.stored_agent import load_agent  # noqa: E402
-from trainers.sb3 import SB3Config, train_sb3  # noqa: E402
+import gym_dream
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.evaluate import evaluate, stats
+from trainers.rollout import dream_episode_returns
+from trainers.stored_agent import load_agent
+from trainers.sb3 import SB3Config, train_sb3
 
 CONFIGS = ("plain", "penalty", "limit", "both")
 

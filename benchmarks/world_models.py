@@ -12,14 +12,13 @@ reported run are results/<recipe>_notes.md. ``--tiny`` runs every stage on tiny 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from trainers.experiment.cli import HELP, add_arguments, main  # noqa: E402
-from trainers.experiment.recipe import load_recipe  # noqa: E402
+from trainers.experiment.cli import HELP, add_arguments, main
+from trainers.experiment.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__ + "\n" + HELP, formatter_class=argparse.RawDescriptionHelpFormatter)

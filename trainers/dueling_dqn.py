@@ -2,7 +2,7 @@
 
 A dueling network learns a state's value V(s) and each action's advantage A(s, a) in two streams after a shared
 trunk and adds them, Q = V + A - mean_a A. Where every action is worth nearly the same (the Doom dream: one tic of
-strafing barely changes what follows; ``benchmarks/dqn_action_gap.py`` measured advantages a thousandth of Q), a
+strafing barely changes what follows; ``benchmarks/ad_hoc/dqn_action_gap.py`` measured advantages a thousandth of Q), a
 plain Q-network must carry those small differences inside a large, noisy value; the dueling one learns the value
 once per state and the differences on their own.
 

@@ -6,7 +6,7 @@ either bound. With ``--cap DIM VALUE`` and ``--episodes N``: the agent's real re
 ``--real-seed``) as it is and with action dimension DIM capped at VALUE (the same episodes), to test whether a part of
 the action space the agent leans on is one the dream gets wrong.
 
-    python benchmarks/action_profile.py runs/range/carracing-sac-s0/best ppo-tau1.7 cmaes-tau1.15 --dream-id Dream-CarRacing-v0 \
+    python benchmarks/ad_hoc/action_profile.py runs/range/carracing-sac-s0/best ppo-tau1.7 cmaes-tau1.15 --dream-id Dream-CarRacing-v0 \
         --tau 1.7 --cap 2 0.0 --episodes 20 --real-seed 300000 --out results/carracing_action_profile.json
 """
 
@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 class Capped:

@@ -1,6 +1,6 @@
 """How does a CarRacing agent end its real episodes? Each episode's outcome, tiles and time off the road.
 
-    python benchmarks/carracing_episodes.py results/carracing_cmaes_tau1.15 --model runs/carracing/model \\
+    python benchmarks/ad_hoc/carracing_episodes.py results/carracing_cmaes_tau1.15 --model runs/carracing/model \\
         --seeds 0 100 --out results/carracing_episodes.json
 
 A mean of 424 ± 336 over 100 tracks can be many middling laps or a few perfect ones and many crashes;
@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 PENALTY = -50.0  # CarRacing's only reward below this is the -100 for leaving the playfield
 OUTCOMES = ("lap", "left the playfield", "time limit")

@@ -1,7 +1,7 @@
 """What a collected dataset holds, part by part: episodes, steps per episode and (discrete actions) how often each
 action was taken. A collection round appends to its dataset, so ``--parts`` splits it by episode index.
 
-    python benchmarks/dataset_profile.py data/doomr --parts 0:613 613: --out results/doom_round_data.json
+    python benchmarks/ad_hoc/dataset_profile.py data/doomr --parts 0:613 613: --out results/doom_round_data.json
 """
 
 import argparse
@@ -37,7 +37,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     if a.out:
         with open(a.out, "w") as f:
-            json.dump({"command": "python benchmarks/dataset_profile.py " + " ".join([a.data, "--parts", *a.parts]), "rows": rows}, f, indent=1)
+            json.dump({"command": "python benchmarks/ad_hoc/dataset_profile.py " + " ".join([a.data, "--parts", *a.parts]), "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

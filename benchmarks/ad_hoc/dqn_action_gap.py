@@ -4,19 +4,15 @@ Steps ``--envs`` dreams for ``--steps`` steps under uniform random actions (seed
 mean Q per action, the spread of Q over states, the spread of the advantages (Q minus the state's mean Q) and how often
 each action is the greedy one. A DQN that holds one action everywhere shows advantages a hundredth of Q's spread.
 
-    python benchmarks/dqn_action_gap.py runs/dqn-screen/n8/agent.zip --dream-id Dream-DoomTakeCover-v0 --tau 1.7
+    python benchmarks/ad_hoc/dqn_action_gap.py runs/dqn-screen/n8/agent.zip --dream-id Dream-DoomTakeCover-v0 --tau 1.7
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Is the dream as hard as the real game? The same random policy in both, side by side.
 
-    python benchmarks/dream_check.py runs/doom/model                       # VizDoom take-cover model
-    python benchmarks/dream_check.py runs/doom/model --taus 1.0 1.15 1.3 --episodes 200 --workers 16
+    python benchmarks/ad_hoc/dream_check.py runs/doom/model                       # VizDoom take-cover model
+    python benchmarks/ad_hoc/dream_check.py runs/doom/model --taus 1.0 1.15 1.3 --episodes 200 --workers 16
 
 A dream that ends episodes less often than the real game lets a controller "survive" there by doing
 nothing in particular; one that ends them more often teaches it to fear what is harmless. This runs
@@ -14,18 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-
-import gym_dream  # noqa: E402
-from gym_dream.catalogue import CATALOGUE, by_real_id  # noqa: E402
-from trainers.evaluate import RandomAgent, stats  # noqa: E402
-from trainers.rollout import dream_episode_returns, real_episode_returns  # noqa: E402
-
+import gym_dream
+from gym_dream.catalogue import CATALOGUE, by_real_id
+from trainers.evaluate import RandomAgent, stats
+from trainers.rollout import dream_episode_returns, real_episode_returns
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Where does a dream END a controller's episodes? Each model's termination head, seen through the agents it trains.
 
-    python benchmarks/dream_ends.py --models runs/carracing/round6-final/model runs/carracing/refit7-end-weight20/model \\
+    python benchmarks/ad_hoc/dream_ends.py --models runs/carracing/round6-final/model runs/carracing/refit7-end-weight20/model \\
         --controllers runs/carracing/round6-final/cmaes-tau0.5-seed1/mean runs/carracing/round6-final/cmaes-tau1.15-seed1/mean \\
         --taus 0.5 1.15 --out results/carracing_dream_ends.json
 
@@ -9,7 +9,7 @@ not punish what causes them; one that ends episodes where the real env would not
 Per model, controller and tau: the share of ``--episodes`` dream episodes (the same seeds for every row) that the
 model ended before the horizon, the mean step of those ends, the dream returns they ended with, the reward of the
 end step, and the mean dream return. Compare with how the controller really ends its episodes
-(``benchmarks/carracing_episodes.py``). ``--termination`` picks the dream's rule: threshold (end where the head's
+(``benchmarks/ad_hoc/carracing_episodes.py``). ``--termination`` picks the dream's rule: threshold (end where the head's
 probability passes 0.5) or sample (end with that probability).
 """
 
@@ -22,13 +22,10 @@ from pathlib import Path
 from typing import Any
 
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import gym_dream  # noqa: E402,F401  (registers the Dream-* ids)
-from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.controller import LinearController  # noqa: E402
-from trainers.rollout import agent_actions, dream_rollout, make_dream_vec  # noqa: E402
+import gym_dream  # noqa: F401  (registers the Dream-* ids)
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.controller import LinearController
+from trainers.rollout import agent_actions, dream_rollout, make_dream_vec
 
 
 def dream_ends(agent, env_id: str, model: str, tau: float, episodes: int, seed: int = 2_000_000, termination: str = "threshold",

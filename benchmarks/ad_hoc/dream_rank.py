@@ -4,7 +4,7 @@ Each agent (a directory or a shipped agent's name) plays ``--episodes`` dream ep
 (one batched dream per agent, the same seeds for all), and the table gives its mean and std, best first. ``--keep K``
 also writes the K best as one voting ensemble (``gym-dream ensemble``) to ``--ensemble``.
 
-    python benchmarks/dream_rank.py AGENT... --dream-id Dream-DoomTakeCover-v0 --tau 1.15 --episodes 100 --seed 390000 \
+    python benchmarks/ad_hoc/dream_rank.py AGENT... --dream-id Dream-DoomTakeCover-v0 --tau 1.15 --episodes 100 --seed 390000 \
         --keep 7 --ensemble runs/doomr/vote115-top7 --out results/doom_dream_rank
 """
 
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import gym_dream  # noqa: E402,F401  (registers the Dream-* ids that agent_path reads)
-from gym_dream.agents import agent_path  # noqa: E402
-from trainers.agent_ensemble import save_ensemble  # noqa: E402
-from trainers.stored_agent import load_agent  # noqa: E402
-from trainers.rollout import dream_episode_returns  # noqa: E402
+import gym_dream  # noqa: F401  (registers the Dream-* ids that agent_path reads)
+from gym_dream.agents import agent_path
+from trainers.agent_ensemble import save_ensemble
+from trainers.stored_agent import load_agent
+from trainers.rollout import dream_episode_returns
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ dream returns from ``--from-step`` on, not by its best evaluation: with 16-32 dr
 many is mostly luck, and a recipe whose greedy policy collapses between evaluations (DQN holding one action) shows it in
 the mean. Unfinished runs are listed and never chosen.
 
-    python benchmarks/recipe_screen.py runs/dqn-screen --from-step 50000 --out results/doom_dqn_screen
+    python benchmarks/ad_hoc/recipe_screen.py runs/dqn-screen --from-step 50000 --out results/doom_dqn_screen
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.training_log import read_log  # noqa: E402
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.training_log import read_log
 
 
 def screen(runs: Path, from_step: int) -> dict:

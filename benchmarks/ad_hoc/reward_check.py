@@ -1,6 +1,6 @@
 """Where does a model's reward head miss? Its one-step reward predictions (teacher-forced) on real episodes.
 
-    python benchmarks/reward_check.py runs/carracing/round-5/model runs/carracing/data --from-episode 213
+    python benchmarks/ad_hoc/reward_check.py runs/carracing/round-5/model runs/carracing/data --from-episode 213
 
 The held-out reward MSE of a fit is one number; a dream's controller cares WHICH steps it misses. This
 splits the squared error into the large penalties (reward below ``--penalty``, e.g. CarRacing's -100 for
@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import gym_dream  # noqa: E402
-from trainers.data import shard_paths  # noqa: E402
+import gym_dream
+from trainers.data import shard_paths
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """Did a collection round make the dream harder where it was kind? The same agents (and random play) in several
 models' dreams at one temperature, side by side: dream returns only, a diagnostic that chooses nothing.
 
-    python benchmarks/round_dream_check.py --models doom-takecover runs/doomr/model \
+    python benchmarks/ad_hoc/round_dream_check.py --models doom-takecover runs/doomr/model \
         --agents runs/doomr/cmaes115-r0/mean cmaes-tau1.3 --tau 1.15 --out results/doom_round_dream_check.json
 
 Agents are directories or names of agents shipped with the first model; each reads the features of the model it is
@@ -38,7 +38,7 @@ def main() -> None:
             print(f"{model:30s} {name:40s} {r.mean():8.1f} ± {r.std():.1f}", flush=True)
     if a.out:
         with open(a.out, "w") as f:
-            json.dump({"command": "python benchmarks/round_dream_check.py " + " ".join(
+            json.dump({"command": "python benchmarks/ad_hoc/round_dream_check.py " + " ".join(
                 f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in vars(a).items() if v is not None),
                 "rows": rows}, f, indent=1)
 

@@ -4,7 +4,7 @@ ratio (gradient steps per dreamed transition).
 SB3's ``SAC.train`` timed on one torch thread (as each job of ``benchmarks/dream_temperature.py`` runs), on a replay
 buffer filled from the dream itself, with the settings of the CarRacing SAC runs in results/trust.md (batch 256, gSDE):
 
-    python benchmarks/sac_update_cost.py --dream-id Dream-CarRacing-v0 --out results/sac_update_cost
+    python benchmarks/ad_hoc/sac_update_cost.py --dream-id Dream-CarRacing-v0 --out results/sac_update_cost
 
 Writes OUT.json and OUT.md: milliseconds per gradient step (the median of ``--repeats`` timings of ``--steps`` steps).
 """
@@ -58,7 +58,7 @@ def main() -> None:
         print(f"{net_arch} x {n_critics} critics: {ms:.1f} ms per gradient step", flush=True)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    command = f"python benchmarks/sac_update_cost.py --dream-id {a.dream_id} --out {a.out}"
+    command = f"python benchmarks/ad_hoc/sac_update_cost.py --dream-id {a.dream_id} --out {a.out}"
     out.with_suffix(".json").write_text(json.dumps({"command": command, "dream_id": a.dream_id, "batch_size": 256, "threads": 1,
                                                    "rows": rows}, indent=2) + "\n")
     lines = [f"SAC gradient step cost in {a.dream_id} (one torch thread, batch 256, gSDE; `{command}`)", "",

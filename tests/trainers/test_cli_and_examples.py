@@ -82,7 +82,7 @@ def test_examples_run_on_tiny_model(script, tiny_cartpole_model, tmp_path):
 
 def test_dream_check_compares_random_play_in_dream_and_real(tiny_cartpole_model, tmp_path):
     out = tmp_path / "check.json"
-    args = [sys.executable, str(ROOT / "benchmarks" / "dream_check.py"), str(tiny_cartpole_model), "--taus", "1.0",
+    args = [sys.executable, str(ROOT / "benchmarks" / "ad_hoc" / "dream_check.py"), str(tiny_cartpole_model), "--taus", "1.0",
             "--episodes", "8", "--real-episodes", "3", "--workers", "1", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0"}
     r = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -99,7 +99,7 @@ def test_reward_check_splits_the_reward_error_by_kind_of_step(tiny_cartpole_mode
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0"}
 
     def check(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "reward_check.py"), str(tiny_cartpole_model), str(cartpole_data), *extra],
+        return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ad_hoc" / "reward_check.py"), str(tiny_cartpole_model), str(cartpole_data), *extra],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
     episodes, steps = count_episodes(cartpole_data)
@@ -118,11 +118,8 @@ def test_reward_check_splits_the_reward_error_by_kind_of_step(tiny_cartpole_mode
 
 
 def test_carracing_episodes_names_how_each_episode_ended(tmp_path):
-    import importlib.util
+    from benchmarks.ad_hoc import carracing_episodes as ce
 
-    spec = importlib.util.spec_from_file_location("carracing_episodes", ROOT / "benchmarks" / "carracing_episodes.py")
-    ce = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ce)
     assert ce.outcome(True, -99.9) == "left the playfield" and ce.outcome(True, 3.2) == "lap" and ce.outcome(False, -0.1) == "time limit"
     rows = [{"return": r, "outcome": o, "tiles": t, "track_tiles": 300, "off_road_steps": off}
             for r, o, t, off in [(900.0, "lap", 300, 0), (20.0, "left the playfield", 45, 200), (40.0, "left the playfield", 55, 150)]]
@@ -136,7 +133,7 @@ def test_carracing_episodes_names_how_each_episode_ended(tmp_path):
     # any stored agent, not only a controller: the shipped PPO policy (it holds each action 2 steps, as trained)
     got = ce.run_episodes(str(ROOT / "gym_dream" / "bundled" / "carracing" / "agents" / "ppo-tau1.7"), "carracing", [3], max_steps=25)
     assert got[0]["steps"] == 25 and got[0]["outcome"] == "time limit" and got[0]["tiles"] > 0
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "carracing_episodes.py"), "x", "--model", "carracing", "--seeds", "5", "5"],
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ad_hoc" / "carracing_episodes.py"), "x", "--model", "carracing", "--seeds", "5", "5"],
                        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode != 0 and "--seeds 5 5 is empty" in r.stderr
 
@@ -149,7 +146,7 @@ def test_dream_ends_counts_where_the_dream_ends_a_controllers_episodes(tiny_cart
     m = gym_dream.resolve_model(str(tiny_cartpole_model))
     LinearController(m.feature_dim, m.action_space).save(tmp_path / "left")  # always pushes left: the pole falls
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0"}
-    script = str(ROOT / "benchmarks" / "dream_ends.py")
+    script = str(ROOT / "benchmarks" / "ad_hoc" / "dream_ends.py")
     r = subprocess.run([sys.executable, script, "--models", str(tiny_cartpole_model), "--controllers", str(tmp_path / "left"),
                         "--env-id", "Dream-CartPole-v0", "--taus", "1.0", "--episodes", "8", "--horizon", "200", "--out", str(tmp_path / "ends.json")],
                        env=env, capture_output=True, text=True, timeout=300)
@@ -244,16 +241,12 @@ def test_dream_temperature_scores_the_candidates_vote_and_ships_it(tiny_cartpole
 
 
 def test_action_profile_reports_how_an_agent_uses_each_action_and_caps_one():
-    import importlib.util
-
     import numpy as np
 
+    from benchmarks.ad_hoc import action_profile as ap
     from gym_dream.agents import agent_path
     from trainers.stored_agent import load_agent
 
-    spec = importlib.util.spec_from_file_location("action_profile", ROOT / "benchmarks" / "action_profile.py")
-    ap = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ap)
     agent = load_agent(agent_path("cmaes-tau1.15", "carracing"))
     row = ap.profile(agent, "Dream-CarRacing-v0", 1.15, envs=4, steps=5, seed=0)
     assert row["steps"] == 20 and len(row["mean"]) == 3 and all(0 <= f <= 1 for f in row["near_low"] + row["near_high"])
@@ -267,16 +260,6 @@ def test_action_profile_reports_how_an_agent_uses_each_action_and_caps_one():
         ap.profile(agent, "Dream-CartPole-v0", 1.0, envs=2, steps=1, seed=0)
 
 
-def _benchmark(name: str):
-    """A script of benchmarks/ as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _real_report(folder, name, seeds, returns):
     """A report as ``gym-dream evaluate --report`` writes it, with only the fields the comparisons read."""
     path = folder / f"{name}.json"
@@ -285,37 +268,40 @@ def _real_report(folder, name, seeds, returns):
 
 
 def test_paired_compares_two_reports_episode_by_episode(tmp_path):
-    pd = _benchmark("paired")
+    import trainers.pooling as pd
+
     report = functools.partial(_real_report, tmp_path)
     a, b = report("a", [5, 7], [10.0, 30.0, 20.0]), report("b", [5, 7], [4.0, 20.0, 18.0])
     r = pd.paired(a, b)  # differences 6, 10, 2: mean 6, std (ddof 1) 4, standard error 4 / sqrt(3)
     assert r["difference"] == 6.0 and r["standard_error"] == round(4 / 3**0.5, 1) and r["episodes"] == 3
-    with pytest.raises(SystemExit, match="same episodes"):
+    with pytest.raises(ValueError, match="same episodes"):
         pd.paired(a, report("c", [6, 8], [1.0, 2.0, 3.0]))
 
 
 def test_paired_pools_several_pairs_and_counts_each_episode_once(tmp_path):
-    pd = _benchmark("paired")
+    import trainers.pooling as pd
+
     report = functools.partial(_real_report, tmp_path)
     a, b = report("a", [5, 7], [10.0, 30.0, 20.0]), report("b", [5, 7], [4.0, 20.0, 18.0])
     a2, b2 = report("a2", [9, 10], [1.0, 8.0]), report("b2", [9, 10], [3.0, 0.0])
     r = pd.paired(a, b, a2, b2)  # differences 6, 10, 2, -2, 8: mean 4.8, std (ddof 1) sqrt(92.8 / 4), over sqrt(5)
     assert r["pairs"] == 2 and r["episodes"] == 5 and r["difference"] == 4.8
     assert r["standard_error"] == round((92.8 / 4) ** 0.5 / 5**0.5, 1) and r["mean_a"] == round(69 / 5, 1)
-    with pytest.raises(SystemExit, match="counts once"):
+    with pytest.raises(ValueError, match="counts once"):
         pd.paired(a, b, a, b)
-    with pytest.raises(SystemExit, match="in pairs"):
+    with pytest.raises(ValueError, match="in pairs"):
         pd.paired(a, b, a2)
 
 
 def test_pooled_counts_each_episode_of_one_agents_reports_once(tmp_path):
-    pl = _benchmark("pooled")
+    import trainers.pooling as pl
+
     report = functools.partial(_real_report, tmp_path)
     a, b = report("a", [0, 1], [10.0, 30.0]), report("b", [10, 11], [20.0, 40.0])
     r = pl.pooled([b, a])  # 10, 30, 20, 40: mean 25, std (ddof 1) sqrt(500 / 3), standard error that / 2
     assert r["mean"] == 25.0 and r["standard_error"] == round((500 / 3) ** 0.5 / 2, 1) and r["episodes"] == 4
     assert r["seeds"] == [(0, 1), (10, 11)]
-    with pytest.raises(SystemExit, match="overlap"):
+    with pytest.raises(ValueError, match="overlap"):
         pl.pooled([a, report("c", [1, 2], [1.0, 2.0])])
 
 
@@ -328,7 +314,7 @@ def test_round_dream_check_puts_agents_side_by_side_in_several_dreams(tiny_cartp
     m = gym_dream.resolve_model(str(tiny_cartpole_model))
     LinearController(m.feature_dim, m.action_space).save(tmp_path / "c", {"model": str(tiny_cartpole_model)})
     out = tmp_path / "check.json"
-    args = [sys.executable, str(ROOT / "benchmarks" / "round_dream_check.py"), "--env-id", "Dream-CartPole-v0", "--models",
+    args = [sys.executable, str(ROOT / "benchmarks" / "ad_hoc" / "round_dream_check.py"), "--env-id", "Dream-CartPole-v0", "--models",
             str(tiny_cartpole_model), str(tiny_cartpole_model), "--agents", str(tmp_path / "c"), "--tau", "1.0", "--episodes", "4",
             "--out", str(out)]
     r = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -343,7 +329,7 @@ def test_dataset_profile_splits_a_dataset_by_episode(cartpole_data, tmp_path):
     from trainers.data import EpisodeDataset
 
     out = tmp_path / "profile.json"
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dataset_profile.py"), str(cartpole_data), "--parts", ":5", "5:",
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ad_hoc" / "dataset_profile.py"), str(cartpole_data), "--parts", ":5", "5:",
                         "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     first, rest = json.loads(out.read_text())["rows"]
@@ -367,7 +353,7 @@ def test_dream_rank_orders_agents_by_dream_return_and_votes_the_best(tiny_cartpo
     for k in range(3):
         c = LinearController(m.feature_dim, m.action_space, rng.normal(size=LinearController(m.feature_dim, m.action_space).num_params))
         agents.append(str(c.save(tmp_path / f"c{k}", {"model": str(tiny_cartpole_model)})))
-    script = str(ROOT / "benchmarks" / "dream_rank.py")
+    script = str(ROOT / "benchmarks" / "ad_hoc" / "dream_rank.py")
     common = ["--dream-id", "Dream-CartPole-v0", "--model", str(tiny_cartpole_model), "--tau", "1.0", "--episodes", "6", "--seed", "3"]
     r = subprocess.run([sys.executable, script, *agents, *common, "--keep", "2", "--ensemble", str(tmp_path / "vote"),
                         "--out", str(tmp_path / "rank")], capture_output=True, text=True, timeout=600)
@@ -384,11 +370,12 @@ def test_dream_rank_orders_agents_by_dream_return_and_votes_the_best(tiny_cartpo
 
 
 def test_sac_update_cost_times_gradient_steps_on_the_dreams_own_transitions(tmp_path, monkeypatch, capsys):
-    bench = _benchmark("sac_update_cost")
+    from benchmarks.ad_hoc import sac_update_cost as bench
+
     assert bench.update_cost("Dream-CarRacing-v0", [8], 2, steps=3, repeats=1, batch_size=32) > 0  # milliseconds (no timing asserted)
     monkeypatch.setattr(bench, "SHAPES", [([8], 2)])
     monkeypatch.setattr("sys.argv", ["sac_update_cost.py", "--steps", "2", "--repeats", "1", "--out", str(tmp_path / "cost")])
     bench.main()
     report = json.loads((tmp_path / "cost.json").read_text())
     assert report["rows"][0]["net_arch"] == [8] and report["rows"][0]["ms_per_gradient_step"] > 0
-    assert report["command"].startswith("python benchmarks/sac_update_cost.py") and "| 8 | 2 |" in (tmp_path / "cost.md").read_text()
+    assert report["command"].startswith("python benchmarks/ad_hoc/sac_update_cost.py") and "| 8 | 2 |" in (tmp_path / "cost.md").read_text()
