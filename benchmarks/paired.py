@@ -3,14 +3,14 @@
 Reads the reports ``gym-dream evaluate --report PATH`` writes (PATH.json, whose rows carry ``real_seeds`` and
 ``real_returns``) and refuses two reports that do not cover the same seeds.
 
-    python benchmarks/paired.py results/range_carracing_cmaes.json results/range_carracing_cmaes_control_tau1.15.json
+    python benchmarks/paired.py results/runs/carracing-cmaes/range_carracing_cmaes.json results/runs/carracing-cmaes/range_carracing_cmaes_control_tau1.15.json
 
 Several pairs (A1 B1 A2 B2 ...: each A against the B after it, on that pair's seeds) pool their episodes' differences
 into one mean and standard error, as ``pooled.py`` pools one agent's sets; a seed in two pairs is refused (an episode
 counted twice):
 
-    python benchmarks/paired.py results/doom_vote115_top7.json results/doom_round_vote115_7_on390000.json \
-        results/doom_vote115_top7_on410000.json results/doom_round_vote115_7_on410000.json
+    python benchmarks/paired.py results/runs/doom-round/doom_vote115_top7.json results/runs/doom-round/doom_round_vote115_7_on390000.json \
+        results/runs/doom-round/doom_vote115_top7_on410000.json results/runs/doom-round/doom_round_vote115_7_on410000.json
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Reads the reports ``gym-dream evaluate --report PATH`` writes (PATH.json) of one agent (its name may differ between
 reports: a run folder, then its shipped name) and refuses reports whose seeds overlap (an episode counted twice).
 
-    python benchmarks/pooled.py results/doom_round_vote115_7.json results/doom_round_vote115_7_on320000.json results/doom_round_vote115_7_on330000.json
+    python benchmarks/pooled.py results/runs/doom-round/doom_round_vote115_7.json results/runs/doom-round/doom_round_vote115_7_on320000.json results/runs/doom-round/doom_round_vote115_7_on330000.json
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (MOPO), the halt (MOReL) or both, each scored on the real env. The agent is chosen in its own dream alone.
 
     python benchmarks/trust.py --model models/carracing-m5 --dream-id Dream-CarRacing-v0 --tau 1.15 --algo ppo \\
-        --timesteps 100000 --episodes 20 --work runs/trust-carracing --out results/trust_carracing
+        --timesteps 100000 --episodes 20 --work runs/trust-carracing --out results/runs/trust/trust_carracing
 
 Configurations (``--configs``): ``plain`` (a random member per dream episode, nothing else), ``penalty``
 (reward - lambda * disagreement, lambda = ``--penalty-scale`` / the card's held-out ``--penalty-quantile`` of the

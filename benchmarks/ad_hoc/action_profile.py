@@ -7,7 +7,7 @@ either bound. With ``--cap DIM VALUE`` and ``--episodes N``: the agent's real re
 the action space the agent leans on is one the dream gets wrong.
 
     python benchmarks/ad_hoc/action_profile.py runs/range/carracing-sac-s0/best ppo-tau1.7 cmaes-tau1.15 --dream-id Dream-CarRacing-v0 \
-        --tau 1.7 --cap 2 0.0 --episodes 20 --real-seed 300000 --out results/carracing_action_profile.json
+        --tau 1.7 --cap 2 0.0 --episodes 20 --real-seed 300000 --out results/runs/carracing-diagnostics/carracing_action_profile.json
 """
 
 from __future__ import annotations

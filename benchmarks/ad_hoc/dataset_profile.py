@@ -1,7 +1,7 @@
 """What a collected dataset holds, part by part: episodes, steps per episode and (discrete actions) how often each
 action was taken. A collection round appends to its dataset, so ``--parts`` splits it by episode index.
 
-    python benchmarks/ad_hoc/dataset_profile.py data/doomr --parts 0:613 613: --out results/doom_round_data.json
+    python benchmarks/ad_hoc/dataset_profile.py data/doomr --parts 0:613 613: --out results/runs/doom-round/doom_round_data.json
 """
 
 import argparse

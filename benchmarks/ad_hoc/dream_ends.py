@@ -2,7 +2,7 @@
 
     python benchmarks/ad_hoc/dream_ends.py --models runs/carracing/round6-final/model runs/carracing/refit7-end-weight20/model \\
         --controllers runs/carracing/round6-final/cmaes-tau0.5-seed1/mean runs/carracing/round6-final/cmaes-tau1.15-seed1/mean \\
-        --taus 0.5 1.15 --out results/carracing_dream_ends.json
+        --taus 0.5 1.15 --out results/runs/carracing-diagnostics/carracing_dream_ends.json
 
 A dream that never ends an episode where the real env would (CarRacing's -100 exits from the playfield) does
 not punish what causes them; one that ends episodes where the real env would not truncates good runs at random.

@@ -5,7 +5,7 @@ Each agent (a directory or a shipped agent's name) plays ``--episodes`` dream ep
 also writes the K best as one voting ensemble (``gym-dream ensemble``) to ``--ensemble``.
 
     python benchmarks/ad_hoc/dream_rank.py AGENT... --dream-id Dream-DoomTakeCover-v0 --tau 1.15 --episodes 100 --seed 390000 \
-        --keep 7 --ensemble runs/doomr/vote115-top7 --out results/doom_dream_rank
+        --keep 7 --ensemble runs/doomr/vote115-top7 --out results/runs/doom-diagnostics/doom_dream_rank
 """
 
 from __future__ import annotations

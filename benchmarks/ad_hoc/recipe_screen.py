@@ -6,7 +6,7 @@ dream returns from ``--from-step`` on, not by its best evaluation: with 16-32 dr
 many is mostly luck, and a recipe whose greedy policy collapses between evaluations (DQN holding one action) shows it in
 the mean. Unfinished runs are listed and never chosen.
 
-    python benchmarks/ad_hoc/recipe_screen.py runs/dqn-screen --from-step 50000 --out results/doom_dqn_screen
+    python benchmarks/ad_hoc/recipe_screen.py runs/dqn-screen --from-step 50000 --out results/runs/doom-sb3/doom_dqn_screen
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 models' dreams at one temperature, side by side: dream returns only, a diagnostic that chooses nothing.
 
     python benchmarks/ad_hoc/round_dream_check.py --models doom-takecover runs/doomr/model \
-        --agents runs/doomr/cmaes115-r0/mean cmaes-tau1.3 --tau 1.15 --out results/doom_round_dream_check.json
+        --agents runs/doomr/cmaes115-r0/mean cmaes-tau1.3 --tau 1.15 --out results/runs/doom-round/doom_round_dream_check.json
 
 Agents are directories or names of agents shipped with the first model; each reads the features of the model it is
 run in (a refit that kept the VAE, as in results/doom_round.md, keeps the features' meaning close).

@@ -4,7 +4,7 @@ ratio (gradient steps per dreamed transition).
 SB3's ``SAC.train`` timed on one torch thread (as each job of ``benchmarks/dream_temperature.py`` runs), on a replay
 buffer filled from the dream itself, with the settings of the CarRacing SAC runs in results/trust.md (batch 256, gSDE):
 
-    python benchmarks/ad_hoc/sac_update_cost.py --dream-id Dream-CarRacing-v0 --out results/sac_update_cost
+    python benchmarks/ad_hoc/sac_update_cost.py --dream-id Dream-CarRacing-v0 --out results/runs/measurements/sac_update_cost
 
 Writes OUT.json and OUT.md: milliseconds per gradient step (the median of ``--repeats`` timings of ``--steps`` steps).
 """
