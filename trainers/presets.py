@@ -42,13 +42,17 @@ RSSM_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 #: ``gym-dream fit --family dreamer``: sizes and budgets only. Everything else is DreamerV3's one set for every env
-#: (gym_dream/models/dreamer_loss.py: loss weights, free bits; unimix 0.01, 255 reward bins) plus Adam and a gradient clip
-_DREAMER_OPTIM = dict(lr=1e-4, eps=1e-8, grad_clip=100.0, blocks=1)
+#: (gym_dream/models/dreamer_loss.py: loss weights, free bits; unimix 0.01, 255 reward bins) plus Adam and a gradient clip.
+#: lr 3e-4 (DreamerV3: 4e-5 with LaProp over far more updates): on 10k random CartPole steps with the default sizes, after
+#: 300 updates held-out reward MSE 0.0003 against 0.029 at 1e-4, the held-out loss lower at every checkpoint (1e-3 untried).
+_DREAMER_OPTIM = dict(lr=3e-4, eps=1e-8, grad_clip=100.0, blocks=1)
 DREAMER_PRESETS: dict[str, dict[str, Any]] = {
-    "default": dict(deter=512, stoch=32, classes=16, hidden=256, units=256, layers=2, cnn_channels=[32, 64, 128, 256], batch=16, chunk=64,
-                    updates=3_000, **_DREAMER_OPTIM),
-    "small": dict(deter=256, stoch=16, classes=16, hidden=256, units=256, layers=1, cnn_channels=[16, 32, 64, 128], batch=16, chunk=32,
-                  updates=2_000, **_DREAMER_OPTIM),
+    # what a 2-core CPU fits in minutes on a vector env (1.25M weights for CartPole, batches of 16 x 32 steps)
+    "default": dict(deter=256, stoch=16, classes=16, hidden=256, units=256, layers=1, cnn_channels=[32, 64, 128, 256], batch=16, chunk=32,
+                    updates=1_500, **_DREAMER_OPTIM),
+    # narrower networks and fewer updates
+    "small": dict(deter=256, stoch=16, classes=8, hidden=128, units=128, layers=1, cnn_channels=[16, 32, 64, 128], batch=16, chunk=32,
+                  updates=1_000, **_DREAMER_OPTIM),
     "tiny": {**_DREAMER_OPTIM, **TINY["dreamer"]},
 }
 

@@ -140,16 +140,17 @@ class NormGRU(nn.Module):
         if blocks < 1 or deter % blocks:
             raise ValueError(f"blocks must be >= 1 and divide deter ({deter}), got {blocks!r}.")
         self.blocks, self.group = blocks, deter // blocks
-        fan_in = inp + self.group
-        self.weight = nn.Parameter(torch.empty(blocks, fan_in, 3 * self.group).uniform_(-fan_in ** -0.5, fan_in ** -0.5))
+        bound = (inp + self.group) ** -0.5
+        self.weight_x = nn.Parameter(torch.empty(3 * deter, inp).uniform_(-bound, bound))  # every group's gates read all of x
+        self.weight_h = nn.Parameter(torch.empty(blocks, 3 * self.group, self.group).uniform_(-bound, bound))  # and their own h
         self.norm_weight = nn.Parameter(torch.ones(blocks, 3 * self.group))
         self.norm_bias = nn.Parameter(torch.zeros(blocks, 3 * self.group))
 
     def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         b, g = h.shape[0], self.blocks
         hg = h.reshape(b, g, self.group)
-        inp = torch.cat([hg, x.unsqueeze(1).expand(b, g, x.shape[-1])], dim=-1)  # (B, g, group + inp)
-        gates = torch.bmm(inp.transpose(0, 1), self.weight).transpose(0, 1)  # (B, g, 3 * group)
+        from_h = F.linear(h, self.weight_h[0]) if g == 1 else torch.einsum("bgi,goi->bgo", hg, self.weight_h).reshape(b, -1)
+        gates = (F.linear(x, self.weight_x) + from_h).reshape(b, g, 3 * self.group)
         gates = F.layer_norm(gates, (3 * self.group,)) * self.norm_weight + self.norm_bias
         reset, cand, update = gates.chunk(3, dim=-1)
         cand = torch.tanh(torch.sigmoid(reset) * cand)

@@ -236,6 +236,21 @@ def test_tau_sharpens_and_flattens_the_categoricals(dreamer_vector):
         assert torch.equal(z[:2000].mean(0), mode) and not torch.equal(z[2000:].mean(0), mode)
 
 
+def test_block_gru_groups_read_only_their_own_slice_of_h():
+    from gym_dream.models.dreamer import NormGRU
+
+    cell = NormGRU(inp=5, deter=8, blocks=2)
+    h = torch.randn(3, 8, requires_grad=True)
+    out = cell(torch.randn(3, 5), h)
+    jac = torch.autograd.grad(out[:, :4].sum(), h)[0]
+    assert jac[:, 4:].abs().max() == 0 and jac[:, :4].abs().max() > 0
+    with pytest.raises(ValueError, match="divide deter"):
+        NormGRU(inp=5, deter=8, blocks=3)
+    m = Dreamer(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Discrete(2), Preprocessing("vector"), **{**TINY, "blocks": 4})
+    tr = m.imagine(m.initial_state(2), torch.tensor([0, 1]), 1.0, torch.Generator().manual_seed(0))
+    assert tr.state["h"].shape == (2, 16) and torch.isfinite(m.features(tr.state)).all()
+
+
 # -- the two-hot reward --------------------------------------------------------------------------------------
 def test_two_hot_round_trip():
     bins = symlog_bins(255)
@@ -315,6 +330,22 @@ def test_sequence_loss_on_a_tiny_model():
     rep_post = torch.autograd.grad(out["rep"], list(m2.post_net.parameters()))
     assert sum(float(gr.abs().sum()) for gr in rep_post) > 0
     assert len(prior_params) == len(post_params)
+
+
+def test_pixel_loss_trains_the_conv_decoder(dreamer_pixel):
+    model = dreamer_pixel.train().requires_grad_(True)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (2, 4, 64, 64, 3), generator=g, dtype=torch.uint8)
+    actions = torch.rand(2, 3, 3, generator=g)
+    batch = (obs, actions, torch.randn(2, 3, generator=g), torch.zeros(2, 3, dtype=torch.bool), torch.ones(2, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = model.sequence_loss(*batch, generator=torch.Generator().manual_seed(0))["reconstruction"].item()
+    for _ in range(5):
+        out = model.sequence_loss(*batch, generator=torch.Generator().manual_seed(0))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert torch.isfinite(out["loss"]) and out["reconstruction"].item() < first
 
 
 # -- fitting ---------------------------------------------------------------------------------------------------
