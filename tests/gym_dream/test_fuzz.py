@@ -258,7 +258,7 @@ def _json_value(rng: random.Random, depth: int = 0):
     if kind == 3:
         return rng.choice([0.0, -1.5, 1e308, 2.5, *LARGE])
     if kind == 4:
-        return rng.choice(["", "Box", "Discrete", "float32", "int32", "image", "vector", "mdnrnn", "rssm", "inf", "x\ny"])
+        return rng.choice(["", "Box", "Discrete", "float32", "int32", "image", "vector", "mdnrnn", "rssm", "dreamer", "inf", "x\ny"])
     if kind == 5:
         return rng.choice([[], [4], [0], [-1, 2], ["a"]])
     if kind == 6:
