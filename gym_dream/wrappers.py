@@ -15,6 +15,8 @@ from gym_dream.error import ModelMismatch
 from gym_dream.models import State, WorldModel
 from gym_dream.spaces import spaces_equal
 
+__all__ = ["ActionRepeat", "DreamObservation", "action_repeat_of", "default_model_for"]
+
 
 def default_model_for(real_env_id: str | None) -> str | None:
     """The default model name of a real env id: the catalogue's, else that of a Dream-* id a model package registered."""
