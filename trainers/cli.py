@@ -28,6 +28,7 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
   gym-dream dream --model models/cartpole --out dream.gif
   gym-dream planet --env-id dm_control/cartpole-swingup-v0 --out runs/planet --episodes 100   # RSSM + CEM (extra: dmc)
   gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole
+  gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole-onnx --runtime onnx   # no torch needed
   gym-dream list
 """
 
@@ -155,6 +156,11 @@ def _cmd_export(ns):
     note = builtin_id_note(cfg.env_id, cfg.name)
     if note:
         print(f"note: {note}")
+    if paths.get("runtime_wheel"):  # --runtime onnx: the torch-free runtime's wheel is written beside the package's
+        print(f"runtime: {paths['runtime_wheel']}")
+        print(f"install: pip install --find-links {Path(cfg.out)} {paths['wheel']}   (no torch)")
+        print(f'then:    python -c "import gymnasium as gym, gym_dream_onnx; print(gym.make(\'{cfg.env_id}\'))"')
+        return
     print(f"install: pip install {paths['wheel']}")
     print(f'then:    python -c "import gymnasium as gym, gym_dream; print(gym.make(\'{cfg.env_id}\'))"')
 

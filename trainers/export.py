@@ -45,6 +45,8 @@ from gym_dream.versions import compatible_range
 EXPORT_RECORD = ".gym-dream-export.json"
 # card fields written by staging (the rest of the card is the model's own documentation)
 MANAGED_FIELDS = ("dream_env", "requires_gym_dream")
+#: what an exported package's dream runs on (``--runtime``)
+RUNTIMES = ("torch", "onnx")
 
 
 @dataclass
@@ -65,6 +67,9 @@ class ExportConfig:
     """store the weights as float16 (half the size; loads back as float32)"""
     requires: str | None = None
     """gym-dream versions the package works with (default: this release's series, e.g. >=0.1,<0.2)"""
+    runtime: str = "torch"
+    """what the package's dream runs on: torch (the weights, needs gym-dream) or onnx (the dream step as ONNX graphs,
+    needs only the torch-free gym-dream-onnx: numpy + onnxruntime + gymnasium; see trainers/onnx_export.py)"""
 
 
 def module_name(dist_name: str) -> str:
@@ -80,6 +85,9 @@ def _check(cfg: ExportConfig) -> None:
     if module_name(cfg.name) in ("gym_dream", "trainers"):
         raise ValueError(f"--name {cfg.name!r} would shadow gym-dream's own packages; pick another name.")
     check_release(cfg.version)
+    if cfg.runtime not in RUNTIMES:
+        raise ValueError(f"--runtime must be one of {RUNTIMES} (torch: the weights, for gym-dream; onnx: the dream as ONNX graphs, "
+                         f"for the torch-free gym-dream-onnx), got {cfg.runtime!r}.")
     if cfg.requires is not None:
         cfg.requires = check_version_range(cfg.requires)
     if cfg.max_episode_steps is not None and (isinstance(cfg.max_episode_steps, bool) or not isinstance(cfg.max_episode_steps, int) or cfg.max_episode_steps < 1):
@@ -314,6 +322,10 @@ def export(cfg: ExportConfig) -> dict[str, Any]:
     itself be the package directory of an earlier export) and then each replaced atomically.
     """
     _check(cfg)
+    if cfg.runtime == "onnx":
+        from trainers.onnx_export import export_package
+
+        return export_package(cfg)
     module = module_name(cfg.name)
     project = Path(cfg.out) / cfg.name
     pkg = project / "src" / module

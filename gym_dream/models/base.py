@@ -83,7 +83,38 @@ class WorldModel(nn.Module):
                 member=None) -> Transition:
         """One dream step at temperature ``tau`` (a number, or a (B,) tensor: one per env), driven by ``member`` (None: member 0; ``"mean"``; ``"random"``:
         one per env drawn with ``generator``; or a (B,) tensor of member indices), with the members' disagreement.
-        A family listing more than ``"float32"`` in :attr:`precisions` also takes ``precision=`` (a name from it)."""
+        A family listing more than ``"float32"`` in :attr:`precisions` also takes ``precision=`` (a name from it).
+        A family with an exportable dream (:meth:`noise_spec`) also takes ``noise=``: the step's random numbers drawn by the
+        caller (a dict as :meth:`noise_spec` describes), used instead of ``generator`` by the same arithmetic."""
+        raise NotImplementedError
+
+    # -- an exportable dream (ONNX: trainers/onnx_export.py) ----------------------------------------
+    # A family whose dream can run outside torch implements these two and takes ``noise=`` in ``imagine``: every random
+    # number of a step is then an input, so an exported step is the torch step, with the noise drawn by the caller.
+    def start_state(self, index: torch.Tensor) -> State:
+        """The start states of the bank rows ``index`` ((B,) long): what :meth:`initial_state` returns once it has drawn
+        ``index`` (uniformly over :attr:`bank_size` rows, with its generator)."""
+        raise NotImplementedError(f"The {self.family!r} family has no exportable dream yet: it needs start_state(index), "
+                                  f"noise_spec() and imagine(noise=...) (see gym_dream.models.base.WorldModel).")
+
+    def noise_spec(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """The random numbers one single-member float32 :meth:`imagine` step draws, in the order it draws them:
+        name -> (``"uniform"`` (on [0, 1)) or ``"normal"`` (standard), the shape of one env's row). ``imagine(..., noise=)``
+        takes a dict of (B, *shape) float32 tensors with these names."""
+        raise NotImplementedError(f"The {self.family!r} family has no exportable dream yet: it needs start_state(index), "
+                                  f"noise_spec() and imagine(noise=...) (see gym_dream.models.base.WorldModel).")
+
+    def draw_noise(self, batch: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """One step's random numbers for ``batch`` envs as :meth:`noise_spec` describes them, drawn with ``generator``."""
+        out = {}
+        for name, (kind, shape) in self.noise_spec().items():
+            draw = torch.rand if kind == "uniform" else torch.randn
+            out[name] = draw((batch, *shape), generator=generator, device=self.device)
+        return out
+
+    @property
+    def bank_size(self) -> int:
+        """Rows in the start-state bank (what :meth:`start_state` indexes)."""
         raise NotImplementedError
 
     @property

@@ -61,12 +61,16 @@ def mixture_sample(
     tau: float | torch.Tensor,
     generator: torch.Generator | None = None,
     common_dims: int = 0,
+    noise: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Draw one sample per row at temperature ``tau`` (>= 0; 0 gives the top component's mean), or per row at its own
     temperature: a (B,) tensor of them (each > 0) for logits of shape (..., B, K).
 
     ``common_dims``: the first that many dimensions share their random numbers (members drawing
     with common random numbers: the noise has the shape of one member's parameters).
+    ``noise``: ``(uniform, normal)`` drawn by the caller, of the shapes this draws them in (uniforms on [0, 1) like
+    ``logits`` less the first ``common_dims`` dimensions, standard normals like one component's mean), used instead of
+    ``generator``: the same arithmetic on the same numbers (an exported dream's step, trainers/onnx_export.py).
     """
     if isinstance(tau, torch.Tensor):
         positive, scale = True, tau_column(tau.to(logits.dtype))
@@ -74,8 +78,11 @@ def mixture_sample(
     else:
         positive, scale, root = tau > 0, tau, math.sqrt(max(tau, 0.0))
     if positive:
-        u = torch.rand(logits.shape[common_dims:], generator=generator, device=logits.device, dtype=logits.dtype)
-        gumbel = -torch.log(-torch.log(u.clamp_(1e-20, 1.0 - 1e-7)))
+        if noise is None:
+            u = torch.rand(logits.shape[common_dims:], generator=generator, device=logits.device, dtype=logits.dtype)
+        else:
+            u = noise[0]
+        gumbel = -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
         k = torch.argmax(logits + scale * gumbel, dim=-1)
     else:
         k = torch.argmax(logits, dim=-1)
@@ -84,5 +91,8 @@ def mixture_sample(
     if not positive:
         return mean
     std = torch.exp(log_sigma.gather(-2, idx).squeeze(-2)) * root
-    eps = torch.randn(mean.shape[common_dims:], generator=generator, device=mean.device, dtype=mean.dtype)
+    if noise is None:
+        eps = torch.randn(mean.shape[common_dims:], generator=generator, device=mean.device, dtype=mean.dtype)
+    else:
+        eps = noise[1]
     return mean + std * eps

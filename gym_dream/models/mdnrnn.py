@@ -232,11 +232,27 @@ class MDNRNN(WorldModel):
             z = self.encode(obs.to(device))
             batch = z.shape[0]
         else:
-            idx = torch.randint(self.start_z.shape[0], (batch,), generator=generator, device=device)
-            z = self.start_z[idx]
+            return self.start_state(torch.randint(self.start_z.shape[0], (batch,), generator=generator, device=device))
+        return self._with_empty_memory(z)
+
+    def _with_empty_memory(self, z: torch.Tensor) -> State:
+        batch = z.shape[0]
         shape = (batch, self.hidden) if self.weight_members == 1 else (batch, self.members, self.hidden)
-        zeros = torch.zeros(shape, device=device)
+        zeros = torch.zeros(shape, device=z.device)
         return {"z": z, "h": zeros, "c": zeros.clone()}
+
+    def start_state(self, index: torch.Tensor) -> State:
+        """Bank latents ``start_z[index]`` with an empty LSTM memory."""
+        return self._with_empty_memory(self.start_z[index])
+
+    @property
+    def bank_size(self) -> int:
+        return int(self.start_z.shape[0])
+
+    def noise_spec(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """A step draws one uniform per mixture component (the Gumbel-max choice), then one standard normal per latent
+        dimension (the chosen Gaussian's sample): :func:`~gym_dream.models.mdn.mixture_sample`."""
+        return {"uniform": ("uniform", (self.mixtures,)), "normal": ("normal", (self.z_dim,))}
 
     def observe(self, state: State, action: torch.Tensor, obs: torch.Tensor) -> State:
         if self.weight_members == 1:
@@ -252,8 +268,13 @@ class MDNRNN(WorldModel):
         return PRECISIONS if self.members == 1 else PRECISIONS[:1]
 
     def imagine(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None = None, member=None,
-                precision: str = "float32") -> Transition:
+                precision: str = "float32", noise: dict[str, torch.Tensor] | None = None) -> Transition:
+        """``noise``: the step's random numbers drawn by the caller (:meth:`noise_spec`; single-member float32 steps),
+        instead of ``generator``."""
         z = state["z"]
+        if noise is not None and (self.members > 1 or precision != "float32"):
+            raise ValueError("imagine(noise=...) is the single-member float32 step (an exportable dream); this call asks for "
+                             f"members={self.members}, precision={precision!r}: draw with generator= instead.")
         if precision != "float32":
             if precision not in self.precisions:
                 raise ValueError(f"precision must be one of {self.precisions} for this model, got {precision!r}.")
@@ -261,7 +282,8 @@ class MDNRNN(WorldModel):
         if self.members == 1:
             h, c = self._cell(z, action, state["h"], state["c"])
             logits, mu, log_sigma = self.next_latent_distribution(h, z)
-            z_next = mixture_sample(logits, mu, log_sigma, tau, generator)
+            z_next = mixture_sample(logits, mu, log_sigma, tau, generator,
+                                    noise=None if noise is None else (noise["uniform"], noise["normal"]))
             reward, term_logit = self.heads(z_next, h)
             p_end = torch.sigmoid(term_logit)
             zero = torch.zeros_like(reward)

@@ -223,8 +223,19 @@ class RSSM(WorldModel):
             if self.members > 1:
                 h = torch.zeros(e.shape[0], self.members, self.deter, device=device)
             return {"h": h, "s": s}
-        idx = torch.randint(self.start_h.shape[0], (batch,), generator=generator, device=device)
-        return {"h": self.start_h[idx].clone(), "s": self.start_s[idx].clone()}
+        return self.start_state(torch.randint(self.start_h.shape[0], (batch,), generator=generator, device=device))
+
+    def start_state(self, index: torch.Tensor) -> State:
+        """The bank's posterior states ``start_h[index]``, ``start_s[index]``."""
+        return {"h": self.start_h[index].clone(), "s": self.start_s[index].clone()}
+
+    @property
+    def bank_size(self) -> int:
+        return int(self.start_h.shape[0])
+
+    def noise_spec(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """A step draws one standard normal per stochastic dimension (the prior's sample)."""
+        return {"normal": ("normal", (self.stoch,))}
 
     def observe(self, state: State, action: torch.Tensor, obs: torch.Tensor) -> State:
         if self.members == 1:
@@ -259,7 +270,12 @@ class RSSM(WorldModel):
         return Transition({"h": h, "s": s}, reward, p_end > 0.5, p_end, zero, zero.clone())
 
     def imagine(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None = None,
-                member=None, precision: str = "float32") -> Transition:
+                member=None, precision: str = "float32", noise: dict[str, torch.Tensor] | None = None) -> Transition:
+        """``noise``: the step's random numbers drawn by the caller (:meth:`noise_spec`; single-member float32 steps),
+        instead of ``generator``."""
+        if noise is not None and (self.members > 1 or precision != "float32"):
+            raise ValueError("imagine(noise=...) is the single-member float32 step (an exportable dream); this call asks for "
+                             f"members={self.members}, precision={precision!r}: draw with generator= instead.")
         if precision != "float32":
             if precision not in self.precisions:
                 raise ValueError(f"precision must be one of {self.precisions} for this model, got {precision!r}.")
@@ -268,7 +284,8 @@ class RSSM(WorldModel):
         if self.members == 1:
             h = self.step_deter(state["h"], state["s"], self.encode_action(action))
             mean, std = self.prior(h)
-            s = mean + tau * std * torch.randn(mean.shape, generator=generator, device=mean.device)
+            eps = torch.randn(mean.shape, generator=generator, device=mean.device) if noise is None else noise["normal"]
+            s = mean + tau * std * eps
             reward, logit = self.heads(torch.cat([h, s], dim=-1))
             p_end = torch.sigmoid(logit)
             zero = torch.zeros_like(reward)
