@@ -39,6 +39,7 @@ from gym_dream.models.base import State
 from gym_dream.store import resolve_model
 from trainers.data import EpisodeDataset
 from trainers.evaluate import spearman
+from trainers.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,7 +195,7 @@ def run(model_dir: str, name: str, data: str, horizon: int, member: str = "0") -
         "command": "python " + " ".join(sys.argv),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"calibration_{name}.json").write_text(json.dumps(stats, indent=2) + "\n")
+    (RESULTS / f"calibration_{name}.json").write_text(json.dumps({**stats, "provenance": provenance()}, indent=2) + "\n")
     plot(name, r, stats, RESULTS / f"calibration_{name}.png", horizon)
     return stats
 

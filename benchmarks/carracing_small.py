@@ -23,6 +23,7 @@ import gym_dream
 from trainers.collect import CollectConfig, collect
 from trainers.data import EpisodeDataset
 from trainers.fit import FitConfig, fit
+from trainers.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +79,7 @@ def main() -> None:
     h = card["training"]["heldout"]
     res = {"command": "python benchmarks/carracing_small.py", "real_steps": c["steps"], "episodes": c["episodes"],
            "collect_seconds": round(collect_s, 1), "fit_seconds": round(fit_s, 1), "heldout": h}
-    (RESULTS / "carracing_small.json").write_text(json.dumps(res, indent=2) + "\n")
+    (RESULTS / "carracing_small.json").write_text(json.dumps({**res, "provenance": provenance()}, indent=2) + "\n")
     md = [
         "# CarRacing-v3, small end-to-end run", "", f"Reproduce: `{res['command']}` (2-core CPU, no GPU; numbers below from that run).", "",
         f"- data: {c['steps']} real steps ({c['episodes']} episodes), brownian random policy, 2 workers; this run's collection took {collect_s:.0f} s",

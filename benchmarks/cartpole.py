@@ -29,6 +29,7 @@ from trainers.stored_agent import load_agent
 from trainers.export import record_scores, stage_model_dir
 from trainers.fit import FitConfig, fit
 from trainers.sb3 import SB3Config, train_sb3
+from trainers.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +90,7 @@ def stage_model(ship: bool) -> None:
         "command": "python benchmarks/cartpole.py model",
     }
     RESULTS.mkdir(exist_ok=True)
-    atomic_write_bytes(RESULTS / "cartpole_model.json", (json.dumps(res, indent=2) + "\n").encode())
+    atomic_write_bytes(RESULTS / "cartpole_model.json", (json.dumps({**res, "provenance": provenance()}, indent=2) + "\n").encode())
     h = res["heldout_one_step"]
     lines = [
         "# CartPole-v1 world model (MDN-RNN on the standardised state)", "",
@@ -141,7 +142,7 @@ def stage_agents(model: str, episodes: int) -> None:
     lines += ["", "For scale: a published reproduction of World Models on CartPole reached a real return of 10–17 with a dream return of 100–200; "
               "DQN trained on the real env reached 193 there."]
     atomic_write_bytes(RESULTS / "cartpole.md", ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(RESULTS / "cartpole.json", (json.dumps(rows, indent=2) + "\n").encode())
+    atomic_write_bytes(RESULTS / "cartpole.json", (json.dumps([{**r, "provenance": provenance()} for r in rows], indent=2) + "\n").encode())
     if model == "cartpole":  # the shipped model: its card carries the scores
         record_scores(gym_dream.store.find_model_dir(model), rows, "the gym-dream repository's results/cartpole.md (python benchmarks/cartpole.py agents)")
     print("\n".join(lines))

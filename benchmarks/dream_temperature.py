@@ -53,6 +53,7 @@ from trainers.stored_agent import load_agent
 from trainers.experiment.stages.ship import add_agent
 from trainers.sb3 import SB3Config, train_sb3
 from trainers.temperature import MATCH_SE, CalibrateConfig, calibrate_tau, calibration_table
+from trainers.provenance import provenance
 
 
 def _write_json(path: Path, obj) -> None:
@@ -237,7 +238,7 @@ def report(a, cal: dict, rows: list[dict], finals: list[dict], votes: list[dict]
     command = " ".join(["python", *sys.argv])
     commands += [] if command in commands else [command]  # every invocation that added to this folder's table
     _write_json(Path(f"{out}.json"), {"commands": commands, "calibration": cal, "candidates": rows, "finals": finals,
-                                      "ensembles": votes or []})
+                                      "ensembles": votes or [], "provenance": provenance(command)})
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainers.provenance import provenance
+
 
 
 def _peak_of(cmd: list[str]) -> tuple[int, float]:
@@ -65,7 +67,7 @@ def main() -> None:
         print(f"{len(ds)} episodes, {ds.observations} frames ({frame_bytes / gib:.2f} GiB): the refit's peak {fit_peak / gib:.2f} GiB, "
               f"reading every frame {read_peak / gib:.2f} GiB", flush=True)
     report = {"data": a.data, "rows": rows, "date": time.strftime("%Y-%m-%d", time.gmtime())}
-    Path(a.out).with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    Path(a.out).with_suffix(".json").write_text(json.dumps({**report, "provenance": provenance()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import gymnasium as gym  # noqa: E402
 
 import gym_dream  # noqa: E402,F401
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
+from trainers.provenance import provenance  # noqa: E402
 
 TASKS = {
     "cartpole": dict(env_id="CartPole-v1", dream_id="Dream-CartPole-v0", algo="ppo", agent_steps=40_000, steps=10_000, epsilon=0.25,
@@ -246,7 +247,7 @@ def stage_report(names: list[str]) -> None:
         lines.append(f"| {p['task']['env_id']} | SB3 {b['algo'].upper()}, then epsilon {p['task']['epsilon']} random actions | {b['real_steps']} | "
                      f"{b['real_return']['mean']:.1f} ± {b['real_return']['std']:.1f} | {b['real_return']['episodes']} |")
     atomic_write_bytes(ROOT / "results" / "offline_table.md", ("\n".join(lines) + "\n").encode())
-    _json(ROOT / "results" / "offline.json", payload)
+    _json(ROOT / "results" / "offline.json", {**payload, "provenance": provenance()})
     print("\n".join(lines))
 
 

@@ -30,6 +30,7 @@ from trainers.stored_agent import load_agent
 from trainers.planet import PLANET_PRESETS, PlaNetConfig, run_planet
 from trainers.planner import CEM_PRESETS, CEMPlanner
 from trainers.sb3 import SB3Config, train_sb3
+from trainers.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -130,7 +131,7 @@ def main() -> None:
     if "sac_in_dream" in rows:
         lines.append(f"- SAC in the dream: {rows['sac_in_dream']['train_seconds'] / 60:.1f} min")
     atomic_write_bytes(stem.with_suffix(".md"), ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(stem.with_suffix(".json"), (json.dumps({"rows": rows, "log": log, "args": vars(a), "command": command}, indent=2) + "\n").encode())
+    atomic_write_bytes(stem.with_suffix(".json"), (json.dumps({"rows": rows, "log": log, "args": vars(a), "command": command, "provenance": provenance(command)}, indent=2) + "\n").encode())
     print("\n".join(lines))
 
 

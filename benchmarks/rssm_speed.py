@@ -30,6 +30,7 @@ from gym_dream.checkpoint import atomic_write_bytes
 from gym_dream.models import RSSM
 from gym_dream.preprocessing import Preprocessing
 from trainers.presets import RSSM_PRESETS
+from trainers.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,7 +162,7 @@ def main() -> None:
     for r in rows:
         lines.append(f"- {r['preset']}, {r['threads']} thread(s): {r['fast_parts_cpu_s']}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(Path(a.out + ".json"), (json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n").encode())
+    atomic_write_bytes(Path(a.out + ".json"), (json.dumps({"meta": meta, "rows": rows, "provenance": provenance()}, indent=2) + "\n").encode())
     atomic_write_bytes(Path(a.out + ".md"), ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
 

@@ -30,6 +30,7 @@ import numpy as np
 os.environ.setdefault("GYM_DREAM_PROGRESS", "0")
 
 from trainers.collect import CollectConfig, collect
+from trainers.provenance import provenance
 
 
 def main() -> None:
@@ -101,7 +102,7 @@ def main() -> None:
                           "load_average_after": [round(x, 2) for x in os.getloadavg()]},
               "ray_address": args.ray_address or "a local Ray started by the script", "runs": runs, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps({**result, "provenance": provenance()}, indent=2) + "\n")
     for row in rows:
         print(json.dumps(row))
     print(f"wrote {args.out}")

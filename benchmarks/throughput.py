@@ -46,6 +46,8 @@ from pathlib import Path
 
 from throughput_rows import MEMBER_FORMS, runner  # the workload of each row (benchmarks/ is on the path)
 
+from trainers.provenance import provenance
+
 ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "results"
@@ -358,7 +360,7 @@ def main() -> None:
            "seconds_per_config": a.seconds, "nominal_peak": nominal, "cpu_capability": cpu_capability(), "rows": rows, **summary}
     out_path = Path(a.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(out, indent=2) + "\n")
+    out_path.write_text(json.dumps({**out, "provenance": provenance(out["command"])}, indent=2) + "\n")
     for k, v in summary["ratios"].items():
         print(f"{k}: {v:,.2f}x")
     for k, v in summary["targets"].items():

@@ -27,6 +27,7 @@ from trainers.evaluate import evaluate, stats
 from trainers.rollout import dream_episode_returns
 from trainers.stored_agent import load_agent
 from trainers.sb3 import SB3Config, train_sb3
+from trainers.provenance import provenance
 
 CONFIGS = ("plain", "penalty", "limit", "both")
 
@@ -95,7 +96,7 @@ def main() -> None:
         rows.append(json.loads(row_path.read_text()))
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out.with_suffix(".json"), (json.dumps({"command": " ".join(sys.argv), "rows": rows}, indent=2) + "\n").encode())
+        atomic_write_bytes(out.with_suffix(".json"), (json.dumps({"command": " ".join(sys.argv), "rows": rows, "provenance": provenance()}, indent=2) + "\n").encode())
         atomic_write_bytes(out.with_suffix(".md"), table(rows).encode())
     print(table(rows))
 

@@ -151,12 +151,17 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(rows: list[dict[str, Any]], out: str | Path) -> tuple[Path, Path]:
-    """``out``.md and ``out``.json."""
+def write_report(rows: list[dict[str, Any]], out: str | Path, command: str | None = None) -> tuple[Path, Path]:
+    """``out``.md and ``out``.json. Each JSON row carries a ``provenance`` block (:func:`trainers.provenance.provenance`:
+    the command, here ``command`` or the running one, the commit, the machine and the date) unless it has one."""
+    from trainers.provenance import provenance
+
+    stamp = provenance(command)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stem = out.with_suffix("") if out.suffix in (".md", ".json") else out  # 'tau1.0_100ep' keeps its dot
     md, js = stem.parent / (stem.name + ".md"), stem.parent / (stem.name + ".json")
     atomic_write_bytes(md, markdown_table(rows).encode())
-    atomic_write_bytes(js, (json.dumps(rows, indent=2) + "\n").encode())
+    stamped = [row if "provenance" in row else {**row, "provenance": stamp} for row in rows]
+    atomic_write_bytes(js, (json.dumps(stamped, indent=2) + "\n").encode())
     return md, js

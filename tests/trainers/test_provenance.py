@@ -35,3 +35,14 @@ def test_a_script_records_its_own_command(tmp_path):
     script.write_text("import json; from trainers.provenance import provenance; print(json.dumps(provenance()))")
     r = subprocess.run([sys.executable, str(script), "--n", "3"], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(r.stdout)["command"] == f"python {script} --n 3"
+
+
+def test_write_report_stamps_each_row_with_its_provenance(tmp_path):
+    from trainers.evaluate import write_report
+
+    row = {"agent": "a", "dream": {"1.0": {"mean": 1.0, "std": 0.0, "episodes": 1}}, "real": {"mean": 1.0, "std": 0.0, "episodes": 1},
+           "real_seeds": [0, 0]}
+    _, js = write_report([row, {**row, "provenance": {"command": "kept"}}], tmp_path / "r", command="gym-dream evaluate a")
+    first, second = json.loads(js.read_text())
+    assert first["provenance"]["command"] == "gym-dream evaluate a" and set(first["provenance"]) == {"command", "commit", "machine", "date"}
+    assert second["provenance"] == {"command": "kept"} and "provenance" not in row  # the caller's rows are not changed
