@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ./gym_dream_onnx
 	touch $(STAMP)
 
 # the documentation site's tools (the docs extra), in the same .venv, after torch and the project

@@ -277,3 +277,30 @@ def test_cli_exports_a_torch_free_wheel(tiny_cartpole_model, tmp_path, capsys):
         from trainers.export import ExportConfig, export
 
         export(ExportConfig(model_dir=str(tiny_cartpole_model), env_id="Dream-X-v0", name="dream-x", out=str(out), runtime="tf"))
+
+
+WHEELHOUSE = os.environ.get("GYM_DREAM_WHEELHOUSE")
+
+
+@pytest.mark.skipif(not WHEELHOUSE, reason="needs local wheels of the runtimes' dependencies: run `make test` (it builds .wheelhouse)")
+def test_onnx_wheel_installs_into_a_fresh_offline_venv_without_torch(tiny_cartpole_model, tmp_path):
+    """The acceptance path: a fresh venv, only local wheels, no network, no torch; gym.make and make_vec step the dream."""
+    from trainers.export import ExportConfig, export
+
+    wheelhouse = Path(WHEELHOUSE)
+    assert wheelhouse.is_dir(), f"GYM_DREAM_WHEELHOUSE={wheelhouse} does not exist; run `make wheelhouse`"
+    dist = tmp_path / "dist"
+    wheel = export(ExportConfig(model_dir=str(tiny_cartpole_model), env_id="Dream-TinyOnnxPole-v0", name="dream-tinyonnxpole",
+                                out=str(dist), runtime="onnx"))["wheel"]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTHONPATH", None)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-index", "--find-links", str(wheelhouse), "--find-links", str(dist), str(wheel)],
+                   check=True, env=env, cwd=tmp_path)
+    no_torch = subprocess.run([str(py), "-c", "import torch"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert no_torch.returncode != 0 and "No module named 'torch'" in no_torch.stderr
+    run = subprocess.run([str(py), "-c", _NO_TORCH_SCRIPT], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "OK OnnxDreamVectorEnv (64, " in run.stdout and str(venv) in run.stdout
