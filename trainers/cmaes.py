@@ -36,7 +36,7 @@ STATE = "cmaes_state.safetensors"
 #: the valid range of each numeric option (trainers.presets.check_ranges): a CMA-ES generation needs 2 candidates
 CMAES_RANGES: dict[str, str] = {"generations": "integer >= 1", "popsize": "integer >= 2", "rollouts": "integer >= 1",
                                 "max_episode_steps": "integer >= 1", "shards": "integer >= 1", "sigma0": "number > 0",
-                                "max_seconds": "number > 0"}
+                                "max_seconds": "number >= 0"}  # 0: one generation per call
 
 
 @dataclass
