@@ -131,12 +131,16 @@ def test_noise_path_is_the_generator_path_bit_for_bit(kind):
 
 
 def test_export_refuses_what_it_cannot_export(tmp_path):
+    from gym_dream.models import WorldModel
+
+    with pytest.raises(NotImplementedError, match="no exportable dream yet"):  # a family without the exportable step
+        WorldModel.noise_spec(_tiny("rssm"))
     env = gym.make("CartPole-v1")
     ensemble = MDNRNN(env.observation_space, env.action_space, Preprocessing("vector"), hidden=8, mixtures=2, head_hidden=4, members=3)
     with pytest.raises(ValueError, match="single-member"):
         export_dream(ensemble, tmp_path)
     with pytest.raises(ValueError, match="noise="):
-        ensemble.imagine(ensemble.initial_state(2), torch.tensor([0, 1]), 1.0, noise=ensemble.draw_noise(2) if False else {"x": 0})
+        ensemble.imagine(ensemble.initial_state(2), torch.tensor([0, 1]), 1.0, noise={"uniform": torch.rand(2, 2), "normal": torch.randn(2, 4)})
 
 
 def test_onnx_envs_pass_the_env_contract(exported):
