@@ -44,8 +44,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-minutes", type=float, default=None, help="wall-time budget per CMA-ES run (resumable: re-run to continue)")
 
 
+#: the valid range of each count option (trainers.presets.check_ranges), checked before any folder is made
+EXPERIMENT_RANGES = {**{k: "integer >= 1" for k in ("workers", "jobs", "generations", "collect_workers")},
+                     "steps": "integer >= 3000", **{k: "number > 0" for k in ("rnn_minutes", "train_minutes")}}
+
+
 def _recipe_and_stages(ns: argparse.Namespace):
     """The recipe (named, a file, or derived from ``--env-id``) and the stages to run, checked."""
+    from trainers.presets import check_ranges
+
+    try:
+        check_ranges(ns, EXPERIMENT_RANGES, "experiment")
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     words = list(ns.recipe)
     if ns.env_id is not None:
         from trainers.experiment.derive import DEFAULT_STEPS, FAMILY, derive_recipe

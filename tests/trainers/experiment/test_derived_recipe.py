@@ -38,3 +38,12 @@ def test_the_whole_loop_runs_from_an_env_id(tmp_path, capsys):
     assert any("PPO" in row["agent"] for row in report["sb3_agents"]) and len(list(work.glob("round-*"))) == ROUNDS
     text = (work / "results" / "acrobot-v1.md").read_text()
     assert "gym-dream experiment --env-id Acrobot-v1" in text and "| random policy |" in text
+
+
+@pytest.mark.parametrize("flag,value", [("--workers", "0"), ("--jobs", "-1"), ("--generations", "0"), ("--collect-workers", "0"),
+                                        ("--steps", "100"), ("--rnn-minutes", "0"), ("--train-minutes", "-2")])
+def test_count_options_are_checked_before_any_folder(flag, value, tmp_path):
+    work = tmp_path / "work"
+    with pytest.raises(SystemExit, match=flag):
+        main(["experiment", "--env-id", "Acrobot-v1", "--work", str(work), flag, value])
+    assert not work.exists()
