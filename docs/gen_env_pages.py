@@ -44,7 +44,7 @@ def shipped_card(model: str | None) -> tuple[dict[str, Any] | None, Path | None]
 
 def _fmt(x: Any) -> str:
     if isinstance(x, float):
-        return f"{x:,.1f}"
+        return f"{x:,.1f}" if abs(x) >= 100 else f"{x:g}"
     if isinstance(x, (dict, list)):
         return "`" + json.dumps(x, separators=(", ", ": ")).replace("|", "\\|") + "`"
     return str(x).replace("|", "\\|").replace("\n", " ")
@@ -71,7 +71,7 @@ def agents_section(card: dict[str, Any]) -> list[str]:
         dream = a.get("dream") or {}
         dream_cell = "<br>".join(f"τ {t}: {_score(d)}" for t, d in dream.items()) if isinstance(dream, dict) else _score(dream)
         seeds = a.get("real_seeds")
-        lines.append(f"| `{name}` | {_fmt(a.get('kind', '-'))} | {_fmt(a.get('tau', '-'))} | {dream_cell or '-'} | "
+        lines.append(f"| `{name}` | {_fmt(a.get('kind', '-'))} | {a.get('tau', '-')} | {dream_cell or '-'} | "
                      f"{_score(a.get('real'))} | {_fmt(seeds) if seeds else '-'} |")
     lines += ["", "An agent is loaded by name: `trainers.stored_agent.load_agent(gym_dream.agents.agent_path(NAME, MODEL))`, "
               "or `gym-dream evaluate NAME --env-id ID`."]
