@@ -41,11 +41,14 @@ class Options:
 
 def all_stages(recipe: Recipe) -> list[str]:
     """``all``: collect, fit, train, then (iterate, fit, train) per collection round, then the rest. Where an SB3 agent
-    drives the rounds (``iterate.agent``), each round's dream also trains it (``sb3``) before the round collects."""
-    sb3_driven = recipe.iterate.get("agent", "cmaes") != "cmaes"
-    learn = ["train", "sb3"] if sb3_driven else ["train"]
-    return ["collect", "fit", *learn, *(["iterate", "fit", *learn] * int(recipe.iterate.get("rounds", 0))),
-            "evaluate", *(["select"] if recipe.select else []), *([] if sb3_driven else ["sb3"]), "real_baseline", "report", "ship"]
+    drives the rounds (``iterate.agent``), each round's dream trains it (``sb3``) before the round collects, and the
+    CMA-ES controllers (``train``) are trained once, in the last dream."""
+    rounds = int(recipe.iterate.get("rounds", 0))
+    if recipe.iterate.get("agent", "cmaes") != "cmaes":
+        return ["collect", "fit", "sb3", *(["iterate", "fit", "sb3"] * rounds), "train", "evaluate",
+                *(["select"] if recipe.select else []), "real_baseline", "report", "ship"]
+    return ["collect", "fit", "train", *(["iterate", "fit", "train"] * rounds), "evaluate", *(["select"] if recipe.select else []),
+            "sb3", "real_baseline", "report", "ship"]
 
 
 def override(recipe: Recipe, tiny: bool = False, taus: list[Tau] | None = None, generations: int | None = None,

@@ -21,7 +21,7 @@ def test_the_agent_and_the_data_follow_the_spaces_alone():
     assert pendulum.reproduce == "gym-dream experiment --env-id Pendulum-v1 --steps 9000"
     # each round's agent is trained in the latest dream before it drives the round's collection
     stages = all_stages(cartpole)
-    assert stages[:4] == ["collect", "fit", "train", "sb3"] and stages.count("iterate") == ROUNDS
+    assert stages[:3] == ["collect", "fit", "sb3"] and stages.count("iterate") == ROUNDS and stages.count("train") == 1
     assert all(stages[i - 1] == "sb3" for i, s in enumerate(stages) if s == "iterate")
 
 
