@@ -102,11 +102,14 @@ def unimix_logp(logits: torch.Tensor, unimix: float) -> torch.Tensor:
     return torch.log(probs)
 
 
-def sample_onehot(logp: torch.Tensor, generator: torch.Generator | None, tau: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """One-hot samples (Gumbel-max, noise from ``generator``) of ``softmax(logp / tau)``; logp (B, S, C), tau a number or (B,)."""
+def sample_onehot(logp: torch.Tensor, generator: torch.Generator | None, tau: float | torch.Tensor = 1.0,
+                  uniforms: torch.Tensor | None = None) -> torch.Tensor:
+    """One-hot samples (Gumbel-max) of ``softmax(logp / tau)``; logp (B, S, C), tau a number or (B,). The Gumbel noise
+    comes from ``uniforms`` (B, S, C) on [0, 1) when given (an exportable step), else from ``generator``."""
     if isinstance(tau, torch.Tensor):
         tau = tau.reshape(-1, *([1] * (logp.dim() - 1))).to(logp.dtype)
-    u = torch.rand(logp.shape, generator=generator, device=logp.device).clamp_min(torch.finfo(logp.dtype).tiny)
+    u = torch.rand(logp.shape, generator=generator, device=logp.device) if uniforms is None else uniforms.reshape(logp.shape)
+    u = u.clamp_min(torch.finfo(logp.dtype).tiny)
     idx = (logp / tau - torch.log(-torch.log(u))).argmax(-1)
     return F.one_hot(idx, logp.shape[-1]).to(logp.dtype)
 
@@ -284,19 +287,32 @@ class Dreamer(WorldModel):
             h = torch.zeros(e.shape[0], self.deter, device=device)
             return {"h": h, "z": mode_onehot(self.posterior_logp(h, e)).flatten(1)}
         idx = torch.randint(self.start_h.shape[0], (batch,), generator=generator, device=device)
-        return {"h": self.start_h[idx].clone(), "z": self.start_z[idx].clone()}
+        return self.start_state(idx)
+
+    def start_state(self, index: torch.Tensor) -> State:
+        return {"h": self.start_h[index].clone(), "z": self.start_z[index].clone()}
+
+    @property
+    def bank_size(self) -> int:
+        return int(self.start_h.shape[0])
+
+    def noise_spec(self) -> dict[str, tuple[str, tuple[int, ...]]]:
+        """One step draws one uniform per class of each latent variable (its Gumbel noise)."""
+        return {"gumbel_uniform": ("uniform", (self.stoch, self.classes))}
 
     def observe(self, state: State, action: torch.Tensor, obs: torch.Tensor) -> State:
         h = self.step_deter(state["h"], state["z"], self.encode_action(action))
         return {"h": h, "z": mode_onehot(self.posterior_logp(h, self.embed(obs.to(h.device)))).flatten(1)}
 
     def imagine(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None = None,
-                member=None) -> Transition:
-        """One dream step: h from the GRU, z sampled from the prior at temperature ``tau`` (see the module docstring)."""
+                member=None, noise: dict[str, torch.Tensor] | None = None) -> Transition:
+        """One dream step: h from the GRU, z sampled from the prior at temperature ``tau`` (see the module docstring);
+        ``noise``: the step's uniforms drawn by the caller (:meth:`noise_spec`), in place of ``generator``'s."""
         h, z = state["h"], state["z"]
-        resolve_member(member, 1, h.shape[0], generator, h.device)  # the one member; refuses indices other than 0
+        if noise is None:
+            resolve_member(member, 1, h.shape[0], generator, h.device)  # the one member; refuses indices other than 0
         h = self.step_deter(h, z, self.encode_action(action))
-        z = sample_onehot(self.prior_logp(h), generator, tau).flatten(1)
+        z = sample_onehot(self.prior_logp(h), generator, tau, None if noise is None else noise["gumbel_uniform"]).flatten(1)
         feat = torch.cat([h, z], dim=-1)
         p_end = 1.0 - torch.sigmoid(self.continue_logit(feat))
         zero = torch.zeros_like(p_end)

@@ -20,7 +20,7 @@ pytest.importorskip("onnxscript", reason="the onnx extra: pip install 'gym-dream
 
 import gym_dream_onnx  # noqa: E402
 from gym_dream.envs.dream_vector_env import DreamVectorEnv  # noqa: E402
-from gym_dream.models import MDNRNN, RSSM  # noqa: E402
+from gym_dream.models import MDNRNN, RSSM, Dreamer  # noqa: E402
 from gym_dream.preprocessing import Preprocessing  # noqa: E402
 from gym_dream.spaces import space_from_dict  # noqa: E402
 from gym_dream_onnx import OnnxDream, OnnxDreamEnv, OnnxDreamVectorEnv  # noqa: E402
@@ -52,6 +52,10 @@ def _tiny(kind: str):
         m = MDNRNN(obs, act, Preprocessing("image", size=(64, 64)), z_dim=8, hidden=16, mixtures=2, head_hidden=8,
                    vae_channels=(4, 8, 8, 16), bank_size=4)
         m.card = {"env": {"id": "CarRacing-v3"}}
+    elif kind == "dreamer":
+        m = Dreamer(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), gym.spaces.Box(-1.0, 1.0, (1,), np.float32), Preprocessing("vector"),
+                    deter=16, stoch=4, classes=4, hidden=16, units=16, layers=1, bank_size=6)
+        m.card = {"env": {"id": "Pendulum-v1"}}
     else:
         m = RSSM(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), gym.spaces.Box(-1.0, 1.0, (1,), np.float32), Preprocessing("vector"),
                  deter=32, stoch=8, hidden=32, bank_size=6)
@@ -59,17 +63,29 @@ def _tiny(kind: str):
     return _seeded(m, 3)
 
 
-KINDS = ("mdnrnn", "mdnrnn-pixels", "rssm")
+KINDS = ("mdnrnn", "mdnrnn-pixels", "rssm", "dreamer")
+
+
+#: the kinds whose export runs in the default suite; the others' (seconds per graph each) are `slow`
+FAST_KINDS = ("mdnrnn", "rssm")
+
+
+class _Exports(dict):
+    """Each tiny model and its exported dream, exported on first use and once per module."""
+
+    def __init__(self, tmp_path_factory):
+        super().__init__()
+        self.tmp = tmp_path_factory
+
+    def __missing__(self, kind):
+        model = _tiny(kind)
+        self[kind] = (model, export_dream(model, self.tmp.mktemp(kind)))
+        return self[kind]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Each tiny model and its exported dream (exported once: the dynamo exporter takes seconds per graph)."""
-    out = {}
-    for kind in KINDS:
-        model = _tiny(kind)
-        out[kind] = (model, export_dream(model, tmp_path_factory.mktemp(kind)))
-    return out
+    return _Exports(tmp_path_factory)
 
 
 def _actions(space, batch, rng):
@@ -78,7 +94,7 @@ def _actions(space, batch, rng):
     return rng.uniform(space.low, space.high, size=(batch, *space.shape)).astype(np.float32)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [k if k in FAST_KINDS else pytest.param(k, marks=pytest.mark.slow) for k in KINDS])
 @pytest.mark.parametrize("batch", [1, 5])
 def test_exported_dream_is_the_torch_dream_for_the_same_noise(exported, kind, batch):
     model, directory = exported[kind]
@@ -112,7 +128,7 @@ def test_exported_dream_is_the_torch_dream_for_the_same_noise(exported, kind, ba
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["mdnrnn", "rssm"])
+@pytest.mark.parametrize("kind", ["mdnrnn", "rssm", "dreamer"])
 def test_noise_path_is_the_generator_path_bit_for_bit(kind):
     """imagine(noise=...) with the numbers the generator would draw is the generator's step, bit for bit."""
     model = _tiny(kind)
@@ -121,7 +137,7 @@ def test_noise_path_is_the_generator_path_bit_for_bit(kind):
         s1 = model.initial_state(3, g1)
         s2 = model.start_state(torch.randint(model.bank_size, (3,), generator=g2))
         for _ in range(4):
-            a = torch.tensor([0, 1, 1]) if kind == "mdnrnn" else torch.full((3, 1), 0.3)
+            a = torch.tensor([0, 1, 1]) if kind == "mdnrnn" else torch.full((3, 1), 0.3)  # CartPole's or Pendulum's actions
             t1 = model.imagine(s1, a, tau, g1)
             t2 = model.imagine(s2, a, tau, noise=model.draw_noise(3, g2))
             for k in t1.state:
@@ -148,11 +164,6 @@ def test_onnx_envs_pass_the_env_contract(exported):
     env = OnnxDreamEnv(model=vector_dir)
     assert env.tau == 1.1, "the card's dream_env.tau is the default"
     check_env(env, skip_render_check=True)
-    _, pixel_dir = exported["mdnrnn-pixels"]
-    pixels = OnnxDreamEnv(model=pixel_dir, obs_type="pixels", render_mode="rgb_array")
-    check_env(pixels)
-    obs, _ = pixels.reset(seed=0)
-    assert obs.dtype == np.uint8 and obs.shape == (64, 64, 3) and pixels.render().shape == (64, 64, 3)
     with pytest.raises(ValueError, match="tau"):
         OnnxDreamEnv(model=vector_dir, tau=0.0)
     with pytest.raises(ValueError, match="pixel model"):
@@ -160,6 +171,15 @@ def test_onnx_envs_pass_the_env_contract(exported):
     with pytest.raises(ValueError, match="(?i)action out of range"):
         env.reset(seed=0)
         env.step(2)
+
+
+@pytest.mark.slow
+def test_onnx_pixel_env_passes_the_env_contract(exported):
+    _, pixel_dir = exported["mdnrnn-pixels"]
+    pixels = OnnxDreamEnv(model=pixel_dir, obs_type="pixels", render_mode="rgb_array")
+    check_env(pixels)
+    obs, _ = pixels.reset(seed=0)
+    assert obs.dtype == np.uint8 and obs.shape == (64, 64, 3) and pixels.render().shape == (64, 64, 3)
 
 
 def _rollout(envs, seed, steps=12):
