@@ -24,7 +24,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -43,7 +43,47 @@ from trainers.presets import DREAMER_ONLY, FIT_RANGES, MDNRNN_ONLY, MDNRNN_PRESE
 
 #: network sizes and budgets (trainers/presets.py; "tiny" is the one tiny preset)
 PRESETS = MDNRNN_PRESETS
-FAMILIES = ("mdnrnn", "rssm", "dreamer")
+
+
+@dataclass(frozen=True)
+class Fitter:
+    """How ``gym-dream fit --family NAME`` fits a family: ``fit(cfg)`` writes ``cfg.out`` and returns its path; ``presets``
+    are its named sizes and budgets (``--preset``; "default" at least)."""
+
+    fit: Callable[[Any], Path]
+    presets: dict[str, Any]
+
+
+def _fit_rssm(cfg) -> Path:
+    from trainers.fit_rssm import fit_rssm
+
+    return fit_rssm(cfg)
+
+
+def _fit_dreamer(cfg) -> Path:
+    from trainers.fit_dreamer import fit_dreamer
+
+    return fit_dreamer(cfg)
+
+
+#: family (as written in model cards) -> its fitter; a new family adds itself with :func:`register_fitter`
+FITTERS: dict[str, Fitter] = {}
+
+
+def register_fitter(family: str, fit: Callable[[Any], Path], presets: dict[str, Any]) -> None:
+    """Make ``gym-dream fit --family <family>`` run ``fit(cfg)`` (a :class:`FitConfig`), with the ``presets`` it accepts.
+    The family's model class is registered in the runtime with :func:`gym_dream.models.register_family`."""
+    if not callable(fit) or "default" not in presets:
+        raise ValueError(f"register_fitter({family!r}): fit must be callable and presets must name a 'default' preset.")
+    FITTERS[family] = Fitter(fit, dict(presets))
+
+
+def _register_builtin_fitters() -> None:
+    from trainers.presets import DREAMER_PRESETS, RSSM_PRESETS
+
+    register_fitter("mdnrnn", fit_mdnrnn, PRESETS)
+    register_fitter("rssm", _fit_rssm, {"default": None, **RSSM_PRESETS})
+    register_fitter("dreamer", _fit_dreamer, DREAMER_PRESETS)
 
 
 @dataclass
@@ -143,18 +183,16 @@ class FitConfig:
 
     def __post_init__(self):
         """Refuse out-of-range arguments now, before any work."""
-        if self.family not in FAMILIES:
-            raise ValueError(f"fit --family must be one of {' | '.join(FAMILIES)}, got {self.family!r}.")
-        from trainers.presets import DREAMER_PRESETS, RSSM_PRESETS
-
-        presets = {"mdnrnn": PRESETS, "rssm": {"default": None, **RSSM_PRESETS}, "dreamer": DREAMER_PRESETS}[self.family]
+        if self.family not in FITTERS:
+            raise ValueError(f"fit --family must be one of {' | '.join(FITTERS)}, got {self.family!r}.")
+        presets = FITTERS[self.family].presets
         if self.preset not in presets:
             raise ValueError(f"fit --preset {self.preset!r} is not a {self.family} preset; choose from {' | '.join(presets)}.")
         check_ranges(self, FIT_RANGES, "fit")
         owners = {**{k: "mdnrnn" for k in MDNRNN_ONLY}, **{k: "rssm" for k in RSSM_ONLY}, **{k: "dreamer" for k in DREAMER_ONLY},
                   "overshooting": "rssm"}  # deter, stoch, updates: rssm and dreamer
         other = {"mdnrnn": RSSM_ONLY + DREAMER_ONLY, "rssm": MDNRNN_ONLY + DREAMER_ONLY,
-                 "dreamer": MDNRNN_ONLY + ("overshooting",)}[self.family]
+                 "dreamer": MDNRNN_ONLY + ("overshooting",)}.get(self.family, ())
         given = [k for k in other if getattr(self, k) not in (None, 0, 0.0)]
         if given:
             raise ValueError(f"fit --{given[0].replace('_', '-')} is an option of the other family; drop it, or pass --family "
@@ -342,8 +380,8 @@ def heldout_disagreement(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, epis
 
 
 def fit(cfg: FitConfig) -> Path:
-    """Run every stage and write the model directory; returns its path."""
-    start = time.time()
+    """Fit ``cfg.family`` (its :data:`FITTERS` entry) on ``cfg.data`` (or ``cfg.minari``) and write the model directory;
+    returns its path."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.minari:
@@ -352,14 +390,12 @@ def fit(cfg: FitConfig) -> Path:
         from trainers.minari_data import minari_to_shards
 
         cfg = replace(cfg, data=str(minari_to_shards(cfg.minari, f"{cfg.out}.minari")), minari=None)
-    if cfg.family == "rssm":
-        from trainers.fit_rssm import fit_rssm
+    return FITTERS[cfg.family].fit(cfg)
 
-        return fit_rssm(cfg)
-    if cfg.family == "dreamer":
-        from trainers.fit_dreamer import fit_dreamer
 
-        return fit_dreamer(cfg)
+def fit_mdnrnn(cfg: FitConfig) -> Path:
+    """``gym-dream fit`` (``--family mdnrnn``): the VAE (or standardiser) and the MDN-RNN, stage by stage."""
+    start = time.time()
     torch.manual_seed(cfg.seed)
     ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
     meta = ds.meta
@@ -433,3 +469,6 @@ def fit(cfg: FitConfig) -> Path:
         out = save_model_dir(model.cpu(), cfg.out, card, half=cfg.half)
         _log(f"wrote {out} in {seconds:.0f} s")
         return out
+
+
+_register_builtin_fitters()

@@ -7,6 +7,7 @@ tensors goes in, a new one comes out, and the caller owns it. Randomness comes o
 
 from __future__ import annotations
 
+import abc
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -39,12 +40,30 @@ class Transition(NamedTuple):
     reward_disagreement: torch.Tensor | None = None
 
 
-class WorldModel(nn.Module):
-    """Base class of world-model families.
+class WorldModel(nn.Module, abc.ABC):
+    """The protocol of world-model families: what the dream envs, the wrappers and the trainers call, and nothing else.
 
-    Subclasses set :attr:`family`, build their networks in ``__init__`` from JSON-able keyword
-    arguments (returned by :meth:`hyperparameters`, stored in the model card) and implement the
-    five protocol methods. ``observation_space``/``action_space`` are the *real* env's spaces.
+    A family sets :attr:`family`, builds its networks in ``__init__`` from JSON-able keyword arguments (returned by
+    :meth:`hyperparameters`, stored in the model card) and implements the abstract methods: the dream
+    (:meth:`initial_state`, :meth:`imagine`), the filter of real observations (:meth:`observe`), what an agent sees
+    (:meth:`features`, :attr:`feature_dim`), the predicted observation (:meth:`decode`) and its training objective
+    (:meth:`sequence_loss`, which its fitter calls). ``observation_space``/``action_space`` are the *real* env's spaces.
+    A new family is one module plus :func:`gym_dream.models.register_family` (and, to fit it from the command line,
+    ``trainers.fit.register_fitter``); ``tests/trainers/test_new_family.py`` writes one in a few lines::
+
+        class Linear(WorldModel):
+            family = "linear"
+
+            def __init__(self, observation_space, action_space, preprocessing, bank_size=1):
+                super().__init__(observation_space, action_space, preprocessing)
+                d = observation_space.shape[0]
+                self.step = nn.Linear(d + self.action_dim, d + 2)           # next state, reward, end logit
+                self.register_buffer("bank", torch.zeros(bank_size, d))
+            def initial_state(self, batch, generator=None, obs=None): ...   # rows of the bank, or obs
+            def imagine(self, state, action, tau, generator=None, member=None): ...  # Transition(...)
+            ...
+
+        register_family(Linear)
     """
 
     family: ClassVar[str]
@@ -71,14 +90,17 @@ class WorldModel(nn.Module):
         return {k: STD_FLOOR for k in self.state_dict() if k.rsplit(".", 1)[-1] in ("std", "obs_std")}
 
     # -- the protocol -------------------------------------------------------------------------
+    @abc.abstractmethod
     def initial_state(self, batch: int, generator: torch.Generator | None = None, obs: torch.Tensor | None = None) -> State:
         """Start states: drawn from the bank of encoded real first frames, or from ``obs`` if given."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def observe(self, state: State, action: torch.Tensor, obs: torch.Tensor) -> State:
         """Fold the real observation that followed ``action`` into ``state``."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def imagine(self, state: State, action: torch.Tensor, tau: float | torch.Tensor, generator: torch.Generator | None = None,
                 member=None) -> Transition:
         """One dream step at temperature ``tau`` (a number, or a (B,) tensor: one per env), driven by ``member`` (None: member 0; ``"mean"``; ``"random"``:
@@ -122,23 +144,33 @@ class WorldModel(nn.Module):
         """The arithmetic ``imagine`` can run in; the first, ``"float32"``, is the default and the model as trained."""
         return ("float32",)
 
+    @abc.abstractmethod
     def features(self, state: State) -> torch.Tensor:
         """What an agent sees: a (B, feature_dim) float32 tensor."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def decode(self, state: State) -> torch.Tensor:
         """The predicted observation: (B, H, W, 3) uint8 for pixel models, (B, D) float32 for vectors."""
         raise NotImplementedError
 
+    @abc.abstractmethod
+    def sequence_loss(self, *batch: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
+        """The family's training objective on a batch of real sequences, as its fitter feeds them: a dict whose
+        ``"loss"`` is the scalar to minimise (other entries are reported). Each family documents its batch (e.g.
+        :meth:`RSSM.sequence_loss <gym_dream.models.rssm.RSSM.sequence_loss>`: observations, actions, rewards, ends, mask)."""
+
     # -- shared helpers ------------------------------------------------------------------------
     @property
+    @abc.abstractmethod
     def feature_dim(self) -> int:
-        raise NotImplementedError
+        """The size of :meth:`features`."""
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    @abc.abstractmethod
     def hyperparameters(self) -> dict[str, Any]:
         """Constructor keyword arguments (JSON-able), stored in the card as ``params``."""
         raise NotImplementedError
