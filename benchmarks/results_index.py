@@ -85,9 +85,16 @@ def intervals(returns: np.ndarray, seed: int = 0) -> dict[str, tuple[float, floa
     def both(s: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_mean(s), metrics.aggregate_iqm(s)])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch: random_state is deprecated in favour of generator
-        point, ci = rly.get_interval_estimates(scores, both, reps=RESAMPLES, random_state=np.random.RandomState(seed))
+    # arch (rliable's bootstrap) no longer honours random_state and draws from numpy's global generator: seed that one
+    # for the call, and give it back as it was
+    saved = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # arch: random_state is deprecated in favour of generator
+            point, ci = rly.get_interval_estimates(scores, both, reps=RESAMPLES)
+    finally:
+        np.random.set_state(saved)
     (m, iqm), ((m_lo, iqm_lo), (m_hi, iqm_hi)) = point["x"], ci["x"]
     return {"mean": (float(m), float(m_lo), float(m_hi)), "iqm": (float(iqm), float(iqm_lo), float(iqm_hi))}
 

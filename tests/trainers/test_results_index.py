@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("rliable")
 
-from benchmarks.results_index import NOT_RECORDED, evaluations, main, render  # noqa: E402
+from benchmarks.results_index import NOT_RECORDED, evaluations, intervals, main, render  # noqa: E402
 
 
 def _report(path, agent, returns, **extra):
@@ -56,3 +56,10 @@ def test_check_says_whether_the_index_is_up_to_date(tmp_path, capsys):
     assert main(["--results", str(res), "--check"]) == 1
     assert main(["--results", str(res)]) == 0
     assert main(["--results", str(res), "--check"]) == 0 and "up to date" in capsys.readouterr().out
+
+
+def test_the_intervals_are_the_same_on_every_run():
+    x = np.random.default_rng(1).normal(size=40)
+    state = np.random.get_state()[1].copy()
+    assert intervals(x) == intervals(x) and intervals(x, seed=1) != intervals(x)
+    assert (np.random.get_state()[1] == state).all()  # numpy's global generator is left as it was
