@@ -25,6 +25,7 @@ from gym_dream import __version__
 from gym_dream.versions import satisfies
 from gym_dream.error import DataFormatError, DeviceNotAvailable, ModelCardMismatch, ModelFormatError
 from gym_dream.models import FAMILIES, WorldModel
+from gym_dream.naming import check_real_env_id
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict, space_to_dict
 
@@ -247,6 +248,10 @@ def read_card(directory: str | os.PathLike) -> dict[str, Any]:
     missing = [f for f in REQUIRED_FIELDS if f not in card]
     if missing:
         raise ModelFormatError(f"{path} lacks the required fields {missing}.")
+    if not isinstance(card["env"], dict):
+        raise ModelFormatError(f"{path}: env must be a JSON object such as {{\"id\": \"CartPole-v1\"}}, got {card['env']!r:.100}.")
+    if card["env"].get("id") is not None:  # gym.make of a 'module:Name-v0' id would import (run) that module
+        check_real_env_id(card["env"]["id"], f"{path}: env.id", ModelFormatError)
     if not isinstance(card["family"], str) or card["family"] not in FAMILIES:
         raise ModelFormatError(f"{path} names the unknown model family {card['family']!r}; known: {sorted(FAMILIES)}.")
     if not isinstance(card["params"], dict):

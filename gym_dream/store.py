@@ -9,6 +9,8 @@
    ``gym_dream/bundled/`` when the package metadata is absent, e.g. a plain source checkout).
 
 Locating a packaged model never imports the package: the entry point only names where its files lie.
+A name that several packages declare is in conflict on its own (:class:`NameConflict`): a model gym-dream ships
+keeps its name, else the name resolves to none of them; every other name works.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -24,6 +27,7 @@ import torch
 from gym_dream.checkpoint import CARD_FILE, check_device, load_model
 from gym_dream.error import ModelMismatch, ModelNotFound
 from gym_dream.models import WorldModel
+from gym_dream.naming import one_line
 
 ENTRY_POINT_GROUP = "gym_dream.models"
 BUNDLED_DIR = Path(__file__).parent / "bundled"
@@ -101,20 +105,74 @@ def packaged_model_sources() -> list[tuple[str, Path, str]]:
     return sources
 
 
+def is_shipped_model_dir(directory: str | os.PathLike) -> bool:
+    """``directory`` is one of the models gym-dream itself ships (``gym_dream/bundled/<model>``), told by where it lies,
+    never by the distribution name a package's metadata gives."""
+    try:
+        return Path(directory).resolve().parent == BUNDLED_DIR.resolve()
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class NameConflict:
+    """A model name that several installed packages declare. When gym-dream ships a model of that name (``shipped``),
+    the name stays gym-dream's and the other declarations are not used; else the name resolves to none of them. Either
+    way only that name is affected: every other model, and every dream id of another model, works."""
+
+    name: str
+    declared: tuple[tuple[Path, str], ...]  # (model directory, distribution) of every declaration
+    shipped: Path | None  # gym-dream's own model of that name, which keeps it
+
+    @property
+    def others(self) -> list[str]:
+        """The distributions to remove (all of them when gym-dream ships no model of that name)."""
+        return sorted({dist for d, dist in self.declared if self.shipped is None or d != self.shipped})
+
+    def message(self) -> str:
+        others = [one_line(d, 100) for d in self.others]
+        if self.shipped is not None:
+            if len(others) == 1:
+                who, model, verb, it = f"package {others[0]}", "that package's model is", "declares", "it"
+            else:
+                who, model, verb, it = f"packages {' and '.join(others)}", "their models are", "declare", "them"
+            return (f"The installed {who} {verb} a model named {self.name!r}, the name of a model gym-dream ships "
+                    f"({self.shipped}); the name stays gym-dream's, so {model} not used and no env id declared for {it} is "
+                    f"registered. Uninstall {it} (pip uninstall {' '.join(others)}), or ask the author to rename the model.")
+        where = ", ".join(f"{one_line(dist, 100)} ({d})" for d, dist in self.declared)
+        return (f"Several installed packages declare a model named {self.name!r}: {where}; that name is in conflict (every "
+                f"other model works). Uninstall all but one ({' or '.join(f'pip uninstall {d}' for d in others)}), or pass "
+                f"the model directory itself.")
+
+
+def _packaged() -> tuple[dict[str, Path], dict[str, NameConflict]]:
+    found: dict[str, list[tuple[Path, str]]] = {}
+    for name, directory, dist in packaged_model_sources():
+        found.setdefault(name, []).append((directory, dist))
+    models: dict[str, Path] = {}
+    conflicts: dict[str, NameConflict] = {}
+    for name, declared in found.items():
+        shipped = next((d for d, _ in declared if is_shipped_model_dir(d)), None)
+        if len(declared) > 1:
+            conflicts[name] = NameConflict(name, tuple(declared), shipped)
+        if len(declared) == 1 or shipped is not None:
+            models[name] = shipped or declared[0][0]
+    return models, conflicts
+
+
 def packaged_models() -> dict[str, Path]:
     """Models declared by installed distributions (entry-point name -> model directory).
 
-    Two distributions that claim the same name are an error, not a silent override.
+    A name that two distributions declare is never a silent override, and never breaks the other names: when
+    gym-dream ships a model of that name, the name stays gym-dream's; else it is left out here and
+    :func:`find_model_dir` raises an error naming the packages. :func:`model_conflicts` lists both kinds.
     """
-    found: dict[str, tuple[Path, str]] = {}
-    for name, directory, dist in packaged_model_sources():
-        if name in found:
-            raise ModelMismatch(
-                f"Two installed packages provide a model named {name!r}: {found[name][1]} and {dist}. "
-                f"Uninstall one of them (pip uninstall {dist})."
-            )
-        found[name] = (directory, dist)
-    return {name: d for name, (d, _) in found.items()}
+    return _packaged()[0]
+
+
+def model_conflicts() -> dict[str, NameConflict]:
+    """Every model name that several installed distributions declare (``gym-dream list`` shows them)."""
+    return _packaged()[1]
 
 
 def user_models() -> dict[str, Path]:
@@ -142,6 +200,9 @@ def find_model_dir(model: str | os.PathLike) -> Path:
     models = available_models()
     if name in models:
         return models[name]
+    conflict = model_conflicts().get(name)
+    if conflict is not None:
+        raise ModelMismatch(conflict.message())
     raise ModelNotFound.for_name(name, list(models))
 
 

@@ -16,8 +16,9 @@ real episode to do so:
 Stored as data like its members: ``ensemble.json`` (format, the vote, the members' relative directories) and a copy of
 each member under ``members/<k>/`` (a controller or a stored SB3 policy), so a shipped ensemble is one self-contained
 folder. ``trainers.stored_agent.load_agent`` reads it like any other agent; ``gym-dream ensemble OUT AGENT...`` writes one.
-Reading and writing take the member loader (``load_member``, that ``load_agent``) as an argument: an ensemble holds
-stored agents of every kind, and this module knows none of them.
+Reading and writing take the member loader (``load_member``, ``trainers.stored_agent.load_stored_agent``, which reads
+agents stored as data and nothing else) as an argument: an ensemble holds stored agents of every kind, and this module
+knows none of them. A member is always a directory inside the ensemble's folder, never an SB3 ``.zip`` (cloudpickle).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 from gymnasium import spaces
 
 from gym_dream.checkpoint import atomic_write_bytes, read_json
+from gym_dream.error import DataFormatError
 
 ENSEMBLE_FORMAT = "gym-dream-agent-ensemble"
 ENSEMBLE_CARD = "ensemble.json"
@@ -108,18 +110,32 @@ class AgentEnsemble:
 
     @classmethod
     def load(cls, path: str | Path, load_member: Callable[[Path], Any]) -> "AgentEnsemble":
-        """The ensemble stored in ``path``, each member read by ``load_member`` (``trainers.stored_agent.load_agent``)."""
+        """The ensemble stored in ``path``, each member read by ``load_member`` (``trainers.stored_agent.load_stored_agent``,
+        which reads agents stored as data only).
+
+        Every member is checked before any is read: it must be what :func:`save_ensemble` writes, a directory inside
+        ``path`` (a controller or a stored SB3 policy, as data); a file (an SB3 ``.zip``, which can run code when
+        loaded), an absolute path or one that leads outside the folder is refused."""
         path = Path(path)
         card = read_json(path / ENSEMBLE_CARD, "agent ensemble card")
-        if card.get("format") != ENSEMBLE_FORMAT:
-            raise ValueError(f"{path} is not an agent ensemble (format {card.get('format')!r}).")
-        members = []
-        for rel in card["members"]:
-            member = (path / rel).resolve()
-            if path.resolve() not in member.parents:
-                raise ValueError(f"{path / ENSEMBLE_CARD} names the member {rel!r} outside its folder; an ensemble holds its members.")
-            members.append(load_member(member))
-        return cls(members, card)
+        if not isinstance(card, dict) or card.get("format") != ENSEMBLE_FORMAT:
+            raise ValueError(f"{path} is not an agent ensemble (format {card.get('format') if isinstance(card, dict) else None!r}).")
+        rels = card.get("members")
+        if not isinstance(rels, list) or not rels:
+            raise DataFormatError(f"{path / ENSEMBLE_CARD}: members must be a non-empty list of member directories (members/0, ...).")
+        root = path.resolve()
+        paths = []
+        for rel in rels:
+            member = (path / rel).resolve() if isinstance(rel, str) and rel and not Path(rel).is_absolute() else None
+            if member is None or root not in member.parents:
+                raise DataFormatError(f"{path / ENSEMBLE_CARD} names the member {rel!r} outside its folder; an ensemble holds its "
+                                      f"members (as {MEMBERS_DIR}/<k> directories).")
+            if not member.is_dir():
+                raise DataFormatError(f"{path / ENSEMBLE_CARD} names the member {rel!r}, which is not a directory: an ensemble's "
+                                      f"members are controller or SB3 policy directories stored as data, never an SB3 .zip or "
+                                      f"another file (loading one can run code). Rebuild the ensemble with gym-dream ensemble.")
+            paths.append(member)
+        return cls([load_member(m) for m in paths], card)
 
 
 def is_ensemble_dir(path: str | Path) -> bool:
@@ -129,7 +145,7 @@ def is_ensemble_dir(path: str | Path) -> bool:
 def save_ensemble(members: list[str | Path], out: str | Path, extra: dict[str, Any] | None = None, *,
                   load_member: Callable[[Path], Any]) -> Path:
     """Copy the stored agents ``members`` (controller or SB3 policy directories) into ``out/members/<k>`` and write
-    ``out/ensemble.json``; the members are loaded first (by ``load_member``, ``trainers.stored_agent.load_agent``), so a
+    ``out/ensemble.json``; the members are loaded first (by ``load_member``, ``trainers.stored_agent.load_stored_agent``), so a
     folder that would not load is never written. An existing ``out`` is replaced only once the new one is complete."""
     out, sources = Path(out), [Path(m) for m in members]
     for m in sources:

@@ -78,11 +78,12 @@ def _cmd_evaluate(ns):
     from gym_dream.agents import agent_path
     from trainers.envs import dream_id_for
     from trainers.evaluate import evaluate, markdown_table, write_report
-    from trainers.stored_agent import load_agent
+    from trainers.stored_agent import load_agent, load_stored_agent
 
     ns.env_id = dream_id_for(ns.env_id, ns.model)
     path = agent_path(ns.agent, ns.model, ns.env_id)  # a path, or the name of an agent shipped with the model
-    agent, name = load_agent(path, ns.algo), path.name
+    # an SB3 .zip only when the user named that file; an agent found by name (shipped with a model) is read as data only
+    agent, name = (load_agent(path, ns.algo) if path == Path(ns.agent) else load_stored_agent(path)), path.name
     if ns.action_noise:
         import gymnasium as gym
 
@@ -103,7 +104,7 @@ def _cmd_ensemble(ns):
     from gym_dream.agents import agent_path
     from trainers.agent_ensemble import save_ensemble
     from trainers.envs import dream_id_for
-    from trainers.stored_agent import load_agent
+    from trainers.stored_agent import load_stored_agent
 
     ns.env_id = dream_id_for(ns.env_id, ns.model)
     members = [agent_path(a, ns.model, ns.env_id) for a in ns.agents]
@@ -118,7 +119,7 @@ def _cmd_ensemble(ns):
             ns.out, {**extra, "averaged_from": [str(m) for m in members]})
         print(f"wrote {out}: one controller, the mean of {len(members)} controllers' parameters (gym-dream evaluate {out} --env-id {ns.env_id} ...)")
         return
-    out = save_ensemble(members, ns.out, extra or None, load_member=load_agent)
+    out = save_ensemble(members, ns.out, extra or None, load_member=load_stored_agent)  # members are data, never a .zip
     print(f"wrote {out}: {len(members)} agents voting as one (gym-dream evaluate {out} --env-id {ns.env_id} ...)")
 
 
@@ -209,6 +210,13 @@ def _cmd_list(ns):
         for agent, info in sorted(agents.items()):
             tau = info.get("tau")
             print(f"      agent {agent:20s} {info.get('kind', '?')} trained at tau {'?' if tau is None else _tau_text(tau)}")
+    from gym_dream.store import model_conflicts
+
+    conflicts = model_conflicts()
+    if conflicts:
+        print("model names declared by several installed packages:")
+        for name, conflict in sorted(conflicts.items()):
+            print(f"  {name:24s} CONFLICT: {conflict.message()}")
     print("dream env ids:")
     for spec in sorted(gym.registry.values(), key=lambda s: s.id):
         if spec.entry_point == CONFLICT_ENTRY:
@@ -220,9 +228,10 @@ def _cmd_list(ns):
     if CLAIMS:
         print("ids declared by installed model packages:")
         for c in sorted(CLAIMS, key=lambda c: (c.dream_id.env_id, c.dream_id.source)):
-            label = {"registered": "registered", "conflict": "CONFLICT (declared by several packages)", "refused": "REFUSED"}[c.status]
+            label = {"registered": "registered", "conflict": "CONFLICT (declared by several packages)", "refused": "REFUSED",
+                     "name conflict": "NOT REGISTERED (its model's name is gym-dream's)"}[c.status]
             line = f"  {c.dream_id.env_id!r:30s} by {c.dream_id.source} (model {c.dream_id.model!r}): {label}"
-            print(line + (f": {c.reason}" if c.status == "refused" else ""))
+            print(line + (f": {c.reason}" if c.status in ("refused", "name conflict") else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,6 +15,7 @@ import numpy as np
 
 from gym_dream.catalogue import by_real_id
 from gym_dream.error import DependencyNotInstalled
+from gym_dream.naming import check_real_env_id
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.wrappers import ActionRepeat
 
@@ -106,7 +107,12 @@ def recipe(env_id: str, env_kwargs: dict[str, Any] | None = None) -> RealEnv:
 
 
 def make_real_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """``gym.make`` with a clear message when the env's optional dependency is missing."""
+    """``gym.make`` with a clear message when the env's optional dependency is missing.
+
+    ``env_id`` must be a plain registered id (``Name-vN``, ``namespace/Name-vN``): it often comes from a model card or
+    a dataset, and ``gym.make("pkg.mod:Name-v0")`` would import ``pkg.mod`` (:func:`gym_dream.naming.check_real_env_id`).
+    """
+    check_real_env_id(env_id)
     r = recipe(env_id, kwargs)
     try:
         if r.module:

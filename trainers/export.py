@@ -12,7 +12,10 @@ build tool and no network. The project folder written next to it is a normal set
 edit its README and rebuild it with ``pip wheel`` if you like; a re-export keeps a README or
 ``pyproject.toml`` you edited (it records the hash of what it generated in ``.gym-dream-export.json``)
 and never deletes anything. The id must be a ``Dream-*`` id, the name, version and version range follow
-strict grammars (:mod:`gym_dream.naming`), and card text is escaped into every generated file.
+strict grammars (:mod:`gym_dream.naming`), and card text is escaped into every generated file. The name starts with
+``dream-`` (``--name-ok`` accepts another name of yours) and never is, nor imports as, an installed distribution, a
+package the runtime needs or a standard-library module: the wheel would install over it. The card's real env id is
+a plain registered id (no ``module:`` prefix, which ``gym.make`` would import).
 
 gym-dream's own bundled models are staged by :func:`stage_model_dir`, exactly as an exported
 package's model is, and found through the same entry-point group.
@@ -36,7 +39,8 @@ from gym_dream.checkpoint import CARD_FILE, WEIGHTS_FILE, load_model, read_card,
 from gym_dream.checkpoint import atomic_write_bytes
 from gym_dream.error import ModelFormatError
 from gym_dream.envs.registry import BUILTIN_IDS
-from gym_dream.naming import check_dist_name, check_dream_id, check_release, check_version_range, one_line
+from gym_dream.naming import (check_dist_name, check_dream_id, check_package_name, check_real_env_id, check_release,
+                               check_version_range, import_name, one_line)
 from gym_dream.store import ENTRY_POINT_GROUP
 from gym_dream.versions import compatible_range
 
@@ -70,20 +74,22 @@ class ExportConfig:
     runtime: str = "torch"
     """what the package's dream runs on: torch (the weights, needs gym-dream) or onnx (the dream step as ONNX graphs,
     needs only the torch-free gym-dream-onnx: numpy + onnxruntime + gymnasium; see trainers/onnx_export.py)"""
+    name_ok: bool = False
+    """accept a --name that does not start with dream- (a name you own and mean to publish); the name of an installed
+    distribution, of an import name one provides, of gym-dream or a package it runs on, or of a standard-library module
+    is refused all the same (default: False)"""
 
 
 def module_name(dist_name: str) -> str:
     """The import name for a distribution name (``dream-mygame`` -> ``dream_mygame``)."""
-    return re.sub(r"[-.]+", "_", dist_name).lower()
+    return import_name(dist_name)
 
 
 def _check(cfg: ExportConfig) -> None:
     if not cfg.model_dir:
         raise ValueError("Give the model directory to export: gym-dream export MODEL_DIR --env-id Dream-MyGame-v0 --name dream-mygame")
     check_dream_id(cfg.env_id)
-    check_dist_name(cfg.name)
-    if module_name(cfg.name) in ("gym_dream", "trainers"):
-        raise ValueError(f"--name {cfg.name!r} would shadow gym-dream's own packages; pick another name.")
+    check_package_name(cfg.name, name_ok=cfg.name_ok)  # dream-*, and never an installed project's or the runtime's name
     check_release(cfg.version)
     if cfg.runtime not in RUNTIMES:
         raise ValueError(f"--runtime must be one of {RUNTIMES} (torch: the weights, for gym-dream; onnx: the dream as ONNX graphs, "
@@ -104,6 +110,9 @@ def stage_model_dir(model_dir: str | Path, dest: str | Path, env_id: str, max_ep
     if requires is not None:
         requires = check_version_range(requires)
     card = read_card(model_dir)
+    real = (card.get("env") or {}).get("id")
+    if real is not None:  # read_card checked it too: a card's real env id is never one gym.make would import code for
+        check_real_env_id(real, f"{model_dir / CARD_FILE}: env.id", ModelFormatError)
     model = load_model(model_dir)  # checks every tensor against the card
     horizon = max_episode_steps or (card.get("env") or {}).get("max_episode_steps")
     if horizon is not None and (isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1):

@@ -6,10 +6,11 @@ agent, the experiment stages, the benchmarks) reads it here, so one function kno
 - a linear controller directory (``controller.json``: :mod:`trainers.controller`, what ``train cmaes`` writes);
 - a stored SB3 policy (``policy.json``: :mod:`trainers.sb3_policy`, ``<run>/best`` of ``gym-dream train``), acting
   every ``action_hold`` steps as it was trained;
-- an agent ensemble (``ensemble.json``: :mod:`trainers.agent_ensemble`), whose members are read here too;
+- an agent ensemble (``ensemble.json``: :mod:`trainers.agent_ensemble`), whose members are read by
+  :func:`load_stored_agent`: controller or policy directories (or ensembles of those), never an SB3 ``.zip``;
 - an SB3 ``.zip``, only when named itself (it is cloudpickled: see :class:`PickleFormatWarning`).
 
-The first three are safetensors + JSON: data that cannot run code.
+The first three are safetensors + JSON: data that cannot run code. :func:`load_stored_agent` reads only those.
 """
 
 from __future__ import annotations
@@ -37,13 +38,8 @@ def load_agent(path: str | Path, algo: str | None = None):
     says so. Load only files you trust.
     """
     path = Path(path)
-    if is_ensemble_dir(path):
-        return AgentEnsemble.load(path, load_member=load_agent)
-    if is_controller_dir(path):
-        return LinearController.load(path)
-    if is_policy_dir(path):
-        policy = SB3Policy.load(path)
-        return with_hold(policy, policy.card.get("action_hold", 1))  # it acts as it was trained: every k steps
+    if is_ensemble_dir(path) or is_controller_dir(path) or is_policy_dir(path):
+        return load_stored_agent(path)
     if path.suffix == ".zip" and path.is_file():
         from trainers.sb3 import ALGOS, algo_class
 
@@ -58,3 +54,20 @@ def load_agent(path: str | Path, algo: str | None = None):
         return with_hold(algo_class(name).load(path, device="cpu"), recipe.get("action_hold", 1))
     raise FileNotFoundError(f"{path} is neither a controller directory (controller.json), a stored SB3 policy (policy.json), "
                             "an agent ensemble (ensemble.json) nor an SB3 .zip file.")
+
+
+def load_stored_agent(path: str | Path):
+    """An agent stored as data: a controller directory, a stored SB3 policy or an ensemble of those (safetensors + JSON
+    only). Never an SB3 ``.zip`` or anything else that can run code: this is how an ensemble's members are read (an
+    ensemble, like an agent shipped with a model package, may come from anyone)."""
+    path = Path(path)
+    if is_ensemble_dir(path):
+        return AgentEnsemble.load(path, load_member=load_stored_agent)
+    if is_controller_dir(path):
+        return LinearController.load(path)
+    if is_policy_dir(path):
+        policy = SB3Policy.load(path)
+        return with_hold(policy, policy.card.get("action_hold", 1))  # it acts as it was trained: every k steps
+    raise ValueError(f"{path} is not an agent stored as data: a controller directory (controller.json), a stored SB3 policy "
+                     "(policy.json) or an agent ensemble (ensemble.json). An SB3 .zip is loaded only when you name the file "
+                     "itself (it can run code), never as an ensemble's member or an agent shipped with a model.")

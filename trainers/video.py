@@ -13,6 +13,7 @@ import torch
 import gym_dream
 from gym_dream.envs.core import actions_to_tensor, vector_frame
 from gym_dream.models import WorldModel
+from gym_dream.naming import check_real_env_id
 from trainers.envs import dream_id_for, make_real_env, real_env_of
 from trainers.presets import check_ranges
 
@@ -53,7 +54,7 @@ def frame_renderer(model: WorldModel) -> Callable[[torch.Tensor], np.ndarray]:
         return lambda dec: np.repeat(np.repeat(dec.cpu().numpy(), 4, 0), 4, 1)
     env_id = (model.card.get("env") or {}).get("id")
     try:
-        env = gym.make(env_id, render_mode="rgb_array")
+        env = gym.make(check_real_env_id(env_id), render_mode="rgb_array")  # never a 'module:' id (gym.make imports it)
         env.reset(seed=0)
         if hasattr(env.unwrapped, "state"):
             def render(dec: torch.Tensor) -> np.ndarray:

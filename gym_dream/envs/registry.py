@@ -7,7 +7,10 @@ gym-dream also defines ids for its own experiments whose model may not be instal
 of those explains how to get the model. Two packages claiming one id register an id whose ``make``
 raises an error naming both, never a silent override. A package registers only ``Dream-*`` ids and never
 replaces an id that gym-dream did not register (``CartPole-v1``, another library's env): such a
-declaration is refused with a warning.
+declaration is refused with a warning, as is one whose card's real env id (``env.id``) is not a plain
+registered id (a ``module:`` prefix would make ``gym.make`` import that module). A package whose model
+takes the name of a model gym-dream ships registers no id for it (making its id names the package to
+remove); gym-dream's own model keeps its name and its id.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from gymnasium.envs.registration import register
 
 from gym_dream.catalogue import CATALOGUE
 from gym_dream.error import ModelMismatch, RefusedIdWarning
-from gym_dream.naming import is_dream_id
+from gym_dream.naming import is_dream_id, is_plain_env_id, one_line
 
 DREAM_ENTRY = "gym_dream.envs.dream_env:DreamEnv"
 DREAM_VECTOR_ENTRY = "gym_dream.envs.dream_vector_env:DreamVectorEnv"
@@ -43,6 +46,7 @@ class DreamId:
     real_env_id: str | None
     max_episode_steps: int | None
     source: str = "gym-dream"
+    directory: str | None = None  # the declaring package's model directory (None: gym-dream's own catalogue)
 
 
 # ids of gym-dream's own experiments (registered even before their model is trained or installed)
@@ -62,8 +66,9 @@ def card_dream_id(name: str, directory: Path, dist: str) -> DreamId | None:
         steps = spec.get("max_episode_steps", env.get("max_episode_steps"))
         if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
             steps = -1  # refused below, with the reason
-        real = env.get("id")
-        return DreamId(str(spec["id"]), name, real if isinstance(real, str) else None, steps or None, dist)
+        real = env.get("id")  # as declared: a real env id that is not a plain registered id is refused below
+        real = None if real is None else real if isinstance(real, str) else repr(real)
+        return DreamId(str(spec["id"]), name, real, steps or None, dist, str(directory))
     except (OSError, ValueError, TypeError, AttributeError):
         return None
 
@@ -100,7 +105,8 @@ class Claim:
     """An id a model package declares, and what registration made of it."""
 
     dream_id: DreamId
-    status: str  # "registered", "conflict" or "refused"
+    status: str  # "registered", "conflict" (several packages declare the id), "name conflict" (its model's name is
+    # one gym-dream ships: see gym_dream.store.NameConflict) or "refused"
     reason: str = ""
 
 
@@ -119,7 +125,20 @@ def _refusal(d: DreamId) -> str | None:
         return f"the id is already registered by {spec.entry_point!r}, not by gym-dream, and a model package never replaces it"
     if d.max_episode_steps is not None and d.max_episode_steps < 1:
         return "its dream_env.max_episode_steps is not an integer >= 1"
+    if d.real_env_id is not None and not is_plain_env_id(d.real_env_id):
+        return (f"its card's real env id (env.id) {one_line(repr(d.real_env_id), 100)} is not a plain registered id "
+                f"('Name-vN' or 'namespace/Name-vN'), and gym.make would import (run) the module named before a ':'")
     return None
+
+
+def _name_lost(d: DreamId, conflicts: dict) -> str | None:
+    """Why ``d``'s model is not the one its name stands for (None: it is): gym-dream ships a model of the same name."""
+    from gym_dream.store import is_shipped_model_dir
+
+    conflict = conflicts.get(d.model)
+    if conflict is None or conflict.shipped is None or d.directory is None or is_shipped_model_dir(d.directory):
+        return None
+    return conflict.message()
 
 
 def register_dream_envs() -> dict[str, DreamId | None]:
@@ -133,24 +152,41 @@ def register_dream_envs() -> dict[str, DreamId | None]:
     gym.envs.registry.pop(MODEL_DREAM_ID, None)
     register(id=MODEL_DREAM_ID, entry_point=MODEL_DREAM_ENTRY, vector_entry_point=MODEL_DREAM_VECTOR_ENTRY,
              kwargs={"default_model": None, "real_env_id": None})
+    from gym_dream.store import model_conflicts
+
     ids: dict[str, DreamId | None] = {d.env_id: d for d in BUILTIN_IDS}
     claims_made: list[Claim] = []
+    conflicts = model_conflicts()
     for env_id, claims in packaged_ids().items():
-        allowed = []
+        allowed, lost = [], []
         for c in claims:
             reason = _refusal(c)
             if reason is None:
-                allowed.append(c)
+                name_lost = _name_lost(c, conflicts)
+                if name_lost is None:
+                    allowed.append(c)
+                else:  # its model's name is one gym-dream ships: the id is not the package's to register
+                    lost.append(c)
+                    claims_made.append(Claim(c, "name conflict", name_lost))
+                    if (env_id, c.source, c.model) not in _WARNED:
+                        _WARNED.add((env_id, c.source, c.model))
+                        warnings.warn(f"gym-dream did not register the env id {env_id!r} declared by the installed package "
+                                      f"{c.source}: {name_lost}", RefusedIdWarning, stacklevel=2)
                 continue
             claims_made.append(Claim(c, "refused", reason))
             if (env_id, c.source, c.model) not in _WARNED:
                 _WARNED.add((env_id, c.source, c.model))
                 warnings.warn(
                     f"gym-dream refused the env id {env_id!r} declared by the installed package {c.source} (model {c.model!r}): "
-                    f"{reason}. It was not registered. Ask its author for a 'Dream-...' id, or uninstall it (pip uninstall {c.source}).",
+                    f"{reason}. It was not registered. Ask its author to fix its card, or uninstall it (pip uninstall {c.source}).",
                     RefusedIdWarning, stacklevel=2,
                 )
         if not allowed:
+            if lost and env_id not in ids:  # making it names the package to remove (and another's id stays theirs)
+                gym.envs.registry.pop(env_id, None)
+                register(id=env_id, entry_point=CONFLICT_ENTRY, vector_entry_point=CONFLICT_ENTRY,
+                         kwargs={"message": _name_lost(lost[0], conflicts)})
+                ids[env_id] = None
             continue
         distinct = {(c.model, c.source) for c in allowed}
         if len(distinct) > 1:
