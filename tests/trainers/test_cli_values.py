@@ -111,7 +111,7 @@ def test_a_real_env_id_where_a_dream_is_run_names_the_dream_id(command, tmp_path
 
 
 def test_a_real_env_id_without_a_dream_names_the_model_dream(tmp_path, capsys):
-    assert main(["train", "cmaes", "--env-id", "Acrobot-v1", "--out", str(tmp_path / "o")]) == 2
+    assert main(["train", "cmaes", "--env-id", "MountainCarContinuous-v0", "--out", str(tmp_path / "o")]) == 2
     _one_line(capsys, "--env-id Dream-Model-v0 --model MODEL")
 
 
