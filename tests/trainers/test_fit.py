@@ -7,7 +7,8 @@ import torch
 import gym_dream
 from trainers.collect import CollectConfig, collect
 from trainers.data import EpisodeDataset
-from trainers.fit import FitConfig, encode_all, fit
+from trainers.fit import FitConfig, fit
+from trainers.fit_vae import encode_all
 
 
 def test_tiny_fit_writes_a_loadable_model(tiny_cartpole_model):
@@ -67,7 +68,7 @@ def test_training_windows_cover_episode_ends_as_often_as_the_middle():
     """A termination head learns from the last transition of each episode: windows must not skip it."""
     import numpy as np
 
-    from trainers.fit import windows
+    from trainers.sequences import windows
 
     class _DS:  # 50 episodes of 200 steps
         lengths = np.full(50, 200)

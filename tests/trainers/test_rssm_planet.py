@@ -34,7 +34,7 @@ def _pixel_rssm():
 
 
 def _batch(ds: EpisodeDataset, rng, batch=16, chunk=16):
-    from trainers.fit import windows
+    from trainers.sequences import windows
 
     o, a, m = windows(ds, np.arange(len(ds)), chunk, rng)
     pick = rng.integers(0, len(o), size=batch)
