@@ -109,12 +109,13 @@ class Recipe:
     def tiny(self) -> "Recipe":
         """Tiny budgets and the tiny network preset: the whole path in minutes, the numbers mean nothing."""
         sizes = ("z_dim", "hidden", "vae_channels", "seq_len")
+        mdnrnn = self.fit.get("family", "mdnrnn") == "mdnrnn"
+        budgets = {"vae_epochs": 1, "rnn_epochs": 2, "vae_frames": 2000} if mdnrnn else {}  # the other families: the tiny preset's
         return replace(
             self, taus=(self.main_tau,),
             collect={**self.collect, "episodes": 6, "steps": 3000 if self.collect.get("steps") else None},
-            fit={**{k: v for k, v in self.fit.items() if k not in sizes}, "preset": "tiny", "vae_epochs": 1, "rnn_epochs": 2,
-                 "vae_frames": 2000},
-            iterate={**self.iterate, "steps": 1000, "check_episodes": 1, "refit": {"vae_epochs": 1, "rnn_epochs": 1}}
+            fit={**{k: v for k, v in self.fit.items() if k not in sizes}, "preset": "tiny", **budgets},
+            iterate={**self.iterate, "steps": 1000, "check_episodes": 1, **({"refit": {"vae_epochs": 1, "rnn_epochs": 1}} if mdnrnn else {})}
             if self.iterate else {},
             select={**self.select, "episodes": 1} if self.select else {},
             cmaes=dict(generations=2, popsize=4, rollouts=2), episodes=2, sweep_episodes=2, random_episodes=2,

@@ -151,20 +151,29 @@ def _model_section(recipe: Recipe, work: WorkDir, card: dict[str, Any], real_ste
     main = work.row_controller(recipe.main_tau)
     path = work.controller(main) / "controller.json" if main else None
     cmaes_device = json.loads(path.read_text()).get("config", {}).get("device", "cpu") if path and path.is_file() else "cpu"
-    m = h["mdnrnn"]
+    family = card.get("family", "mdnrnn")
+    fit_time = (f"- fit: {t['seconds'] / 60:.0f} min" + (f" (the last of {len(fits)} fits, {sum(fits) / 60:.0f} min in all)" if len(fits) > 1 else "")
+                + f" on {t['device'] if t.get('device', 'cpu') != 'cpu' else str(t['cpu_threads']) + ' CPU threads'}; ")
+    if family == "mdnrnn":
+        m = h["mdnrnn"]
+        model_lines = [
+            fit_time + f"VAE channels {hp['vae_channels']}, z {hp['z_dim']}, LSTM {hp['hidden']}, {hp['mixtures']} mixtures; weights fp16",
+            f"- held-out VAE: reconstruction {h['vae'].get('reconstruction', float('nan')):.1f} (squared error per 64x64x3 frame in [0,1]), "
+            f"KL {h['vae'].get('kl', float('nan')):.1f}",
+            f"- held-out MDN-RNN: NLL per latent dim {m['nll']:.3f}, reward MSE {m['reward_mse']:.4f}, termination accuracy "
+            f"{m['termination_accuracy']:.4f}, recall on real ends {m.get('termination_recall', float('nan')):.3f}, false alarms "
+            f"{m.get('termination_false_alarm_rate', float('nan')):.4f} ({m['transitions']} transitions)"]
+    else:  # another family: its sizes and whatever held-out metrics its fitter recorded
+        sizes = ", ".join(f"{k} {v}" for k, v in hp.items() if k in ("deter", "stoch", "classes", "hidden", "units", "layers", "updates"))
+        metrics = ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in (h.get(family) or {}).items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool))
+        model_lines = [fit_time + f"{family}: {sizes}", f"- held-out {family}: {metrics}"]
     return [
         "## Model and compute", "",
         f"- data: {card['data']['steps']} real steps, {card['data']['episodes']} episodes, policy {card['data']['policies']} "
         + (f"(after {adopted['real_steps']} real steps behind the adopted model; {real_steps} in all)" if adopted else
            f"(`gym-dream experiment {recipe.name} collect`)"),
-        f"- fit: {t['seconds'] / 60:.0f} min" + (f" (the last of {len(fits)} fits, {sum(fits) / 60:.0f} min in all)" if len(fits) > 1 else "")
-        + f" on {t['device'] if t.get('device', 'cpu') != 'cpu' else str(t['cpu_threads']) + ' CPU threads'}; VAE channels {hp['vae_channels']}, "
-        f"z {hp['z_dim']}, LSTM {hp['hidden']}, {hp['mixtures']} mixtures; weights fp16",
-        f"- held-out VAE: reconstruction {h['vae'].get('reconstruction', float('nan')):.1f} (squared error per 64x64x3 frame in [0,1]), "
-        f"KL {h['vae'].get('kl', float('nan')):.1f}",
-        f"- held-out MDN-RNN: NLL per latent dim {m['nll']:.3f}, reward MSE {m['reward_mse']:.4f}, termination accuracy "
-        f"{m['termination_accuracy']:.4f}, recall on real ends {m.get('termination_recall', float('nan')):.3f}, false alarms "
-        f"{m.get('termination_false_alarm_rate', float('nan')):.4f} ({m['transitions']} transitions)",
+        *model_lines,
         f"- CMA-ES: population {recipe.cmaes['popsize']} x {recipe.cmaes['rollouts']} dream rollouts; generations per tau: {generations}"
         + (f" (seeds {', '.join(map(str, recipe.cmaes_seeds))})" if len(recipe.cmaes_seeds) > 1 else "") + "; wall time per tau in the json",
         f"- devices: fit on {t.get('device', 'cpu')}, CMA-ES dreams on {cmaes_device}; "
