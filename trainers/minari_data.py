@@ -76,19 +76,30 @@ def load_minari(dataset_id: str):
 def recover_env(dataset) -> dict[str, Any]:
     """What the dataset says about its real env: ``env_id``, ``env_kwargs``, ``max_episode_steps`` and, when it
     cannot be made here, ``missing`` (why). A recorded env whose spaces differ from the dataset's is refused: the
-    spec is wrong, and a dream of it would check real observations against the wrong spaces."""
+    spec is wrong, and a dream of it would check real observations against the wrong spaces.
+
+    The env is made by its id from THIS process's registry, with the recorded kwargs: never from the entry point or
+    the wrappers the dataset file records (``gym.make(spec)`` would import those modules, running code a downloaded
+    dataset names). An id that is not a plain registered id (``module:Name-v0``) is refused."""
+    from gym_dream.naming import check_real_env_id
+
     spec = dataset.env_spec
     if spec is None:
         return {"env_id": None, "env_kwargs": {}, "max_episode_steps": None,
                 "missing": f"the Minari dataset {dataset.id!r} records no env spec (it was created with env=None), so its real env is unknown"}
+    check_real_env_id(spec.id, f"the real env id recorded by the Minari dataset {dataset.id!r}", DataFormatError)
     kwargs = dict(spec.kwargs or {})
     out: dict[str, Any] = {"env_id": spec.id, "env_kwargs": _plain(kwargs), "max_episode_steps": spec.max_episode_steps}
     if spec.additional_wrappers:
         out["wrappers"] = [w.name for w in spec.additional_wrappers]
+    if spec.id not in gym.registry:
+        out["missing"] = (f"the real env {spec.id!r} recorded by the Minari dataset {dataset.id!r} is not registered here; install "
+                          f"and import the package that registers it (gym-dream never imports the entry point a dataset records)")
+        return out
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            env = gym.make(spec)
+            env = gym.make(spec.id, **kwargs)
     except Exception as e:  # noqa: BLE001  (an unregistered id, a missing package, a broken entry point: all "cannot be made")
         out["missing"] = (f"the real env {spec.id!r} recorded by the Minari dataset {dataset.id!r} cannot be made here "
                           f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); install the package that registers it")
