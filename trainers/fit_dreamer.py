@@ -28,10 +28,10 @@ from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict
 from trainers.checkpointing import Stage, save_model_dir
 from trainers.data import EpisodeDataset
-from trainers.fit_rssm import _batch, heldout_disagreement
+from trainers.fit_rssm import heldout_disagreement
 from trainers.folder_lock import held
 from trainers.presets import DREAMER_PRESETS, preset
-from trainers.sequences import data_card, windows
+from trainers.sequences import data_card, sequence_batch, train_on_chunks, windows
 from trainers.training_log import TrainingLog
 
 UPDATES_PER_CHECKPOINT = 100
@@ -61,20 +61,7 @@ def dreamer_for(meta: dict[str, Any], p: dict[str, Any], bank_size: int = 1) -> 
 def train_dreamer(model: Dreamer, opt: torch.optim.Optimizer, ds: EpisodeDataset, steps: int, batch: int, chunk: int,
                   rng: np.random.Generator, g: torch.Generator, grad_clip: float, device: str, episodes: np.ndarray) -> dict[str, float]:
     """``steps`` updates on random chunks of ``episodes``; returns the mean of each reported term."""
-    sums: dict[str, float] = {}
-    model.train()
-    for _ in range(steps):
-        obs_idx, act_idx, mask = windows(ds, episodes, chunk, rng)
-        pick = rng.integers(0, len(obs_idx), size=batch)
-        out = model.sequence_loss(*_batch(ds, (obs_idx[pick], act_idx[pick], mask[pick]), device), generator=g)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        out["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-    model.eval()
-    return {k: v / max(steps, 1) for k, v in sums.items()}
+    return train_on_chunks(model, opt, ds, steps, batch, chunk, rng, grad_clip, device, episodes, grad_norm=True, generator=g)
 
 
 @torch.no_grad()
@@ -90,7 +77,7 @@ def evaluate_dreamer(model: Dreamer, ds: EpisodeDataset, episodes: np.ndarray, c
     correct = hits = ends = false_ends = 0.0
     for i in range(0, len(obs_idx), 64):
         sl = slice(i, i + 64)
-        out = model.sequence_loss(*_batch(ds, (obs_idx[sl], act_idx[sl], mask[sl]), device), generator=g, outputs=True)
+        out = model.sequence_loss(*sequence_batch(ds, (obs_idx[sl], act_idx[sl], mask[sl]), device), generator=g, outputs=True)
         pred = (out.pop("termination_prob") > 0.5).cpu().numpy()
         out.pop("reward_pred")
         n = float(mask[sl].sum())

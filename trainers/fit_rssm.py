@@ -28,7 +28,7 @@ from trainers.checkpointing import Stage, save_model_dir
 from trainers.data import EpisodeDataset
 from trainers.folder_lock import held
 from trainers.presets import RSSM_PRESETS, preset
-from trainers.sequences import data_card, windows
+from trainers.sequences import data_card, sequence_batch, train_on_chunks, windows
 from trainers.training_log import TrainingLog
 
 UPDATES_PER_CHECKPOINT = 100
@@ -55,33 +55,13 @@ def rssm_for(meta: dict[str, Any], p: dict[str, Any]) -> RSSM:
                 Preprocessing.from_dict(meta["preprocessing"]), **kwargs)
 
 
-def _batch(ds: EpisodeDataset, idx: tuple[np.ndarray, np.ndarray, np.ndarray], device: str) -> tuple[torch.Tensor, ...]:
-    obs_idx, act_idx, mask = idx
-    return (torch.as_tensor(ds.obs[obs_idx], device=device), torch.as_tensor(ds.actions[act_idx], device=device),
-            torch.as_tensor(ds.rewards[act_idx], device=device), torch.as_tensor(ds.terminated[act_idx], device=device),
-            torch.as_tensor(mask, dtype=torch.float32, device=device))
-
-
 def train_rssm(model: RSSM, opt: torch.optim.Optimizer, ds: EpisodeDataset, steps: int, batch: int, chunk: int,
                rng: np.random.Generator, g: torch.Generator, free_nats: float = 3.0, overshooting: int = 0,
                grad_clip: float = 1000.0, device: str = "cpu", episodes: np.ndarray | None = None) -> dict[str, float]:
     """``steps`` ELBO updates on random chunks of ``episodes`` (default all); returns the mean of each loss term."""
     episodes = np.arange(len(ds)) if episodes is None else episodes
-    sums: dict[str, float] = {}
-    model.train()
-    for _ in range(steps):
-        obs_idx, act_idx, mask = windows(ds, episodes, chunk, rng)
-        pick = rng.integers(0, len(obs_idx), size=batch)
-        out = model.sequence_loss(*_batch(ds, (obs_idx[pick], act_idx[pick], mask[pick]), device), free_nats=free_nats,
-                                  overshooting=overshooting, generator=g)
-        opt.zero_grad(set_to_none=True)
-        out["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-    model.eval()
-    return {k: v / max(steps, 1) for k, v in sums.items()}
+    return train_on_chunks(model, opt, ds, steps, batch, chunk, rng, grad_clip, device, episodes, free_nats=free_nats,
+                           overshooting=overshooting, generator=g)
 
 
 @torch.no_grad()
@@ -94,7 +74,7 @@ def evaluate_rssm(model: RSSM, ds: EpisodeDataset, episodes: np.ndarray, chunk: 
     n_total = float(mask.sum())
     for i in range(0, len(obs_idx), 64):
         sl = slice(i, i + 64)
-        out = model.sequence_loss(*_batch(ds, (obs_idx[sl], act_idx[sl], mask[sl]), device), free_nats=p["free_nats"], generator=g)
+        out = model.sequence_loss(*sequence_batch(ds, (obs_idx[sl], act_idx[sl], mask[sl]), device), free_nats=p["free_nats"], generator=g)
         n = float(mask[sl].sum())
         for k, v in out.items():
             tot[k] = tot.get(k, 0.0) + float(v) * n

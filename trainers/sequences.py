@@ -49,3 +49,39 @@ def data_card(ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray) ->
                  "train_episodes": int(len(train_eps)), "heldout_episodes": int(len(val_eps)),
                  **({"source": meta["source"]} if meta.get("source") else {})},  # e.g. {"minari": id, ...}
     }
+
+
+def sequence_batch(ds: EpisodeDataset, idx: tuple[np.ndarray, np.ndarray, np.ndarray], device: str) -> tuple:
+    """The tensors of windows ``idx`` (:func:`windows`), as sequence families' ``sequence_loss`` takes them:
+    observations (W, T+1, ...), actions, rewards, terminated (W, T) and the float mask (W, T)."""
+    import torch
+
+    obs_idx, act_idx, mask = idx
+    return (torch.as_tensor(ds.obs[obs_idx], device=device), torch.as_tensor(ds.actions[act_idx], device=device),
+            torch.as_tensor(ds.rewards[act_idx], device=device), torch.as_tensor(ds.terminated[act_idx], device=device),
+            torch.as_tensor(mask, dtype=torch.float32, device=device))
+
+
+def train_on_chunks(model, opt, ds: EpisodeDataset, steps: int, batch: int, chunk: int, rng: np.random.Generator, grad_clip: float,
+                    device: str, episodes: np.ndarray, grad_norm: bool = False, **loss_kwargs: Any) -> dict[str, float]:
+    """``steps`` updates of a sequence family (RSSM, dreamer) on ``batch`` random ``chunk``-step windows of ``episodes``,
+    its ``sequence_loss(*batch, **loss_kwargs)`` clipped to ``grad_clip``; returns the mean of each reported term
+    (``grad_norm``: the gradient norm before clipping too)."""
+    import torch
+
+    sums: dict[str, float] = {}
+    model.train()
+    for _ in range(steps):
+        obs_idx, act_idx, mask = windows(ds, episodes, chunk, rng)
+        pick = rng.integers(0, len(obs_idx), size=batch)
+        out = model.sequence_loss(*sequence_batch(ds, (obs_idx[pick], act_idx[pick], mask[pick]), device), **loss_kwargs)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if grad_norm:
+            out["grad_norm"] = norm
+        opt.step()
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+    model.eval()
+    return {k: v / max(steps, 1) for k, v in sums.items()}
