@@ -143,7 +143,7 @@ def measure(spec: str, seconds: float, threads: int) -> dict:
     if kind == "precision":
         # the three precisions on one dream, timed alternately in ``rounds`` rounds (they see the same load), with the
         # CPU capability that "auto" reads
-        from gym_dream.envs.core import cpu_capability
+        from gym_dream.envs.precision import cpu_capability
 
         name, n_envs = rest[0], int(rest[1])
         precisions = ("float32", "bfloat16", "auto")
@@ -312,7 +312,7 @@ def main() -> None:
         return
     import torch
 
-    from gym_dream.envs.core import cpu_capability
+    from gym_dream.envs.precision import cpu_capability
 
     load_at_start = os.getloadavg()
     rows = []

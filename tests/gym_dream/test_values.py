@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 import gym_dream
 from gym_dream import DreamEnv, DreamVectorEnv
 from gym_dream.checkpoint import load_model, save_model
-from gym_dream.envs import core
+from gym_dream.envs import core, precision
 from gym_dream.error import ModelCardMismatch, ModelFormatError, ModelMismatch, PerformanceWarning
 from gym_dream.models import MDNRNN
 from gym_dream.preprocessing import Preprocessing
@@ -164,8 +164,8 @@ def test_a_card_that_does_not_match_its_weights_is_a_model_format_error(vector_m
 
 @pytest.fixture
 def cpu_without_bf16(monkeypatch):
-    monkeypatch.setattr(core, "cpu_has_bf16_dot", lambda: False)
-    monkeypatch.setattr(core, "_warned_bf16", False)
+    monkeypatch.setattr(precision, "cpu_has_bf16_dot", lambda: False)
+    monkeypatch.setattr(precision, "_warned_bf16", False)
 
 
 def test_bfloat16_on_a_cpu_without_bf16_dot_products_warns_once_naming_the_cost(vector_model, cpu_without_bf16):
@@ -178,8 +178,8 @@ def test_bfloat16_on_a_cpu_without_bf16_dot_products_warns_once_naming_the_cost(
 
 
 def test_bfloat16_on_a_cpu_with_bf16_dot_products_does_not_warn(vector_model, monkeypatch):
-    monkeypatch.setattr(core, "cpu_has_bf16_dot", lambda: True)
-    monkeypatch.setattr(core, "_warned_bf16", False)
+    monkeypatch.setattr(precision, "cpu_has_bf16_dot", lambda: True)
+    monkeypatch.setattr(precision, "_warned_bf16", False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", PerformanceWarning)
         assert DreamEnv(model=vector_model, precision="bfloat16").precision == "bfloat16"
@@ -187,8 +187,8 @@ def test_bfloat16_on_a_cpu_with_bf16_dot_products_does_not_warn(vector_model, mo
 
 @pytest.mark.parametrize("native", [False, True])
 def test_precision_auto_picks_bfloat16_only_where_it_is_fast(vector_model, monkeypatch, native):
-    monkeypatch.setattr(core, "cpu_has_bf16_dot", lambda: native)
-    monkeypatch.setattr(core, "_warned_bf16", False)
+    monkeypatch.setattr(precision, "cpu_has_bf16_dot", lambda: native)
+    monkeypatch.setattr(precision, "_warned_bf16", False)
     with warnings.catch_warnings():
         warnings.simplefilter("error", PerformanceWarning)  # auto never picks the slow path, so never warns
         env = DreamVectorEnv(2, model=vector_model, precision="auto")
@@ -201,10 +201,10 @@ def test_precision_auto_picks_bfloat16_only_where_it_is_fast(vector_model, monke
 
 
 def test_precision_auto_agrees_with_the_cpu_here():
-    flags = core.cpu_flags()
+    flags = precision.cpu_flags()
     native = bool({"avx512_bf16", "amx_bf16", "bf16"} & flags) or torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    assert core.cpu_has_bf16_dot() == native
-    assert core.cpu_capability() == {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_dot_products": native}
+    assert precision.cpu_has_bf16_dot() == native
+    assert precision.cpu_capability() == {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "bf16_dot_products": native}
     assert gym_dream.DreamEnv(model="cartpole", precision="auto").precision == ("bfloat16" if native else "float32")
 
 
