@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from trainers.data import EpisodeDataset
 from trainers.fit_rssm import heldout_disagreement
 from trainers.folder_lock import held
 from trainers.presets import DREAMER_PRESETS, preset
-from trainers.sequences import data_card, sequence_batch, train_on_chunks, windows
+from trainers.sequences import data_card, sequence_batch, train_on_chunks, training_record, windows
 from trainers.training_log import TrainingLog
 
 UPDATES_PER_CHECKPOINT = 100
@@ -157,10 +156,7 @@ def fit_dreamer(cfg) -> Path:
         heldout = evaluate_dreamer(model, ds, val_eps, p["chunk"], cfg.device, cfg.seed) if len(val_eps) else {}
         card = {
             **data_card(ds, train_eps, val_eps),
-            "training": {"family": "dreamer", "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed,
-                         "seconds": round(time.time() - start, 1), "update_seconds": round(record.get("seconds", 0.0), 1),
-                         "updates": record.get("updates", 0), "device": cfg.device, "torch": torch.__version__,
-                         "cpu_threads": torch.get_num_threads(), "machine": platform.machine(), "heldout": {"dreamer": heldout}},
+            "training": training_record("dreamer", cfg, p, time.time() - start, record, heldout, updates=record.get("updates", 0)),
             "scores": {},
             "uncertainty": heldout_disagreement(model.eval(), ds, val_eps, cfg.device),
             **cfg.extra_card,

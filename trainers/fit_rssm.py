@@ -28,7 +28,7 @@ from trainers.checkpointing import Stage, save_model_dir
 from trainers.data import EpisodeDataset
 from trainers.folder_lock import held
 from trainers.presets import RSSM_PRESETS, preset
-from trainers.sequences import data_card, sequence_batch, train_on_chunks, windows
+from trainers.sequences import data_card, sequence_batch, train_on_chunks, training_record, windows
 from trainers.training_log import TrainingLog
 
 UPDATES_PER_CHECKPOINT = 100
@@ -111,7 +111,6 @@ def heldout_disagreement(model: RSSM, ds: EpisodeDataset, episodes: np.ndarray, 
 
 def fit_rssm(cfg) -> Path:
     """``gym-dream fit --family rssm``: fit an RSSM on ``cfg.data`` and write ``cfg.out``; resumable."""
-    import platform
 
     start = time.time()
     ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
@@ -155,9 +154,7 @@ def fit_rssm(cfg) -> Path:
         heldout = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
         card = {
             **data_card(ds, train_eps, val_eps),
-            "training": {"family": "rssm", "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(time.time() - start, 1),
-                         "update_seconds": round(record.get("seconds", 0.0), 1), "device": cfg.device, "torch": torch.__version__,
-                         "cpu_threads": torch.get_num_threads(), "machine": platform.machine(), "heldout": {"rssm": heldout}},
+            "training": training_record("rssm", cfg, p, time.time() - start, record, heldout),
             "scores": {},
             "uncertainty": heldout_disagreement(model.eval(), ds, val_eps, cfg.device),
             **cfg.extra_card,

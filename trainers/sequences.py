@@ -85,3 +85,16 @@ def train_on_chunks(model, opt, ds: EpisodeDataset, steps: int, batch: int, chun
             sums[k] = sums.get(k, 0.0) + float(v.detach())
     model.eval()
     return {k: v / max(steps, 1) for k, v in sums.items()}
+
+
+def training_record(family: str, cfg: Any, p: dict[str, Any], seconds: float, record: dict[str, Any], heldout: dict[str, Any],
+                    **extra: Any) -> dict[str, Any]:
+    """The card's ``training`` section of a sequence fit: family, preset and sizes, seed, wall and update time, where
+    it ran, and the held-out metrics (``extra``: more fields, e.g. the updates made)."""
+    import platform
+
+    import torch
+
+    return {"family": family, "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),
+            "update_seconds": round(record.get("seconds", 0.0), 1), **extra, "device": cfg.device, "torch": torch.__version__,
+            "cpu_threads": torch.get_num_threads(), "machine": platform.machine(), "heldout": {family: heldout}}
