@@ -37,9 +37,9 @@ import torch
 
 from gym_dream.models.base import State
 from gym_dream.store import resolve_model
-from trainers.data import EpisodeDataset
-from trainers.evaluate import spearman
-from trainers.provenance import provenance
+from trainers.data.dataset import EpisodeDataset
+from trainers.evaluation.evaluate import spearman
+from trainers.infra.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,10 +20,10 @@ import torch
 
 
 import gym_dream
-from trainers.collect import CollectConfig, collect
-from trainers.data import EpisodeDataset
-from trainers.fit import FitConfig, fit
-from trainers.provenance import provenance
+from trainers.data.collect import CollectConfig, collect
+from trainers.data.dataset import EpisodeDataset
+from trainers.fit.dispatch import FitConfig, fit
+from trainers.infra.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def main() -> None:
 
     # held-out frames (the fit's own split) next to their reconstructions
     ds = EpisodeDataset(work / "data")
-    from trainers.fit import FitConfig as _F  # same split as the fit
+    from trainers.fit.dispatch import FitConfig as _F  # same split as the fit
 
     _, val = ds.split(_F().val_fraction, 0)
     rng = np.random.default_rng(0)

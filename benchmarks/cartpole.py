@@ -21,15 +21,15 @@ import torch
 
 import gym_dream
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.cmaes import CMAESConfig, train_cmaes
-from trainers.collect import CollectConfig, collect
-from trainers.data import EpisodeDataset
-from trainers.evaluate import evaluate, markdown_table
-from trainers.stored_agent import load_agent
-from trainers.export import record_scores, stage_model_dir
-from trainers.fit import FitConfig, fit
-from trainers.sb3 import SB3Config, train_sb3
-from trainers.provenance import provenance
+from trainers.agents.cmaes import CMAESConfig, train_cmaes
+from trainers.data.collect import CollectConfig, collect
+from trainers.data.dataset import EpisodeDataset
+from trainers.evaluation.evaluate import evaluate, markdown_table
+from trainers.agents.stored_agent import load_agent
+from trainers.export.package import record_scores, stage_model_dir
+from trainers.fit.dispatch import FitConfig, fit
+from trainers.agents.sb3 import SB3Config, train_sb3
+from trainers.infra.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ A dream that is kinder than the game (random play survives longer in it) is what
 stages, each resumable from ``--work`` (every finished piece is one JSON file there; the tables are rewritten as
 rows arrive):
 
-1. **Calibration** (uses no agent; ``trainers/temperature.py``, ``gym-dream calibrate``): a uniform random policy on
+1. **Calibration** (uses no agent; ``trainers/evaluation/calibrate.py``, ``gym-dream calibrate``): a uniform random policy on
    ``--calibration-episodes`` real episodes (seeds from ``--calibration-seed``) and in the dream at every
    ``--calibration-taus``; the calibrated tau is the one whose dream return is closest to the real one. Random play is
    the data's own policy family, so this choice never looks at how any trained agent does in the real env.
@@ -22,7 +22,7 @@ rows arrive):
    (``validation``: the ``--episodes`` it was scored on), scored on the same fresh episodes.
 
 4. **Ensembles** (no choice at all): every candidate of a pool (``--ensembles``: ``calibrated``, the candidates
-   trained at the calibrated tau; ``all``, every candidate) votes as one agent (``trainers/agent_ensemble.py``:
+   trained at the calibrated tau; ``all``, every candidate) votes as one agent (``trainers/agents/ensemble.py``:
    the members' action probabilities averaged, or their Box actions), scored like a candidate (calibrated dream,
    the ``--episodes`` validation episodes, for comparison) and on the ``--final-episodes`` fresh ones. Its members are
    only what was trained, so it is dream-only by construction.
@@ -46,14 +46,14 @@ from pathlib import Path
 import gym_dream
 from gym_dream.catalogue import by_dream_id
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.agent_ensemble import save_ensemble
-from trainers.evaluate import spearman, stats
-from trainers.rollout import dream_episode_returns, real_episode_returns
-from trainers.stored_agent import load_agent
+from trainers.agents.ensemble import save_ensemble
+from trainers.evaluation.evaluate import spearman, stats
+from trainers.evaluation.rollout import dream_episode_returns, real_episode_returns
+from trainers.agents.stored_agent import load_agent
 from trainers.experiment.stages.ship import add_agent
-from trainers.sb3 import SB3Config, train_sb3
-from trainers.temperature import MATCH_SE, CalibrateConfig, calibrate_tau, calibration_table
-from trainers.provenance import provenance
+from trainers.agents.sb3 import SB3Config, train_sb3
+from trainers.evaluation.calibrate import MATCH_SE, CalibrateConfig, calibrate_tau, calibration_table
+from trainers.infra.provenance import provenance
 
 
 def _write_json(path: Path, obj) -> None:
@@ -255,7 +255,7 @@ def main() -> None:
     p.add_argument("--eval-episodes", type=int, default=16)
     p.add_argument("--hparams", type=json.loads, default={"ppo": {"n_steps": 256}},
                    help='SB3 hyper-parameters per algorithm (JSON, {"ppo": {...}, "all": {...}}; default PPO n_steps 256)')
-    p.add_argument("--action-hold", type=int, default=1, help="steps per decision of every candidate (frame skip; trainers/action_hold.py)")
+    p.add_argument("--action-hold", type=int, default=1, help="steps per decision of every candidate (frame skip; trainers/agents/action_hold.py)")
     p.add_argument("--action-low", type=float, nargs="+", default=None,
                    help="every candidate's action box, lower end per dimension, inside the env's (SB3Config.action_low)")
     p.add_argument("--action-high", type=float, nargs="+", default=None,

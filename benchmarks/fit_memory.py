@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainers.provenance import provenance
+from trainers.infra.provenance import provenance
 
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     p.add_argument("--sizes", type=int, nargs="+", default=[None], help="the first N episodes of DATA, one row per N")
     p.add_argument("--out", required=True, help="report path without extension (.json is written)")
     a = p.parse_args()
-    from trainers.data import EpisodeDataset
+    from trainers.data.dataset import EpisodeDataset
 
     rows = []
     for size in a.sizes:
@@ -56,7 +56,7 @@ def main() -> None:
             fit_cmd = [str(Path(sys.executable).with_name("gym-dream")), "fit", a.data, "--out", f"{tmp}/model", "--init", a.init,
                        "--vae-epochs", "0", *cut, *shlex.split(a.fit_args)]
             fit_peak, fit_seconds = _peak_of(fit_cmd)
-        read_cmd = [sys.executable, "-c", "from trainers.data import EpisodeDataset; "
+        read_cmd = [sys.executable, "-c", "from trainers.data.dataset import EpisodeDataset; "
                     f"EpisodeDataset({a.data!r}, max_episodes={size!r}).obs"]
         read_peak, read_seconds = _peak_of(read_cmd)
         rows.append({"episodes": len(ds), "observations": ds.observations, "frames_bytes": frame_bytes,

@@ -36,7 +36,7 @@ import gymnasium as gym  # noqa: E402
 
 import gym_dream  # noqa: E402,F401
 from gym_dream.checkpoint import atomic_write_bytes  # noqa: E402
-from trainers.provenance import provenance  # noqa: E402
+from trainers.infra.provenance import provenance  # noqa: E402
 
 TASKS = {
     "cartpole": dict(env_id="CartPole-v1", dream_id="Dream-CartPole-v0", algo="ppo", agent_steps=40_000, steps=10_000, epsilon=0.25,
@@ -135,8 +135,8 @@ def _behaviour_policy(name: str, t: dict):
 def stage_data(name: str, t: dict) -> None:
     import minari
 
-    from trainers.collect import CollectConfig, collect
-    from trainers.data import EpisodeDataset
+    from trainers.data.collect import CollectConfig, collect
+    from trainers.data.dataset import EpisodeDataset
 
     ids = _dataset_ids(name, t)
     local = minari.list_local_datasets()
@@ -162,7 +162,7 @@ def stage_data(name: str, t: dict) -> None:
 
 
 def stage_fit(name: str, t: dict) -> None:
-    from trainers.fit import FitConfig, fit
+    from trainers.fit.dispatch import FitConfig, fit
 
     for kind, did in _dataset_ids(name, t).items():
         out = WORK / name / f"model-{kind}"
@@ -175,7 +175,7 @@ def stage_fit(name: str, t: dict) -> None:
 
 
 def stage_train(name: str, t: dict) -> None:
-    from trainers.cmaes import CMAESConfig, train_cmaes
+    from trainers.agents.cmaes import CMAESConfig, train_cmaes
 
     for kind in _kinds(t):
         out = WORK / name / f"cmaes-{kind}"
@@ -183,7 +183,7 @@ def stage_train(name: str, t: dict) -> None:
             continue
         train_cmaes(CMAESConfig(env_id=t["dream_id"], model=str(WORK / name / f"model-{kind}"), out=str(out), seed=0, **t["cmaes"]))
     if "sb3" in t:
-        from trainers.sb3 import SB3Config, train_sb3
+        from trainers.agents.sb3 import SB3Config, train_sb3
 
         for kind in ("behaviour", "random"):
             out = WORK / name / f"{t['sb3']['algo']}-{kind}"
@@ -196,8 +196,8 @@ def stage_train(name: str, t: dict) -> None:
 
 
 def stage_evaluate(name: str, t: dict) -> None:
-    from trainers.evaluate import evaluate
-    from trainers.stored_agent import load_agent
+    from trainers.evaluation.evaluate import evaluate
+    from trainers.agents.stored_agent import load_agent
 
     path = WORK / name / "evaluate.json"
     rows = json.loads(path.read_text()) if path.is_file() else {}

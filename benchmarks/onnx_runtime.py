@@ -10,7 +10,7 @@ results/onnx_runtime.json.
   local wheels only, and that venv's site-packages measured with ``du`` (the acceptance path of
   tests/trainers/test_onnx_export.py).
 * Steps per second: the shipped CartPole model (an MDN-RNN, 256 LSTM units), its dream as ``DreamVectorEnv`` (torch,
-  float32) and exported (``trainers/onnx_export.py``) as ``OnnxDreamVectorEnv`` (onnxruntime), at 1 and 1024 envs,
+  float32) and exported (``trainers/export/onnx.py``) as ``OnnxDreamVectorEnv`` (onnxruntime), at 1 and 1024 envs,
   random actions, the same threads for both (``--threads``: torch's and onnxruntime's intra-op threads).
 
 The CPU is shared with other jobs (2 cores): the rows are short, timed alternately, and the JSON says so.
@@ -107,8 +107,8 @@ def main() -> None:
     import gym_dream
     from gym_dream.envs.dream_vector_env import DreamVectorEnv
     from gym_dream_onnx import OnnxDream, OnnxDreamVectorEnv
-    from trainers.export import ExportConfig, export
-    from trainers.onnx_export import RUNTIME_DEPENDENCIES
+    from trainers.export.package import ExportConfig, export
+    from trainers.export.onnx import RUNTIME_DEPENDENCIES
 
     torch.set_num_threads(args.threads)
     model = gym_dream.resolve_model("cartpole")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from trainers.pooling import paired
+from trainers.evaluation.pooling import paired
 
 
 def main() -> None:

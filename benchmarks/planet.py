@@ -23,14 +23,14 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from gym_dream.catalogue import by_real_id
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.envs import DMC_ACTION_REPEAT
-from trainers.evaluate import RandomAgent, stats
-from trainers.rollout import dream_episode_returns, real_episode_returns
-from trainers.stored_agent import load_agent
-from trainers.planet import PLANET_PRESETS, PlaNetConfig, run_planet
-from trainers.planner import CEM_PRESETS, CEMPlanner
-from trainers.sb3 import SB3Config, train_sb3
-from trainers.provenance import provenance
+from trainers.data.real_envs import DMC_ACTION_REPEAT
+from trainers.evaluation.evaluate import RandomAgent, stats
+from trainers.evaluation.rollout import dream_episode_returns, real_episode_returns
+from trainers.agents.stored_agent import load_agent
+from trainers.planning.planet_loop import PLANET_PRESETS, PlaNetConfig, run_planet
+from trainers.planning.cem import CEM_PRESETS, CEMPlanner
+from trainers.agents.sb3 import SB3Config, train_sb3
+from trainers.infra.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 

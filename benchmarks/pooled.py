@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from trainers.pooling import pooled
+from trainers.evaluation.pooling import pooled
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ Every JSON under results/ is read; every evaluation in it is a row: a dict with 
 (``{"mean", "std", "episodes"}``), as ``gym-dream evaluate --report`` writes them and as the benchmarks embed them.
 Per row: the agent, the real env, the dream score at each temperature, the real score, the intervals, the JSON, the
 story page that tells what the row means (a page of results/ that links or names the JSON or its table), and the
-command that made it (``"command"`` in the row or in its JSON, or the ``provenance`` block of trainers/provenance.py);
+command that made it (``"command"`` in the row or in its JSON, or the ``provenance`` block of trainers/infra/provenance.py);
 "command not recorded" where the JSON predates that.
 
 The statistics, per column:

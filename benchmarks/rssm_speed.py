@@ -29,8 +29,8 @@ from gymnasium import spaces
 from gym_dream.checkpoint import atomic_write_bytes
 from gym_dream.models import RSSM
 from gym_dream.preprocessing import Preprocessing
-from trainers.presets import RSSM_PRESETS
-from trainers.provenance import provenance
+from trainers.fit.presets import RSSM_PRESETS
+from trainers.infra.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 

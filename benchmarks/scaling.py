@@ -29,8 +29,8 @@ import numpy as np
 
 os.environ.setdefault("GYM_DREAM_PROGRESS", "0")
 
-from trainers.collect import CollectConfig, collect
-from trainers.provenance import provenance
+from trainers.data.collect import CollectConfig, collect
+from trainers.infra.provenance import provenance
 
 
 def main() -> None:

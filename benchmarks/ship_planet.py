@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gym_dream.catalogue import by_real_id
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.export import stage_model_dir
+from trainers.export.package import stage_model_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 

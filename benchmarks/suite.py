@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from trainers.experiment.derive import FAMILY, agent_for, slug
-from trainers.provenance import provenance
+from trainers.infra.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "suite"
@@ -68,11 +68,11 @@ def write(env_id: str, row: str, record: dict) -> Path:
 
 def run_dream(env_id: str, family: str, steps: int, work: Path, workers: int) -> Path:
     """The whole loop from the env id (``gym-dream experiment --env-id``), then its final agent on the fresh seeds."""
-    from trainers.evaluate import evaluate
+    from trainers.evaluation.evaluate import evaluate
     from trainers.experiment.derive import derive_recipe
     from trainers.experiment.runner import Options, run
     from trainers.experiment.workdir import WorkDir
-    from trainers.stored_agent import load_agent
+    from trainers.agents.stored_agent import load_agent
 
     recipe = derive_recipe(env_id, steps, family=family)
     start = time.time()
@@ -91,8 +91,8 @@ def run_dream(env_id: str, family: str, steps: int, work: Path, workers: int) ->
 
 def run_real(env_id: str, steps: int, times: int, workers: int) -> Path:
     """The same SB3 algorithm with its defaults, trained on the real env for ``times`` x N steps."""
-    from trainers.envs import make_real_env
-    from trainers.sb3 import algo_class
+    from trainers.data.real_envs import make_real_env
+    from trainers.agents.sb3 import algo_class
 
     probe = make_real_env(env_id)
     algo = agent_for(probe.action_space)
@@ -119,7 +119,7 @@ def run_real(env_id: str, steps: int, times: int, workers: int) -> Path:
 
 
 def run_random(env_id: str) -> Path:
-    from trainers.envs import make_real_env
+    from trainers.data.real_envs import make_real_env
 
     returns = []
     for i in range(EPISODES):

@@ -16,9 +16,9 @@ setting; the row "2 torch threads" shows what the second costs). Rows:
   measured GEMM peak (a 2048^3 product, fp32 and bf16, same threads, same run) and its nominal peak;
 * dynamics members (the former benchmarks/members_throughput.py): 1 member, 5 ensemble members and 5 dropout
   members at 1024 envs with the uncertainty penalty and limit on, and one training batch of each form;
-* the CEM planner (trainers/planner.py) on an RSSM of PlaNet's sizes (200/30/200, randomly initialised: the latency
+* the CEM planner (trainers/planning/cem.py) on an RSSM of PlaNet's sizes (200/30/200, randomly initialised: the latency
   does not depend on the weights) at the ``planet`` (12 x 10 x 1000) and ``cpu`` presets: seconds per decision;
-* one CMA-ES generation (trainers/cmaes.py's ``dream_returns``: 64 candidates x 16 rollouts, at most 1000 steps)
+* one CMA-ES generation (trainers/agents/cmaes.py's ``dream_returns``: 64 candidates x 16 rollouts, at most 1000 steps)
   in the shipped CarRacing dream;
 * DreamObservation on the real CarRacing-v3: the wrapper's added time per real step (its time minus the real
   env's, measured inside the same loop);
@@ -46,7 +46,7 @@ from pathlib import Path
 
 from throughput_rows import MEMBER_FORMS, runner  # the workload of each row (benchmarks/ is on the path)
 
-from trainers.provenance import provenance
+from trainers.infra.provenance import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,9 +166,9 @@ def measure(spec: str, seconds: float, threads: int) -> dict:
         run, batch, info = runner(spec)
         return {**out, **_with_rate(_timed(run, seconds, batch), info())}
     if kind == "cmaes":
-        from trainers.cmaes import dream_returns
-        from trainers.controller import LinearController
-        from trainers.rollout import make_dream_vec
+        from trainers.agents.cmaes import dream_returns
+        from trainers.agents.controller import LinearController
+        from trainers.evaluation.rollout import make_dream_vec
 
         kw = {"precision": rest[0]} if rest[0] != "float32" else {}
         venv = make_dream_vec("Dream-CarRacing-v0", 64 * 16, None, 1.15, "cpu", **kw)

@@ -62,7 +62,7 @@ def _planner(rest: list[str]):
     FLOPs of one decision."""
     import torch
 
-    from trainers.planner import CEM_PRESETS, CEMPlanner
+    from trainers.planning.cem import CEM_PRESETS, CEMPlanner
 
     model = _rssm()
     cfg = CEM_PRESETS[rest[0]]

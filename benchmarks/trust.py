@@ -23,11 +23,11 @@ from pathlib import Path
 
 import gym_dream
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.evaluate import evaluate, stats
-from trainers.rollout import dream_episode_returns
-from trainers.stored_agent import load_agent
-from trainers.sb3 import SB3Config, train_sb3
-from trainers.provenance import provenance
+from trainers.evaluation.evaluate import evaluate, stats
+from trainers.evaluation.rollout import dream_episode_returns
+from trainers.agents.stored_agent import load_agent
+from trainers.agents.sb3 import SB3Config, train_sb3
+from trainers.infra.provenance import provenance
 
 CONFIGS = ("plain", "penalty", "limit", "both")
 

@@ -73,7 +73,8 @@ def agents_section(card: dict[str, Any]) -> list[str]:
         seeds = a.get("real_seeds")
         lines.append(f"| `{name}` | {_fmt(a.get('kind', '-'))} | {a.get('tau', '-')} | {dream_cell or '-'} | "
                      f"{_score(a.get('real'))} | {_fmt(seeds) if seeds else '-'} |")
-    lines += ["", "An agent is loaded by name: `trainers.stored_agent.load_agent(gym_dream.agents.agent_path(NAME, MODEL))`, "
+    lines += ["", "An agent is loaded by name: "
+              "`trainers.agents.stored_agent.load_agent(gym_dream.agents.agent_path(NAME, MODEL))`, "
               "or `gym-dream evaluate NAME --env-id ID`."]
     return lines
 

@@ -9,7 +9,7 @@ import gymnasium as gym
 import imageio.v2 as imageio
 
 import gym_dream  # noqa: F401
-from trainers.video import DreamVideoConfig, write_dream_video
+from trainers.evaluation.video import DreamVideoConfig, write_dream_video
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="cartpole")

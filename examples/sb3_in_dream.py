@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 import gym_dream
-from trainers.sb3 import DEFAULT_HPARAMS, algo_class, make_sb3_env
+from trainers.agents.sb3 import DEFAULT_HPARAMS, algo_class, make_sb3_env
 
 p = argparse.ArgumentParser()
 p.add_argument("--algo", default="ppo")

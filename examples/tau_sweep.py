@@ -5,9 +5,9 @@
 
 import argparse
 
-from trainers.cmaes import CMAESConfig, train_cmaes
-from trainers.controller import LinearController
-from trainers.evaluate import evaluate, markdown_table
+from trainers.agents.cmaes import CMAESConfig, train_cmaes
+from trainers.agents.controller import LinearController
+from trainers.evaluation.evaluate import evaluate, markdown_table
 
 p = argparse.ArgumentParser()
 p.add_argument("--model", default="cartpole")

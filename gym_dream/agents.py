@@ -3,7 +3,7 @@
 An agent trained in a model's dream is data that belongs with that model (weights + JSON, never pickle), so it is
 shipped and found like the model: ``find_agent("cmaes-selected", model="carracing")`` is the directory of the
 controller shipped with the ``carracing`` model. The runtime only locates the files; loading an agent is the
-trainers' business (``trainers.stored_agent.load_stored_agent``, which reads agents stored as data only). A shipped
+trainers' business (``trainers.agents.stored_agent.load_stored_agent``, which reads agents stored as data only). A shipped
 agent is always a directory (:func:`find_agent` refuses anything else), so its name never leads to an SB3 ``.zip``.
 """
 

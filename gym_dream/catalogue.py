@@ -2,12 +2,12 @@
 
 Registration (:mod:`gym_dream.envs.registry`), the space checks of the dream envs
 (:func:`gym_dream.envs.core.check_model_fits`), the default model of
-:class:`~gym_dream.wrappers.DreamObservation`, the trainers' real-env recipes (``trainers/envs.py``), the
+:class:`~gym_dream.wrappers.DreamObservation`, the trainers' real-env recipes (``trainers/data/real_envs.py``), the
 experiment recipes and every benchmark read this table; nothing else lists these facts.
 
 It holds only what the runtime needs (plain data, no imports of the real envs): how to *make* a real env, how
 its frames are preprocessed and which policy collects its data are the trainers' business and live in
-``trainers/envs.py``, keyed by the same real id.
+``trainers/data/real_envs.py``, keyed by the same real id.
 """
 
 from __future__ import annotations

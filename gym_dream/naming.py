@@ -60,7 +60,7 @@ def is_plain_env_id(env_id: object) -> bool:
 def check_real_env_id(env_id: object, what: str = "the real env id", error: type[Exception] = UnsafeId) -> str:
     """``env_id`` if it is a plain registered-style id (:func:`is_plain_env_id`), else ``error`` naming the fix.
 
-    The one check of every real env id that comes from a model card (and of every id ``trainers.envs.make_real_env``
+    The one check of every real env id that comes from a model card (and of every id ``trainers.data.real_envs.make_real_env``
     makes): ``gym.make`` imports the module named before a ``:``, so such an id would run code from wherever it came from.
     """
     if is_plain_env_id(env_id):

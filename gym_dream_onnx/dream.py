@@ -1,7 +1,7 @@
 """An exported dream (``gym-dream export MODEL --runtime onnx``): three ONNX graphs and a manifest, run by onnxruntime.
 
 The folder holds ``dream.json`` (plain data: state and noise names and shapes, spaces, the card's dream settings) and
-``initial_state.onnx``, ``imagine.onnx``, ``decode.onnx`` (written by ``trainers/onnx_export.py``). Every random
+``initial_state.onnx``, ``imagine.onnx``, ``decode.onnx`` (written by ``trainers/export/onnx.py``). Every random
 number of a step is an input, drawn here from the caller's numpy generator, so the same seed gives the same dream.
 """
 

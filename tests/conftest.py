@@ -57,7 +57,7 @@ def small_rssm():
 
 @pytest.fixture(scope="session")
 def cartpole_data(tmp_path_factory):
-    from trainers.collect import CollectConfig, collect
+    from trainers.data.collect import CollectConfig, collect
 
     out = tmp_path_factory.mktemp("data") / "cartpole"
     collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=3000, workers=1, seed=0))
@@ -66,7 +66,7 @@ def cartpole_data(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_cartpole_model(cartpole_data, tmp_path_factory):
-    from trainers.fit import FitConfig, fit
+    from trainers.fit.dispatch import FitConfig, fit
 
     out = tmp_path_factory.mktemp("models") / "cartpole-tiny"
     return fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", bank_size=16))

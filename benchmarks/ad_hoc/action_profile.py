@@ -64,8 +64,8 @@ def main() -> None:
 
     import gym_dream
     from gym_dream.agents import agent_path
-    from trainers.stored_agent import load_agent
-    from trainers.rollout import real_episodes
+    from trainers.agents.stored_agent import load_agent
+    from trainers.evaluation.rollout import real_episodes
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("agents", nargs="+", help="agent directories, shipped agents' names or SB3 .zip files")

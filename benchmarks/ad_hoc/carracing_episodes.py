@@ -35,7 +35,7 @@ def outcome(terminated: bool, last_reward: float) -> str:
 
 
 class OffRoad:
-    """What :func:`trainers.rollout.real_episodes` records of each CarRacing episode: the tiles the car visited,
+    """What :func:`trainers.evaluation.rollout.real_episodes` records of each CarRacing episode: the tiles the car visited,
     the track's tiles, and when all four wheels first left the road and for how many steps they were off it."""
 
     def start(self, env) -> None:
@@ -57,14 +57,14 @@ class OffRoad:
 def run_episodes(agent_path: str, model: str, seeds: list[int], noise: float | None = None, max_steps: int | None = None,
                  workers: int = 1) -> list[dict[str, Any]]:
     """One row per seed (in seed order), the seeds split over ``workers`` processes. ``agent_path`` is any stored
-    agent (:func:`trainers.stored_agent.load_agent`: a controller, an SB3 policy acting as it was trained, a vote)."""
+    agent (:func:`trainers.agents.stored_agent.load_agent`: a controller, an SB3 policy acting as it was trained, a vote)."""
     import gymnasium as gym
     import torch
 
     import gym_dream
-    from trainers.noise import WithActionNoise
-    from trainers.rollout import real_episodes
-    from trainers.stored_agent import load_agent
+    from trainers.data.noise import WithActionNoise
+    from trainers.evaluation.rollout import real_episodes
+    from trainers.agents.stored_agent import load_agent
 
     torch.set_num_threads(1)
     agent = load_agent(agent_path)

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from trainers.data import EpisodeDataset
+from trainers.data.dataset import EpisodeDataset
 
 
 def profile(ds: EpisodeDataset, start: int, stop: int) -> dict:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import gym_dream
 from gym_dream.catalogue import CATALOGUE, by_real_id
-from trainers.evaluate import RandomAgent, stats
-from trainers.rollout import dream_episode_returns, real_episode_returns
+from trainers.evaluation.evaluate import RandomAgent, stats
+from trainers.evaluation.rollout import dream_episode_returns, real_episode_returns
 
 
 def main() -> None:

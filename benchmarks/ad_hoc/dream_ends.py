@@ -24,8 +24,8 @@ from typing import Any
 
 import gym_dream  # noqa: F401  (registers the Dream-* ids)
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.controller import LinearController
-from trainers.rollout import agent_actions, dream_rollout, make_dream_vec
+from trainers.agents.controller import LinearController
+from trainers.evaluation.rollout import agent_actions, dream_rollout, make_dream_vec
 
 
 def dream_ends(agent, env_id: str, model: str, tau: float, episodes: int, seed: int = 2_000_000, termination: str = "threshold",

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import gym_dream  # noqa: F401  (registers the Dream-* ids that agent_path reads)
 from gym_dream.agents import agent_path
-from trainers.agent_ensemble import save_ensemble
-from trainers.stored_agent import load_agent
-from trainers.rollout import dream_episode_returns
+from trainers.agents.ensemble import save_ensemble
+from trainers.agents.stored_agent import load_agent
+from trainers.evaluation.rollout import dream_episode_returns
 
 
 def main() -> None:

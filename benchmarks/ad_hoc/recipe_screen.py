@@ -20,7 +20,7 @@ import numpy as np
 
 
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.training_log import read_log
+from trainers.infra.training_log import read_log
 
 
 def screen(runs: Path, from_step: int) -> dict:

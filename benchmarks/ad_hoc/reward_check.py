@@ -20,7 +20,7 @@ import torch
 
 
 import gym_dream
-from trainers.data import shard_paths
+from trainers.data.dataset import shard_paths
 
 
 @torch.no_grad()

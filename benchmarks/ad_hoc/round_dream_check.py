@@ -13,9 +13,9 @@ import json
 
 import gym_dream
 from gym_dream.agents import agent_path
-from trainers.evaluate import RandomAgent
-from trainers.rollout import dream_episode_returns
-from trainers.stored_agent import load_agent
+from trainers.evaluation.evaluate import RandomAgent
+from trainers.evaluation.rollout import dream_episode_returns
+from trainers.agents.stored_agent import load_agent
 
 
 def main() -> None:

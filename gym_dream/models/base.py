@@ -49,7 +49,7 @@ class WorldModel(nn.Module, abc.ABC):
     (:meth:`features`, :attr:`feature_dim`), the predicted observation (:meth:`decode`) and its training objective
     (:meth:`sequence_loss`, which its fitter calls). ``observation_space``/``action_space`` are the *real* env's spaces.
     A new family is one module plus :func:`gym_dream.models.register_family` (and, to fit it from the command line,
-    ``trainers.fit.register_fitter``); ``tests/trainers/test_new_family.py`` writes one in a few lines::
+    ``trainers.fit.dispatch.register_fitter``); ``tests/trainers/test_new_family.py`` writes one in a few lines::
 
         class Linear(WorldModel):
             family = "linear"
@@ -110,7 +110,7 @@ class WorldModel(nn.Module, abc.ABC):
         caller (a dict as :meth:`noise_spec` describes), used instead of ``generator`` by the same arithmetic."""
         raise NotImplementedError
 
-    # -- an exportable dream (ONNX: trainers/onnx_export.py) ----------------------------------------
+    # -- an exportable dream (ONNX: trainers/export/onnx.py) ----------------------------------------
     # A family whose dream can run outside torch implements these two and takes ``noise=`` in ``imagine``: every random
     # number of a step is then an input, so an exported step is the torch step, with the noise drawn by the caller.
     def start_state(self, index: torch.Tensor) -> State:

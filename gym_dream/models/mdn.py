@@ -70,7 +70,7 @@ def mixture_sample(
     with common random numbers: the noise has the shape of one member's parameters).
     ``noise``: ``(uniform, normal)`` drawn by the caller, of the shapes this draws them in (uniforms on [0, 1) like
     ``logits`` less the first ``common_dims`` dimensions, standard normals like one component's mean), used instead of
-    ``generator``: the same arithmetic on the same numbers (an exported dream's step, trainers/onnx_export.py).
+    ``generator``: the same arithmetic on the same numbers (an exported dream's step, trainers/export/onnx.py).
     """
     if isinstance(tau, torch.Tensor):
         positive, scale = True, tau_column(tau.to(logits.dtype))

@@ -350,7 +350,7 @@ def test_pixel_loss_trains_the_conv_decoder(dreamer_pixel):
 
 # -- fitting ---------------------------------------------------------------------------------------------------
 def test_tiny_fit_from_the_command_line_writes_a_loadable_model_and_resumes(cartpole_data, tmp_path, capsys):
-    from trainers.cli import main
+    from trainers.cli.commands import main
 
     out = tmp_path / "dreamer"
     args = ["fit", str(cartpole_data), "--out", str(out), "--family", "dreamer", "--preset", "tiny", "--bank-size", "8", "--threads", "1"]
@@ -375,7 +375,7 @@ def test_tiny_fit_from_the_command_line_writes_a_loadable_model_and_resumes(cart
 
 
 def test_fit_options_of_other_families_are_refused(tmp_path):
-    from trainers.fit import FitConfig
+    from trainers.fit.dispatch import FitConfig
 
     with pytest.raises(ValueError, match="--vae-epochs is an option of the other family.*--family mdnrnn"):
         FitConfig(out=str(tmp_path / "m"), family="dreamer", vae_epochs=3)

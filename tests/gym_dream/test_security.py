@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 import gym_dream
 from gym_dream.checkpoint import load_model, read_json, save_model
 from gym_dream.error import DataFormatError, DeviceNotAvailable, GymDreamError, ModelFormatError, UnsafeId
-from trainers.export import ExportConfig, builtin_id_note, export
+from trainers.export.package import ExportConfig, builtin_id_note, export
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,7 +147,7 @@ def test_a_package_cannot_register_or_replace_an_id_it_does_not_own(model_dir, t
         "    assert not type(env.unwrapped).__module__.startswith('gym_dream'), env\n"
         "from gym_dream.envs.registry import CLAIMS\n"
         "assert [(c.dream_id.env_id, c.status) for c in CLAIMS if c.dream_id.source == 'evilpkg'] == [(env_id, 'refused')]\n"
-        "from trainers.cli import main\n"
+        "from trainers.cli.commands import main\n"
         "main(['list'])\n"
     )
     r = _python_with(site, code, tmp_path)
@@ -157,7 +157,7 @@ def test_a_package_cannot_register_or_replace_an_id_it_does_not_own(model_dir, t
 
 
 def test_cli_export_to_a_non_dream_id_is_one_clear_line(model_dir, tmp_path, capsys):
-    from trainers.cli import main
+    from trainers.cli.commands import main
 
     assert main(["export", str(model_dir), "--env-id", "CartPole-v1", "--name", "dream-x", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
@@ -332,8 +332,8 @@ def test_no_unpickling_in_the_runtime_export_or_collection():
 def test_a_shard_holding_a_pickled_object_is_refused_not_run(tmp_path):
     import numpy as np
 
-    from trainers.collect import CollectConfig, collect
-    from trainers.data import EpisodeDataset, shard_paths
+    from trainers.data.collect import CollectConfig, collect
+    from trainers.data.dataset import EpisodeDataset, shard_paths
 
     out = tmp_path / "d"
     collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=100, workers=1))
@@ -423,11 +423,11 @@ def test_an_ensemble_member_that_is_an_sb3_zip_is_refused_before_anything_is_unp
         argv = ["evaluate", str(ens), "--env-id", "Dream-CartPole-v0"]
     code = (
         "import sys, warnings\n"
-        "from trainers.cli import main\n"
+        "from trainers.cli.commands import main\n"
         "with warnings.catch_warnings(record=True) as w:\n"
         "    warnings.simplefilter('always')\n"
         f"    rc = main({argv + ['--taus', '1.0', '--episodes', '1', '--dream-episodes', '1']!r})\n"
-        "from trainers.stored_agent import PickleFormatWarning\n"
+        "from trainers.agents.stored_agent import PickleFormatWarning\n"
         "assert not [x for x in w if issubclass(x.category, PickleFormatWarning)], 'an SB3 zip was opened'\n"
         "print('rc', rc)\n"
     )
@@ -441,8 +441,8 @@ def test_a_zip_named_as_a_shipped_agent_or_an_ensemble_member_is_never_loaded(mo
     """Issue 47 item 1: the loaders that take agents from others read data only."""
     from gym_dream.agents import find_agent
     from gym_dream.error import ModelNotFound
-    from trainers.agent_ensemble import AgentEnsemble
-    from trainers.stored_agent import load_agent, load_stored_agent
+    from trainers.agents.ensemble import AgentEnsemble
+    from trainers.agents.stored_agent import load_agent, load_stored_agent
 
     marker = tmp_path / "MARKER"
     zipped = _sb3_zip_with_payload(model_dir / "agents" / "ppo.zip", marker)  # a file where an agent directory belongs
@@ -475,7 +475,7 @@ def test_a_card_real_env_id_with_a_module_prefix_runs_no_code(model_dir, tmp_pat
         "with warnings.catch_warnings(record=True) as w:\n"
         "    warnings.simplefilter('always')\n"
         "    import gym_dream\n"
-        "from trainers.cli import main\n"
+        "from trainers.cli.commands import main\n"
         "assert main(['calibrate', 'evil', '--taus', '1.0', '--episodes', '1', '--dream-episodes', '1']) == 1\n"
         "from gym_dream.error import ModelFormatError, RefusedIdWarning, UnsafeId\n"
         "msgs = [str(x.message) for x in w if issubclass(x.category, RefusedIdWarning)]\n"
@@ -487,7 +487,7 @@ def test_a_card_real_env_id_with_a_module_prefix_runs_no_code(model_dir, tmp_pat
         "except ModelFormatError as e:\n"
         "    assert 'env.id' in str(e) and 'module' in str(e), e\n"
         "assert main(['evaluate', 'cmaes', '--env-id', 'Dream-Evil-v0', '--taus', '1.0', '--episodes', '1']) != 0\n"
-        "from trainers.envs import make_real_env\n"
+        "from trainers.data.real_envs import make_real_env\n"
         "try:\n"
         "    make_real_env('evilpkg.payload:CartPole-v1')\n"
         "    raise SystemExit('made')\n"
@@ -506,7 +506,7 @@ def test_a_card_real_env_id_with_a_module_prefix_runs_no_code(model_dir, tmp_pat
 def test_a_card_real_env_id_is_checked_at_load_registration_and_export(model_dir, tmp_path, real_id):
     """Issue 47 item 2: one check (gym_dream.naming.check_real_env_id) at load, registration, export and make_real_env."""
     from gym_dream.envs.registry import DreamId, _refusal
-    from trainers.envs import make_real_env
+    from trainers.data.real_envs import make_real_env
 
     _edit_card(model_dir, env={"id": real_id, "max_episode_steps": 50})
     with pytest.raises(ModelFormatError, match="env.id .* is not a plain registered env id"):
@@ -554,7 +554,7 @@ def test_a_package_taking_a_shipped_model_name_breaks_only_that_name(model_dir, 
         "        raise SystemExit('the package model ran under a shipped name')\n"
         "    except ModelMismatch as e:\n"
         "        assert 'pip uninstall evilpkg' in str(e) and 'pip uninstall gym-dream' not in str(e), e\n"
-        "from trainers.cli import main\n"
+        "from trainers.cli.commands import main\n"
         "main(['list'])\n"
         "print('ok')\n"
     )
@@ -586,7 +586,7 @@ def test_two_packages_declaring_one_model_name_conflict_on_that_name_only(model_
         "gym.make('Dream-Three-v0').reset(seed=0)\n"
         "gym.make('Dream-CartPole-v0').reset(seed=0)\n"
         "assert 'same' not in gym_dream.available_models() and 'three' in gym_dream.available_models()\n"
-        "from trainers.cli import main\n"
+        "from trainers.cli.commands import main\n"
         "main(['list'])\n"
         "print('ok')\n"
     )
@@ -619,7 +619,7 @@ def test_export_never_takes_the_name_of_an_installed_project_or_a_runtime_depend
 
 def test_export_wants_a_dream_prefixed_name_unless_name_ok(model_dir, tmp_path, capsys):
     """Issue 47 item 4: a name without the dream- prefix needs --name-ok."""
-    from trainers.cli import main
+    from trainers.cli.commands import main
 
     with pytest.raises(UnsafeId, match="does not start with 'dream-'.*--name-ok"):
         _export(model_dir, tmp_path / "out", name="mygame")

@@ -406,7 +406,7 @@ def test_defaults_keep_todays_dream_and_info():
 
 # -- fitting members --------------------------------------------------------------------------------------
 def test_fit_with_members_writes_the_heldout_disagreement_and_the_env_reads_it(cartpole_data, tmp_path, one_thread):
-    from trainers.fit import FitConfig, fit
+    from trainers.fit.dispatch import FitConfig, fit
 
     out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m2"), preset="tiny", rnn_epochs=2, bank_size=8, members=2))
     card = json.loads((out / "model.json").read_text())
@@ -467,7 +467,7 @@ def test_pixel_model_with_members_passes_check_env():
 
 
 def test_rssm_fit_with_members_writes_the_heldout_disagreement(cartpole_data, tmp_path, one_thread):
-    from trainers.fit import FitConfig, fit
+    from trainers.fit.dispatch import FitConfig, fit
 
     out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "r2"), family="rssm", preset="tiny", bank_size=8, members=2))
     card = json.loads((out / "model.json").read_text())

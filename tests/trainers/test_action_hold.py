@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import gym_dream
-from trainers.action_hold import HeldActions, check_action_hold
-from trainers.agent_ensemble import AgentEnsemble
-from trainers.evaluate import evaluate
-from trainers.stored_agent import load_agent
-from trainers.sb3 import SB3Config, SB3VecEnv, train_sb3
+from trainers.agents.action_hold import HeldActions, check_action_hold
+from trainers.agents.ensemble import AgentEnsemble
+from trainers.evaluation.evaluate import evaluate
+from trainers.agents.stored_agent import load_agent
+from trainers.agents.sb3 import SB3Config, SB3VecEnv, train_sb3
 
 
 class Counting:

@@ -9,10 +9,10 @@ import numpy as np
 import gym_dream
 import pytest
 
-from trainers.agent_ensemble import AgentEnsemble, save_ensemble
-from trainers.controller import LinearController
-from trainers.stored_agent import load_agent
-from trainers.sb3_policy import SB3Policy, save_policy
+from trainers.agents.ensemble import AgentEnsemble, save_ensemble
+from trainers.agents.controller import LinearController
+from trainers.agents.stored_agent import load_agent
+from trainers.agents.sb3_policy import SB3Policy, save_policy
 
 DISCRETE = gym.spaces.Discrete(3)
 BOX = gym.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 1.0], np.float32))
@@ -123,7 +123,7 @@ def test_a_bad_ensemble_is_refused_with_the_reason(tmp_path):
 
 def test_the_cli_writes_an_ensemble_that_ships_next_to_a_model(tiny_cartpole_model, tmp_path, capsys):
     from gym_dream.agents import agent_path, model_agents
-    from trainers.cli import main
+    from trainers.cli.commands import main
     from trainers.experiment.stages.ship import add_agent
 
     model = tmp_path / "model"
@@ -142,7 +142,7 @@ def test_the_cli_writes_an_ensemble_that_ships_next_to_a_model(tiny_cartpole_mod
 def test_averaged_controllers_act_by_their_summed_scores(tmp_path, capsys):
     """``--average``: one linear controller whose parameters are the members' mean: on Discrete actions the members'
     scores summed (a sure member outweighs two unsure ones, where a vote would not), stored as a plain controller."""
-    from trainers.cli import main
+    from trainers.cli.commands import main
 
     obs = np.zeros((3, 4), np.float32)
     sure, unsure = bias_controller(DISCRETE, [0, 0, 5]), bias_controller(DISCRETE, [0, 1, 0])

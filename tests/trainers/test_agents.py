@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 import gym_dream
-from trainers.cmaes import CMAESConfig, train_cmaes
-from trainers.controller import LinearController, squash
-from trainers.evaluate import evaluate, exploits_dream, markdown_table, write_report
-from trainers.stored_agent import PickleFormatWarning, load_agent
-from trainers.sb3 import DEFAULT_HPARAMS, SB3Config, SB3VecEnv, sb3_kwargs, train_sb3
-from trainers.training_log import read_log
+from trainers.agents.cmaes import CMAESConfig, train_cmaes
+from trainers.agents.controller import LinearController, squash
+from trainers.evaluation.evaluate import evaluate, exploits_dream, markdown_table, write_report
+from trainers.agents.stored_agent import PickleFormatWarning, load_agent
+from trainers.agents.sb3 import DEFAULT_HPARAMS, SB3Config, SB3VecEnv, sb3_kwargs, train_sb3
+from trainers.infra.training_log import read_log
 
 
 def test_cmaes_trains_checkpoints_and_resumes(tiny_cartpole_model, tmp_path):
@@ -90,7 +90,7 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
 def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_path, monkeypatch, capsys):
-    import trainers.rollout as ev  # where train_sb3 reads its dream evaluations from
+    import trainers.evaluation.rollout as ev  # where train_sb3 reads its dream evaluations from
 
     hp = {"dqn": {"learning_starts": 20, "train_freq": 4, "gradient_steps": 2, "buffer_size": 1000},
           "ppo": {"n_steps": 16, "batch_size": 32, "n_epochs": 1}}[algo]
@@ -147,9 +147,9 @@ def test_sac_on_a_continuous_dream(pixel_model, tmp_path):
 
 
 def test_an_agent_with_a_narrowed_action_box_acts_inside_it_wherever_it_runs(pixel_model, tmp_path):
-    from trainers.rollout import make_dream_vec
-    from trainers.sb3 import narrowed_action_box
-    from trainers.stored_agent import load_agent
+    from trainers.evaluation.rollout import make_dream_vec
+    from trainers.agents.sb3 import narrowed_action_box
+    from trainers.agents.stored_agent import load_agent
 
     out = tmp_path / "sac"
     train_sb3(SB3Config(algo="sac", env_id="Dream-CarRacing-v0", model=pixel_model, out=str(out), timesteps=64, num_envs=2, eval_every=32,
@@ -200,7 +200,7 @@ def test_json_hyper_parameters_name_schedules_and_classes_as_rl_zoo_does():
 def test_dueling_dqn_learns_value_and_advantages_apart_and_is_stored_as_data(tiny_cartpole_model, tmp_path):
     import torch
 
-    from trainers.dueling_dqn import DuelingDQNPolicy, DuelingHead
+    from trainers.agents.dueling_dqn import DuelingDQNPolicy, DuelingHead
 
     head = DuelingHead(4, 3, [8, 6], torch.nn.ReLU)
     x = torch.randn(5, 4)
@@ -220,7 +220,7 @@ def test_dueling_dqn_learns_value_and_advantages_apart_and_is_stored_as_data(tin
         zipped = load_agent(out / "agent.zip")
     assert isinstance(zipped.policy, DuelingDQNPolicy) and isinstance(zipped.policy.q_net_target.q_net, DuelingHead)
     card = json.loads((out / "best" / "policy.json").read_text())
-    assert card["policy_class"] == "trainers.dueling_dqn.DuelingDQNPolicy" and card["recipe"]["hparams"]["policy"] == "DuelingMlpPolicy"
+    assert card["policy_class"] == "trainers.agents.dueling_dqn.DuelingDQNPolicy" and card["recipe"]["hparams"]["policy"] == "DuelingMlpPolicy"
     stored = load_agent(out / "best")  # without the target network (left out), acting as the zip does
     assert isinstance(stored.policy.q_net.q_net, DuelingHead)
     obs = np.random.default_rng(1).normal(size=(64, *stored.observation_space.shape)).astype(np.float32)
@@ -259,8 +259,8 @@ def test_exploit_flag():
 def test_real_env_cmaes_baseline_spends_its_real_step_budget(tmp_path):
     import json
 
-    from trainers.cmaes import train_cmaes_real
-    from trainers.controller import LinearController
+    from trainers.agents.cmaes import train_cmaes_real
+    from trainers.agents.controller import LinearController
 
     out = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "real", budget_steps=150, popsize=4, workers=1)
     log = [json.loads(x) for x in (tmp_path / "real" / "log.jsonl").read_text().splitlines()]
@@ -282,7 +282,7 @@ def test_cmaes_time_budget_runs_a_generation_per_call_and_resumes(tiny_cartpole_
 
 
 def test_ou_noise_has_its_stationary_spread_and_stays_in_bounds():
-    from trainers.noise import OUNoise
+    from trainers.data.noise import OUNoise
 
     wide = gym.spaces.Box(-10.0, 10.0, (2,), np.float32)
     noise = OUNoise(wide, num_envs=4, sigma=0.1, theta=0.15, seed=0)
@@ -300,8 +300,8 @@ def test_agent_with_action_noise_is_reproducible_per_episode_seed(pixel_model):
     """The controller-plus-noise policy of the collection rounds, scored like any agent: the evaluation loops
     restart its noise from each episode's seed, so the same seed gives the same dream episodes, and the
     noise changes what the agent does."""
-    from trainers.rollout import dream_episode_returns
-    from trainers.noise import WithActionNoise
+    from trainers.evaluation.rollout import dream_episode_returns
+    from trainers.data.noise import WithActionNoise
 
     space = gym.make("Dream-CarRacing-v0", model=pixel_model).action_space
     rng = np.random.default_rng(0)
@@ -330,7 +330,7 @@ def test_write_report_keeps_dots_in_the_name(tmp_path):
 
 def test_a_truncated_controller_card_names_the_file_and_the_fix(tmp_path):
     from gym_dream.error import DataFormatError
-    from trainers.controller import LinearController
+    from trainers.agents.controller import LinearController
 
     LinearController(4, gym.spaces.Discrete(2)).save(tmp_path / "c")
     card = tmp_path / "c" / "controller.json"
@@ -341,7 +341,7 @@ def test_a_truncated_controller_card_names_the_file_and_the_fix(tmp_path):
 
 def test_the_dream_arguments_reach_the_dream_an_agent_trains_in(tiny_cartpole_model, tmp_path):
     """dream_kwargs (e.g. the uncertainty penalty) go to the dream of CMA-ES and of SB3; a one-member model refuses them."""
-    from trainers.cmaes import CMAESConfig, train_cmaes
+    from trainers.agents.cmaes import CMAESConfig, train_cmaes
 
     kwargs = {"uncertainty_penalty": 1.0}
     with pytest.raises(ValueError, match="uncertainty_penalty"):
@@ -367,7 +367,7 @@ def test_every_shipped_agent_loads_by_name_and_acts_in_its_models_spaces():
 
 
 def test_spearman_ranks_with_ties_and_refuses_constants():
-    from trainers.evaluate import rankdata, spearman
+    from trainers.evaluation.evaluate import rankdata, spearman
 
     np.testing.assert_array_equal(rankdata(np.array([3.0, 1.0, 3.0, 2.0])), [2.5, 0.0, 2.5, 1.0])
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)

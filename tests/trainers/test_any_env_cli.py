@@ -6,14 +6,14 @@ import json
 import gymnasium as gym
 import pytest
 
-from trainers.cli import main
-from trainers.envs import dream_id_for, real_env_of
+from trainers.cli.commands import main
+from trainers.data.real_envs import dream_id_for, real_env_of
 
 
 @pytest.fixture(scope="module")
 def acrobot_model(tmp_path_factory):
-    from trainers.collect import CollectConfig, collect
-    from trainers.fit import FitConfig, fit
+    from trainers.data.collect import CollectConfig, collect
+    from trainers.fit.dispatch import FitConfig, fit
 
     root = tmp_path_factory.mktemp("acrobot")
     collect(CollectConfig(env_id="Acrobot-v1", out=str(root / "data"), steps=1200, workers=1, seed=0))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.cli import main
+from trainers.cli.commands import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +33,7 @@ def test_cli_end_to_end_on_tiny_preset(tmp_path, capsys):
 def test_features_gives_a_model_whose_controllers_read_the_cell_state_too(tiny_cartpole_model, tmp_path, capsys):
     """gym-dream features: the same weights seen as [z, c, h]; a controller searched in it scores through the same view
     on the real env; a second copy onto the same folder is refused with the fix, and an RSSM with the reason."""
-    from trainers.stored_agent import load_agent
+    from trainers.agents.stored_agent import load_agent
 
     view = tmp_path / "zch"
     main(["features", str(tiny_cartpole_model), str(view), "--features", "zch"])
@@ -94,7 +94,7 @@ def test_dream_check_compares_random_play_in_dream_and_real(tiny_cartpole_model,
 
 
 def test_reward_check_splits_the_reward_error_by_kind_of_step(tiny_cartpole_model, cartpole_data, tmp_path):
-    from trainers.data import count_episodes
+    from trainers.data.dataset import count_episodes
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GYM_DREAM_PROGRESS": "0"}
 
@@ -141,7 +141,7 @@ def test_carracing_episodes_names_how_each_episode_ended(tmp_path):
 def test_dream_ends_counts_where_the_dream_ends_a_controllers_episodes(tiny_cartpole_model, tmp_path):
     """CartPole's dream ends episodes (the pole falls): the share ended, the returns at the ends, the CLI's JSON."""
     import gym_dream
-    from trainers.controller import LinearController
+    from trainers.agents.controller import LinearController
 
     m = gym_dream.resolve_model(str(tiny_cartpole_model))
     LinearController(m.feature_dim, m.action_space).save(tmp_path / "left")  # always pushes left: the pole falls
@@ -186,7 +186,7 @@ def test_user_errors_print_one_line_and_exit_non_zero(tmp_path, capsys, args, co
 
 
 def test_a_truncated_shard_fails_fit_and_collect_in_one_line_naming_it(tmp_path, capsys):
-    from trainers.data import shard_paths
+    from trainers.data.dataset import shard_paths
 
     data = tmp_path / "d"
     assert main(["collect", "--env-id", "CartPole-v1", "--out", str(data), "--steps", "300", "--workers", "1", "--shard-steps", "100"]) == 0
@@ -204,7 +204,7 @@ def test_a_bug_still_shows_its_traceback(monkeypatch):
     """Only errors a user can act on are shortened: a ValueError from inside a library is a bug's traceback."""
     import numpy as np
 
-    import trainers.cli as cli
+    import trainers.cli.commands as cli
 
     monkeypatch.setattr(cli, "_cmd_list", lambda ns: np.zeros(2).reshape(3))
     with pytest.raises(ValueError, match="reshape"):
@@ -216,7 +216,7 @@ def test_a_bug_still_shows_its_traceback(monkeypatch):
 
 def test_dream_temperature_scores_the_candidates_vote_and_ships_it(tiny_cartpole_model, tmp_path):
     from gym_dream.agents import model_agents
-    from trainers.stored_agent import load_agent
+    from trainers.agents.stored_agent import load_agent
 
     model = tmp_path / "model"
     shutil.copytree(tiny_cartpole_model, model)
@@ -245,7 +245,7 @@ def test_action_profile_reports_how_an_agent_uses_each_action_and_caps_one():
 
     from benchmarks.ad_hoc import action_profile as ap
     from gym_dream.agents import agent_path
-    from trainers.stored_agent import load_agent
+    from trainers.agents.stored_agent import load_agent
 
     agent = load_agent(agent_path("cmaes-tau1.15", "carracing"))
     row = ap.profile(agent, "Dream-CarRacing-v0", 1.15, envs=4, steps=5, seed=0)
@@ -268,7 +268,7 @@ def _real_report(folder, name, seeds, returns):
 
 
 def test_paired_compares_two_reports_episode_by_episode(tmp_path):
-    import trainers.pooling as pd
+    import trainers.evaluation.pooling as pd
 
     report = functools.partial(_real_report, tmp_path)
     a, b = report("a", [5, 7], [10.0, 30.0, 20.0]), report("b", [5, 7], [4.0, 20.0, 18.0])
@@ -279,7 +279,7 @@ def test_paired_compares_two_reports_episode_by_episode(tmp_path):
 
 
 def test_paired_pools_several_pairs_and_counts_each_episode_once(tmp_path):
-    import trainers.pooling as pd
+    import trainers.evaluation.pooling as pd
 
     report = functools.partial(_real_report, tmp_path)
     a, b = report("a", [5, 7], [10.0, 30.0, 20.0]), report("b", [5, 7], [4.0, 20.0, 18.0])
@@ -294,7 +294,7 @@ def test_paired_pools_several_pairs_and_counts_each_episode_once(tmp_path):
 
 
 def test_pooled_counts_each_episode_of_one_agents_reports_once(tmp_path):
-    import trainers.pooling as pl
+    import trainers.evaluation.pooling as pl
 
     report = functools.partial(_real_report, tmp_path)
     a, b = report("a", [0, 1], [10.0, 30.0]), report("b", [10, 11], [20.0, 40.0])
@@ -309,7 +309,7 @@ def test_round_dream_check_puts_agents_side_by_side_in_several_dreams(tiny_cartp
     import math
 
     import gym_dream
-    from trainers.controller import LinearController
+    from trainers.agents.controller import LinearController
 
     m = gym_dream.resolve_model(str(tiny_cartpole_model))
     LinearController(m.feature_dim, m.action_space).save(tmp_path / "c", {"model": str(tiny_cartpole_model)})
@@ -326,7 +326,7 @@ def test_round_dream_check_puts_agents_side_by_side_in_several_dreams(tiny_cartp
 
 
 def test_dataset_profile_splits_a_dataset_by_episode(cartpole_data, tmp_path):
-    from trainers.data import EpisodeDataset
+    from trainers.data.dataset import EpisodeDataset
 
     out = tmp_path / "profile.json"
     r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "ad_hoc" / "dataset_profile.py"), str(cartpole_data), "--parts", ":5", "5:",
@@ -343,9 +343,9 @@ def test_dream_rank_orders_agents_by_dream_return_and_votes_the_best(tiny_cartpo
     import numpy as np
 
     import gym_dream
-    from trainers.controller import LinearController
-    from trainers.rollout import dream_episode_returns
-    from trainers.stored_agent import load_agent
+    from trainers.agents.controller import LinearController
+    from trainers.evaluation.rollout import dream_episode_returns
+    from trainers.agents.stored_agent import load_agent
 
     m = gym_dream.resolve_model(str(tiny_cartpole_model))
     rng = np.random.default_rng(0)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from gym_dream.checkpoint import save_model
-from trainers.cli import main
-from trainers.controller import LinearController
+from trainers.cli.commands import main
+from trainers.agents.controller import LinearController
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import gym_dream
-import trainers.cmaes as cmaes
-from trainers.cma_state import es_state, restore_es
-from trainers.cmaes import CMAESConfig, train_cmaes
-from trainers.controller import LinearController
+import trainers.agents.cmaes as cmaes
+from trainers.agents.cma_state import es_state, restore_es
+from trainers.agents.cmaes import CMAESConfig, train_cmaes
+from trainers.agents.controller import LinearController
 
 
 def _cfg(out, generations):

@@ -6,9 +6,9 @@ import pytest
 
 from gym_dream.preprocessing import Preprocessing
 
-from trainers.collect import CollectConfig, collect
-from trainers.data import EpisodeDataset, count_episodes, shard_paths
-from trainers.policies import RandomPolicy
+from trainers.data.collect import CollectConfig, collect
+from trainers.data.dataset import EpisodeDataset, count_episodes, shard_paths
+from trainers.data.policies import RandomPolicy
 
 
 class _Interrupt(RandomPolicy):
@@ -78,7 +78,7 @@ def test_carracing_frames_are_64x64_uint8_with_the_recipe_policy(tmp_path):
 def test_ou_policy_reverts_to_its_mean_and_brakes_only_now_and_then():
     from gymnasium import spaces
 
-    from trainers.policies import make_policy
+    from trainers.data.policies import make_policy
 
     space = spaces.Box(np.array([-1, 0, 0], np.float32), np.array([1, 1, 1], np.float32))
     pol = make_policy("ou", space, 64, seed=0, mean=[0.0, 0.4, -0.4], sigma=[0.15, 0.05, 0.1], theta=0.1)
@@ -91,7 +91,7 @@ def test_ou_policy_reverts_to_its_mean_and_brakes_only_now_and_then():
 
 
 def test_road_steering_turns_toward_the_road():
-    from trainers.policies import road_steering
+    from trainers.data.policies import road_steering
 
     frames = np.zeros((2, 96, 96, 3), np.uint8)
     frames[..., 1] = 200  # grass everywhere
@@ -129,7 +129,7 @@ class _DictScreenEnv(gym.Env):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dict_observations_are_collected_through_the_recipe_key(tmp_path, monkeypatch, workers):
-    from trainers.envs import REAL_ENVS, RealEnv
+    from trainers.data.real_envs import REAL_ENVS, RealEnv
 
     env_id = "GymDreamTest/DictScreen-v0"
     if env_id not in gym.registry:
@@ -143,7 +143,7 @@ def test_dict_observations_are_collected_through_the_recipe_key(tmp_path, monkey
 
 
 def test_sticky_policy_holds_each_random_action_for_up_to_max_hold_steps():
-    from trainers.policies import make_policy
+    from trainers.data.policies import make_policy
 
     def runs(column):
         changes = np.flatnonzero(np.any(column[1:] != column[:-1], axis=tuple(range(1, column.ndim))))
@@ -190,8 +190,8 @@ def _drive_beside_dream_observation(policy, model_dir, seed: int, steps: int) ->
 def test_controller_policy_sees_the_real_env_exactly_as_dream_observation_does(tiny_cartpole_model, tmp_path):
     """Iterative collection: the controller drives through the same features it was trained on."""
     import gym_dream
-    from trainers.controller import LinearController
-    from trainers.policies import AgentPolicy
+    from trainers.agents.controller import LinearController
+    from trainers.data.policies import AgentPolicy
 
     m = gym_dream.resolve_model(str(tiny_cartpole_model))
     params = np.random.default_rng(0).normal(size=LinearController(m.feature_dim, m.action_space).num_params).astype(np.float32)
@@ -206,8 +206,8 @@ def test_controller_policy_sees_the_real_env_exactly_as_dream_observation_does(t
 
 def test_an_sb3_agent_trained_in_the_dream_drives_the_collection_too(tiny_cartpole_model, tmp_path):
     """Iterative collection for any agent: an SB3 policy stored as data drives the real env through the model's features."""
-    from trainers.policies import AgentPolicy
-    from trainers.sb3 import SB3Config, train_sb3
+    from trainers.data.policies import AgentPolicy
+    from trainers.agents.sb3 import SB3Config, train_sb3
 
     train_sb3(SB3Config(algo="ppo", model=str(tiny_cartpole_model), out=str(tmp_path / "ppo"), timesteps=128, num_envs=4,
                         eval_every=64, eval_episodes=2, hparams={"n_steps": 16, "batch_size": 32, "n_epochs": 1}))
@@ -218,7 +218,7 @@ def test_an_sb3_agent_trained_in_the_dream_drives_the_collection_too(tiny_cartpo
 
 def test_collection_driven_by_a_controller_records_its_actions(tiny_cartpole_model, tmp_path):
     import gym_dream
-    from trainers.controller import LinearController
+    from trainers.agents.controller import LinearController
 
     m = gym_dream.resolve_model(str(tiny_cartpole_model))
     always_right = LinearController(m.feature_dim, m.action_space)
@@ -243,8 +243,8 @@ def test_an_agent_shipped_next_to_its_model_drives_through_that_model(tiny_cartp
 
     import gym_dream
     from gym_dream.checkpoint import read_card
-    from trainers.controller import LinearController
-    from trainers.policies import AgentPolicy
+    from trainers.agents.controller import LinearController
+    from trainers.data.policies import AgentPolicy
 
     shipped = tmp_path / "shipped"
     shutil.copytree(tiny_cartpole_model, shipped)
@@ -310,7 +310,7 @@ def test_a_truncated_shard_names_the_file_and_the_fix(tmp_path):
 def test_stale_and_torn_episode_files_after_a_kill_are_handled(tmp_path):
     """A kill between a compaction's shard write and its episode-file removal leaves duplicates (ignored,
     removed); a power loss can leave a torn episode file (set aside, its episode collected again)."""
-    from trainers.data import write_episode
+    from trainers.data.dataset import write_episode
 
     out = tmp_path / "d"
     collect(CollectConfig(env_id="CartPole-v1", out=str(out), episodes=10, steps=None, workers=1))
@@ -339,10 +339,10 @@ def test_two_collectors_never_write_one_dataset(tmp_path):
     import time
 
     from gym_dream.error import DatasetBusy
-    from trainers.collect import CollectConfig, collect
+    from trainers.data.collect import CollectConfig, collect
 
     out = tmp_path / "data"
-    cmd = [sys.executable, "-m", "trainers.cli", "collect", "--env-id", "CartPole-v1", "--out", str(out), "--steps", "10000000",
+    cmd = [sys.executable, "-m", "trainers.cli.commands", "collect", "--env-id", "CartPole-v1", "--out", str(out), "--steps", "10000000",
            "--workers", "1"]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -354,7 +354,7 @@ def test_two_collectors_never_write_one_dataset(tmp_path):
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
-    from trainers.data import count_episodes
+    from trainers.data.dataset import count_episodes
 
     before = count_episodes(out)[1]
     assert collect(CollectConfig(env_id="CartPole-v1", out=str(out), steps=before + 50, workers=1))["steps"] == before + 50
@@ -365,10 +365,10 @@ def test_an_agent_drives_the_collection_of_dict_observations_as_dream_observatio
     through DreamObservation on the same real episode (a Doom-shaped env; before, the agent policy re-applied the
     recipe's key and failed on every env with dict observations)."""
     import gym_dream
-    from trainers.collect import episode_seed
-    from trainers.controller import LinearController
-    from trainers.envs import REAL_ENVS, RealEnv
-    from trainers.fit import FitConfig, fit
+    from trainers.data.collect import episode_seed
+    from trainers.agents.controller import LinearController
+    from trainers.data.real_envs import REAL_ENVS, RealEnv
+    from trainers.fit.dispatch import FitConfig, fit
 
     env_id = "GymDreamTest/DictScreen-v0"
     if env_id not in gym.registry:
@@ -430,7 +430,7 @@ def test_observations_are_read_file_by_file_until_all_are_asked_for(tmp_path):
 
 def test_a_file_whose_frames_differ_from_the_others_is_refused_at_open(tmp_path):
     from gym_dream.error import DataFormatError
-    from trainers.data import Episode, write_shard
+    from trainers.data.dataset import Episode, write_shard
 
     cfg = CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "d"), steps=None, episodes=3, workers=1, seed=3)
     collect(cfg)

@@ -18,8 +18,8 @@ import gym_dream
 from gym_dream.envs.registry import register_dream_envs
 from gym_dream.error import ModelFormatError, ModelMismatch
 from gym_dream.versions import compatible_range, satisfies
-from trainers.cli import main as cli
-from trainers.export import ExportConfig, export
+from trainers.cli.commands import main as cli
+from trainers.export.package import ExportConfig, export
 
 ROOT = Path(__file__).resolve().parents[2]
 

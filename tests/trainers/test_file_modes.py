@@ -9,10 +9,10 @@ import gymnasium as gym
 import pytest
 from torch import nn
 
-from trainers.checkpointing import load_checkpoint, save_checkpoint
-from trainers.controller import LinearController
-from trainers.sb3_policy import SB3Policy, save_policy
-from trainers.training_log import TrainingLog
+from trainers.infra.checkpoints import load_checkpoint, save_checkpoint
+from trainers.agents.controller import LinearController
+from trainers.agents.sb3_policy import SB3Policy, save_policy
+from trainers.infra.training_log import TrainingLog
 
 
 def _modes(folder):

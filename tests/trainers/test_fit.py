@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import gym_dream
-from trainers.collect import CollectConfig, collect
-from trainers.data import EpisodeDataset
-from trainers.fit import FitConfig, fit
-from trainers.fit_vae import encode_all
+from trainers.data.collect import CollectConfig, collect
+from trainers.data.dataset import EpisodeDataset
+from trainers.fit.dispatch import FitConfig, fit
+from trainers.fit.vae import encode_all
 
 
 def test_tiny_fit_writes_a_loadable_model(tiny_cartpole_model):
@@ -68,7 +68,7 @@ def test_training_windows_cover_episode_ends_as_often_as_the_middle():
     """A termination head learns from the last transition of each episode: windows must not skip it."""
     import numpy as np
 
-    from trainers.sequences import windows
+    from trainers.fit.sequences import windows
 
     class _DS:  # 50 episodes of 200 steps
         lengths = np.full(50, 200)
@@ -178,7 +178,7 @@ def test_an_option_of_the_other_family_is_refused(tmp_path):
 
 
 def test_fit_bank_size_zero_names_the_fix_on_the_command_line(tmp_path, capsys):
-    from trainers.cli import main
+    from trainers.cli.commands import main
 
     assert main(["fit", str(tmp_path), "--out", str(tmp_path / "m"), "--bank-size", "0"]) == 2
     assert "--bank-size must be an integer >= 1" in capsys.readouterr().err and not (tmp_path / "m").exists()
@@ -220,7 +220,7 @@ def test_a_crash_while_writing_a_refit_leaves_the_old_model_whole(cartpole_data,
 _WRITER = """
 import sys, torch
 from gym_dream.checkpoint import load_model
-from trainers.checkpointing import save_model_dir
+from trainers.infra.checkpoints import save_model_dir
 a, b = load_model(sys.argv[1]), load_model(sys.argv[1])
 with torch.no_grad():
     for p in b.parameters():
@@ -262,7 +262,7 @@ def test_a_refit_killed_at_a_random_moment_leaves_a_whole_model(tiny_cartpole_mo
 def test_fit_family_rssm_from_collected_shards_makes_a_dream(cartpole_data, tmp_path):
     import gymnasium as gym
 
-    from trainers.cli import main
+    from trainers.cli.commands import main
 
     out = tmp_path / "rssm"
     assert main(["fit", str(cartpole_data), "--out", str(out), "--family", "rssm", "--preset", "tiny", "--bank-size", "8"]) == 0
@@ -292,7 +292,7 @@ def test_members_can_start_from_a_single_models_encoder(cartpole_data, tiny_cart
     import torch
 
     import gym_dream
-    from trainers.fit import FitConfig, fit
+    from trainers.fit.dispatch import FitConfig, fit
 
     out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m3"), preset="tiny", bank_size=16, members=3,
                         init=str(tiny_cartpole_model), vae_epochs=0))

@@ -7,12 +7,12 @@ import sys
 import pytest
 
 from gym_dream.error import DatasetBusy, FolderBusy
-from trainers.folder_lock import hold_folder
+from trainers.infra.folder_lock import hold_folder
 
 
 def _another_process_holds(folder, job):
     """A separate process that holds ``folder``'s lock until it is killed (a lock of this process would be the same holder)."""
-    code = ("import sys, time; from trainers.folder_lock import hold_folder; h = hold_folder(sys.argv[1], sys.argv[2]); "
+    code = ("import sys, time; from trainers.infra.folder_lock import hold_folder; h = hold_folder(sys.argv[1], sys.argv[2]); "
             "print('held', flush=True); time.sleep(600)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder), job], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
@@ -32,8 +32,8 @@ def test_a_second_writer_is_refused_and_the_lock_dies_with_its_holder(tmp_path, 
 
 
 def test_cmaes_and_sb3_runs_are_held_while_they_train(tiny_cartpole_model, tmp_path):
-    from trainers.cmaes import CMAESConfig, train_cmaes
-    from trainers.sb3 import SB3Config, train_sb3
+    from trainers.agents.cmaes import CMAESConfig, train_cmaes
+    from trainers.agents.sb3 import SB3Config, train_sb3
 
     cmaes = tmp_path / "cmaes"
     proc = _another_process_holds(cmaes, "train cmaes")
@@ -59,7 +59,7 @@ def test_cmaes_and_sb3_runs_are_held_while_they_train(tiny_cartpole_model, tmp_p
 
 
 def test_a_fit_is_held_while_it_trains(cartpole_data, tmp_path):
-    from trainers.fit import FitConfig, fit
+    from trainers.fit.dispatch import FitConfig, fit
 
     out = tmp_path / "m"
     proc = _another_process_holds(tmp_path / "m.checkpoints", "fit")
@@ -77,7 +77,7 @@ def test_a_busy_dataset_is_a_busy_folder():
 
 
 def test_a_planet_loop_is_held_while_it_runs(tmp_path):
-    from trainers.planet import PlaNetConfig, run_planet
+    from trainers.planning.planet_loop import PlaNetConfig, run_planet
 
     proc = _another_process_holds(tmp_path / "loop", "planet")
     try:

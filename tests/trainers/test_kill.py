@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainers.collect import CollectConfig, collect
-from trainers.data import EpisodeDataset, count_episodes
+from trainers.data.collect import CollectConfig, collect
+from trainers.data.dataset import EpisodeDataset, count_episodes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ def _cli(*args: str) -> list[str]:
     script = Path(sys.executable).parent / "gym-dream"
     if script.is_file():
         return [str(script), *args]
-    return [sys.executable, "-c", "import sys; from trainers.cli import main; sys.exit(main())", *args]
+    return [sys.executable, "-c", "import sys; from trainers.cli.commands import main; sys.exit(main())", *args]
 
 
 def _episodes(ds: EpisodeDataset) -> dict[int, tuple]:

@@ -17,10 +17,10 @@ from minari.data_collector import EpisodeBuffer  # noqa: E402
 
 import gym_dream  # noqa: E402,F401
 from gym_dream.error import DataFormatError, DependencyNotInstalled  # noqa: E402
-from trainers.cli import main  # noqa: E402
-from trainers.data import EpisodeDataset  # noqa: E402
-from trainers.fit import FitConfig, fit  # noqa: E402
-from trainers.minari_data import minari_to_shards, shards_to_minari  # noqa: E402
+from trainers.cli.commands import main  # noqa: E402
+from trainers.data.dataset import EpisodeDataset  # noqa: E402
+from trainers.fit.dispatch import FitConfig, fit  # noqa: E402
+from trainers.data.minari import minari_to_shards, shards_to_minari  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -136,7 +136,7 @@ def test_collect_to_minari_to_fit_round_trips_every_transition(tmp_path, capsys)
 
 
 def test_an_image_dataset_round_trips_losslessly(tmp_path):
-    from trainers.collect import CollectConfig, collect
+    from trainers.data.collect import CollectConfig, collect
 
     collect(CollectConfig(env_id="CarRacing-v3", out=str(tmp_path / "c"), steps=20, max_episode_steps=10, workers=1, seed=0))
     shards_to_minari(tmp_path / "c", "test/frames-v0")
@@ -188,7 +188,7 @@ def test_bad_datasets_and_ids_give_errors_that_name_the_fix(tmp_path):
         shards_to_minari(tmp_path / "x", "test/eps0.25-v0")
     assert not list((tmp_path / "minari" / "test").glob("eps0.25*"))  # no folder of a bad id left behind
     # a Minari dataset id that another folder wrote is not overwritten
-    from trainers.collect import CollectConfig, collect
+    from trainers.data.collect import CollectConfig, collect
 
     collect(CollectConfig(env_id="CartPole-v1", out=str(tmp_path / "c"), steps=30, workers=1))
     with pytest.raises(FileExistsError, match="minari delete test/empty-v0"):

@@ -9,7 +9,7 @@ import pytest
 from gymnasium.envs.registration import EnvSpec, WrapperSpec
 
 from gym_dream.error import DataFormatError
-from trainers.minari_data import recover_env
+from trainers.data.minari import recover_env
 
 
 @pytest.fixture

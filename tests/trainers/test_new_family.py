@@ -70,9 +70,9 @@ class Linear(WorldModel):
 
 def fit_linear(cfg):
     """The family's fitter: every transition of the dataset, full-batch Adam, then a model directory."""
-    from trainers.checkpointing import save_model_dir
-    from trainers.data import EpisodeDataset
-    from trainers.sequences import data_card
+    from trainers.infra.checkpoints import save_model_dir
+    from trainers.data.dataset import EpisodeDataset
+    from trainers.fit.sequences import data_card
 
     ds = EpisodeDataset(cfg.data)
     obs = torch.as_tensor(ds.obs, dtype=torch.float32)
@@ -93,7 +93,7 @@ def fit_linear(cfg):
 
 @pytest.fixture
 def linear_family():
-    from trainers.fit import FITTERS, register_fitter
+    from trainers.fit.dispatch import FITTERS, register_fitter
 
     register_family(Linear)
     register_fitter(Linear.family, fit_linear, {"default": {}})
@@ -103,7 +103,7 @@ def linear_family():
 
 
 def test_a_new_family_fits_dreams_and_saves_without_editing_the_others(linear_family, cartpole_data, tmp_path):
-    from trainers.cli import main
+    from trainers.cli.commands import main
 
     out = tmp_path / "linear"
     assert main(["fit", str(cartpole_data), "--out", str(out), "--family", Linear.family, "--bank-size", "8"]) == 0

@@ -24,7 +24,7 @@ from gym_dream.models import MDNRNN, RSSM, Dreamer  # noqa: E402
 from gym_dream.preprocessing import Preprocessing  # noqa: E402
 from gym_dream.spaces import space_from_dict  # noqa: E402
 from gym_dream_onnx import OnnxDream, OnnxDreamEnv, OnnxDreamVectorEnv  # noqa: E402
-from trainers.onnx_export import export_dream  # noqa: E402
+from trainers.export.onnx import export_dream  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -244,7 +244,7 @@ def test_a_manifest_of_another_version_is_refused(exported, tmp_path):
 
 
 def test_runtime_dependencies_are_the_runtime_pyproject_s():
-    from trainers.onnx_export import RUNTIME_DEPENDENCIES
+    from trainers.export.onnx import RUNTIME_DEPENDENCIES
 
     text = (ROOT / "gym_dream_onnx" / "pyproject.toml").read_text()
     deps = json.loads(text.split("dependencies = ")[1].splitlines()[0])
@@ -268,7 +268,7 @@ print("OK", type(envs.unwrapped).__name__, obs.shape, env.spec.max_episode_steps
 
 
 def test_cli_exports_a_torch_free_wheel(tiny_cartpole_model, tmp_path, capsys):
-    from trainers.cli import main as cli
+    from trainers.cli.commands import main as cli
 
     out = tmp_path / "dist"
     assert cli(["export", str(tiny_cartpole_model), "--env-id", "Dream-TinyOnnxPole-v0", "--name", "dream-tinyonnxpole",
@@ -294,11 +294,11 @@ def test_cli_exports_a_torch_free_wheel(tiny_cartpole_model, tmp_path, capsys):
     assert "OK OnnxDreamVectorEnv (64, " in run.stdout and str(site) in run.stdout
     with pytest.raises(ValueError, match="--half"):
         cli_args = ["export", str(tiny_cartpole_model), "--env-id", "Dream-TinyOnnxPole-v0", "--name", "dream-x", "--out", str(out)]
-        from trainers.export import ExportConfig, export
+        from trainers.export.package import ExportConfig, export
 
         export(ExportConfig(model_dir=cli_args[1], env_id=cli_args[3], name="dream-x", out=str(out), runtime="onnx", half=True))
     with pytest.raises(ValueError, match="--runtime must be one of"):
-        from trainers.export import ExportConfig, export
+        from trainers.export.package import ExportConfig, export
 
         export(ExportConfig(model_dir=str(tiny_cartpole_model), env_id="Dream-X-v0", name="dream-x", out=str(out), runtime="tf"))
 
@@ -309,7 +309,7 @@ WHEELHOUSE = os.environ.get("GYM_DREAM_WHEELHOUSE")
 @pytest.mark.skipif(not WHEELHOUSE, reason="needs local wheels of the runtimes' dependencies: run `make test` (it builds .wheelhouse)")
 def test_onnx_wheel_installs_into_a_fresh_offline_venv_without_torch(tiny_cartpole_model, tmp_path):
     """The acceptance path: a fresh venv, only local wheels, no network, no torch; gym.make and make_vec step the dream."""
-    from trainers.export import ExportConfig, export
+    from trainers.export.package import ExportConfig, export
 
     wheelhouse = Path(WHEELHOUSE)
     assert wheelhouse.is_dir(), f"GYM_DREAM_WHEELHOUSE={wheelhouse} does not exist; run `make wheelhouse`"

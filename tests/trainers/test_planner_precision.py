@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.planner import CEMConfig, CEMPlanner
+from trainers.planning.cem import CEMConfig, CEMPlanner
 
 
 def test_bfloat16_planner_scores_plans_close_to_float32(small_rssm):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from trainers import progress as progress_module
-from trainers.progress import PlainProgress, progress
+from trainers.infra import progress as progress_module
+from trainers.infra.progress import PlainProgress, progress
 
 
 def test_plain_lines_every_five_percent_and_the_last_state_once():

@@ -2,7 +2,7 @@ import json
 import subprocess
 import sys
 
-from trainers.provenance import CPU_FLAGS, ROOT, command_line, git_commit, machine, provenance
+from trainers.infra.provenance import CPU_FLAGS, ROOT, command_line, git_commit, machine, provenance
 
 
 def test_command_line_is_what_a_user_types_again_from_the_root():
@@ -32,13 +32,13 @@ def test_provenance_names_the_commit_the_machine_and_the_date(tmp_path):
 
 def test_a_script_records_its_own_command(tmp_path):
     script = tmp_path / "bench.py"
-    script.write_text("import json; from trainers.provenance import provenance; print(json.dumps(provenance()))")
+    script.write_text("import json; from trainers.infra.provenance import provenance; print(json.dumps(provenance()))")
     r = subprocess.run([sys.executable, str(script), "--n", "3"], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(r.stdout)["command"] == f"python {script} --n 3"
 
 
 def test_write_report_stamps_each_row_with_its_provenance(tmp_path):
-    from trainers.evaluate import write_report
+    from trainers.evaluation.evaluate import write_report
 
     row = {"agent": "a", "dream": {"1.0": {"mean": 1.0, "std": 0.0, "episodes": 1}}, "real": {"mean": 1.0, "std": 0.0, "episodes": 1},
            "real_seeds": [0, 0]}

@@ -1,4 +1,4 @@
-"""The Ray backend (trainers/ray_backend.py) on a local Ray instance: collection, real evaluation and CMA-ES give what the
+"""The Ray backend (trainers/infra/ray_backend.py) on a local Ray instance: collection, real evaluation and CMA-ES give what the
 local backend gives for the same seeds, and a worker killed mid-job loses no finished episode and duplicates none.
 
 One Ray instance (2 CPUs) is shared by the module; every test here is in one xdist group (``make test`` runs
@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 import gym_dream
-from trainers.cmaes import CMAESConfig, train_cmaes
-from trainers.collect import CollectConfig, collect, episode_seed
-from trainers.controller import LinearController
-from trainers.data import dataset_index, load_file, shard_paths
-from trainers.policies import RandomPolicy
+from trainers.agents.cmaes import CMAESConfig, train_cmaes
+from trainers.data.collect import CollectConfig, collect, episode_seed
+from trainers.agents.controller import LinearController
+from trainers.data.dataset import dataset_index, load_file, shard_paths
+from trainers.data.policies import RandomPolicy
 
 pytestmark = pytest.mark.xdist_group("ray")
 
@@ -138,7 +138,7 @@ def test_a_killed_worker_loses_no_finished_episode_and_duplicates_none(ray_sessi
 
 
 def test_when_every_worker_dies_the_rerun_resumes(ray_session, tmp_path):
-    from trainers.ray_backend import WorkersLost
+    from trainers.infra.ray_backend import WorkersLost
 
     marker = tmp_path / "killed"
     kw = dict(env_id="CartPole-v1", out=str(tmp_path / "ray"), episodes=10, steps=None, seed=4, workers=1, backend="ray")
@@ -170,7 +170,7 @@ class _Flaky:
 
 def test_work_of_a_dead_actor_runs_again_on_the_others(ray_session, tmp_path):
     """What keeps a CMA-ES generation whole when a shard's actor dies."""
-    from trainers.ray_backend import Actors, WorkersLost
+    from trainers.infra.ray_backend import Actors, WorkersLost
 
     actors = Actors(_Flaky, 2, str(tmp_path / "killed"))
     try:
@@ -190,7 +190,7 @@ def _agents(n: int):
 
 
 def test_ray_evaluation_gives_the_local_runners_episodes(ray_session):
-    from trainers.rollout import real_episodes
+    from trainers.evaluation.rollout import real_episodes
 
     agents = _agents(6)
     local = real_episodes(agents, "CartPole-v1", "cartpole", range(20, 26))
@@ -199,7 +199,7 @@ def test_ray_evaluation_gives_the_local_runners_episodes(ray_session):
 
 
 def test_evaluate_on_the_command_line_with_the_ray_backend(ray_session, tmp_path, capsys):
-    from trainers.cli import main
+    from trainers.cli.commands import main
 
     agent = _agents(1)[0]
     agent.save(tmp_path / "agent", {"model": "cartpole"})
@@ -251,7 +251,7 @@ def test_the_local_backend_needs_no_ray(tmp_path, monkeypatch):
 
 def test_real_env_cmaes_on_ray_is_the_local_search(ray_session, tmp_path):
     """The comparison row (CMA-ES on the real env): the candidates' real episodes as Ray tasks, the same search."""
-    from trainers.cmaes import train_cmaes_real
+    from trainers.agents.cmaes import train_cmaes_real
 
     local = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "local", budget_steps=200, popsize=4, workers=1)
     on_ray = train_cmaes_real("CartPole-v1", "cartpole", tmp_path / "ray", budget_steps=200, popsize=4, workers=2, backend="ray")
@@ -268,7 +268,7 @@ class _CannotStart:
 
 
 def test_a_worker_that_cannot_start_names_the_cause(ray_session):
-    from trainers.ray_backend import Actors, WorkerSetupFailed
+    from trainers.infra.ray_backend import Actors, WorkerSetupFailed
 
     actors = Actors(_CannotStart, 1)
     try:

@@ -4,8 +4,8 @@ checkpoint of its own step."""
 import numpy as np
 import pytest
 
-from trainers.replay_buffer_file import load_replay_buffer, save_replay_buffer
-from trainers.sb3 import SB3Config, train_sb3
+from trainers.agents.replay_buffer_file import load_replay_buffer, save_replay_buffer
+from trainers.agents.sb3 import SB3Config, train_sb3
 
 
 def _buffer_state(agent):

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import gym_dream
-from trainers.controller import LinearController
-from trainers.planner import CEMConfig, CEMPlanner
-from trainers.rollout import agent_actions, dream_rollout, make_dream_vec, real_episodes, rollout
+from trainers.agents.controller import LinearController
+from trainers.planning.cem import CEMConfig, CEMPlanner
+from trainers.evaluation.rollout import agent_actions, dream_rollout, make_dream_vec, real_episodes, rollout
 
 
 def _scripted(rewards, ends, truncs):
@@ -110,8 +110,8 @@ def test_a_watch_sees_every_step():
 
 def test_random_play_on_the_real_env_is_the_same_for_any_number_of_workers():
     """The random baseline (and the tau calibration built on it) restarts its actions from each episode's seed."""
-    from trainers.evaluate import RandomAgent
-    from trainers.rollout import real_episode_returns
+    from trainers.evaluation.evaluate import RandomAgent
+    from trainers.evaluation.rollout import real_episode_returns
 
     space = gym.spaces.Discrete(2)
     one, _ = real_episode_returns(RandomAgent(space, seed=0), "CartPole-v1", "cartpole", 6, seed=3, workers=1)

@@ -14,10 +14,10 @@ from gym_dream.error import ModelMismatch
 from gym_dream.models import RSSM, Transition, WorldModel
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.wrappers import ActionRepeat, DreamObservation
-from trainers.data import EpisodeDataset
-from trainers.fit_rssm import train_rssm
-from trainers.planet import PlaNetConfig, run_planet
-from trainers.planner import CEMConfig, CEMPlanner
+from trainers.data.dataset import EpisodeDataset
+from trainers.fit.rssm import train_rssm
+from trainers.planning.planet_loop import PlaNetConfig, run_planet
+from trainers.planning.cem import CEMConfig, CEMPlanner
 
 
 def _vector_rssm(**kw):
@@ -34,7 +34,7 @@ def _pixel_rssm():
 
 
 def _batch(ds: EpisodeDataset, rng, batch=16, chunk=16):
-    from trainers.sequences import windows
+    from trainers.fit.sequences import windows
 
     o, a, m = windows(ds, np.arange(len(ds)), chunk, rng)
     pick = rng.integers(0, len(o), size=batch)
@@ -184,8 +184,8 @@ def test_planner_beats_random_action_sequences_on_a_known_reward():
 
 def test_planner_works_with_the_mdnrnn_on_real_cartpole():
     """Any family: the shipped MDN-RNN, planning with Discrete actions from DreamObservation's state."""
-    from trainers.evaluate import RandomAgent
-    from trainers.rollout import real_episode_returns
+    from trainers.evaluation.evaluate import RandomAgent
+    from trainers.evaluation.rollout import real_episode_returns
 
     planner = CEMPlanner(gym_dream.resolve_model("cartpole"), CEMConfig(horizon=10, iterations=2, candidates=48, top_k=8), seed=0)
     planned, _ = real_episode_returns(planner, "CartPole-v1", "cartpole", episodes=2, seed=0)
@@ -218,7 +218,7 @@ def test_planet_loop_runs_checkpoints_and_resumes(tmp_path):
 
 def test_dmc_pixels_and_state_through_shimmy():
     pytest.importorskip("dm_control")
-    from trainers.envs import make_real_env
+    from trainers.data.real_envs import make_real_env
 
     env = make_real_env("dm_control/cartpole-swingup-v0", obs="pixels")
     obs, _ = env.reset(seed=0)

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from trainers.sb3_policy import SB3Policy, resolve_class, save_policy
+from trainers.agents.sb3_policy import SB3Policy, resolve_class, save_policy
 
 
 @pytest.mark.parametrize("algo, env_id", [("PPO", "CartPole-v1"), ("DQN", "CartPole-v1"), ("SAC", "Pendulum-v1")])

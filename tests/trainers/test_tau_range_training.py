@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from trainers.cli import main
-from trainers.cli_options import number_or_range, tau_arg
+from trainers.cli.commands import main
+from trainers.cli.options import number_or_range, tau_arg
 
 
 def test_tau_argument_reads_a_number_a_range_or_none():
@@ -36,7 +36,7 @@ def test_cmaes_and_sb3_train_in_a_tau_range_and_record_it(tiny_cartpole_model, t
 
 
 def test_the_planner_refuses_a_tau_range_with_the_fix(small_rssm):
-    from trainers.planner import CEMConfig, CEMPlanner
+    from trainers.planning.cem import CEMConfig, CEMPlanner
 
     with pytest.raises(ValueError, match="one temperature"):
         CEMPlanner(small_rssm, CEMConfig(horizon=3, iterations=1, candidates=8, top_k=2, tau=(1.0, 1.5)))

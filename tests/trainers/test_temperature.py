@@ -5,10 +5,10 @@ import gymnasium as gym
 import pytest
 
 import gym_dream
-from trainers.cli import main as cli_main
-from trainers.cmaes import CMAESConfig, train_cmaes
-from trainers.sb3 import SB3Config, train_sb3
-from trainers.temperature import CalibrateConfig, NoMatchingTau, calibrate_tau, write_tau
+from trainers.cli.commands import main as cli_main
+from trainers.agents.cmaes import CMAESConfig, train_cmaes
+from trainers.agents.sb3 import SB3Config, train_sb3
+from trainers.evaluation.calibrate import CalibrateConfig, NoMatchingTau, calibrate_tau, write_tau
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_trainers_without_a_tau_train_at_the_cards_and_record_it(model_dir, tmp_
 
 
 def test_calibrate_command_and_bad_taus(model_dir, capsys, monkeypatch):
-    import trainers.temperature as temperature
+    import trainers.evaluation.calibrate as temperature
 
     argv = ["calibrate", str(model_dir), "--taus", "0.8", "1.6", "--episodes", "3", "--dream-episodes", "4", "--write", str(model_dir)]
     monkeypatch.setattr(temperature, "MATCH_SE", 0.0)  # nothing matches: the table, then a refusal that names the fix
@@ -72,7 +72,7 @@ def test_calibrate_command_and_bad_taus(model_dir, capsys, monkeypatch):
 
 
 def test_calibrate_under_sampled_termination_records_it_and_writes_it_with_the_tau(model_dir, monkeypatch):
-    import trainers.temperature as temperature
+    import trainers.evaluation.calibrate as temperature
 
     seen = []
     real_dream = temperature.dream_episode_returns

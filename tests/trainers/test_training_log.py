@@ -8,7 +8,7 @@ import math
 import pytest
 
 from gym_dream.error import DataFormatError
-from trainers.training_log import TrainingLog, read_log
+from trainers.infra.training_log import TrainingLog, read_log
 
 
 def _rows(path):
@@ -79,8 +79,8 @@ def test_tensorboard_event_files_when_installed(tmp_path):
 
 
 def test_the_fits_and_cmaes_log_a_row_per_epoch_and_generation(cartpole_data, tmp_path):
-    from trainers.cmaes import CMAESConfig, train_cmaes
-    from trainers.fit import FitConfig, fit
+    from trainers.agents.cmaes import CMAESConfig, train_cmaes
+    from trainers.fit.dispatch import FitConfig, fit
 
     out = tmp_path / "m"
     fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=2, bank_size=4))
@@ -97,8 +97,8 @@ def test_the_fits_and_cmaes_log_a_row_per_epoch_and_generation(cartpole_data, tm
 
 
 def test_the_vae_fit_logs_each_epoch(tmp_path):
-    from trainers.collect import CollectConfig, collect
-    from trainers.fit import FitConfig, fit
+    from trainers.data.collect import CollectConfig, collect
+    from trainers.fit.dispatch import FitConfig, fit
 
     collect(CollectConfig(env_id="CarRacing-v3", out=str(tmp_path / "c"), steps=60, max_episode_steps=30, workers=1, seed=0))
     fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), preset="tiny", vae_epochs=2, rnn_epochs=1, vae_frames=16, bank_size=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from trainers.cli_options import tau_arg
+from trainers.cli.options import tau_arg
 from trainers.experiment.recipe import available_recipes, load_recipe
 from trainers.experiment.runner import STAGES, Options, override, run
 
@@ -44,14 +44,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-minutes", type=float, default=None, help="wall-time budget per CMA-ES run (resumable: re-run to continue)")
 
 
-#: the valid range of each count option (trainers.presets.check_ranges), checked before any folder is made
+#: the valid range of each count option (trainers.fit.presets.check_ranges), checked before any folder is made
 EXPERIMENT_RANGES = {**{k: "integer >= 1" for k in ("workers", "jobs", "generations", "collect_workers")},
                      "steps": "integer >= 3000", **{k: "number > 0" for k in ("rnn_minutes", "train_minutes")}}
 
 
 def _recipe_and_stages(ns: argparse.Namespace):
     """The recipe (named, a file, or derived from ``--env-id``) and the stages to run, checked."""
-    from trainers.presets import check_ranges
+    from trainers.fit.presets import check_ranges
 
     try:
         check_ranges(ns, EXPERIMENT_RANGES, "experiment")

@@ -68,7 +68,7 @@ def derive_recipe(env_id: str, steps: int = DEFAULT_STEPS, env_kwargs: dict[str,
                   name: str | None = None) -> Recipe:
     """The recipe of ``env_id`` from its spaces (the env is made once to read them); ``family`` (default :data:`FAMILY`)
     fits another world-model family, ``name`` names the run (default: from the env id)."""
-    from trainers.envs import make_real_env
+    from trainers.data.real_envs import make_real_env
 
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 3_000:
         raise ValueError(f"--steps (real steps of the whole loop) must be an integer >= 3000, got {steps!r}.")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from trainers.cli import main
+from trainers.cli.commands import main
 from trainers.experiment.derive import DEFAULT_STEPS, ROUNDS, derive_recipe
 from trainers.experiment.runner import all_stages
 

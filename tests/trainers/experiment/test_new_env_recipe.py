@@ -4,7 +4,7 @@ import json
 
 import gymnasium as gym
 
-from trainers.cli import main
+from trainers.cli.commands import main
 
 #: the fit and CMA-ES budgets of a recipe that must run in seconds
 TINY_BUDGETS = """
@@ -108,7 +108,7 @@ refit = { vae_epochs = 1, rnn_epochs = 1 }
 def test_a_tau_range_as_main_temperature_through_noise_row_select_and_a_round(tmp_path):
     """The stages that read ``main_tau`` (the noise row, select, report, iterate) with a range there: every file and
     row is named by the range, and the round records it as the recipe wrote it."""
-    from trainers.data import count_episodes
+    from trainers.data.dataset import count_episodes
     from trainers.experiment import WorkDir
 
     path = tmp_path / "pendulum.toml"

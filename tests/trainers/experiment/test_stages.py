@@ -9,7 +9,7 @@ import pytest
 
 import gym_dream
 from gym_dream.envs.core import tau_name
-from trainers.controller import LinearController
+from trainers.agents.controller import LinearController
 from trainers.experiment import Controller, Recipe, WorkDir
 from trainers.experiment.recipe import load_recipe
 from trainers.experiment.runner import override
@@ -121,7 +121,7 @@ def test_adopt_turns_a_shipped_model_into_the_next_round(tiny_cartpole_model, tm
     rounds.adopt(recipe, work, shipped, kept)  # idempotent: already adopted
     rounds.iterate(recipe, work, workers=1)
     assert work.rounds()[0].info()["real_check"]["episodes"] == 1
-    from trainers.data import count_episodes
+    from trainers.data.dataset import count_episodes
 
     assert count_episodes(work.data)[1] >= 60  # the round's data start a fresh dataset
     occupied = WorkDir(tmp_path / "occupied")
@@ -218,7 +218,7 @@ def test_an_sb3_agent_drives_a_collection_round(tiny_cartpole_model, tmp_path, t
     info = r.info()
     assert info["agent"] == "ppo" and info["real_check"]["episodes"] == 1 and "controller" not in info
     assert r.agent() == r.path / "sb3" / f"ppo-tau{tau_part(tau)}" / "best" and (r.agent() / "policy.json").is_file()
-    from trainers.data import count_episodes, read_meta
+    from trainers.data.dataset import count_episodes, read_meta
 
     assert count_episodes(work.data)[1] >= 60 and read_meta(work.data)["policies"] == ["agent"]
     lines = report._rounds_section(recipe, work, json.loads((r.work.model / "model.json").read_text()), work.all_rounds())
@@ -227,9 +227,9 @@ def test_an_sb3_agent_drives_a_collection_round(tiny_cartpole_model, tmp_path, t
 
 def test_add_agent_ships_a_stored_policy_next_to_a_model_by_name(tiny_cartpole_model, tmp_path, monkeypatch):
     from gym_dream.agents import model_agents
-    from trainers.stored_agent import load_agent
+    from trainers.agents.stored_agent import load_agent
     from trainers.experiment.stages.ship import add_agent
-    from trainers.sb3 import SB3Config, train_sb3
+    from trainers.agents.sb3 import SB3Config, train_sb3
 
     model = tmp_path / "model"
     shutil.copytree(tiny_cartpole_model, model)

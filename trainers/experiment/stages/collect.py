@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from trainers.collect import CollectConfig, collect
+from trainers.data.collect import CollectConfig, collect
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.workdir import WorkDir
-from trainers.fit import FitConfig, fit
+from trainers.fit.dispatch import FitConfig, fit
 
 
 def collect_data(recipe: Recipe, work: WorkDir) -> None:

@@ -10,9 +10,9 @@ import gymnasium as gym
 
 from gym_dream.checkpoint import read_card
 from gym_dream.envs.core import tau_name
-from trainers.controller import LinearController
-from trainers.evaluate import RandomAgent, evaluate, stats
-from trainers.rollout import dream_episode_returns, real_episode_returns
+from trainers.agents.controller import LinearController
+from trainers.evaluation.evaluate import RandomAgent, evaluate, stats
+from trainers.evaluation.rollout import dream_episode_returns, real_episode_returns
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.workdir import CONTROLLER_KINDS, Controller, Tau, WorkDir, write_json
 
@@ -50,7 +50,7 @@ def scores_record(scores: dict[Controller, float]) -> list[dict[str, Any]]:
 
 def with_noise(recipe: Recipe, agent: LinearController):
     """The agent run with the collection rounds' OU action noise (the recipe's ``noise_row``)."""
-    from trainers.noise import WithActionNoise
+    from trainers.data.noise import WithActionNoise
 
     return WithActionNoise(agent, agent.action_space, recipe.noise_row["sigma"], recipe.noise_row.get("theta", 0.15))
 
@@ -97,7 +97,7 @@ def evaluate_agents(recipe: Recipe, work: WorkDir, workers: int = 2) -> None:
 
 def real_baseline(recipe: Recipe, work: WorkDir, workers: int = 2) -> None:
     """The same controller trained by CMA-ES on the real env, with the real steps the dream's data cost."""
-    from trainers.cmaes import train_cmaes_real
+    from trainers.agents.cmaes import train_cmaes_real
 
     if not recipe.real_baseline:
         return

@@ -12,7 +12,7 @@ from typing import Any
 
 from gym_dream.checkpoint import atomic_write_bytes, read_card
 from gym_dream.envs.core import tau_name
-from trainers.evaluate import exploits_dream
+from trainers.evaluation.evaluate import exploits_dream
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.workdir import Controller, WorkDir, read_json, round_driver
 
@@ -45,7 +45,7 @@ def real_vs_dream_gif(recipe: Recipe, work: WorkDir, out: Path) -> None:
     """Real frames next to the model's open-loop dream under the main controller's actions (half size, every other frame)."""
     import imageio.v2 as imageio
 
-    from trainers.video import DreamVideoConfig, write_dream_video
+    from trainers.evaluation.video import DreamVideoConfig, write_dream_video
 
     main = work.row_controller(recipe.main_tau)
     agent = work.controller(main) if main and work.controller(main).is_dir() else None

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from gym_dream.checkpoint import read_card
 from gym_dream.envs.core import tau_name
-from trainers.collect import CollectConfig, collect
-from trainers.controller import LinearController
-from trainers.evaluate import stats
-from trainers.stored_agent import load_agent
-from trainers.rollout import real_episode_returns
+from trainers.data.collect import CollectConfig, collect
+from trainers.agents.controller import LinearController
+from trainers.evaluation.evaluate import stats
+from trainers.agents.stored_agent import load_agent
+from trainers.evaluation.rollout import real_episode_returns
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages.evaluate import pick_controller, scores_record
 from trainers.experiment.workdir import Controller, Round, WorkDir, write_json
@@ -36,7 +36,7 @@ def iterate(recipe: Recipe, work: WorkDir, workers: int = 2, up_to: int | None =
     prefers; or an SB3 algorithm of the recipe: its best agent in the dream) with exploration noise; fit,
     train and evaluate then start afresh on the grown dataset. Resumable: re-running finishes the round's collection.
     ``up_to`` (from ``all``): only start a new round while fewer than that many exist."""
-    from trainers.data import count_episodes
+    from trainers.data.dataset import count_episodes
 
     if not recipe.iterate:
         raise SystemExit(f"The {recipe.name} recipe has no iterate settings.")
@@ -75,7 +75,7 @@ def _log_round(work: WorkDir, number: int, dream_return: float, info: dict) -> N
     """One row per collection round whose driving agent is checked on the real env (``iterate.check_episodes``), in
     ``<work>/rounds_log.csv`` (and TensorBoard): its dream and real returns and the real steps before the round (a
     re-run replaces its round's row)."""
-    from trainers.training_log import TrainingLog
+    from trainers.infra.training_log import TrainingLog
 
     check = info.get("real_check") or {}
     with TrainingLog(work.root, "rounds", resume_from=number - 1) as log:

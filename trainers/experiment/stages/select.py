@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from gym_dream.envs.core import tau_name
-from trainers.controller import LinearController
-from trainers.evaluate import evaluate, stats
-from trainers.rollout import real_episode_returns
+from trainers.agents.controller import LinearController
+from trainers.evaluation.evaluate import evaluate, stats
+from trainers.evaluation.rollout import real_episode_returns
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages.evaluate import dream_scores, with_noise
 from trainers.experiment.workdir import Controller, WorkDir, read_json, write_json

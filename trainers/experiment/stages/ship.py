@@ -12,11 +12,11 @@ from typing import Any
 
 from gym_dream.agents import AGENTS_DIR
 from gym_dream.checkpoint import atomic_write_bytes
-from trainers.controller import LinearController
+from trainers.agents.controller import LinearController
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages.rounds import DERIVED
 from trainers.experiment.workdir import Controller, Tau, WorkDir, tau_part
-from trainers.export import record_scores, stage_model_dir
+from trainers.export.package import record_scores, stage_model_dir
 
 #: the shipped name of the agent chosen on real validation episodes (``select``); each tau's dream pick is cmaes-tau<tau>
 SELECTED_AGENT = "cmaes-selected"
@@ -126,9 +126,9 @@ def add_agent(dest: Path, name: str, source: Path, info: dict[str, Any]) -> Path
     dest, source = Path(dest), Path(source)
     if not (dest / "model.json").is_file():
         raise FileNotFoundError(f"{dest} is not a model directory (no model.json)")
-    from trainers.agent_ensemble import is_ensemble_dir
-    from trainers.controller import is_controller_dir
-    from trainers.sb3_policy import is_policy_dir
+    from trainers.agents.ensemble import is_ensemble_dir
+    from trainers.agents.controller import is_controller_dir
+    from trainers.agents.sb3_policy import is_policy_dir
 
     if not (is_policy_dir(source) or is_controller_dir(source) or is_ensemble_dir(source)):
         raise FileNotFoundError(f"{source} is not a stored agent (no policy.json, controller.json or ensemble.json)")

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from gym_dream.envs.core import tau_name
-from trainers.cmaes import CMAESConfig, train_cmaes
-from trainers.evaluate import evaluate
-from trainers.stored_agent import load_agent
+from trainers.agents.cmaes import CMAESConfig, train_cmaes
+from trainers.evaluation.evaluate import evaluate
+from trainers.agents.stored_agent import load_agent
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.workdir import Tau, WorkDir, write_json
 
@@ -39,7 +39,7 @@ def train_controllers(recipe: Recipe, work: WorkDir, device: str = "cpu", jobs: 
 
 def train_sb3_agents(recipe: Recipe, work: WorkDir, workers: int = 2, device: str = "cpu") -> None:
     """Each SB3 agent of the recipe, trained only in the dream at ``main_tau``, scored on the sweep's real episodes."""
-    from trainers.sb3 import SB3Config, train_sb3
+    from trainers.agents.sb3 import SB3Config, train_sb3
 
     model, tau = str(work.model), recipe.main_tau
     for algo, kwargs in recipe.sb3.items():

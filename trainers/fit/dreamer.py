@@ -1,0 +1,166 @@
+"""Fit the dreamer family (DreamerV3's world model) on collected shards: ``gym-dream fit --family dreamer``.
+
+The same shards (or a Minari dataset, converted by :func:`trainers.fit.dispatch.fit` first) as the other families. Sizes come
+from :data:`trainers.fit.presets.DREAMER_PRESETS`; the loss, its weights, free bits, unimix and the optimiser are one set
+for every env (DreamerV3's claim: no per-env tuning). Updates run on random ``batch`` x ``chunk`` windows; every
+``UPDATES_PER_CHECKPOINT`` updates the model, the optimiser and the progress record are checkpointed atomically (as
+``fit --family rssm`` does) and a re-run resumes there; each block's train and held-out metrics are a row of
+``<checkpoint dir>/dreamer_log.csv``. The model directory holds the start-state bank (posterior modes of real first
+observations of training episodes) and, in its card, the held-out metrics: reward MSE, the termination accuracy, recall
+and false-alarm rate at the dream's 0.5 threshold, and the posterior-prior KL.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gym_dream.models import Dreamer
+from gym_dream.preprocessing import Preprocessing
+from gym_dream.spaces import space_from_dict
+from trainers.infra.checkpoints import Stage, save_model_dir
+from trainers.data.dataset import EpisodeDataset
+from trainers.fit.rssm import heldout_disagreement
+from trainers.infra.folder_lock import held
+from trainers.fit.presets import DREAMER_PRESETS, preset
+from trainers.fit.sequences import data_card, sequence_batch, train_on_chunks, training_record, windows
+from trainers.infra.training_log import TrainingLog
+
+UPDATES_PER_CHECKPOINT = 100
+#: FitConfig fields a dreamer fit reads, and the preset entries they override
+DREAMER_FIELDS = {"deter": "deter", "stoch": "stoch", "classes": "classes", "hidden": "hidden", "lr": "lr", "rnn_batch": "batch",
+                  "seq_len": "chunk", "updates": "updates"}
+#: the model's constructor arguments among a preset's entries
+MODEL_KEYS = ("deter", "stoch", "classes", "hidden", "units", "layers", "blocks", "cnn_channels")
+
+
+def dreamer_hyperparameters(cfg) -> dict[str, Any]:
+    """The dreamer preset of a :class:`~trainers.fit.dispatch.FitConfig` with its fields on top."""
+    p = preset(DREAMER_PRESETS, cfg.preset, "dreamer")
+    for name, key in DREAMER_FIELDS.items():
+        if getattr(cfg, name, None) is not None:
+            p[key] = getattr(cfg, name)
+    return p
+
+
+def dreamer_for(meta: dict[str, Any], p: dict[str, Any], bank_size: int = 1) -> Dreamer:
+    """A dreamer model for a dataset's spaces and preprocessing (``meta``), sized by preset ``p``."""
+    kwargs = {k: (tuple(p[k]) if k == "cnn_channels" else p[k]) for k in MODEL_KEYS if k in p}
+    return Dreamer(space_from_dict(meta["observation_space"]), space_from_dict(meta["action_space"]),
+                   Preprocessing.from_dict(meta["preprocessing"]), bank_size=bank_size, **kwargs)
+
+
+def train_dreamer(model: Dreamer, opt: torch.optim.Optimizer, ds: EpisodeDataset, steps: int, batch: int, chunk: int,
+                  rng: np.random.Generator, g: torch.Generator, grad_clip: float, device: str, episodes: np.ndarray) -> dict[str, float]:
+    """``steps`` updates on random chunks of ``episodes``; returns the mean of each reported term."""
+    return train_on_chunks(model, opt, ds, steps, batch, chunk, rng, grad_clip, device, episodes, grad_norm=True, generator=g)
+
+
+@torch.no_grad()
+def evaluate_dreamer(model: Dreamer, ds: EpisodeDataset, episodes: np.ndarray, chunk: int, device: str, seed: int = 0) -> dict[str, float]:
+    """Held-out metrics over every transition of ``episodes`` (consecutive windows, each filtered from an empty memory,
+    posterior samples from a fixed generator): the loss terms, the reward MSE, and how the dream's ends (termination
+    probability > 0.5) match the real ones."""
+    model.eval()
+    obs_idx, act_idx, mask = windows(ds, episodes, chunk, None)
+    g = torch.Generator(device).manual_seed(seed)
+    tot: dict[str, float] = {}
+    n_total = float(mask.sum())
+    correct = hits = ends = false_ends = 0.0
+    for i in range(0, len(obs_idx), 64):
+        sl = slice(i, i + 64)
+        out = model.sequence_loss(*sequence_batch(ds, (obs_idx[sl], act_idx[sl], mask[sl]), device), generator=g, outputs=True)
+        pred = (out.pop("termination_prob") > 0.5).cpu().numpy()
+        out.pop("reward_pred")
+        n = float(mask[sl].sum())
+        for k, v in out.items():
+            tot[k] = tot.get(k, 0.0) + float(v) * n
+        true, m = ds.terminated[act_idx[sl]], mask[sl]
+        correct += float(((pred == true) & m).sum())
+        hits += float((pred & true & m).sum())
+        ends += float((true & m).sum())
+        false_ends += float((pred & ~true & m).sum())
+    out = {k: v / max(n_total, 1.0) for k, v in tot.items()}
+    out["termination_accuracy"] = correct / max(n_total, 1.0)
+    out["termination_recall"] = hits / ends if ends else float("nan")
+    out["termination_false_alarm_rate"] = false_ends / max(n_total - ends, 1.0)
+    out["transitions"] = int(n_total)
+    return out
+
+
+@torch.no_grad()
+def write_model(model: Dreamer, ds: EpisodeDataset, directory: Path, card: dict[str, Any], bank: int, episodes: np.ndarray,
+                half: bool = False) -> Path:
+    """The model as a model directory (replacing an existing one as a whole); its start-state bank holds the posterior
+    modes of the first observations of ``episodes`` (at most ``bank`` of them)."""
+    firsts = torch.as_tensor(ds.obs[ds.obs_start[episodes[:bank]]])
+    out = copy.deepcopy(model).cpu().eval()
+    start = out.initial_state(0, obs=firsts)
+    out.start_h, out.start_z = start["h"].clone(), start["z"].clone()
+    return save_model_dir(out, directory, card, half=half)
+
+
+def _run_updates(cfg, p: dict[str, Any], model: Dreamer, opt, ds: EpisodeDataset, stage: Stage, record: dict[str, Any],
+                 train_eps: np.ndarray, val_eps: np.ndarray, ckpt_dir: Path) -> None:
+    """Update blocks until ``p["updates"]`` (or ``cfg.rnn_minutes``), checkpointing and logging each block."""
+    first, invocation_start = record["epoch"], time.time()
+    with TrainingLog(ckpt_dir, "dreamer", resume_from=record.get("updates", 0)) as log:
+        while record.get("updates", 0) < p["updates"]:
+            block, done = record["epoch"], record.get("updates", 0)
+            # at least one block per invocation, so a resumed run always makes progress
+            if cfg.rnn_minutes is not None and block > first and time.time() - invocation_start > 60 * cfg.rnn_minutes:
+                print(f"dreamer stopped after {done} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue", flush=True)
+                break
+            t0, n = time.time(), min(UPDATES_PER_CHECKPOINT, p["updates"] - done)
+            train = train_dreamer(model, opt, ds, n, p["batch"], p["chunk"], np.random.default_rng([cfg.seed, 5, block]),
+                                  torch.Generator(cfg.device).manual_seed(cfg.seed + 13 + block), p["grad_clip"], cfg.device, train_eps)
+            val = evaluate_dreamer(model, ds, val_eps, p["chunk"], cfg.device, cfg.seed) if len(val_eps) else {}
+            record["epoch"], record["updates"] = block + 1, done + n
+            record["history"].append({"epoch": block + 1, "updates": done + n, **{f"train_{k}": v for k, v in train.items()},
+                                      **{f"val_{k}": v for k, v in val.items()}})
+            record["seconds"] = record.get("seconds", 0.0) + time.time() - t0
+            stage.save(record)
+            log.write(done + n, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items() if k != "transitions"},
+                      block_seconds=time.time() - t0)
+            print(f"dreamer updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}"
+                  + (f"  held-out loss {val['loss']:.3f} (reward mse {val['reward_mse']:.4f}, termination acc {val['termination_accuracy']:.4f} "
+                     f"recall {val['termination_recall']:.3f}, kl {val['kl']:.2f})" if val else ""), flush=True)
+
+
+def fit_dreamer(cfg) -> Path:
+    """``gym-dream fit --family dreamer``: fit on ``cfg.data`` and write ``cfg.out``; resumable."""
+    start = time.time()
+    ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
+    p = dreamer_hyperparameters(cfg)
+    torch.manual_seed(cfg.seed)
+    model = dreamer_for(ds.meta, p, bank_size=1).to(cfg.device)
+    train_eps, val_eps = ds.split(cfg.val_fraction, cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=p["lr"], eps=p["eps"])
+    ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
+    with held(ckpt_dir, "fit"):  # one process per fit: a second copy would interleave its checkpoints
+        ident = {"family": "dreamer", "data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+                 **{k: v for k, v in p.items() if k != "updates"}}
+        stage = Stage(ckpt_dir / "dreamer.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
+                      {"model": model}, {"adam": opt})
+        record = stage.resume()
+        print(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)",
+              flush=True)
+        _run_updates(cfg, p, model, opt, ds, stage, record, train_eps, val_eps, ckpt_dir)
+        heldout = evaluate_dreamer(model, ds, val_eps, p["chunk"], cfg.device, cfg.seed) if len(val_eps) else {}
+        card = {
+            **data_card(ds, train_eps, val_eps),
+            "training": training_record("dreamer", cfg, p, time.time() - start, record, heldout, updates=record.get("updates", 0)),
+            "scores": {},
+            "uncertainty": heldout_disagreement(model.eval(), ds, val_eps, cfg.device),
+            **cfg.extra_card,
+        }
+        out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half)
+        print(f"wrote {out} in {time.time() - start:.0f} s", flush=True)
+        return out
