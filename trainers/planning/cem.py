@@ -9,6 +9,8 @@ per step and dimension, Discrete actions a categorical per step. Works with any 
 
 It has SB3's ``predict(obs)``, but it plans from the wrapper's *state*, so it is bound to one
 ``DreamObservation`` (:meth:`CEMPlanner.bind`), and :func:`trainers.evaluation.evaluate` scores it like any agent.
+Sample-efficient variants (iCEM's coloured noise, shrinking population, kept elites, warm start; MPPI's weights) are
+options of :class:`trainers.planning.icem.ICEMPlanner`.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ class CEMPlanner:
         low, high = self.space.low, self.space.high
         return np.broadcast_to((low + high) / 2, (h, *self.space.shape)).copy(), np.broadcast_to((high - low) / 2, (h, *self.space.shape)).copy()
 
-    def _sample(self, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-        n, h = self.cfg.candidates, self.cfg.horizon
+    def _sample(self, mean: np.ndarray, std: np.ndarray, n: int | None = None) -> np.ndarray:
+        """``n`` (default: candidates) action sequences from the distribution."""
+        n, h = self.cfg.candidates if n is None else n, self.cfg.horizon
         if isinstance(self.space, gym.spaces.Discrete):
             u = self.rng.random((n, h, 1))
             idx = (u > np.cumsum(mean, axis=-1)[None]).sum(-1)

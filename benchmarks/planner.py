@@ -1,0 +1,129 @@
+"""Real return against model steps per decision: the CEM planner and its sample-efficient variants (iCEM, MPPI) on the
+shipped dmc-cartpole-swingup RSSM (pixels), acting in the real DeepMind Control task.
+
+    python benchmarks/planner.py cem:planet@3 cpu@8 icem@8 icem-small@8 mppi@8      # rows: PRESET[+FIELD=VALUE...][@EPISODES]
+    python benchmarks/planner.py "icem+noise_beta=1.0@8"                              # a preset with options changed
+    python benchmarks/planner.py --table                                               # the markdown table of results/planner.json
+
+Every row plays the same real episodes (seeds --seed, --seed + 1, ...), each with a fresh planner seeded by the
+episode's seed, one torch thread. A row already in the JSON with as many episodes, the same seeds and the same config
+is skipped (the run resumes); the JSON is written after every row. ``cem:`` before a preset is optional (CEM's presets are planet, cpu, tiny; the others:
+trainers/planning/icem.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import torch
+
+import gym_dream
+from gym_dream.checkpoint import atomic_write_bytes
+from trainers.evaluation.evaluate import stats
+from trainers.evaluation.rollout import real_episodes
+from trainers.infra.provenance import provenance
+from trainers.planning.icem import PLANNER_PRESETS, make_planner, model_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "dmc-cartpole-swingup"
+ENV_ID = "dm_control/cartpole-swingup-v0"
+
+
+def config_of(spec: str):
+    """``PRESET[+FIELD=VALUE...]`` as a planner config (values parsed as JSON, else kept as strings)."""
+    name, *changes = spec.removeprefix("cem:").split("+")
+    if name not in PLANNER_PRESETS:
+        raise SystemExit(f"Unknown planner preset {name!r}; choose from {sorted(PLANNER_PRESETS)}.")
+    fields = {}
+    for change in changes:
+        key, _, value = change.partition("=")
+        try:
+            fields[key] = json.loads(value)
+        except json.JSONDecodeError:
+            fields[key] = value
+    return dataclasses.replace(PLANNER_PRESETS[name], **fields)
+
+
+def run_row(spec: str, episodes: int, seed: int) -> dict:
+    """``episodes`` real episodes planned with ``spec``; returns, model steps and seconds per decision."""
+    cfg = config_of(spec)
+    model = gym_dream.resolve_model(MODEL)
+    planners = [make_planner(model, cfg, seed=s) for s in range(seed, seed + episodes)]
+    planning = [0.0]
+    for p in planners:
+        plan = p.plan
+
+        def timed(state, plan=plan):
+            t = time.perf_counter()
+            try:
+                return plan(state)
+            finally:
+                planning[0] += time.perf_counter() - t
+
+        p.plan = timed
+    t0 = time.time()
+    eps = real_episodes(planners, ENV_ID, MODEL, list(range(seed, seed + episodes)), desc=spec)
+    wall = time.time() - t0
+    decisions = int(sum(e.length for e in eps))
+    counted = [p.model_steps for p in planners if hasattr(p, "model_steps")]
+    returns = [e.ret for e in eps]
+    return {"spec": spec, "agent": f"planner {spec}", "config": dataclasses.asdict(cfg), "kind": type(planners[0]).__name__,
+            "real": {**stats(np.asarray(returns)), "returns": returns}, "seeds": [seed, seed + episodes - 1],
+            "model_steps_per_decision": model_steps(cfg),
+            "model_steps_per_decision_counted": round(sum(counted) / decisions, 1) if counted else model_steps(cfg),
+            "decisions": decisions, "seconds_per_decision": round(planning[0] / decisions, 4), "wall_seconds": round(wall, 1),
+            "provenance": provenance()}
+
+
+def table(doc: dict) -> str:
+    rows = sorted(doc["rows"].values(), key=lambda r: -r["model_steps_per_decision"])
+    cpu = doc["provenance"]["machine"].get("cpu", "?")
+    lines = [f"| planner | real return (mean ± std) | episodes | model steps per decision | seconds per decision ({cpu}, 1 thread) |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| `{r['spec']}` | {r['real']['mean']:.0f} ± {r['real']['std']:.0f} | {r['real']['episodes']} | "
+                     f"{r['model_steps_per_decision_counted']:,.0f} | {r['seconds_per_decision']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("rows", nargs="*", help="PRESET[+FIELD=VALUE...][@EPISODES]")
+    p.add_argument("--episodes", type=int, default=5, help="episodes of a row that does not say")
+    p.add_argument("--seed", type=int, default=40_000, help="first real episode seed (fresh: planet.md used 20000-20009)")
+    p.add_argument("--out", default=str(ROOT / "results" / "planner.json"))
+    p.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    out = Path(a.out)
+    doc = json.loads(out.read_text()) if out.exists() else {"rows": {}}
+    if a.table:
+        print(table(doc))
+        return
+    for row in a.rows:
+        spec, _, n = row.partition("@")
+        spec, episodes = spec.removeprefix("cem:"), int(n or a.episodes)
+        old = doc["rows"].get(spec)
+        same = old and old["config"] == dataclasses.asdict(config_of(spec)) and old["seeds"][0] == a.seed
+        if same and old["real"]["episodes"] >= episodes:
+            print(f"{spec}: already measured ({old['real']['episodes']} episodes)", flush=True)
+            continue
+        r = run_row(spec, episodes, a.seed)
+        print(f"{spec}: {r['real']['mean']:.1f} ± {r['real']['std']:.1f} ({episodes} episodes), {r['model_steps_per_decision_counted']} "
+              f"model steps and {r['seconds_per_decision']} s per decision", flush=True)
+        doc["rows"][spec] = r
+        doc.update(model=MODEL, env_id=ENV_ID, provenance=provenance(), command="python benchmarks/planner.py " + " ".join(sys.argv[1:]))
+        atomic_write_bytes(out, (json.dumps(doc, indent=1) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main()
