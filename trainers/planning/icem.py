@@ -30,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from trainers.fit import presets
 from trainers.planning.cem import CEM_PRESETS, CEMConfig, CEMPlanner
 
 EXECUTE = ("mean", "best")
@@ -54,16 +55,10 @@ class ICEMConfig(CEMConfig):
     """MPPI's temperature, in units of the candidates' return standard deviation (weighting=mppi only)"""
 
 
-#: the planner presets: CEM's (trainers/fit/presets.py: planet, cpu, tiny) and the sample-efficient ones. Model steps
-#: per decision (horizon x candidates summed over iterations): planet 120,000; cpu 15,000; icem 2,916 (1/5.1 of
-#: cpu); icem-small 1,548 (about 1/10); mppi 3,000. Real returns on cartpole-swingup: results/planner.md.
-ICEM_PRESETS: dict[str, ICEMConfig] = {
-    "icem": ICEMConfig(horizon=12, iterations=3, candidates=96, top_k=10, noise_beta=2.0, population_decay=1.25, keep_elites=0.3,
-                       warm_start=True, execute="best"),
-    "icem-small": ICEMConfig(horizon=12, iterations=3, candidates=50, top_k=8, noise_beta=2.0, population_decay=1.25, keep_elites=0.3,
-                             warm_start=True, execute="best"),
-    "mppi": ICEMConfig(horizon=12, iterations=2, candidates=125, top_k=125, weighting="mppi", temperature=0.5, warm_start=True),
-}
+#: the planner presets: CEM's (planet, cpu, tiny) and the sample-efficient ones (icem, icem-small, mppi), from
+#: trainers/fit/presets.py. Model steps per decision (:func:`model_steps`): planet 120,000; cpu 15,000; icem 2,916 (1/5.1
+#: of cpu); icem-small 1,548 (about 1/10); mppi 3,000. Real returns on cartpole-swingup: results/planner.md.
+ICEM_PRESETS: dict[str, ICEMConfig] = {name: ICEMConfig(**p) for name, p in presets.ICEM_PRESETS.items()}
 PLANNER_PRESETS: dict[str, CEMConfig] = {**CEM_PRESETS, **ICEM_PRESETS}
 
 
