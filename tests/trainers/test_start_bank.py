@@ -1,0 +1,66 @@
+"""The start-state bank: filtered real states from anywhere in the episodes (or their first observations), batched
+filtering equal to filtering each episode alone."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from gym_dream.models.dreamer import Dreamer
+from gym_dream.preprocessing import Preprocessing
+from trainers.data.dataset import EpisodeDataset
+from trainers.fit.start_bank import bank_steps, filtered_states
+
+
+@pytest.fixture(scope="module")
+def model():
+    env = gym.make("CartPole-v1")
+    torch.manual_seed(0)
+    m = Dreamer(env.observation_space, env.action_space, Preprocessing("vector"), bank_size=4, deter=16, stoch=4, classes=5,
+                hidden=16, units=16, layers=1)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.3)
+    return m.eval().requires_grad_(False)
+
+
+def _one_by_one(model, ds, episode, step):
+    ep = ds.episode(int(episode))
+    obs, act = torch.as_tensor(ep.obs), torch.as_tensor(ep.actions)
+    s = model.initial_state(0, obs=obs[:1])
+    for t in range(step):
+        s = model.observe(s, act[t : t + 1], obs[t + 1 : t + 2])
+    return s
+
+
+def test_anywhere_draws_distinct_steps_before_an_action_of_the_given_episodes(cartpole_data):
+    ds = EpisodeDataset(cartpole_data)
+    episodes = np.arange(5, 40)
+    picks = bank_steps(ds, episodes, 200, "anywhere", np.random.default_rng(0))
+    assert picks.shape == (200, 2) and np.isin(picks[:, 0], episodes).all()
+    assert (picks[:, 1] >= 0).all() and (picks[:, 1] < ds.lengths[picks[:, 0]]).all()
+    assert len({tuple(p) for p in picks}) == 200  # without replacement
+    assert (picks[:, 1] > 0).mean() > 0.5  # mostly mid-episode, not only first steps
+    everything = bank_steps(ds, episodes, 10**9, "anywhere", np.random.default_rng(0))
+    assert len(everything) == ds.lengths[episodes].sum()
+
+
+def test_first_keeps_step_zero_of_the_first_episodes(cartpole_data):
+    ds = EpisodeDataset(cartpole_data)
+    picks = bank_steps(ds, np.array([7, 3, 9]), 2, "first", np.random.default_rng(0))
+    assert picks.tolist() == [[7, 0], [3, 0]]
+    with pytest.raises(ValueError, match="starts must be one of"):
+        bank_steps(ds, np.array([1]), 2, "middle", np.random.default_rng(0))
+
+
+def test_batched_filtering_equals_filtering_each_episode_alone(cartpole_data, model):
+    ds = EpisodeDataset(cartpole_data)
+    picks = bank_steps(ds, np.arange(0, 30), 40, "anywhere", np.random.default_rng(1))
+    picks = picks[np.random.default_rng(2).permutation(len(picks))]  # any order comes back in that order
+    bank = filtered_states(model, ds, picks)
+    assert bank["h"].shape == (40, model.deter)
+    for i in (0, 7, 23, 39):
+        alone = _one_by_one(model, ds, *picks[i])
+        torch.testing.assert_close(bank["h"][i], alone["h"][0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(bank["z"][i], alone["z"][0])
