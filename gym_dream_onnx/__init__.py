@@ -8,10 +8,11 @@ gym-dream's torch runtime. Dependencies: numpy, onnxruntime, gymnasium; never to
 
 from gym_dream_onnx.dream import DreamFormatError, OnnxDream
 from gym_dream_onnx.env import OnnxDreamEnv
-from gym_dream_onnx.registry import available_dreams, register_onnx_envs
+from gym_dream_onnx.registry import available_dreams, dream_conflicts, register_onnx_envs
 from gym_dream_onnx.vector_env import OnnxDreamVectorEnv
 
 __version__ = "0.1.0"
-__all__ = ["DreamFormatError", "OnnxDream", "OnnxDreamEnv", "OnnxDreamVectorEnv", "available_dreams", "register_onnx_envs"]
+__all__ = ["DreamFormatError", "OnnxDream", "OnnxDreamEnv", "OnnxDreamVectorEnv", "available_dreams", "dream_conflicts",
+           "register_onnx_envs"]
 
 register_onnx_envs()

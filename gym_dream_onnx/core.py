@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
@@ -26,11 +27,14 @@ def resolve_dream(model: Any, threads: int | None = None) -> OnnxDream:
     for candidate in (path, path / "dream"):
         if (candidate / MANIFEST).is_file():
             return OnnxDream(candidate, threads)
-    from gym_dream_onnx.registry import available_dreams
+    from gym_dream_onnx.registry import available_dreams, dream_conflicts
 
     found = available_dreams()
     if str(model) in found:
         return OnnxDream(found[str(model)], threads)
+    conflict = dream_conflicts().get(str(model))
+    if conflict is not None:
+        raise gym.error.Error(conflict.message())
     raise FileNotFoundError(f"No exported dream {str(model)!r}: not a folder with {MANIFEST} and not an installed package "
                             f"(installed: {sorted(found) or 'none'}). Export one with `gym-dream export MODEL --runtime onnx` "
                             "and pip install its wheel.")

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from gym_dream_onnx.onnx_proto import ProtoError, external_tensors
+
 MANIFEST = "dream.json"
 FORMAT_VERSION = 1
 GRAPHS = ("initial_state", "imagine", "decode")
@@ -69,6 +71,23 @@ def check_tau(tau: Any) -> float | tuple[float, float]:
     return tau
 
 
+def _self_contained(path: Path) -> bytes:
+    """The graph's bytes, refused if any tensor keeps its data in another file (an external-data location can name
+    any path on the machine; an exported dream keeps every weight inside its graphs). Passed to onnxruntime as bytes."""
+    data = path.read_bytes()
+    try:
+        external = external_tensors(data)
+    except ProtoError as e:
+        raise DreamFormatError(f"{path} is not an ONNX model ({e}): export the model again "
+                               "(gym-dream export ... --runtime onnx).") from None
+    if external:
+        names = ", ".join(external[:3])
+        raise DreamFormatError(f"{path} keeps {len(external)} tensor(s) in external data files ({names}): refused, since an "
+                               "external-data location can point at any file. An exported dream holds every weight inside its "
+                               "graph: export the model again (gym-dream export ... --runtime onnx).")
+    return data
+
+
 class OnnxDream:
     """The dream of an exported model: start states, one batched step, decoding, all as numpy arrays.
 
@@ -118,8 +137,7 @@ class OnnxDream:
             if not path.is_file():
                 raise DreamFormatError(f"{self.directory} has no {path.name}: export the model again "
                                        "(gym-dream export ... --runtime onnx).")
-            # read as bytes: the graph is data, and external data files (which could name any path) are not followed
-            self.sessions[g] = ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
+            self.sessions[g] = ort.InferenceSession(_self_contained(path), options, providers=["CPUExecutionProvider"])
         self._inputs = {g: [i.name for i in s.get_inputs()] for g, s in self.sessions.items()}
         self._outputs = {g: [o.name for o in s.get_outputs()] for g, s in self.sessions.items()}
         want = [*self.state_shapes, "action", "tau", *self.noise]

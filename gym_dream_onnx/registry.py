@@ -5,6 +5,11 @@ found from the distribution's file list, without importing the package, and its 
 (``dream_env.id``) and horizon. ``import gym_dream_onnx`` registers them. Only ``Dream-*`` ids are registered, an id
 that another library (gym-dream's torch runtime included) registered is never replaced, and two packages claiming
 one id register an id whose ``make`` raises an error naming both.
+
+A name that several packages declare is in conflict on its own (:class:`NameConflict`), as in gym-dream's torch runtime
+(gym_dream.store): the name resolves to none of them (making it, or an id whose dream it names, raises an error naming
+the packages to uninstall) and every other name and id works. This runtime ships no dream of its own, so no declaration
+keeps a contested name; its names are its own entry-point group's, apart from the torch runtime's model names.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -43,18 +49,48 @@ def _dream_dir(module: str, dist: metadata.Distribution | None) -> Path | None:
 
 
 def dream_sources() -> list[tuple[str, Path, str]]:
-    """Every installed exported dream: (name, dream folder, distribution)."""
-    out = []
+    """Every installed exported dream: (name, dream folder, distribution); the same folder declared under one name twice
+    (an editable install seen through two paths) counts once."""
+    out, seen = [], set()
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         directory = _dream_dir(ep.value.strip(), ep.dist)
-        if directory is not None:
+        if directory is not None and (ep.name, directory.resolve()) not in seen:
+            seen.add((ep.name, directory.resolve()))
             out.append((ep.name, directory, ep.dist.name if ep.dist is not None else "?"))
     return out
 
 
+@dataclass(frozen=True)
+class NameConflict:
+    """A dream name that several installed packages declare: it resolves to none of them; every other name works."""
+
+    name: str
+    declared: tuple[tuple[Path, str], ...]  # (dream folder, distribution) of every declaration
+
+    def message(self) -> str:
+        where = ", ".join(f"{dist} ({directory})" for directory, dist in self.declared)
+        fixes = " or ".join(f"pip uninstall {dist}" for dist in sorted({dist for _, dist in self.declared}))
+        return (f"Several installed packages declare an exported dream named {self.name!r}: {where}; that name is in conflict "
+                f"(every other name works). Uninstall all but one ({fixes}), or pass the dream folder itself.")
+
+
+def _dreams() -> tuple[dict[str, Path], dict[str, NameConflict]]:
+    found: dict[str, list[tuple[Path, str]]] = {}
+    for name, directory, dist in dream_sources():
+        found.setdefault(name, []).append((directory, dist))
+    dreams = {name: declared[0][0] for name, declared in found.items() if len(declared) == 1}
+    conflicts = {name: NameConflict(name, tuple(declared)) for name, declared in found.items() if len(declared) > 1}
+    return dreams, conflicts
+
+
 def available_dreams() -> dict[str, Path]:
-    """Installed exported dreams by name (the package's distribution name)."""
-    return {name: directory for name, directory, _ in dream_sources()}
+    """Installed exported dreams by name (the package's distribution name); a name in conflict is left out."""
+    return _dreams()[0]
+
+
+def dream_conflicts() -> dict[str, NameConflict]:
+    """Every dream name that several installed packages declare."""
+    return _dreams()[1]
 
 
 def conflicting_id(message: str, **_):
