@@ -64,3 +64,43 @@ def test_batched_filtering_equals_filtering_each_episode_alone(cartpole_data, mo
         alone = _one_by_one(model, ds, *picks[i])
         torch.testing.assert_close(bank["h"][i], alone["h"][0], rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(bank["z"][i], alone["z"][0])
+
+
+def test_a_dreamer_fit_starts_anywhere_with_a_short_horizon_and_evaluate_scores_real_length_episodes(cartpole_data, tmp_path):
+    import json
+
+    from trainers.cli.commands import main
+    from trainers.evaluation.evaluate import episode_horizon
+    from trainers.fit.start_bank import DEFAULT_HORIZON
+
+    common = ["--family", "dreamer", "--preset", "tiny", "--bank-size", "50", "--threads", "1"]
+    assert main(["fit", str(cartpole_data), "--out", str(tmp_path / "any"), *common]) == 0
+    card = json.loads((tmp_path / "any" / "model.json").read_text())
+    assert card["training"]["start_bank"] == {"starts": "anywhere", "rows": 50, "horizon": DEFAULT_HORIZON}
+    assert card["dream_env"]["max_episode_steps"] == DEFAULT_HORIZON
+    assert gym.make("Dream-Model-v0", model=str(tmp_path / "any")).spec.max_episode_steps == DEFAULT_HORIZON
+    assert episode_horizon(str(tmp_path / "any")) == card["env"]["max_episode_steps"] == 500
+
+    assert main(["fit", str(cartpole_data), "--out", str(tmp_path / "first"), *common, "--starts", "first"]) == 0
+    first = json.loads((tmp_path / "first" / "model.json").read_text())
+    assert first["training"]["start_bank"] == {"starts": "first", "rows": 50} and "dream_env" not in first
+    assert episode_horizon(str(tmp_path / "first")) is None
+    # an episode start has an empty memory (h = 0); the anywhere bank holds mostly mid-episode states
+    any_model, first_model = (gym_dream_model(tmp_path / n) for n in ("any", "first"))
+    assert first_model.start_h.abs().sum() == 0
+    assert (any_model.start_h.abs().sum(1) > 0).float().mean() > 0.5
+
+
+def test_a_bad_starts_is_refused_before_any_work(tmp_path):
+    from trainers.fit.dispatch import FitConfig
+
+    with pytest.raises(ValueError, match="--starts must be one of anywhere | first"):
+        FitConfig(data=str(tmp_path), out=str(tmp_path / "m"), family="dreamer", starts="middle")
+    with pytest.raises(ValueError, match="--starts is an option of the other family"):
+        FitConfig(data=str(tmp_path), out=str(tmp_path / "m"), family="rssm", starts="anywhere")
+
+
+def gym_dream_model(path):
+    from gym_dream.store import resolve_model
+
+    return resolve_model(str(path))

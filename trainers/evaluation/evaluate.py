@@ -86,6 +86,20 @@ def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
 EVALUATE_RANGES: dict[str, str] = {"episodes": "integer >= 1", "dream_episodes": "integer >= 1", "workers": "integer >= 1"}
 
 
+def episode_horizon(model: Any) -> int | None:
+    """The dream episodes' length when scoring an agent against the real env: the real env's horizon for a model whose
+    bank starts anywhere (its dream's own horizon is a short training horizon, trainers/fit/start_bank.py, and a
+    return over it is not comparable with a real episode's); None (the dream's own) otherwise."""
+    if model is None:
+        return None
+    from gym_dream.store import resolve_model
+
+    card = resolve_model(model).card or {}
+    if ((card.get("training") or {}).get("start_bank") or {}).get("starts") != "anywhere":
+        return None
+    return (card.get("env") or {}).get("max_episode_steps")
+
+
 def check_agent_fits(agent: Any, dream_id: str, model: Any = None, device: str = "cpu") -> None:
     """The agent reads the dream's observations and acts in its action space, or a clear error before any episode runs
     (a CartPole controller scored on CarRacing would fail deep inside numpy)."""
@@ -125,7 +139,9 @@ def evaluate(agent, dream_id: str, model: str | None = None, taus: tuple[float |
     real_id = real_env_of(dream_id, model)
     check_agent_fits(agent, dream_id, model, device)
     start = time.time()
-    dream = {tau_name(t): stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device)) for t in taus}
+    horizon = episode_horizon(model)
+    dream = {tau_name(t): stats(dream_episode_returns(agent, dream_id, model, t, dream_episodes or episodes, seed=seed + 1_000_000, device=device,
+                                                      horizon=horizon)) for t in taus}
     real_returns, real_lengths = real_episode_returns(agent, real_id, model, episodes, seed=seed, device=device, desc=f"{name} on {real_id}", workers=workers,
                                                       backend=backend, ray_address=ray_address)
     real = stats(real_returns)

@@ -169,10 +169,11 @@ def real_episodes(agent, real_env_id: str, model: Any, seeds: Sequence[int], dev
 def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float | tuple[float, float], episodes: int, seed: int = 0, device: str = "cpu", horizon: int | None = None,
                           termination: str | None = None, dream_kwargs: dict[str, Any] | None = None) -> np.ndarray:
     """Returns of ``episodes`` dream episodes, run as one batched DreamVectorEnv (``tau``: one temperature or a range
-    ``(low, high)``, each episode drawing its own; ``termination``:
-    threshold | sample, default the model card's; ``dream_kwargs``: more of the dream's arguments, e.g. its
-    ``uncertainty_penalty``)."""
-    venv = make_dream_vec(dream_id, episodes, model, tau, device, termination=termination, **(dream_kwargs or {}))
+    ``(low, high)``, each episode drawing its own; ``horizon``: the episodes' length limit, default the dream's own;
+    ``termination``: threshold | sample, default the model card's; ``dream_kwargs``: more of the dream's arguments, e.g.
+    its ``uncertainty_penalty``)."""
+    venv = make_dream_vec(dream_id, episodes, model, tau, device, termination=termination, max_episode_steps=horizon,
+                          **(dream_kwargs or {}))
     if hasattr(agent, "begin_episode"):  # a stochastic agent restarts its noise: same seed, same episodes
         agent.begin_episode(seed)
     returns = dream_rollout(venv, agent_actions(agent), seed, horizon).returns

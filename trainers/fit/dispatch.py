@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import torch
 
+from trainers.fit.start_bank import STARTS
 from trainers.fit.presets import DREAMER_ONLY, FIT_RANGES, MDNRNN_ONLY, MDNRNN_PRESETS, RSSM_ONLY, VECTOR_DEFAULTS, check_ranges, preset
 
 #: network sizes and budgets (trainers/fit/presets.py; "tiny" is the one tiny preset)
@@ -136,6 +137,13 @@ class FitConfig:
     """share of episodes held out"""
     bank_size: int = 1024
     """start latents kept for dream resets"""
+    starts: str | None = None
+    """dreamer: where dream episodes start: 'anywhere' (the default: filtered real states from every step of the
+    training episodes, with a short dream horizon, as MBPO branches model rollouts) or 'first' (the real episodes'
+    first observations, with the real env's horizon); see trainers/fit/start_bank.py"""
+    dream_horizon: int | None = None
+    """dreamer: the dream horizon the card sets (dream_env.max_episode_steps); default: 64 with --starts anywhere,
+    the real env's with --starts first"""
     members: int = 1
     """dynamics members (LSTM + MDN + heads) sharing the encoder, batched in one tensor dimension; each trains on
     its own shuffle of the same windows in one batched pass, and the card records their held-out disagreement
@@ -169,6 +177,8 @@ class FitConfig:
         if self.preset not in presets:
             raise ValueError(f"fit --preset {self.preset!r} is not a {self.family} preset; choose from {' | '.join(presets)}.")
         check_ranges(self, FIT_RANGES, "fit")
+        if self.starts is not None and self.starts not in STARTS:
+            raise ValueError(f"fit --starts must be one of {' | '.join(STARTS)}, got {self.starts!r}.")
         owners = {**{k: "mdnrnn" for k in MDNRNN_ONLY}, **{k: "rssm" for k in RSSM_ONLY}, **{k: "dreamer" for k in DREAMER_ONLY},
                   "overshooting": "rssm"}  # deter, stoch, updates: rssm and dreamer
         other = {"mdnrnn": RSSM_ONLY + DREAMER_ONLY, "rssm": MDNRNN_ONLY + DREAMER_ONLY,

@@ -30,6 +30,7 @@ from trainers.data.dataset import EpisodeDataset
 from trainers.fit.rssm import heldout_disagreement
 from trainers.infra.folder_lock import held
 from trainers.fit.presets import DREAMER_PRESETS, preset
+from trainers.fit.start_bank import DEFAULT_HORIZON, bank_record, bank_steps, filtered_states
 from trainers.fit.sequences import data_card, sequence_batch, train_on_chunks, training_record, windows
 from trainers.infra.training_log import TrainingLog
 
@@ -97,14 +98,25 @@ def evaluate_dreamer(model: Dreamer, ds: EpisodeDataset, episodes: np.ndarray, c
 
 @torch.no_grad()
 def write_model(model: Dreamer, ds: EpisodeDataset, directory: Path, card: dict[str, Any], bank: int, episodes: np.ndarray,
-                half: bool = False) -> Path:
-    """The model as a model directory (replacing an existing one as a whole); its start-state bank holds the posterior
-    modes of the first observations of ``episodes`` (at most ``bank`` of them)."""
-    firsts = torch.as_tensor(ds.obs[ds.obs_start[episodes[:bank]]])
+                half: bool = False, starts: str = "first", horizon: int | None = None, seed: int = 0) -> Path:
+    """The model as a model directory (replacing an existing one as a whole); its start-state bank holds ``bank``
+    filtered states of ``episodes`` (:mod:`trainers.fit.start_bank`: their first observations, or ``starts="anywhere"``),
+    and the card's ``dream_env.max_episode_steps`` is ``horizon`` when given."""
     out = copy.deepcopy(model).cpu().eval()
-    start = out.initial_state(0, obs=firsts)
-    out.start_h, out.start_z = start["h"].clone(), start["z"].clone()
+    picks = bank_steps(ds, episodes, bank, starts, np.random.default_rng([seed, 11]))
+    start = filtered_states(out, ds, picks)
+    out.start_h, out.start_z = start["h"], start["z"]
+    card = {**card, "training": {**card.get("training", {}), "start_bank": bank_record(starts, len(picks), horizon)}}
+    if horizon:
+        card["dream_env"] = {**card.get("dream_env", {}), "max_episode_steps": int(horizon)}
     return save_model_dir(out, directory, card, half=half)
+
+
+def bank_choice(cfg) -> tuple[str, int | None]:
+    """The fit's bank and dream horizon: ``cfg.starts`` (default anywhere) and ``cfg.dream_horizon`` (default
+    :data:`~trainers.fit.start_bank.DEFAULT_HORIZON` when starting anywhere; the real env's otherwise)."""
+    starts = cfg.starts or "anywhere"
+    return starts, cfg.dream_horizon or (DEFAULT_HORIZON if starts == "anywhere" else None)
 
 
 def _run_updates(cfg, p: dict[str, Any], model: Dreamer, opt, ds: EpisodeDataset, stage: Stage, record: dict[str, Any],
@@ -161,6 +173,8 @@ def fit_dreamer(cfg) -> Path:
             "uncertainty": heldout_disagreement(model.eval(), ds, val_eps, cfg.device),
             **cfg.extra_card,
         }
-        out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half)
+        starts, horizon = bank_choice(cfg)
+        out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half, starts=starts,
+                          horizon=horizon, seed=cfg.seed)
         print(f"wrote {out} in {time.time() - start:.0f} s", flush=True)
         return out

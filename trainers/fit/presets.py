@@ -85,7 +85,7 @@ def preset(table: dict[str, dict[str, Any]], name: str, what: str) -> dict[str, 
 #: before any work ("integer >= 1", "number > 0", "number in [0, 1)": the lower bound included, the upper not)
 FIT_RANGES: dict[str, str] = {
     **{k: "integer >= 1" for k in ("bank_size", "seq_len", "rnn_batch", "vae_batch", "vae_frames", "max_episodes", "threads", "z_dim",
-                                   "hidden", "mixtures", "members", "deter", "stoch", "classes")},
+                                   "hidden", "mixtures", "members", "deter", "stoch", "classes", "dream_horizon")},
     **{k: "integer >= 0" for k in ("head_hidden", "vae_epochs", "rnn_epochs", "updates", "overshooting")},
     **{k: "number > 0" for k in ("lr", "end_weight", "grad_clip")},
     **{k: "number >= 0" for k in ("termination_weight", "rnn_minutes", "free_nats")},
@@ -94,7 +94,7 @@ FIT_RANGES: dict[str, str] = {
 
 #: ``fit`` options only some families read (refused for the others; None or 0 is "not given")
 RSSM_ONLY = ("deter", "stoch", "updates")  # rssm and dreamer
-DREAMER_ONLY = ("classes",)
+DREAMER_ONLY = ("classes", "starts", "dream_horizon")
 MDNRNN_ONLY = ("z_dim", "mixtures", "head_hidden", "residual", "vae_epochs", "rnn_epochs", "vae_batch", "vae_frames", "vae_channels",
                "termination_weight", "end_weight", "init", "dropout")
 
