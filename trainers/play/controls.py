@@ -36,6 +36,9 @@ def _known(env_id: str | None) -> dict[str, Any] | None:
         "CartPole-v1": {"type": "discrete", "idle": "alternate", "idle_label": "left and right pushes in turn",
                         "bindings": [{"keys": LEFT, "action": 0, "label": "push left"},
                                      {"keys": RIGHT, "action": 1, "label": "push right"}]},
+        "dm_control/cartpole-swingup-v0": {"type": "box", "idle": [0.0], "bindings": [
+            {"keys": LEFT, "dim": 0, "value": -1.0, "label": "push the cart left"},
+            {"keys": RIGHT, "dim": 0, "value": 1.0, "label": "push the cart right"}]},
         "VizdoomTakeCover-v1": {"type": "discrete", "idle": 0, "idle_label": "stand still",
                                 "bindings": [{"keys": LEFT, "action": 2, "label": "move left"},
                                              {"keys": RIGHT, "action": 1, "label": "move right"}]},

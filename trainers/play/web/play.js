@@ -72,7 +72,11 @@ function currentAction() {
 }
 
 function describeAction(a) {
-  return Array.isArray(a) ? `[${a.map((v) => v.toFixed(2)).join(", ")}]` : String(a);
+  if (Array.isArray(a)) return `[${a.map((v) => v.toFixed(2)).join(", ")}]`;
+  const c = game.config.controls;
+  const binding = c.bindings.find((b) => b.action === a && !b.keys.some((k) => k.startsWith("Digit")));
+  const label = binding ? binding.label : c.idle === a ? c.idle_label : null;
+  return label && label !== `action ${a}` ? `${a} (${label})` : String(a);
 }
 
 // -- stepping -------------------------------------------------------------------------------------------------------
