@@ -3,6 +3,7 @@ shipped dmc-cartpole-swingup RSSM (pixels), acting in the real DeepMind Control 
 
     python benchmarks/planner.py cem:planet@3 cpu@8 icem@8 icem-small@8 mppi@8      # rows: PRESET[+FIELD=VALUE...][@EPISODES]
     python benchmarks/planner.py "icem+noise_beta=1.0@8"                              # a preset with options changed
+    python benchmarks/planner.py --timing 10 icem cpu                                  # CPU seconds per decision, 10 decisions each
     python benchmarks/planner.py --table                                               # the markdown table of results/planner.json
 
 Every row plays the same real episodes (seeds --seed, --seed + 1, ...), each with a fresh planner seeded by the
@@ -58,16 +59,17 @@ def run_row(spec: str, episodes: int, seed: int) -> dict:
     cfg = config_of(spec)
     model = gym_dream.resolve_model(MODEL)
     planners = [make_planner(model, cfg, seed=s) for s in range(seed, seed + episodes)]
-    planning = [0.0]
+    planning = [0.0, 0.0]  # wall seconds, CPU seconds of this process (one torch thread: not inflated by other jobs)
     for p in planners:
         plan = p.plan
 
         def timed(state, plan=plan):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             try:
                 return plan(state)
             finally:
                 planning[0] += time.perf_counter() - t
+                planning[1] += time.process_time() - c
 
         p.plan = timed
     t0 = time.time()
@@ -80,18 +82,34 @@ def run_row(spec: str, episodes: int, seed: int) -> dict:
             "real": {**stats(np.asarray(returns)), "returns": returns}, "seeds": [seed, seed + episodes - 1],
             "model_steps_per_decision": model_steps(cfg),
             "model_steps_per_decision_counted": round(sum(counted) / decisions, 1) if counted else model_steps(cfg),
-            "decisions": decisions, "seconds_per_decision": round(planning[0] / decisions, 4), "wall_seconds": round(wall, 1),
+            "decisions": decisions, "seconds_per_decision": round(planning[0] / decisions, 4),
+            "cpu_seconds_per_decision": round(planning[1] / decisions, 4), "wall_seconds": round(wall, 1),
             "provenance": provenance()}
+
+
+def time_decisions(spec: str, decisions: int) -> dict:
+    """CPU seconds per decision of ``spec`` (one torch thread, process time: what other jobs on the machine do not
+    inflate), planning from the model's start states; the first decision is a warm-up and not counted."""
+    model = gym_dream.resolve_model(MODEL)
+    planner = make_planner(model, config_of(spec), seed=0)
+    with torch.inference_mode():
+        states = [model.initial_state(1, planner.generator) for _ in range(decisions + 1)]
+    planner.plan(states[0])
+    t = time.process_time()
+    for state in states[1:]:
+        planner.plan(state)
+    return {"cpu_seconds_per_decision": round((time.process_time() - t) / decisions, 4), "decisions": decisions, "provenance": provenance()}
 
 
 def table(doc: dict) -> str:
     rows = sorted(doc["rows"].values(), key=lambda r: -r["model_steps_per_decision"])
     cpu = doc["provenance"]["machine"].get("cpu", "?")
-    lines = [f"| planner | real return (mean ± std) | episodes | model steps per decision | seconds per decision ({cpu}, 1 thread) |",
+    lines = [f"| planner | real return (mean ± std) | episodes | model steps per decision | CPU seconds per decision ({cpu}, 1 thread) |",
              "|---|---|---|---|---|"]
     for r in rows:
+        cpu_s = doc.get("timing", {}).get(r["spec"], {}).get("cpu_seconds_per_decision", "-")
         lines.append(f"| `{r['spec']}` | {r['real']['mean']:.0f} ± {r['real']['std']:.0f} | {r['real']['episodes']} | "
-                     f"{r['model_steps_per_decision_counted']:,.0f} | {r['seconds_per_decision']:.3f} |")
+                     f"{r['model_steps_per_decision_counted']:,.0f} | {cpu_s} |")
     return "\n".join(lines)
 
 
@@ -102,12 +120,27 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=40_000, help="first real episode seed (fresh: planet.md used 20000-20009)")
     p.add_argument("--out", default=str(ROOT / "results" / "planner.json"))
     p.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    p.add_argument("--timing", type=int, default=0, help="instead of episodes: CPU seconds per decision of each row over this many decisions")
+    p.add_argument("--merge", nargs="*", default=[], help="add the rows of these JSON files (written with --out) to --out")
     a = p.parse_args()
     torch.set_num_threads(1)
     out = Path(a.out)
     doc = json.loads(out.read_text()) if out.exists() else {"rows": {}}
     if a.table:
         print(table(doc))
+        return
+    for other in a.merge:  # rows measured by another process with --out elsewhere, each row with its own provenance
+        doc["rows"].update(json.loads(Path(other).read_text())["rows"])
+        doc.setdefault("merged", []).append(other)
+    if a.merge:
+        doc.setdefault("provenance", provenance())
+        atomic_write_bytes(out, (json.dumps(doc, indent=1) + "\n").encode())
+    if a.timing:
+        for row in a.rows:
+            spec = row.partition("@")[0].removeprefix("cem:")
+            doc.setdefault("timing", {})[spec] = time_decisions(spec, a.timing)
+            print(f"{spec}: {doc['timing'][spec]['cpu_seconds_per_decision']} CPU s per decision", flush=True)
+            atomic_write_bytes(out, (json.dumps(doc, indent=1) + "\n").encode())
         return
     for row in a.rows:
         spec, _, n = row.partition("@")
