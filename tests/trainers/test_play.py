@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import os
+import stat
 import urllib.request
 
 import gymnasium as gym
@@ -119,6 +121,9 @@ def test_build_writes_the_page_and_reuses_the_cached_export(sites, tmp_path, mon
     assert config["seed"] == 5 and config["tau"]["value"] == 1.1 and config["max_episode_steps"] == 40
     assert config["controls"]["idle"] == "alternate" and config["observation"]["sketch"] == "cartpole"
     assert len(config["observation"]["scale"]) == 4 and min(config["observation"]["scale"]) > 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((site / "model").stat().st_mode) == 0o777 & ~umask  # a web server of another user may read it
     # another build of the same model exports nothing: the cached graphs are used
     import trainers.export.onnx as onnx_export
 

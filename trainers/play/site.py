@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,29 +61,19 @@ def _export_key(model_dir: Path) -> str:
 
 def cached_export(model_dir: Path, cache: Path | None = None) -> Path:
     """The model's dream exported as ONNX graphs (``trainers.export.onnx.export_dream``), from the cache when the
-    model's card and weights are the ones exported before; a new export is written beside and renamed into place."""
+    model's card and weights are the ones exported before; a new export is written beside and swapped into place."""
     try:
         import onnxscript  # noqa: F401  (the exporter's dependency: fail here with the extra to install)
     except ImportError as e:
         raise DependencyNotInstalled(f'gym-dream play exports the model to ONNX: pip install "gym-dream[onnx]" ({e})') from e
     from gym_dream.checkpoint import load_model
     from trainers.export.onnx import MANIFEST, export_dream
+    from trainers.infra.checkpoints import replace_dir
 
     cache = cache_root() if cache is None else Path(cache)
     target = cache / f"{model_dir.resolve().name}-{_export_key(model_dir)}"
-    if (target / MANIFEST).is_file():
-        return target
-    cache.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=cache))
-    try:
-        export_dream(load_model(model_dir), staging, read_card(model_dir))
-        try:
-            staging.rename(target)
-        except OSError:  # another play exported the same model meanwhile: keep its copy
-            if not (target / MANIFEST).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if not (target / MANIFEST).is_file():  # written whole or not at all, readable as the umask allows
+        replace_dir(target, lambda tmp: export_dream(load_model(model_dir), tmp, read_card(model_dir)))
     return target
 
 
