@@ -2,8 +2,8 @@
 
 The other ``Dream-*`` ids each stand for one real env and ship (or name) its default model. This one stands for
 none: it is the dream of the model given as ``model=`` (a directory, a model name or a loaded ``WorldModel``),
-whatever env it was trained on, with the model card's horizon (``env.max_episode_steps``, where the real env's
-episodes were cut) as its ``TimeLimit``::
+whatever env it was trained on, with the model card's horizon as its ``TimeLimit``: ``dream_env.max_episode_steps``
+if the card sets one, else ``env.max_episode_steps`` (where the real env's episodes were cut)::
 
     >>> import gymnasium as gym
     >>> import gym_dream
@@ -14,6 +14,12 @@ episodes were cut) as its ``TimeLimit``::
 It is how a model of an env outside gym-dream's catalogue is trained in and evaluated from the command line
 (``gym-dream train ppo --model models/lunar``); the real env an agent is then scored on is the card's ``env.id``.
 ``max_episode_steps=`` (``gym.make``'s own argument) replaces the card's horizon.
+
+A ``dreamer`` model fitted with gym-dream's defaults starts its dream episodes *anywhere* in the real data (its bank
+holds filtered real states from every step of the training episodes) and its card's horizon is short (64 steps):
+MBPO's branched rollouts as an environment (trainers/fit/start_bank.py says why and what was measured). Such an
+episode is a stretch of an imagined episode, truncated (not terminated) at the horizon, so an agent that bootstraps
+at truncation (SB3 does) learns the return past it. ``max_episode_steps=`` gives longer ones.
 """
 
 from __future__ import annotations

@@ -81,6 +81,15 @@ def test_a_dreamer_fit_starts_anywhere_with_a_short_horizon_and_evaluate_scores_
     assert gym.make("Dream-Model-v0", model=str(tmp_path / "any")).spec.max_episode_steps == DEFAULT_HORIZON
     assert episode_horizon(str(tmp_path / "any")) == card["env"]["max_episode_steps"] == 500
 
+    # calibrate compares random play per step with such a dream, over real-length dream episodes
+    from trainers.evaluation.calibrate import CalibrateConfig, calibrate_tau, calibration_table
+
+    cal = calibrate_tau(CalibrateConfig(model=str(tmp_path / "any"), taus=(1.0, 3.0), episodes=4, dream_episodes=6))
+    assert cal["statistic"] == "return per step" and "return per step" in cal["rule"]
+    assert cal["real"]["mean"] == pytest.approx(1.0)  # CartPole: +1 every step, whatever the episode's length
+    assert all(0 <= d["mean"] <= 1.5 for d in cal["dream"].values())
+    assert "random play (return per step), real: 1.000" in calibration_table(cal)
+
     assert main(["fit", str(cartpole_data), "--out", str(tmp_path / "first"), *common, "--starts", "first"]) == 0
     first = json.loads((tmp_path / "first" / "model.json").read_text())
     assert first["training"]["start_bank"] == {"starts": "first", "rows": 50} and "dream_env" not in first

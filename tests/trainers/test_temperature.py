@@ -75,8 +75,8 @@ def test_calibrate_under_sampled_termination_records_it_and_writes_it_with_the_t
     import trainers.evaluation.calibrate as temperature
 
     seen = []
-    real_dream = temperature.dream_episode_returns
-    monkeypatch.setattr(temperature, "dream_episode_returns", lambda *a, **k: seen.append(k["termination"]) or real_dream(*a, **k))
+    real_dream = temperature.dream_episodes
+    monkeypatch.setattr(temperature, "dream_episodes", lambda *a, **k: seen.append(k["termination"]) or real_dream(*a, **k))
     cfg = dict(model=str(model_dir), taus=(0.5, 1.0), episodes=3, dream_episodes=8, seed=7)
     sampled = calibrate_tau(CalibrateConfig(**cfg, termination="sample"))
     assert seen == ["sample", "sample"] and sampled["termination"] == "sample"

@@ -19,14 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import gym_dream
 from gym_dream.checkpoint import atomic_write_bytes, read_card
 from gym_dream.envs.core import TERMINATION_MODES
 from gym_dream.error import GymDreamError
 from trainers.data.real_envs import dream_id_for, real_env_of
-from trainers.evaluation.evaluate import RandomAgent, stats
+from trainers.evaluation.evaluate import RandomAgent, episode_horizon, stats
 from trainers.fit.presets import check_ranges
-from trainers.evaluation.rollout import dream_episode_returns, real_episode_returns
+from trainers.evaluation.rollout import dream_episodes, real_episode_returns
 
 
 #: the closest tau counts as a match when its dream return is within this many standard errors of the real one
@@ -78,20 +80,28 @@ def calibrate_tau(cfg: CalibrateConfig) -> dict[str, Any]:
     model = gym_dream.resolve_model(cfg.model)
     dream_id = dream_id_for(None, model)  # its registered id, else Dream-Model-v0: any model's dream
     real_id = real_env_of(dream_id, model)
-    real, _ = real_episode_returns(RandomAgent(model.action_space, seed=0), real_id, cfg.model, cfg.episodes, seed=cfg.seed,
-                                   device=cfg.device, workers=cfg.workers)
+    # a dream that starts anywhere in the data (trainers/fit/start_bank.py) is compared per step: its episodes begin
+    # mid-way through real ones, so their returns are not comparable with whole real episodes' returns, but random
+    # play's reward per step is (the bank's states are where random play goes)
+    horizon = episode_horizon(cfg.model)
+    real, real_lengths = real_episode_returns(RandomAgent(model.action_space, seed=0), real_id, cfg.model, cfg.episodes, seed=cfg.seed,
+                                              device=cfg.device, workers=cfg.workers)
+    if horizon is not None:
+        real = real / np.maximum(real_lengths, 1)
     dream = {}
     for tau in cfg.taus:
-        r = dream_episode_returns(RandomAgent(model.action_space, seed=1), dream_id, cfg.model, float(tau), cfg.dream_episodes,
-                                  seed=1, device=cfg.device, termination=cfg.termination)
-        dream[str(float(tau))] = stats(r)
+        r = dream_episodes(RandomAgent(model.action_space, seed=1), dream_id, cfg.model, float(tau), cfg.dream_episodes,
+                           seed=1, device=cfg.device, horizon=horizon, termination=cfg.termination)
+        dream[str(float(tau))] = stats(r.returns / np.maximum(r.lengths, 1) if horizon is not None else r.returns)
     best = min(cfg.taus, key=lambda t: abs(dream[str(float(t))]["mean"] - float(real.mean())))
     d = dream[str(float(best))]
     gap = d["mean"] - float(real.mean())
     gap_se = math.sqrt(float(real.var()) / len(real) + d["std"] ** 2 / d["episodes"])
     return {"tau": float(best), "policy": "uniform random", "real": stats(real), "real_seeds": [cfg.seed, cfg.seed + cfg.episodes - 1],
             "dream": dream, **({"termination": cfg.termination} if cfg.termination else {}),
-            "rule": "the tau whose mean dream return of random play is closest to the real one",
+            "rule": "the tau whose mean dream return of random play is closest to the real one"
+                    + (" (return per step: the dream starts anywhere in the data)" if horizon is not None else ""),
+            **({"statistic": "return per step"} if horizon is not None else {}),
             "gap": gap, "gap_se": gap_se, "matched": bool(abs(gap) <= MATCH_SE * gap_se)}
 
 
@@ -115,18 +125,26 @@ def write_tau(directory: str | Path, calibration: dict[str, Any]) -> Path:
 
 
 def _gap_text(calibration: dict[str, Any]) -> str:
-    return (f"at the closest tau, {calibration['tau']}, random play's dream return is {calibration['gap']:+.1f} ± "
-            f"{calibration['gap_se']:.1f} from the real one (a match is within {MATCH_SE:g} standard errors)")
+    f = _fmt(calibration)
+    return (f"at the closest tau, {calibration['tau']}, random play's dream {calibration.get('statistic', 'return')} is "
+            f"{'+' if calibration['gap'] >= 0 else '-'}{f(abs(calibration['gap']))} ± {f(calibration['gap_se'])} from the real one "
+            f"(a match is within {MATCH_SE:g} standard errors)")
+
+
+def _fmt(calibration: dict[str, Any]):
+    """How the calibration's numbers print: returns to 0.1, returns per step to 0.001."""
+    return (lambda v: f"{v:.3f}") if calibration.get("statistic") == "return per step" else (lambda v: f"{v:.1f}")
 
 
 def calibration_table(calibration: dict[str, Any]) -> str:
-    real = calibration["real"]
-    lines = [f"random play, real: {real['mean']:.1f} ± {real['std']:.1f} ({real['episodes']} episodes, seeds "
+    real, f = calibration["real"], _fmt(calibration)
+    what = f" ({calibration['statistic']})" if calibration.get("statistic") else ""
+    lines = [f"random play{what}, real: {f(real['mean'])} ± {f(real['std'])} ({real['episodes']} episodes, seeds "
              f"{calibration['real_seeds'][0]}-{calibration['real_seeds'][1]})"
              + (f"; dream episodes end by termination={calibration['termination']}" if calibration.get("termination") else "")]
     for tau, s in calibration["dream"].items():
         mark = "  <- closest" if float(tau) == calibration["tau"] else ""
-        lines.append(f"random play, dream tau {tau:<5}: {s['mean']:.1f} ± {s['std']:.1f} ({s['episodes']} episodes){mark}")
+        lines.append(f"random play{what}, dream tau {tau:<5}: {f(s['mean'])} ± {f(s['std'])} ({s['episodes']} episodes){mark}")
     if "matched" in calibration:
         lines.append(("matched: " if calibration["matched"] else "NO MATCH: ") + _gap_text(calibration)
                      + ("" if calibration["matched"] else "; the dream differs from the real env in more than its randomness"))

@@ -172,13 +172,20 @@ def dream_episode_returns(agent, dream_id: str, model: str | None, tau: float | 
     ``(low, high)``, each episode drawing its own; ``horizon``: the episodes' length limit, default the dream's own;
     ``termination``: threshold | sample, default the model card's; ``dream_kwargs``: more of the dream's arguments, e.g.
     its ``uncertainty_penalty``)."""
+    return dream_episodes(agent, dream_id, model, tau, episodes, seed, device, horizon, termination, dream_kwargs).returns
+
+
+def dream_episodes(agent, dream_id: str, model: str | None, tau: float | tuple[float, float], episodes: int, seed: int = 0,
+                   device: str = "cpu", horizon: int | None = None, termination: str | None = None,
+                   dream_kwargs: dict[str, Any] | None = None) -> Rollout:
+    """:func:`dream_episode_returns` with the episodes' lengths and ends (a :class:`Rollout`)."""
     venv = make_dream_vec(dream_id, episodes, model, tau, device, termination=termination, max_episode_steps=horizon,
                           **(dream_kwargs or {}))
     if hasattr(agent, "begin_episode"):  # a stochastic agent restarts its noise: same seed, same episodes
         agent.begin_episode(seed)
-    returns = dream_rollout(venv, agent_actions(agent), seed, horizon).returns
+    out = dream_rollout(venv, agent_actions(agent), seed, horizon)
     venv.close()
-    return returns
+    return out
 
 
 def real_episode_returns(agent, real_env_id: str, model: str | None, episodes: int, seed: int = 0, device: str = "cpu",
