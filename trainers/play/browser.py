@@ -37,7 +37,7 @@ def missing() -> str | None:
 
 
 @contextlib.contextmanager
-def headless_page(viewport: tuple[int, int] = (1200, 900)) -> Iterator[Any]:
+def headless_page(viewport: tuple[int, int] = (1280, 900)) -> Iterator[Any]:
     """A Playwright page in a headless Chromium with a fresh user-data-dir (removed afterwards); console errors are
     collected in ``page.console_errors``."""
     reason = missing()
