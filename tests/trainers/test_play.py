@@ -134,6 +134,20 @@ def test_build_writes_the_page_and_reuses_the_cached_export(sites, tmp_path, mon
     assert len([p for p in sites.cache.iterdir() if not p.name.startswith(".")]) == len(sites.models)
 
 
+def test_compare_that_cannot_make_the_real_env_leaves_no_page(sites, tmp_path, monkeypatch):
+    import trainers.play.compare as compare
+    from gym_dream.error import DependencyNotInstalled
+
+    def missing(*args, **kwargs):
+        raise DependencyNotInstalled('VizdoomTakeCover-v1 needs extra packages: pip install "gym-dream[doom]"')
+
+    sites["vector"]  # noqa: B018  (the model and its cached export)
+    monkeypatch.setattr(compare, "real_first_frame", missing)
+    with pytest.raises(DependencyNotInstalled, match="gym-dream\\[doom\\]"):
+        build_site(sites.models["vector"], tmp_path / "site", cache=sites.cache, compare=True)
+    assert not (tmp_path / "site").exists()
+
+
 def test_build_never_writes_into_a_foreign_folder(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,17 @@ def build_site(model: str | os.PathLike, out: str | os.PathLike, *, seed: int = 
     _check_out(out)
     model_dir = find_model_dir(model)
     dream_dir = cached_export(model_dir, None if cache is None else Path(cache))
+    with tempfile.TemporaryDirectory(prefix="gym-dream-play-") as tmp:  # the real env first: its error leaves no half-built page
+        picture = None
+        if compare:
+            caption = real_first_frame(read_card(model_dir), seed, Path(tmp) / COMPARE_PNG)
+            picture = {"image": COMPARE_PNG, "caption": caption}
+        config = page_config(model_dir, dream_dir, seed=seed, tau=tau, fps=fps, compare=picture)
+        _write_site(out, dream_dir, Path(tmp) / COMPARE_PNG if compare else None, config)
+    return out
+
+
+def _write_site(out: Path, dream_dir: Path, compare_png: Path | None, config: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in PAGE_FILES:
         shutil.copyfile(WEB / name, out / name)
@@ -169,10 +181,6 @@ def build_site(model: str | os.PathLike, out: str | os.PathLike, *, seed: int = 
     shutil.copytree(WEB / "vendor", out / "vendor")
     shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
     shutil.copytree(dream_dir, out / MODEL_DIR)
-    picture = None
-    if compare:
-        card = read_card(model_dir)
-        picture = {"image": COMPARE_PNG, "caption": real_first_frame(card, seed, out / MODEL_DIR / COMPARE_PNG)}
-    config = page_config(model_dir, dream_dir, seed=seed, tau=tau, fps=fps, compare=picture)
+    if compare_png is not None:
+        shutil.copyfile(compare_png, out / MODEL_DIR / COMPARE_PNG)
     (out / MODEL_DIR / PLAY_JSON).write_text(json.dumps(config, indent=2) + "\n")
-    return out
