@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import gymnasium as gym
 
-from gym_dream.envs import core
+from gym_dream.envs import core, uncertainty
 from gym_dream.models import State, WorldModel
 
 
@@ -142,7 +142,7 @@ class DreamEnv(gym.Env):
                 self.state = core.check_reset_state(self.model, options["state"], (1,), self.device)
             else:
                 self.state = self.model.initial_state(1, self._generator)
-            self._episode_member = core.draw_members(self.model, 1, self.member, self._generator)
+            self._episode_member = uncertainty.draw_members(self.model, 1, self.member, self._generator)
             self._episode_tau = core.draw_taus(self.tau, 1, self._tau_generator, self.device)
             obs = core.to_numpy(core.observation(self.model, self.state, self.obs_type))[0]
         return obs, self._info()
@@ -156,12 +156,12 @@ class DreamEnv(gym.Env):
         a = core.actions_to_tensor(action, self.action_space, None, self.device)
         with torch.inference_mode():
             tau = self.tau if self._episode_tau is None else self._episode_tau
-            tr = core.imagine(self.model, self.state, a, tau, self._generator, self.member, self._episode_member,
-                              self.precision)
+            tr = uncertainty.imagine(self.model, self.state, a, tau, self._generator, self.member, self._episode_member,
+                                     self.precision)
             self.state = tr.state
             obs = core.to_numpy(core.observation(self.model, tr.state, self.obs_type))[0]
             terminated = core.terminations(tr.termination_prob, tr.terminated, self.termination, self._generator)
-            reward, terminated, halted = core.apply_uncertainty(
+            reward, terminated, halted = uncertainty.apply_uncertainty(
                 tr.reward, terminated, tr.disagreement, self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward)
             info = {"termination_prob": float(tr.termination_prob[0]), "disagreement": float(tr.disagreement[0]),
                     "reward_disagreement": float(tr.reward_disagreement[0]), **self._info()}

@@ -10,7 +10,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from gym_dream.envs import core
+from gym_dream.envs import core, uncertainty
 from gym_dream.models import State, WorldModel
 from gym_dream.models.base import state_batch_size, state_repeat
 
@@ -106,7 +106,7 @@ class DreamVectorEnv(VectorEnv):
         for k, v in fresh.items():
             self.state[k][idx] = v
         self._elapsed[idx] = 0
-        members = core.draw_members(self.model, int(idx.numel()), self.member, self._generator)
+        members = uncertainty.draw_members(self.model, int(idx.numel()), self.member, self._generator)
         if members is not None:
             self._episode_members[idx] = members
         taus = core.draw_taus(self.tau, int(idx.numel()), self._tau_generator, self.device)
@@ -115,7 +115,7 @@ class DreamVectorEnv(VectorEnv):
 
     def _new_episodes(self) -> None:
         """Per-episode draws for a full reset: members and temperatures of every env."""
-        self._episode_members = core.draw_members(self.model, self.num_envs, self.member, self._generator)
+        self._episode_members = uncertainty.draw_members(self.model, self.num_envs, self.member, self._generator)
         self._episode_taus = core.draw_taus(self.tau, self.num_envs, self._tau_generator, self.device)
 
     def _info(self) -> dict[str, Any]:
@@ -168,12 +168,12 @@ class DreamVectorEnv(VectorEnv):
         a = core.actions_to_tensor(actions, self.single_action_space, self.num_envs, self.device)
         with torch.inference_mode():
             tau = self.tau if self._episode_taus is None else self._episode_taus
-            tr = core.imagine(self.model, self.state, a, tau, self._generator, self.member, self._episode_members,
-                              self.precision)
+            tr = uncertainty.imagine(self.model, self.state, a, tau, self._generator, self.member, self._episode_members,
+                                     self.precision)
             self.state = tr.state
             p_end, disagreement, reward_disagreement = tr.termination_prob, tr.disagreement, tr.reward_disagreement
             terminated = core.terminations(p_end, tr.terminated, self.termination, self._generator)
-            reward, terminated, halted = core.apply_uncertainty(
+            reward, terminated, halted = uncertainty.apply_uncertainty(
                 tr.reward, terminated, disagreement, self.uncertainty_penalty, self.uncertainty_limit, self.uncertainty_halt_reward)
             self._elapsed += 1
             if self.max_episode_steps is not None:

@@ -38,16 +38,16 @@ members are the M masks stored with the weights. ``gym_dream.models.members`` co
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from gymnasium import spaces
 from torch import nn
 
+from gym_dream.models import mdnrnn_loss
 from gym_dream.models.base import State, Transition, WorldModel, linear_bfloat16, mlp_bfloat16, version_key
 from gym_dream.models.encoders import ConvVAE, StandardizeEncoder
-from gym_dream.models.mdn import LOG_SIGMA_MAX, LOG_SIGMA_MIN, MixtureHead, mixture_log_prob, mixture_mean, mixture_sample
+from gym_dream.models.mdn import LOG_SIGMA_MAX, LOG_SIGMA_MIN, MixtureHead, mixture_mean, mixture_sample
 from gym_dream.models.members import MemberLSTM, check_members, member_mlp, member_spread, pick, resolve_member
 from gym_dream.preprocessing import Preprocessing
 
@@ -387,61 +387,5 @@ class MDNRNN(WorldModel):
         (several members on a shared batch: the logit of their mean probability, what ``member="mean"`` dreams
         end on), so an evaluation scores the ends without running the memory again.
         """
-        if self.members > 1:
-            return self._members_sequence_loss(z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight,
-                                               termination_logit)
-        b, t = rewards.shape
-        a = self.encode_action(actions.reshape(b * t, -1) if actions.dim() == 3 else actions.reshape(b * t)).reshape(b, t, -1)
-        hs, _ = self.rnn(torch.cat([z[:, :-1], a], dim=-1))
-        logits, mu, log_sigma = self.next_latent_distribution(hs, z[:, :-1])
-        z_next = z[:, 1:]
-        nll = -mixture_log_prob(logits, mu, log_sigma, z_next) / self.z_dim
-        reward_pred, term_logit = self.heads(z_next, hs)
-        mse = (reward_pred - rewards) ** 2
-        bce = nn.functional.binary_cross_entropy_with_logits(term_logit, terminated.float(), reduction="none")
-        if end_weight != 1.0:
-            bce = bce * (1.0 + (end_weight - 1.0) * terminated.float())
-        n = mask.sum().clamp_min(1.0)
-        out = {
-            "nll": (nll * mask).sum() / n,
-            "reward_mse": (mse * mask).sum() / n,
-            "termination_bce": (bce * mask).sum() / n,
-        }
-        out["loss"] = out["nll"] + reward_weight * out["reward_mse"] + termination_weight * out["termination_bce"]
-        if termination_logit:
-            out["termination_logit"] = term_logit.detach()
-        return out
-
-    def _members_sequence_loss(self, z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight,
-                               termination_logit=False) -> dict[str, torch.Tensor]:
-        m = self.members
-        shared = rewards.dim() == 2
-        if shared:
-            z_in, a_in = z, actions  # the memory broadcasts shared inputs over members
-            rewards, terminated, mask = (x.unsqueeze(0).expand(m, *x.shape) for x in (rewards, terminated, mask))
-            z_all = z.unsqueeze(0).expand(m, *z.shape)
-        else:
-            if rewards.shape[0] != m:
-                raise ValueError(f"Per-member batches need a leading member dimension of {m}, got rewards of shape {tuple(rewards.shape)}.")
-            z_in, a_in, z_all = z, actions, z
-        hs = self.memory(z_in, a_in)  # (M, B, T, H)
-        logits, mu, log_sigma = self.next_latent_distribution(hs, z_all[..., :-1, :])
-        z_next = z_all[..., 1:, :]
-        log_p = mixture_log_prob(logits, mu, log_sigma, z_next)  # (M, B, T)
-        nll = -log_p / self.z_dim
-        reward_pred, term_logit = self.heads(z_next, hs)
-        mse = (reward_pred - rewards) ** 2
-        bce = nn.functional.binary_cross_entropy_with_logits(term_logit, terminated.float(), reduction="none")
-        if end_weight != 1.0:
-            bce = bce * (1.0 + (end_weight - 1.0) * terminated.float())
-        n = mask.sum((1, 2)).clamp_min(1.0)  # (M,)
-        per = {k: (v * mask).sum((1, 2)) / n for k, v in (("nll", nll), ("reward_mse", mse), ("termination_bce", bce))}
-        out = {k: v.mean() for k, v in per.items()}
-        out["loss"] = (per["nll"] + reward_weight * per["reward_mse"] + termination_weight * per["termination_bce"]).sum()
-        if shared:
-            mix = -(torch.logsumexp(log_p, dim=0) - math.log(m)) / self.z_dim
-            out["ensemble_nll"] = (mix * mask[0]).sum() / n[0]
-        if termination_logit:
-            p_end = torch.sigmoid(term_logit.detach())
-            out["termination_logit"] = torch.logit(p_end.mean(0), eps=1e-7) if shared else term_logit.detach()
-        return out
+        return mdnrnn_loss.sequence_loss(self, z, actions, rewards, terminated, mask, reward_weight, termination_weight, end_weight,
+                                         termination_logit)

@@ -11,7 +11,7 @@ from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
 import gym_dream
-from gym_dream.envs.core import MEMBER_CHOICES
+from gym_dream.models.members import MEMBER_CHOICES
 from gym_dream.models import MDNRNN, RSSM
 from gym_dream.preprocessing import Preprocessing
 
