@@ -1,7 +1,7 @@
 """What each row of benchmarks/throughput.py runs: a row spec (``kind:args``, e.g. ``vec:carracing:1024``) becomes
 ``(run, batch, info)``, where ``run()`` does one call of ``batch`` steps and ``info()`` adds the row's fields; and the
 models the rows step (a CarRacing-shaped pixel model, the shipped ones, an RSSM of PlaNet's sizes and its planner).
-The timing, the pairs, the summary and the plot stay in throughput.py."""
+The timing and the pairs stay in throughput.py; the summary and the plot are throughput_summary.py's."""
 
 from __future__ import annotations
 
