@@ -17,6 +17,7 @@ from typing import Any
 
 from gym_dream.checkpoint import atomic_write_bytes, atomic_write_tensors
 from gym_dream.spaces import space_from_dict, space_to_dict
+from trainers._moved import MOVED
 
 POLICY_FORMAT = "gym-dream-sb3-policy"
 POLICY_CARD, POLICY_WEIGHTS = "policy.json", "policy.safetensors"
@@ -49,6 +50,7 @@ def _encode(value: Any) -> Any:
 def resolve_class(name: str) -> type:
     """A class named by its module path, from torch, stable-baselines3 or gym-dream's policies only."""
     module, _, attr = name.rpartition(".")
+    module = MOVED.get(module, module)  # an agent stored before trainers/ was grouped names its class's old module
     if not any(module == m.rstrip(".") or module.startswith(m) for m in TRUSTED_MODULES):
         raise ValueError(f"{name!r} is not a class of {', '.join(m.rstrip('.') for m in TRUSTED_MODULES)}: a stored policy may only name those.")
     obj = importlib.import_module(module)

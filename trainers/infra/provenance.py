@@ -27,7 +27,7 @@ __all__ = ["CPU_FLAGS", "command_line", "git_commit", "machine", "provenance"]
 #: the CPU flags that decide the speed of a torch CPU run (vector width, bf16 dot products, AMX tiles)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def command_line(argv: list[str] | None = None) -> str:
