@@ -370,7 +370,7 @@ def test_tiny_fit_from_the_command_line_writes_a_loadable_model_and_resumes(cart
     assert real.observation_space.contains(real.reset(seed=0)[0])
     capsys.readouterr()
     assert main(args + ["--updates", "60"]) == 0  # asking for more continues the run
-    assert "resuming dreamer.safetensors" in capsys.readouterr().out
+    assert "resuming dreamer.safetensors" in capsys.readouterr().err  # the command's log: stderr
     assert json.loads((out / "model.json").read_text())["training"]["updates"] == 60
 
 

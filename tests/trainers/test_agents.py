@@ -1,4 +1,5 @@
 import json
+import logging
 import pickle
 from dataclasses import replace
 
@@ -89,7 +90,7 @@ def test_sb3_trains_in_dream_and_scores_on_real(algo, tiny_cartpole_model, tmp_p
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
-def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_path, monkeypatch, capsys):
+def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_path, monkeypatch, caplog):
     import trainers.evaluation.rollout as ev  # where train_sb3 reads its dream evaluations from
 
     hp = {"dqn": {"learning_starts": 20, "train_freq": 4, "gradient_steps": 2, "buffer_size": 1000},
@@ -117,11 +118,11 @@ def test_sb3_training_resumes_where_it_stopped(algo, tiny_cartpole_model, tmp_pa
             assert int(kept["step"]) == 64 and int(kept["pos"]) == 15 and kept["data/observations"].shape[:2] == (15, 4)
     else:
         assert not (out / "replay_buffer.npz").exists()
-    capsys.readouterr()
+    caplog.set_level(logging.INFO, logger="trainers")
     r = train_sb3(cfg)  # the same call again continues from step 64
     assert r["resumed_from"] == 64
-    if algo == "dqn":  # with the buffer it had: no refill before the updates resume
-        assert "resumed at step 64 with its replay buffer" in capsys.readouterr().out
+    if algo == "dqn":  # with the buffer it had: no refill before the updates resume (a line of the trainers log)
+        assert "resumed at step 64 with its replay buffer" in caplog.text
     steps = [row["step"] for row in read_log(out, "dream_eval")]
     assert steps == [h["step"] for h in r["history"]] == [64, 128, 192, 256]
     card = json.loads((out / "agent.json").read_text())

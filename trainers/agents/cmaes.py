@@ -10,6 +10,7 @@ so a run killed at any moment continues the same search without repeating a gene
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ from trainers.fit.presets import check_ranges
 from trainers.infra.progress import progress
 from trainers.evaluation.rollout import dream_rollout, make_dream_vec, real_episodes
 from trainers.infra.training_log import TrainingLog
+
+logger = logging.getLogger(__name__)
 
 STATE = "cmaes_state.safetensors"
 
@@ -180,7 +183,7 @@ class Search:
         self.best_params: np.ndarray | None = None
         if self.state_path.is_file():
             self.record, self.best_params = _read_state(self.state_path, self.es)
-            print(f"resuming CMA-ES after generation {self.record['generation']}")
+            logger.info(f"resuming CMA-ES after generation {self.record['generation']}")
         else:
             self.record = {"generation": 0, "best_fitness": -np.inf, "best_generation": 0, "seconds": 0.0, **(record or {})}
         _log_up_to(self.log_path, self.record["generation"])
@@ -276,7 +279,7 @@ def train_cmaes(cfg: CMAESConfig) -> dict[str, Any]:
         def more(record: dict) -> bool:
             # at least one generation per invocation, so a resumed run always makes progress
             if cfg.max_seconds is not None and record["generation"] > first and time.time() - start > cfg.max_seconds:
-                print(f"CMA-ES stopped at generation {record['generation']} of {cfg.generations} after max_seconds={cfg.max_seconds}; re-run to continue")
+                logger.info(f"CMA-ES stopped at generation {record['generation']} of {cfg.generations} after max_seconds={cfg.max_seconds}; re-run to continue")
                 return False
             return record["generation"] < cfg.generations
 
@@ -328,8 +331,8 @@ def train_cmaes_real(real_env_id: str, model: str, out: str | Path, budget_steps
     def after(es, record: dict, entry: dict) -> None:
         meta = {"real_env_id": real_env_id, "model": str(model), "generation": record["generation"], "real_steps": record["real_steps"]}
         LinearController(feature_dim, space, es.mean).save(out / "mean", {**meta, "kind": "cma-mean"})
-        print(f"real CMA-ES generation {record['generation']}: mean {entry['mean_fitness']:.1f}, max {entry['max_fitness']:.1f}, "
-              f"{record['real_steps']} real steps", flush=True)
+        logger.info(f"real CMA-ES generation {record['generation']}: mean {entry['mean_fitness']:.1f}, max {entry['max_fitness']:.1f}, "
+                    f"{record['real_steps']} real steps")
 
     if backend == "ray":
         from trainers.infra.ray_backend import TaskPool

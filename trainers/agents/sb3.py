@@ -3,11 +3,7 @@
 
 from __future__ import annotations
 
-import io
-import json
-import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gymnasium as gym
@@ -16,12 +12,9 @@ from gymnasium.vector import AutoresetMode
 
 import gym_dream  # noqa: F401
 from gym_dream.error import DependencyNotInstalled
-from gym_dream.checkpoint import atomic_write_bytes
-from trainers.agents.action_hold import check_action_hold, with_hold
+from trainers.agents.action_hold import check_action_hold
 from trainers.fit.presets import check_ranges
 from trainers.agents.sb3_vec_env import SB3VecEnv
-from trainers.agents.replay_buffer_file import load_replay_buffer, save_replay_buffer
-from trainers.infra.training_log import TrainingLog, read_log
 
 try:
     from stable_baselines3.common.vec_env import VecMonitor
@@ -194,32 +187,6 @@ def algo_class(name: str):
     return getattr(sb3, name.upper())
 
 
-#: what a run folder's agent.json records of the run, besides the recipe's budget: these must match for a run to continue
-_RUN_KEYS = ("algo", "env_id", "model", "tau", "recipe")
-
-
-def _run_card(cfg: SB3Config, recipe: dict[str, Any], trained_steps: int, finished: bool) -> dict[str, Any]:
-    return {"algo": cfg.algo, "env_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, (str, type(None))) else "<in-memory>",
-            "tau": cfg.tau, "recipe": recipe, "trained_steps": int(trained_steps), "finished": bool(finished)}
-
-
-def _run_differences(card: dict[str, Any], previous: dict[str, Any]) -> list[str]:
-    """The settings in which ``previous`` (a run folder's agent.json) differs from ``card``, the budget aside."""
-    def settings(c: dict[str, Any]) -> dict[str, Any]:
-        recipe = {f"recipe.{k}": v for k, v in (c.get("recipe") or {}).items() if k != "timesteps"}
-        return {**{k: c.get(k) for k in _RUN_KEYS if k != "recipe"}, **recipe}
-
-    a, b = json.loads(json.dumps(settings(card))), settings(previous)  # as stored: a tau range (a tuple) is a list in JSON
-    return [k for k in {**a, **b} if a.get(k) != b.get(k)]
-
-
-def _save_atomic(agent, path: Path) -> None:
-    """SB3's save through the project's atomic write: a kill leaves the previous file or the new one, never half of one."""
-    buffer = io.BytesIO()
-    agent.save(buffer)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     """Train ``cfg.algo`` in the dream; resumable: the run folder holds last.zip (saved at every dream evaluation) and
     agent.json (the run's settings and the steps trained), and the same call again continues where it stopped (or
@@ -231,133 +198,8 @@ def train_sb3(cfg: SB3Config) -> dict[str, Any]:
     from trainers.data.real_envs import dream_id_for
     from trainers.infra.folder_lock import held
 
+    from trainers.agents.sb3_run import run_in_dream
+
     cfg = replace(cfg, env_id=dream_id_for(cfg.env_id, cfg.model))
     with held(cfg.out, f"train {cfg.algo}"):  # one process per run: a second copy would interleave its checkpoints
-        return _train_sb3(cfg)
-
-
-def _train_sb3(cfg: SB3Config) -> dict[str, Any]:
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    from trainers.evaluation.rollout import dream_episode_returns
-    from trainers.agents.sb3_policy import save_policy
-
-    cls = algo_class(cfg.algo)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    hp = {**DEFAULT_HPARAMS[cfg.algo], **cfg.hparams}
-    kwargs = sb3_kwargs(hp, cfg.algo)  # bad hyper-parameters fail here, before the dream is built
-    policy = kwargs.pop("policy")
-    env = make_sb3_env(cfg.env_id, cfg.num_envs, cfg.model, cfg.tau, cfg.device, cfg.action_hold, cfg.action_low, cfg.action_high,
-                       **cfg.dream_kwargs)
-    cfg = replace(cfg, tau=env.venv.venv.unwrapped.tau)  # the temperature in effect (the model's default when none was given)
-    try:
-        import tensorboard  # noqa: F401
-        tb = str(out / "tb")
-    except ImportError:
-        tb = None
-    # the recipe that made the agent, stored next to it: the hyper-parameters in effect (gym-dream's defaults for the
-    # algorithm merged with the run's), the budget and the dream it trained in
-    recipe = json.loads(json.dumps({"algo": cfg.algo, "hparams": hp, "timesteps": cfg.timesteps, "num_envs": cfg.num_envs, "seed": cfg.seed,
-                                    "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes, "dream_kwargs": cfg.dream_kwargs,
-                                    "action_hold": cfg.action_hold,
-                                    **({"action_low": cfg.action_low} if cfg.action_low is not None else {}),
-                                    **({"action_high": cfg.action_high} if cfg.action_high is not None else {})},
-                                   default=str))
-    card_path, last, replay_file = out / "agent.json", out / "last.zip", out / "replay_buffer.npz"
-    previous = json.loads(card_path.read_text()) if card_path.is_file() and last.is_file() else None
-    if previous is not None:
-        differ = _run_differences(_run_card(cfg, recipe, 0, False), previous)
-        if differ:
-            env.close()
-            raise ValueError(f"{out} holds an {previous.get('algo', '?').upper()} run with other settings (differing: {', '.join(differ)}); "
-                             "a run continues only with its own settings. Pass another out= (--out) for a new run, or remove the folder "
-                             "to start over.")
-        agent = cls.load(last, env=env, device="auto", tensorboard_log=tb)
-        done = int(agent.num_timesteps)
-        agent.set_random_seed(cfg.seed + done)
-        if hasattr(agent, "learning_starts"):
-            why = load_replay_buffer(agent, replay_file)
-            if why is None:
-                print(f"{out}: resumed at step {done} with its replay buffer", flush=True)
-            else:  # an empty replay buffer: refill it before updating again
-                agent.learning_starts = done + int(hp.get("learning_starts", agent.learning_starts))
-                print(f"{out}: resumed at step {done} with an empty replay buffer ({why}); it refills for "
-                      f"{agent.learning_starts - done} steps before the updates resume", flush=True)
-    else:
-        agent, done = cls(policy, env, seed=cfg.seed, verbose=0, tensorboard_log=tb, **kwargs), 0
-        atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, 0, False), indent=2) + "\n").encode())
-    best_card = out / "best" / "policy.json"
-    best = {"return": -np.inf, "step": 0}
-    if done and best_card.is_file():
-        kept = json.loads(best_card.read_text())
-        best = {"return": float(kept["dream_return"]), "step": int(kept["step"])}
-    history: list[dict[str, float]] = [{"step": int(r["step"]), "dream_return_mean": r["dream_return_mean"], "dream_return_std": r["dream_return_std"]}
-                                       for r in read_log(out, "dream_eval") if r["step"] <= done] if done else []
-
-    saved = {"step": done}  # the step last.zip holds
-
-    def save_progress(finished: bool) -> None:
-        new_step = saved["step"] != agent.num_timesteps  # not saved again when the last step was just evaluated and saved
-        if new_step or finished:
-            # the buffer before the agent: a kill between the two leaves a buffer of a later step, which is not used. A
-            # checkpoint during training (SB3's callbacks run before a step's transitions are stored) keeps the buffer
-            # without its last step's transitions; the one at the end keeps them all
-            save_replay_buffer(agent, replay_file)
-        if new_step:
-            _save_atomic(agent, last)
-            saved["step"] = agent.num_timesteps
-        atomic_write_bytes(card_path, (json.dumps(_run_card(cfg, recipe, agent.num_timesteps, finished), indent=2) + "\n").encode())
-
-    class DreamEval(BaseCallback):
-        def __init__(self):
-            super().__init__()
-            self.next_eval = (done // cfg.eval_every + 1) * cfg.eval_every
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps >= self.next_eval:
-                self.next_eval += cfg.eval_every
-                self._evaluate()
-                save_progress(False)
-            return True
-
-        def _evaluate(self) -> None:
-            r = dream_episode_returns(with_hold(self.model, cfg.action_hold), cfg.env_id, cfg.model, cfg.tau, cfg.eval_episodes, seed=cfg.seed + 12345, device=cfg.device,
-                                     dream_kwargs=cfg.dream_kwargs)
-            step = int(self.model.num_timesteps)
-            history.append({"step": step, "dream_return_mean": float(r.mean()), "dream_return_std": float(r.std())})
-            log.write(step, dream_return_mean=float(r.mean()), dream_return_std=float(r.std()))
-            self.logger.record("dream/return_mean", float(r.mean()))
-            if r.mean() > best["return"]:
-                best.update({"return": float(r.mean()), "step": step})
-                _save_atomic(self.model, out / "agent.zip")
-                save_policy(self.model, out / "best", {"dream_id": cfg.env_id, "model": cfg.model if isinstance(cfg.model, str) else None, "tau": cfg.tau,
-                                                         "dream_kwargs": cfg.dream_kwargs, "action_hold": cfg.action_hold, "step": step,
-                                                         "dream_return": best["return"], "recipe": recipe})
-
-    from trainers.infra.progress import progress
-
-    class Progress(BaseCallback):
-        def _on_training_start(self) -> None:
-            self.bar = progress(total=cfg.timesteps, desc=f"{cfg.algo.upper()} in {cfg.env_id}", unit="step", initial=done)
-
-        def _on_step(self) -> bool:
-            self.bar.update(self.training_env.num_envs)
-            return True
-
-        def _on_training_end(self) -> None:
-            self.bar.close()
-
-    start = time.time()
-    cb = DreamEval()
-    # the dream evaluations, a row each (OUT/dream_eval_log.csv: `tail -f` it); rows past the checkpoint are dropped
-    with TrainingLog(out, "dream_eval", tensorboard=False, resume_from=done) as log:
-        if done < cfg.timesteps:
-            agent.learn(total_timesteps=cfg.timesteps - done, callback=[cb, Progress()], reset_num_timesteps=done == 0,
-                        tb_log_name=f"{cfg.algo}-{cfg.env_id}-s{cfg.seed}")
-            if not history or history[-1]["step"] != agent.num_timesteps:  # the last step, unless just evaluated
-                cb._evaluate()
-            save_progress(True)
-    env.close()
-    return {"algo": cfg.algo, "best_dream_return": best["return"], "best_step": best["step"], "seconds": time.time() - start,
-            "history": history, "config": asdict(cfg), "resumed_from": done}
+        return run_in_dream(cfg)

@@ -1,36 +1,21 @@
-"""The ``gym-dream`` command: collect, fit, train, evaluate, dream, list.
+"""The ``gym-dream`` command: collect, fit, train, evaluate, dream, list, ... one function per sub-command, and
+:func:`main`, which runs the one the command line names (its options: :mod:`trainers.cli.parser`).
 
 Every sub-command's options are the fields of its config dataclass (same names, same docs), so a
-script and the CLI run exactly the same code.
+script and the CLI run exactly the same code. What a command finds is printed (stdout); what a long job does on the
+way is logged (the ``trainers`` logger, on stderr: :func:`trainers.infra.log.log_to_stderr`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from trainers.cli.options import add_options, config_from, tau_arg
+from trainers.cli.options import config_from
+from trainers.cli.parser import build_parser
+from trainers.infra.log import log_to_stderr
 
-EXAMPLES = """\
-examples (CartPole, end to end, a few minutes on 2 CPU cores):
-  gym-dream demo                     # the shipped model: agents trained in the dream, scored on the real env
-  gym-dream collect --env-id CartPole-v1 --out data/cartpole --steps 10000
-  gym-dream fit data/cartpole --out models/cartpole
-  gym-dream fit --minari cartpole/expert-v0 --out models/cartpole-offline   # from a local Minari dataset (extra: minari)
-  gym-dream train cmaes --model models/cartpole --out runs/cmaes
-  gym-dream train ppo --model models/cartpole --out runs/ppo --timesteps 100000
-  gym-dream evaluate runs/cmaes/best --model models/cartpole --episodes 100 --taus 0.5 1.0 1.5
-  gym-dream ensemble runs/ppo-vote runs/ppo-s0/best runs/ppo-s1/best runs/ppo-s2/best   # seeds that vote as one agent
-  gym-dream ensemble runs/cmaes-avg runs/cmaes-s0/mean runs/cmaes-s1/mean --average   # controllers averaged into one
-  gym-dream calibrate models/cartpole --write models/cartpole   # the tau where random play does as in the real env
-  gym-dream dream --model models/cartpole --out dream.gif
-  gym-dream planet --env-id dm_control/cartpole-swingup-v0 --out runs/planet --episodes 100   # RSSM + CEM (extra: dmc)
-  gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole
-  gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole-onnx --runtime onnx   # no torch needed
-  gym-dream list
-"""
 
 
 def _tau_text(tau) -> str:
@@ -57,7 +42,7 @@ def _cmd_fit(ns):
                          "or a local Minari dataset (gym-dream fit --minari DATASET_ID --out DIR), not both.")
     if ns.data is None:
         del ns.data  # FitConfig's default; --minari's shards go to <out>.minari
-    fit(config_from(FitConfig, ns))
+    print(fit(config_from(FitConfig, ns)))  # the model directory (how it went: the log on stderr)
 
 
 def _cmd_train(ns):
@@ -234,124 +219,6 @@ def _cmd_list(ns):
             print(line + (f": {c.reason}" if c.status in ("refused", "name conflict") else ""))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from trainers.agents.cmaes import CMAESConfig
-    from trainers.data.collect import CollectConfig
-    from trainers.fit.dispatch import FitConfig
-    from trainers.agents.sb3 import ALGOS, SB3Config
-    from trainers.evaluation.video import DreamVideoConfig
-
-    p = argparse.ArgumentParser(
-        prog="gym-dream",
-        description="Turn trained world models into Gymnasium environments: collect real data, fit a world model, "
-        "train agents inside its dream, and score them on the real env.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--debug", action="store_true", help="show the full traceback of an error (also accepted after the sub-command)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    s = sub.add_parser("collect", help="roll out a random policy in a real env and store episodes (resumable)")
-    add_options(s, CollectConfig)
-    s.set_defaults(func=_cmd_collect)
-
-    s = sub.add_parser("fit", help="fit a VAE + MDN-RNN world model on a dataset and write a model directory (resumable)")
-    add_options(s, FitConfig, skip=("extra_card",), positional="data", optional_positional=True)
-    s.set_defaults(func=_cmd_fit)
-
-    s = sub.add_parser("train", help="train an agent inside a dream: cmaes | " + " | ".join(ALGOS))
-    tsub = s.add_subparsers(dest="agent", required=True, metavar="AGENT")
-    t = tsub.add_parser("cmaes", help="linear controller on [z, h] trained with CMA-ES, population x rollouts as one batch")
-    add_options(t, CMAESConfig)
-    t.set_defaults(func=_cmd_train)
-    for algo in ALGOS:
-        t = tsub.add_parser(algo, help=f"stable-baselines3 {algo.upper()} on the batched dream")
-        add_options(t, SB3Config, skip=("algo",))
-        t.set_defaults(func=_cmd_train)
-
-    s = sub.add_parser("evaluate", help="score an agent in the dream (several taus) and on the real env")
-    s.add_argument("agent", help="a controller directory (from train cmaes), an SB3 .zip, or the name of an agent shipped with the model (gym-dream list)")
-    s.add_argument("--env-id", default=None, help="the Dream-* id the agent was trained in (default: the model's own, "
-                   "else Dream-Model-v0; with no --model either, Dream-CartPole-v0)")
-    s.add_argument("--model", default=None, help="model directory or name (default: the id's default model)")
-    s.add_argument("--algo", default=None, help="SB3 algorithm of a .zip when its name does not say")
-    s.add_argument("--taus", type=tau_arg, nargs="+", default=[1.0], metavar="X|LOW:HIGH",
-                   help="dream temperatures to score at, each one or a range LOW:HIGH (the first is the training tau)")
-    s.add_argument("--episodes", type=int, default=100, help="real episodes (seeds seed..seed+N-1)")
-    s.add_argument("--dream-episodes", type=int, default=None, help="dream episodes per tau (default: --episodes)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="cpu")
-    s.add_argument("--workers", type=int, default=1, help="processes for the real episodes (seeds split among them; same results)")
-    s.add_argument("--backend", choices=("local", "ray"), default="local",
-                   help="where the real episodes run: local processes, or Ray tasks (pip install \"gym-dream[ray]\"); same results")
-    s.add_argument("--ray-address", default=None, help="the Ray cluster of --backend ray: auto, host:6379 or ray://host:10001 "
-                   "(default: $RAY_ADDRESS, else a Ray on this machine)")
-    s.add_argument("--action-noise", type=float, default=0.0, metavar="SIGMA",
-                   help="run the agent with Ornstein-Uhlenbeck noise of this sigma on its (Box) actions, in the dream and the real env "
-                        "(the controller-driven collection's policy)")
-    s.add_argument("--noise-theta", type=float, default=0.15, help="mean reversion of that noise")
-    s.add_argument("--report", default=None, help="write PATH.md and PATH.json")
-    s.set_defaults(func=_cmd_evaluate)
-
-    s = sub.add_parser("ensemble", help="store several agents as one that acts by their vote (no choosing among them): the most "
-                       "probable action of the members' averaged distributions (Discrete), or their mean action (Box; a mean of CarRacing "
-                       "CMA-ES controllers scored far under its members, results/tau_range.md: score a vote against a member)")
-    s.add_argument("out", help="the ensemble's directory (members are copied into it)")
-    s.add_argument("agents", nargs="+", help="agent directories (controllers, <run>/best of SB3 runs) or names of agents shipped with the model")
-    s.add_argument("--env-id", default=None, help="the Dream-* id whose default model ships the named agents (default: "
-                   "the model's own, else Dream-CartPole-v0)")
-    s.add_argument("--model", default=None, help="model directory or name the named agents ship with (default: the id's default model)")
-    s.add_argument("--average", action="store_true", help="linear controllers only: write ONE controller whose parameters are "
-                   "their mean (it acts by their summed scores) instead of a vote")
-    s.set_defaults(func=_cmd_ensemble)
-
-    from gym_dream.models.mdnrnn import FEATURES
-
-    s = sub.add_parser("features", help="copy an MDN-RNN model with another view for agents: [z, h] or [z, c, h] (its LSTM cell state too)")
-    s.add_argument("model", help="model directory or name")
-    s.add_argument("out", help="the new model directory (must not exist)")
-    s.add_argument("--features", required=True, choices=sorted(FEATURES), help="; ".join(f"{k}: {v}" for k, v in FEATURES.items()))
-    s.set_defaults(func=_cmd_features)
-
-    from trainers.evaluation.calibrate import CalibrateConfig
-
-    s = sub.add_parser("calibrate", help="the dream temperature at which random play does as well in the dream as in the real env")
-    add_options(s, CalibrateConfig, positional="model")
-    s.set_defaults(func=_cmd_calibrate)
-
-    s = sub.add_parser("dream", help="write a GIF/MP4 of a dream, or real frames next to open-loop predictions")
-    add_options(s, DreamVideoConfig)
-    s.set_defaults(func=_cmd_dream)
-
-    from trainers.cli.demo import DemoConfig
-
-    s = sub.add_parser("demo", help="train CMA-ES and PPO in the shipped CartPole dream, score them on the real env")
-    add_options(s, DemoConfig)
-    s.set_defaults(func=_cmd_demo)
-
-    from trainers.planning.planet_loop import PlaNetConfig
-
-    s = sub.add_parser("planet", help="the PlaNet loop: RSSM + CEM planner, collecting with the planner (resumable)")
-    add_options(s, PlaNetConfig)
-    s.set_defaults(func=_cmd_planet)
-
-    from trainers.export.package import ExportConfig
-
-    s = sub.add_parser("export", help="turn a model directory into a pip-installable environment package (project + wheel)")
-    add_options(s, ExportConfig, positional="model_dir")
-    s.set_defaults(func=_cmd_export)
-
-    from trainers.experiment.cli import HELP as EXPERIMENT_HELP, add_arguments as experiment_arguments
-
-    s = sub.add_parser("experiment", help="run stages of an experiment recipe (World Models' loop for an env)", description=EXPERIMENT_HELP)
-    experiment_arguments(s)
-    s.set_defaults(func=_cmd_experiment)
-
-    s = sub.add_parser("list", help="list available models and Dream-* ids")
-    s.set_defaults(func=_cmd_list)
-    return p
-
-
 def _interrupt_on_sigterm() -> None:
     """`kill PID` stops a long job like Ctrl-C does: collected episodes are flushed, checkpoints stay whole.
     (A job started with `&` from a script ignores Ctrl-C's SIGINT, so SIGTERM is how it gets stopped.)"""
@@ -410,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("GYM_DREAM_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     ns = build_parser().parse_args(argv)
+    log_to_stderr()
     _interrupt_on_sigterm()
     try:
         ns.func(ns)

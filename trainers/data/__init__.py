@@ -4,24 +4,9 @@
 EpisodeDataset`` (the module's path before the grouping) keeps working.
 """
 
-from trainers.data.dataset import (
-    FIELDS,
-    META_FILE,
-    Episode,
-    EpisodeDataset,
-    StoredFile,
-    check_observation_count,
-    count_episodes,
-    dataset_index,
-    episode_paths,
-    load_file,
-    observations_header,
-    read_meta,
-    shard_paths,
-    write_episode,
-    write_meta,
-    write_shard,
-)
+from trainers.data.dataset import (FIELDS, META_FILE, Episode, EpisodeDataset, StoredFile, check_observation_count,
+    count_episodes, dataset_index, episode_paths, load_file, observations_header, read_meta, shard_paths,
+    write_episode, write_meta, write_shard)
 
 __all__ = [
     "FIELDS", "META_FILE", "Episode", "EpisodeDataset", "StoredFile", "check_observation_count", "count_episodes",

@@ -4,8 +4,8 @@ folder's lock (:mod:`trainers.infra.folder_lock`; :mod:`trainers.data.dataset` r
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +17,8 @@ from gym_dream.error import DataFormatError, DatasetBusy
 
 from trainers.data.dataset import Episode, episode_paths, load_file, write_episode, write_shard
 from trainers.infra.folder_lock import hold_folder
+
+logger = logging.getLogger(__name__)
 
 #: finished episodes are flushed to the disk (power loss) at most this long after they end
 SYNC_SECONDS = 1.0
@@ -79,7 +81,7 @@ def set_aside_torn_episode_files(out: Path) -> None:
         except DataFormatError as e:
             target = p.with_name(p.name + ".broken")
             p.rename(target)
-            print(f"collect: {p.name} is torn ({e}); renamed it {target.name}, its episode is collected again", file=sys.stderr)
+            logger.warning(f"collect: {p.name} is torn ({e}); renamed it {target.name}, its episode is collected again")
 
 
 def lock_dataset(out: Path):

@@ -18,9 +18,9 @@ DreamObservation repeats it. Requires ``pip install "gym-dream[minari]"``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ from gym_dream.error import DataFormatError, DependencyNotInstalled
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict, space_to_dict
 from trainers.data.dataset import Episode, EpisodeDataset, read_meta, shard_paths, write_meta, write_shard
+
+logger = logging.getLogger(__name__)
 
 #: the key under which a dataset written by gym-dream keeps its own description (env, preprocessing, policies)
 META_KEY = "gym_dream"
@@ -202,7 +204,7 @@ def minari_to_shards(dataset_id: str, out: str | os.PathLike, max_episodes: int 
         algorithm = dataset.storage.metadata.get("algorithm_name")
         policies = [f"minari:{algorithm}" if algorithm else "minari"]
     if env.get("missing"):
-        print(f"note: {env['missing']}; fitting anyway (the card records what is missing)", file=sys.stderr, flush=True)
+        logger.warning(f"note: {env['missing']}; fitting anyway (the card records what is missing)")
 
     tmp = out.with_name(out.name + ".converting")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -14,6 +15,8 @@ from gym_dream.envs.registry import DREAM_ENTRY, DREAM_VECTOR_ENTRY
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.stages import collect, evaluate, report, rounds, select, ship, train
 from trainers.experiment.workdir import Tau, WorkDir
+
+logger = logging.getLogger(__name__)
 
 STAGES = ("collect", "adopt", "fit", "train", "iterate", "evaluate", "select", "sb3", "real_baseline", "report", "ship")
 
@@ -112,7 +115,7 @@ def run(recipe: Recipe, stages: list[str], o: Options) -> None:
     todo = [s for s in all_stages(recipe) if s != "ship" or o.ship_in_all] if everything else stages
     for stage in todo:
         t0 = time.time()
-        print(f"== {recipe.name}: {stage}", flush=True)
+        logger.info(f"== {recipe.name}: {stage}")
         seen_rounds += stage == "iterate"
         actions[stage]()
-        print(f"== {recipe.name}: {stage} done in {time.time() - t0:.0f} s", flush=True)
+        logger.info(f"== {recipe.name}: {stage} done in {time.time() - t0:.0f} s")

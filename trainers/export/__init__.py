@@ -2,19 +2,8 @@
 ONNX graphs (:mod:`~trainers.export.onnx`). The package's names are handed on here: ``from trainers.export import
 ExportConfig, export``."""
 
-from trainers.export.package import (
-    EXPORT_RECORD,
-    MANAGED_FIELDS,
-    RUNTIMES,
-    ExportConfig,
-    build_wheel,
-    builtin_id_note,
-    card_readme,
-    export,
-    module_name,
-    record_scores,
-    stage_model_dir,
-)
+from trainers.export.package import (EXPORT_RECORD, MANAGED_FIELDS, RUNTIMES, ExportConfig, build_wheel,
+    builtin_id_note, card_readme, export, module_name, record_scores, stage_model_dir)
 
 __all__ = [
     "EXPORT_RECORD", "MANAGED_FIELDS", "RUNTIMES", "ExportConfig", "build_wheel", "builtin_id_note", "card_readme",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,10 @@ from trainers.fit.rssm import heldout_disagreement
 from trainers.infra.folder_lock import held
 from trainers.fit.presets import DREAMER_PRESETS, preset
 from trainers.fit.start_bank import DEFAULT_HORIZON, bank_record, bank_steps, filtered_states
-from trainers.fit.sequences import data_card, sequence_batch, train_on_chunks, training_record, windows
+from trainers.fit.sequences import data_card, log_data, out_of_time, save_block, sequence_batch, train_on_chunks, training_record, windows
 from trainers.infra.training_log import TrainingLog
+
+logger = logging.getLogger(__name__)
 
 UPDATES_PER_CHECKPOINT = 100
 #: FitConfig fields a dreamer fit reads, and the preset entries they override
@@ -124,26 +127,16 @@ def _run_updates(cfg, p: dict[str, Any], model: Dreamer, opt, ds: EpisodeDataset
     """Update blocks until ``p["updates"]`` (or ``cfg.rnn_minutes``), checkpointing and logging each block."""
     first, invocation_start = record["epoch"], time.time()
     with TrainingLog(ckpt_dir, "dreamer", resume_from=record.get("updates", 0)) as log:
-        while record.get("updates", 0) < p["updates"]:
+        while record.get("updates", 0) < p["updates"] and not out_of_time("dreamer", cfg, p, record, first, invocation_start):
             block, done = record["epoch"], record.get("updates", 0)
-            # at least one block per invocation, so a resumed run always makes progress
-            if cfg.rnn_minutes is not None and block > first and time.time() - invocation_start > 60 * cfg.rnn_minutes:
-                print(f"dreamer stopped after {done} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue", flush=True)
-                break
             t0, n = time.time(), min(UPDATES_PER_CHECKPOINT, p["updates"] - done)
             train = train_dreamer(model, opt, ds, n, p["batch"], p["chunk"], np.random.default_rng([cfg.seed, 5, block]),
                                   torch.Generator(cfg.device).manual_seed(cfg.seed + 13 + block), p["grad_clip"], cfg.device, train_eps)
             val = evaluate_dreamer(model, ds, val_eps, p["chunk"], cfg.device, cfg.seed) if len(val_eps) else {}
-            record["epoch"], record["updates"] = block + 1, done + n
-            record["history"].append({"epoch": block + 1, "updates": done + n, **{f"train_{k}": v for k, v in train.items()},
-                                      **{f"val_{k}": v for k, v in val.items()}})
-            record["seconds"] = record.get("seconds", 0.0) + time.time() - t0
-            stage.save(record)
-            log.write(done + n, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items() if k != "transitions"},
-                      block_seconds=time.time() - t0)
-            print(f"dreamer updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}"
-                  + (f"  held-out loss {val['loss']:.3f} (reward mse {val['reward_mse']:.4f}, termination acc {val['termination_accuracy']:.4f} "
-                     f"recall {val['termination_recall']:.3f}, kl {val['kl']:.2f})" if val else ""), flush=True)
+            save_block(record, stage, log, n, train, val, t0)
+            logger.info(f"dreamer updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}"
+                        + (f"  held-out loss {val['loss']:.3f} (reward mse {val['reward_mse']:.4f}, termination acc {val['termination_accuracy']:.4f} "
+                           f"recall {val['termination_recall']:.3f}, kl {val['kl']:.2f})" if val else ""))
 
 
 def fit_dreamer(cfg) -> Path:
@@ -162,8 +155,7 @@ def fit_dreamer(cfg) -> Path:
         stage = Stage(ckpt_dir / "dreamer.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
                       {"model": model}, {"adam": opt})
         record = stage.resume()
-        print(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)",
-              flush=True)
+        log_data(ds, train_eps, val_eps)
         _run_updates(cfg, p, model, opt, ds, stage, record, train_eps, val_eps, ckpt_dir)
         heldout = evaluate_dreamer(model, ds, val_eps, p["chunk"], cfg.device, cfg.seed) if len(val_eps) else {}
         card = {
@@ -176,5 +168,5 @@ def fit_dreamer(cfg) -> Path:
         starts, horizon = bank_choice(cfg)
         out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half, starts=starts,
                           horizon=horizon, seed=cfg.seed)
-        print(f"wrote {out} in {time.time() - start:.0f} s", flush=True)
+        logger.info(f"wrote {out} in {time.time() - start:.0f} s")
         return out

@@ -13,9 +13,11 @@ Each stage is checkpointed per epoch, atomically, and resumed on re-run. :mod:`t
 """
 
 from __future__ import annotations
+
 import copy
 import hashlib
 import json
+import logging
 import platform
 import time
 from pathlib import Path
@@ -30,9 +32,11 @@ from trainers.infra.checkpoints import Stage, load_checkpoint, read_record, save
 from trainers.data.dataset import EpisodeDataset
 from trainers.fit.vae import encode_all, fit_vae
 from trainers.infra.folder_lock import held
-from trainers.fit.sequences import data_card, windows
+from trainers.fit.sequences import data_card, log_data, windows
 from trainers.infra.training_log import TrainingLog
 from trainers.fit.dispatch import FitConfig
+
+logger = logging.getLogger(__name__)
 
 
 def _warm_start(model: MDNRNN, init: str) -> None:
@@ -46,17 +50,13 @@ def _warm_start(model: MDNRNN, init: str) -> None:
         # members from a single model: the shared encoder (and whatever else has the same shape) is copied, the
         # members keep their own fresh initialisation, so that they disagree where the data is thin
         model.load_state_dict({k: (src[k].to(own[k].dtype) if k not in mismatched and k != "start_z" else own[k]) for k in own})
-        _log(f"starting from the encoder of {init}; the {model.members} members start fresh ({len(mismatched)} tensors)")
+        logger.info(f"starting from the encoder of {init}; the {model.members} members start fresh ({len(mismatched)} tensors)")
         return
     if mismatched:
         raise ValueError(f"Cannot start from {init}: its sizes differ from this fit's ({', '.join(mismatched[:4])}...); "
                          "fit with the same z_dim, hidden, mixtures, head_hidden and vae_channels, or drop init.")
     model.load_state_dict({k: (src[k].to(own[k].dtype) if k != "start_z" else own[k]) for k in own})
-    _log(f"starting from the weights of {init}")
-
-
-def _log(msg: str) -> None:
-    print(msg, flush=True)
+    logger.info(f"starting from the weights of {init}")
 
 
 # -- the memory stage ----------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
         for epoch in range(record["epoch"], p["rnn_epochs"]):
             # at least one epoch per invocation, so a resumed run always makes progress
             if cfg.rnn_minutes is not None and epoch > first_epoch and time.time() - stage_start > 60 * cfg.rnn_minutes:
-                _log(f"MDN-RNN stopped after epoch {epoch} of {p['rnn_epochs']} (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
+                logger.info(f"MDN-RNN stopped after epoch {epoch} of {p['rnn_epochs']} (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
                 break
             epoch_start = time.time()
             rng = np.random.default_rng([cfg.seed, 2, epoch])
@@ -167,7 +167,7 @@ def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p
             log.write(epoch + 1, **{f"train/{k}": v for k, v in train.items()}, **{f"heldout/{k}": v for k, v in val.items()},
                       seconds=record["seconds"])
             if (epoch + 1) % max(1, p["rnn_epochs"] // 20) == 0 or epoch + 1 == p["rnn_epochs"]:
-                _log(
+                logger.info(
                     f"MDN-RNN epoch {epoch + 1}/{p['rnn_epochs']}: train loss {train['loss']:.3f} (nll {train['nll']:.3f}) "
                     f"held-out loss {val['loss']:.3f} (nll {val.get('nll', float('nan')):.3f}, reward mse {val.get('reward_mse', float('nan')):.4f}, "
                     f"termination acc {val.get('termination_accuracy', float('nan')):.4f}, recall {val.get('termination_recall', float('nan')):.3f})"
@@ -204,15 +204,8 @@ def heldout_disagreement(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, epis
     return out
 
 
-def fit_mdnrnn(cfg: FitConfig) -> Path:
-    """``gym-dream fit`` (``--family mdnrnn``): the VAE (or standardiser) and the MDN-RNN, stage by stage."""
-    start = time.time()
-    torch.manual_seed(cfg.seed)
-    ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
-    meta = ds.meta
-    prep = Preprocessing.from_dict(meta["preprocessing"])
-    image = prep.kind == "image"
-    p = cfg.resolved(image)
+def _model(cfg: FitConfig, meta: dict[str, Any], prep: Preprocessing, p: dict[str, Any]) -> MDNRNN:
+    """The untrained model of a resolved config ``p`` (started from ``cfg.init``'s weights when given)."""
     model = MDNRNN(
         space_from_dict(meta["observation_space"]),
         space_from_dict(meta["action_space"]),
@@ -229,25 +222,55 @@ def fit_mdnrnn(cfg: FitConfig) -> Path:
     ).to(cfg.device)
     if cfg.init:
         _warm_start(model, cfg.init)
+    return model
+
+
+def _run_hash(cfg: FitConfig, ds: EpisodeDataset, p: dict[str, Any]) -> str:
+    """What a checkpoint must match to be resumed: the data, the seed, the sizes. Budgets (epochs) are not part of a
+    run's identity: asking for more epochs continues the run."""
+    ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, "init": cfg.init,
+             **{k: v for k, v in p.items() if not k.endswith("_epochs")}, **({"members": cfg.members} if cfg.members != 1 else {}),
+             **({"dropout": cfg.dropout} if cfg.dropout else {})}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fit_vision(model: MDNRNN, ds: EpisodeDataset, train_eps, val_eps, p: dict[str, Any], cfg: FitConfig, checkpoint: Path,
+                chash: str, image: bool) -> dict[str, float]:
+    """The vision stage: the VAE on frames (its held-out metrics), or the standardiser of vector observations."""
+    if image:
+        opt = torch.optim.Adam(model.vision.parameters(), lr=p["lr"])
+        return fit_vae(model, ds, train_eps, val_eps, p, cfg, Stage(checkpoint, chash, {"vision": model.vision}, {"adam": opt}), opt)
+    train_obs = np.concatenate([ds.obs[ds.obs_start[e] : ds.obs_start[e] + ds.lengths[e] + 1] for e in train_eps])
+    model.vision.fit(torch.as_tensor(train_obs, device=cfg.device))
+    return {}
+
+
+def _set_start_bank(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, train_eps, cfg: FitConfig) -> None:
+    """The bank of real start latents: encoded first observations of training episodes."""
+    firsts = mu[ds.obs_start[train_eps]]
+    rng = np.random.default_rng(cfg.seed)
+    model.start_z = torch.as_tensor(firsts[rng.permutation(len(firsts))[: cfg.bank_size]], device=cfg.device)
+
+
+def fit_mdnrnn(cfg: FitConfig) -> Path:
+    """``gym-dream fit`` (``--family mdnrnn``): the VAE (or standardiser) and the MDN-RNN, stage by stage."""
+    start = time.time()
+    torch.manual_seed(cfg.seed)
+    ds = EpisodeDataset(cfg.data, max_episodes=cfg.max_episodes)
+    meta = ds.meta
+    prep = Preprocessing.from_dict(meta["preprocessing"])
+    image = prep.kind == "image"
+    p = cfg.resolved(image)
+    model = _model(cfg, meta, prep, p)
     train_eps, val_eps = ds.split(cfg.val_fraction, cfg.seed)
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
     with held(ckpt_dir, "fit"):  # one process per fit: a second copy would interleave its checkpoints
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        # budgets (epochs) are not part of a run's identity: asking for more epochs continues the run
-        ident = {"data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction, "init": cfg.init,
-                 **{k: v for k, v in p.items() if not k.endswith("_epochs")}, **({"members": cfg.members} if cfg.members != 1 else {}),
-                 **({"dropout": cfg.dropout} if cfg.dropout else {})}
-        chash = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-        _log(f"data: {len(ds)} episodes, {ds.steps} steps of {meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
+        chash = _run_hash(cfg, ds, p)
+        log_data(ds, train_eps, val_eps)
 
-        vae_metrics: dict[str, float] = {}
         vae_ckpt = ckpt_dir / "vae.safetensors"  # absent when the VAE is not trained (vae_epochs 0: e.g. an init's encoder kept)
-        if image:
-            opt = torch.optim.Adam(model.vision.parameters(), lr=p["lr"])
-            vae_metrics = fit_vae(model, ds, train_eps, val_eps, p, cfg, Stage(vae_ckpt, chash, {"vision": model.vision}, {"adam": opt}), opt)
-        else:
-            train_obs = np.concatenate([ds.obs[ds.obs_start[e] : ds.obs_start[e] + ds.lengths[e] + 1] for e in train_eps])
-            model.vision.fit(torch.as_tensor(train_obs, device=cfg.device))
+        vae_metrics = _fit_vision(model, ds, train_eps, val_eps, p, cfg, vae_ckpt, chash, image)
         mu, logvar = encode_all(model, ds, cfg.device)
 
         rnn_params = [q for n, q in model.named_parameters() if not n.startswith("vision.")]
@@ -256,11 +279,7 @@ def fit_mdnrnn(cfg: FitConfig) -> Path:
         record = fit_rnn(model, ds, mu, logvar, train_eps, val_eps, p, cfg, stage, opt, sample=image)
         heldout = evaluate_rnn(model, ds, mu, logvar, val_eps, p["seq_len"], cfg.device, weights=_loss_weights(p)) if len(val_eps) else {}
 
-        # the bank of real start latents: encoded first observations of training episodes
-        firsts = mu[ds.obs_start[train_eps]]
-        rng = np.random.default_rng(cfg.seed)
-        bank = firsts[rng.permutation(len(firsts))[: cfg.bank_size]]
-        model.start_z = torch.as_tensor(bank, device=cfg.device)
+        _set_start_bank(model, ds, mu, train_eps, cfg)
         uncertainty = heldout_disagreement(model, ds, mu, val_eps, cfg.device)
         seconds = time.time() - start
         card = {
@@ -278,5 +297,5 @@ def fit_mdnrnn(cfg: FitConfig) -> Path:
             **cfg.extra_card,
         }
         out = save_model_dir(model.cpu(), cfg.out, card, half=cfg.half)
-        _log(f"wrote {out} in {seconds:.0f} s")
+        logger.info(f"wrote {out} in {seconds:.0f} s")
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,10 @@ from trainers.infra.checkpoints import Stage, save_model_dir
 from trainers.data.dataset import EpisodeDataset
 from trainers.infra.folder_lock import held
 from trainers.fit.presets import RSSM_PRESETS, preset
-from trainers.fit.sequences import data_card, sequence_batch, train_on_chunks, training_record, windows
+from trainers.fit.sequences import data_card, log_data, out_of_time, save_block, sequence_batch, train_on_chunks, training_record, windows
 from trainers.infra.training_log import TrainingLog
+
+logger = logging.getLogger(__name__)
 
 UPDATES_PER_CHECKPOINT = 100
 #: FitConfig fields an RSSM fit reads, and the preset entries they override
@@ -128,28 +131,18 @@ def fit_rssm(cfg) -> Path:
         stage = Stage(ckpt_dir / "rssm.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
                       {"model": model}, {"adam": opt})
         record = stage.resume()
-        print(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)", flush=True)
+        log_data(ds, train_eps, val_eps)
         first, invocation_start = record["epoch"], time.time()
         log = TrainingLog(ckpt_dir, "rssm", resume_from=record.get("updates", 0))  # one row per update block: the losses
-        while record.get("updates", 0) < p["updates"]:
+        while record.get("updates", 0) < p["updates"] and not out_of_time("RSSM", cfg, p, record, first, invocation_start):
             block, done = record["epoch"], record.get("updates", 0)
-            # at least one block per invocation, so a resumed run always makes progress
-            if cfg.rnn_minutes is not None and block > first and time.time() - invocation_start > 60 * cfg.rnn_minutes:
-                print(f"RSSM stopped after {done} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
-                break
             t0, n = time.time(), min(UPDATES_PER_CHECKPOINT, p["updates"] - done)
             train = train_rssm(model, opt, ds, n, p["batch"], p["chunk"], np.random.default_rng([cfg.seed, 3, block]),
                                torch.Generator(cfg.device).manual_seed(cfg.seed + 11 + block), p["free_nats"], p["overshooting"],
                                p["grad_clip"], cfg.device, episodes=train_eps)
             val = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
-            record["epoch"], record["updates"] = block + 1, done + n
-            record["history"].append({"epoch": block + 1, "updates": done + n, **{f"train_{k}": v for k, v in train.items()},
-                                      **{f"val_{k}": v for k, v in val.items()}})
-            record["seconds"] = record.get("seconds", 0.0) + time.time() - t0
-            stage.save(record)
-            log.write(done + n, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items() if k != "transitions"},
-                      block_seconds=time.time() - t0)
-            print(f"RSSM updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}" + (f"  held-out loss {val['loss']:.3f}" if val else ""), flush=True)
+            save_block(record, stage, log, n, train, val, t0)
+            logger.info(f"RSSM updates {done + n}/{p['updates']}: train loss {train['loss']:.3f}" + (f"  held-out loss {val['loss']:.3f}" if val else ""))
         log.close()
         heldout = evaluate_rssm(model, ds, val_eps, p["chunk"], p, cfg.device, cfg.seed) if len(val_eps) else {}
         card = {
@@ -160,5 +153,5 @@ def fit_rssm(cfg) -> Path:
             **cfg.extra_card,
         }
         out = write_model(model, ds, Path(cfg.out), card, bank=cfg.bank_size, episodes=train_eps, half=cfg.half)
-        print(f"wrote {out} in {time.time() - start:.0f} s", flush=True)
+        logger.info(f"wrote {out} in {time.time() - start:.0f} s")
         return out

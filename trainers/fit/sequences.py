@@ -1,14 +1,18 @@
-"""What both fits (MDN-RNN and RSSM) read from a dataset: training windows of sequences, and the card's
-``env`` and ``data`` fields of a model fitted on it."""
+"""What the fits share: training windows of sequences, the card's ``env`` and ``data`` fields of a model fitted on a
+dataset, and the bookkeeping of the sequence fits' update blocks (RSSM, dreamer)."""
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from typing import Any
 
 import numpy as np
 
 from trainers.data.dataset import EpisodeDataset
+
+logger = logging.getLogger(__name__)
 
 
 def windows(ds: EpisodeDataset, episodes: np.ndarray, seq_len: int, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,3 +102,32 @@ def training_record(family: str, cfg: Any, p: dict[str, Any], seconds: float, re
     return {"family": family, "preset": cfg.preset, "hyperparameters": p, "seed": cfg.seed, "seconds": round(seconds, 1),
             "update_seconds": round(record.get("seconds", 0.0), 1), **extra, "device": cfg.device, "torch": torch.__version__,
             "cpu_threads": torch.get_num_threads(), "machine": platform.machine(), "heldout": {family: heldout}}
+
+
+def log_data(ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray) -> None:
+    """The line that opens a fit's log: the dataset and its split."""
+    logger.info(f"data: {len(ds)} episodes, {ds.steps} steps of {ds.meta['env_id']} ({len(train_eps)} train / {len(val_eps)} held-out episodes)")
+
+
+def out_of_time(label: str, cfg: Any, p: dict[str, Any], record: dict[str, Any], first: int, started: float) -> bool:
+    """Whether ``cfg.rnn_minutes`` of this invocation (begun at ``started`` with block ``first``) are spent, said in the
+    log; at least one block per invocation, so a resumed run always makes progress."""
+    block, done = record["epoch"], record.get("updates", 0)
+    if cfg.rnn_minutes is not None and block > first and time.time() - started > 60 * cfg.rnn_minutes:
+        logger.info(f"{label} stopped after {done} of {p['updates']} updates (rnn_minutes={cfg.rnn_minutes}); re-run to continue")
+        return True
+    return False
+
+
+def save_block(record: dict[str, Any], stage: Any, training_log: Any, n: int, train: dict[str, float], val: dict[str, float],
+               t0: float) -> None:
+    """An update block of ``n`` updates begun at ``t0``, done: in the record (its history, the seconds), the checkpoint
+    (``stage``) and a row of the training log."""
+    block, done = record["epoch"], record.get("updates", 0)
+    record["epoch"], record["updates"] = block + 1, done + n
+    record["history"].append({"epoch": block + 1, "updates": done + n, **{f"train_{k}": v for k, v in train.items()},
+                              **{f"val_{k}": v for k, v in val.items()}})
+    record["seconds"] = record.get("seconds", 0.0) + time.time() - t0
+    stage.save(record)
+    training_log.write(done + n, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items() if k != "transitions"},
+                       block_seconds=time.time() - t0)

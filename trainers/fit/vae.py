@@ -4,6 +4,7 @@ observation encoded to its latent mean and log-variance. Checkpointed per epoch 
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -15,9 +16,7 @@ from trainers.data.dataset import EpisodeDataset
 from trainers.infra.progress import progress
 from trainers.infra.training_log import TrainingLog
 
-
-def _log(msg: str) -> None:
-    print(msg, flush=True)
+logger = logging.getLogger(__name__)
 
 
 def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: np.ndarray, p: dict, cfg, stage: Stage, opt) -> dict[str, float]:
@@ -66,7 +65,7 @@ def fit_vae(model: MDNRNN, ds: EpisodeDataset, train_eps: np.ndarray, val_eps: n
             record["seconds"] = record.get("seconds", 0.0) + time.time() - epoch_start
             stage.save(record)
             log.write(epoch + 1, **{"train/loss": run, **{f"heldout/{k}": x for k, x in v.items()}}, seconds=record["seconds"])
-            _log(f"VAE epoch {epoch + 1}/{p['vae_epochs']}: train loss {run:.2f}  held-out loss {v['loss']:.2f} (reconstruction {v['reconstruction']:.2f}, KL {v['kl']:.2f})")
+            logger.info(f"VAE epoch {epoch + 1}/{p['vae_epochs']}: train loss {run:.2f}  held-out loss {v['loss']:.2f} (reconstruction {v['reconstruction']:.2f}, KL {v['kl']:.2f})")
     return val_loss() if len(val_sub) else {}
 
 

@@ -7,6 +7,7 @@ optimizers' non-tensor state (param groups, step counts) and the caller's progre
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +19,8 @@ from safetensors import safe_open
 from torch import nn
 
 from gym_dream.checkpoint import _fsync_dir, _umask_mode, atomic_write_tensors
+
+logger = logging.getLogger(__name__)
 
 
 def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -93,7 +96,7 @@ class Stage:
                 "to start over, or pass another --out."
             )
         record = load_checkpoint(self.path, self.modules, self.optimizers)
-        print(f"resuming {self.path.name} after epoch {record['epoch']}", flush=True)
+        logger.info(f"resuming {self.path.name} after epoch {record['epoch']}")
         return record
 
     def save(self, record: dict[str, Any]) -> None:

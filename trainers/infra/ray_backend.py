@@ -25,7 +25,7 @@ maker and seeds, the CMA-ES shard) is handed in by that job's module, so this on
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence
 
@@ -33,6 +33,8 @@ import numpy as np
 
 from gym_dream.error import DependencyNotInstalled, GymDreamError
 from trainers.data.episode_store import episode_from
+
+logger = logging.getLogger(__name__)
 
 #: the most steps an actor runs per call while collecting (one call per episode for most envs)
 CHUNK_STEPS = 1000
@@ -99,7 +101,7 @@ class Actors:
                                     'node needs gym-dream installed with the extras the job uses (e.g. pip install "gym-dream[box2d,ray]") '
                                     "and must be able to read the model.") from None
         self.actors.remove(actor)
-        print(f"ray backend: a worker died ({type(error).__name__}); {len(self.actors)} left, its work runs again on them", file=sys.stderr)
+        logger.warning(f"ray backend: a worker died ({type(error).__name__}); {len(self.actors)} left, its work runs again on them")
         if not self.actors:
             raise WorkersLost("Every Ray worker of this job died; what was finished is saved: run the same command again to "
                               "resume.") from error

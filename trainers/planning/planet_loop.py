@@ -12,6 +12,7 @@ under ``tb/planet`` when installed). Re-running the same command resumes.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ from trainers.planning.cem import CEM_PRESETS, CEMPlanner
 from trainers.fit.presets import RSSM_PRESETS, check_ranges, preset
 from trainers.infra.progress import progress
 from trainers.infra.training_log import TrainingLog
+
+logger = logging.getLogger(__name__)
 
 #: model size and training budget per collected episode (trainers/fit/presets.py)
 PLANET_PRESETS = RSSM_PRESETS
@@ -140,7 +143,7 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
         record: dict[str, Any] = {"config": asdict(cfg), "updates": 0, "evaluations": []}
         if ckpt.is_file():
             record = load_checkpoint(ckpt, {"model": model}, {"adam": opt})
-            print(f"resuming PlaNet after {record['updates']} updates ({count_episodes(data)[0]} episodes in the replay data)")
+            logger.info(f"resuming PlaNet after {record['updates']} updates ({count_episodes(data)[0]} episodes in the replay data)")
         real = make_real_env(cfg.env_id, **env_kwargs)
         card = {"env": {"id": cfg.env_id, "kwargs": cfg.env_kwargs, "max_episode_steps": real.spec.max_episode_steps if real.spec else None,
                         "action_repeat": action_repeat_of(real)},

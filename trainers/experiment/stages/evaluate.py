@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,8 @@ from trainers.evaluation.evaluate import RandomAgent, evaluate, stats
 from trainers.evaluation.rollout import dream_episode_returns, real_episode_returns
 from trainers.experiment.recipe import Recipe
 from trainers.experiment.workdir import CONTROLLER_KINDS, Controller, Tau, WorkDir, write_json
+
+logger = logging.getLogger(__name__)
 
 #: the dream episodes that choose among a tau's controllers: fresh seeds no training run used
 SELECTION_SEED = 2_000_000
@@ -67,7 +70,7 @@ def evaluate_agents(recipe: Recipe, work: WorkDir, workers: int = 2) -> None:
         if path.is_file():
             continue
         chosen, selection = pick_controller(recipe, work, tau)
-        print(f"tau {tau_name(tau)}: dream returns for selection {scores_record(selection)}: evaluating {chosen}", flush=True)
+        logger.info(f"tau {tau_name(tau)}: dream returns for selection {scores_record(selection)}: evaluating {chosen}")
         agent = LinearController.load(work.controller(chosen))
         n = recipe.episodes if tau == recipe.main_tau else recipe.sweep_episodes
         row = evaluate(agent, recipe.dream_id, model, taus=(tau,), episodes=n, dream_episodes=100,
