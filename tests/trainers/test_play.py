@@ -148,6 +148,20 @@ def test_compare_that_cannot_make_the_real_env_leaves_no_page(sites, tmp_path, m
     assert not (tmp_path / "site").exists()
 
 
+def test_cli_play_builds_the_page(sites, tmp_path, capsys):
+    from trainers.cli.commands import main
+
+    sites["vector"]  # noqa: B018  (the model and its cached export)
+    out = tmp_path / "built"
+    assert main(["play", str(sites.models["vector"]), "--build", str(out), "--cache-dir", str(sites.cache), "--seed", "9",
+                 "--fps", "max"]) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    config = json.loads((out / "model" / "play.json").read_text())
+    assert config["seed"] == 9 and config["fps"] == "max"
+    assert main(["play", "no-such-model", "--build", str(tmp_path / "x")]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+
+
 def test_build_never_writes_into_a_foreign_folder(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")

@@ -151,6 +151,12 @@ def _cmd_export(ns):
     print(f'then:    python -c "import gymnasium as gym, gym_dream; print(gym.make(\'{cfg.env_id}\'))"')
 
 
+def _cmd_play(ns):
+    from trainers.play import PlayConfig, play
+
+    play(config_from(PlayConfig, ns))
+
+
 def _cmd_calibrate(ns):
     from trainers.evaluation.calibrate import CalibrateConfig, calibrate_tau, calibration_table, write_tau
 

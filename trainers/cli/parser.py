@@ -26,6 +26,7 @@ examples (CartPole, end to end, a few minutes on 2 CPU cores):
   gym-dream planet --env-id dm_control/cartpole-swingup-v0 --out runs/planet --episodes 100   # RSSM + CEM (extra: dmc)
   gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole
   gym-dream export models/cartpole --env-id Dream-MyCartPole-v0 --name dream-mycartpole-onnx --runtime onnx   # no torch needed
+  gym-dream play carracing           # drive the dream with the keyboard in a web page (extra: onnx)
   gym-dream list
 """
 
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     from trainers.export.package import ExportConfig
     from trainers.fit.dispatch import FitConfig
     from trainers.planning.planet_loop import PlaNetConfig
+    from trainers.play import PlayConfig
 
     p = argparse.ArgumentParser(
         prog="gym-dream",
@@ -141,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_command(sub, "planet", "the PlaNet loop: RSSM + CEM planner, collecting with the planner (resumable)", PlaNetConfig, c._cmd_planet)
     _config_command(sub, "export", "turn a model directory into a pip-installable environment package (project + wheel)", ExportConfig,
                     c._cmd_export, positional="model_dir")
+    _config_command(sub, "play", "drive a model's dream with the keyboard in a web page (served on 127.0.0.1, or --build DIR)",
+                    PlayConfig, c._cmd_play, positional="model")
     _add_experiment(sub, c._cmd_experiment)
     sub.add_parser("list", help="list available models and Dream-* ids").set_defaults(func=c._cmd_list)
     return p

@@ -60,6 +60,8 @@ def play(cfg: PlayConfig) -> Path | None:
         print(f"playing {cfg.model}: open {url_of(server)} (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
+        except KeyboardInterrupt:  # Ctrl-C is how a play ends, not an interrupted job
+            print("stopped", flush=True)
         finally:
             server.server_close()
     return None
