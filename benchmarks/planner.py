@@ -101,15 +101,32 @@ def time_decisions(spec: str, decisions: int) -> dict:
     return {"cpu_seconds_per_decision": round((time.process_time() - t) / decisions, 4), "decisions": decisions, "provenance": provenance()}
 
 
-def table(doc: dict) -> str:
+def difference(a: list[float], b: list[float], resamples: int = 10_000) -> tuple[float, float, float]:
+    """Mean of ``a`` minus mean of ``b`` with a 95 % percentile bootstrap interval (episodes resampled within each row,
+    a fixed seed: the table is reproducible)."""
+    rng = np.random.default_rng(0)
+    a, b = np.asarray(a), np.asarray(b)
+    boot = rng.choice(a, (resamples, len(a))).mean(1) - rng.choice(b, (resamples, len(b))).mean(1)
+    return float(a.mean() - b.mean()), float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))
+
+
+def table(doc: dict, reference: str = "cpu") -> str:
     rows = sorted(doc["rows"].values(), key=lambda r: -r["model_steps_per_decision"])
     cpu = doc["provenance"]["machine"].get("cpu", "?")
-    lines = [f"| planner | real return (mean ± std) | episodes | model steps per decision | CPU seconds per decision ({cpu}, 1 thread) |",
-             "|---|---|---|---|---|"]
+    ref = doc["rows"].get(reference)
+    lines = [f"| planner | real return (mean ± std) | episodes | model steps per decision | fewer than `{reference}` | "
+             f"return minus `{reference}`'s [95% CI] | CPU seconds per decision ({cpu}, 1 thread) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         cpu_s = doc.get("timing", {}).get(r["spec"], {}).get("cpu_seconds_per_decision", "-")
+        steps = r["model_steps_per_decision_counted"]
+        fewer, diff = "-", "-"
+        if ref is not None:
+            fewer = f"{ref['model_steps_per_decision'] / steps:.1f}x"
+            if r is not ref:
+                d, low, high = difference(r["real"]["returns"], ref["real"]["returns"])
+                diff = f"{d:+.0f} [{low:+.0f}, {high:+.0f}]"
         lines.append(f"| `{r['spec']}` | {r['real']['mean']:.0f} ± {r['real']['std']:.0f} | {r['real']['episodes']} | "
-                     f"{r['model_steps_per_decision_counted']:,.0f} | {cpu_s} |")
+                     f"{steps:,.0f} | {fewer} | {diff} | {cpu_s} |")
     return "\n".join(lines)
 
 
@@ -120,6 +137,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=40_000, help="first real episode seed (fresh: planet.md used 20000-20009)")
     p.add_argument("--out", default=str(ROOT / "results" / "planner.json"))
     p.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
+    p.add_argument("--reference", default="cpu", help="the row the table compares every other row with")
     p.add_argument("--timing", type=int, default=0, help="instead of episodes: CPU seconds per decision of each row over this many decisions")
     p.add_argument("--merge", nargs="*", default=[], help="add the rows of these JSON files (written with --out) to --out")
     a = p.parse_args()
@@ -127,7 +145,7 @@ def main() -> None:
     out = Path(a.out)
     doc = json.loads(out.read_text()) if out.exists() else {"rows": {}}
     if a.table:
-        print(table(doc))
+        print(table(doc, a.reference))
         return
     for other in a.merge:  # rows measured by another process with --out elsewhere, each row with its own provenance
         doc["rows"].update(json.loads(Path(other).read_text())["rows"])
