@@ -36,7 +36,6 @@ from trainers.planning.icem import PLANNER_PRESETS, make_planner, model_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "dmc-cartpole-swingup"
-ENV_ID = "dm_control/cartpole-swingup-v0"
 
 
 def config_of(spec: str):
@@ -54,10 +53,10 @@ def config_of(spec: str):
     return dataclasses.replace(PLANNER_PRESETS[name], **fields)
 
 
-def run_row(spec: str, episodes: int, seed: int) -> dict:
+def run_row(spec: str, episodes: int, seed: int, model_name: str = MODEL) -> dict:
     """``episodes`` real episodes planned with ``spec``; returns, model steps and seconds per decision."""
     cfg = config_of(spec)
-    model = gym_dream.resolve_model(MODEL)
+    model = gym_dream.resolve_model(model_name)
     planners = [make_planner(model, cfg, seed=s) for s in range(seed, seed + episodes)]
     planning = [0.0, 0.0]  # wall seconds, CPU seconds of this process (one torch thread: not inflated by other jobs)
     for p in planners:
@@ -73,12 +72,13 @@ def run_row(spec: str, episodes: int, seed: int) -> dict:
 
         p.plan = timed
     t0 = time.time()
-    eps = real_episodes(planners, ENV_ID, MODEL, list(range(seed, seed + episodes)), desc=spec)
+    env_id = model.card["env"]["id"]  # the real env (and its kwargs: pixels or state) as the model's card records it
+    eps = real_episodes(planners, env_id, model_name, list(range(seed, seed + episodes)), desc=spec)
     wall = time.time() - t0
     decisions = int(sum(e.length for e in eps))
     counted = [p.model_steps for p in planners if hasattr(p, "model_steps")]
     returns = [e.ret for e in eps]
-    return {"spec": spec, "agent": f"planner {spec}", "config": dataclasses.asdict(cfg), "kind": type(planners[0]).__name__,
+    return {"spec": spec, "agent": f"planner {spec}", "env_id": env_id, "config": dataclasses.asdict(cfg), "kind": type(planners[0]).__name__,
             "real": {**stats(np.asarray(returns)), "returns": returns}, "seeds": [seed, seed + episodes - 1],
             "model_steps_per_decision": model_steps(cfg),
             "model_steps_per_decision_counted": round(sum(counted) / decisions, 1) if counted else model_steps(cfg),
@@ -87,10 +87,10 @@ def run_row(spec: str, episodes: int, seed: int) -> dict:
             "provenance": provenance()}
 
 
-def time_decisions(spec: str, decisions: int) -> dict:
+def time_decisions(spec: str, decisions: int, model_name: str = MODEL) -> dict:
     """CPU seconds per decision of ``spec`` (one torch thread, process time: what other jobs on the machine do not
     inflate), planning from the model's start states; the first decision is a warm-up and not counted."""
-    model = gym_dream.resolve_model(MODEL)
+    model = gym_dream.resolve_model(model_name)
     planner = make_planner(model, config_of(spec), seed=0)
     with torch.inference_mode():
         states = [model.initial_state(1, planner.generator) for _ in range(decisions + 1)]
@@ -135,6 +135,7 @@ def main() -> None:
     p.add_argument("rows", nargs="*", help="PRESET[+FIELD=VALUE...][@EPISODES]")
     p.add_argument("--episodes", type=int, default=5, help="episodes of a row that does not say")
     p.add_argument("--seed", type=int, default=40_000, help="first real episode seed (fresh: planet.md used 20000-20009)")
+    p.add_argument("--model", default=MODEL, help="the model planned in (a name or directory; its card names the real env)")
     p.add_argument("--out", default=str(ROOT / "results" / "planner.json"))
     p.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
     p.add_argument("--reference", default="cpu", help="the row the table compares every other row with")
@@ -168,11 +169,11 @@ def main() -> None:
         if same and old["real"]["episodes"] >= episodes:
             print(f"{spec}: already measured ({old['real']['episodes']} episodes)", flush=True)
             continue
-        r = run_row(spec, episodes, a.seed)
+        r = run_row(spec, episodes, a.seed, a.model)
         print(f"{spec}: {r['real']['mean']:.1f} ± {r['real']['std']:.1f} ({episodes} episodes), {r['model_steps_per_decision_counted']} "
               f"model steps and {r['seconds_per_decision']} s per decision", flush=True)
         doc["rows"][spec] = r
-        doc.update(model=MODEL, env_id=ENV_ID, provenance=provenance(), command="python benchmarks/planner.py " + " ".join(sys.argv[1:]))
+        doc.update(model=a.model, env_id=r["env_id"], provenance=provenance(), command="python benchmarks/planner.py " + " ".join(sys.argv[1:]))
         atomic_write_bytes(out, (json.dumps(doc, indent=1) + "\n").encode())
 
 
