@@ -135,8 +135,9 @@ DEFAULT_DREAM_ID = "Dream-CartPole-v0"
 
 def dream_id_for(env_id: str | None, model: Any = None) -> str:
     """The ``Dream-*`` id a command runs: ``env_id`` as given; else the id of ``model`` (a registered id whose real env
-    is the model card's: its own ``dream_env.id``, or the catalogue's for its real env), else ``Dream-Model-v0`` (the
-    dream of any model, its real env and horizon from the card); with no model either, ``Dream-CartPole-v0``."""
+    is the model card's: its own ``dream_env.id``, or the catalogue's for its real env, as long as that id's horizon is
+    the one the card sets in ``dream_env.max_episode_steps``), else ``Dream-Model-v0`` (the dream of any model, its
+    real env and horizon from the card); with no model either, ``Dream-CartPole-v0``."""
     if env_id is not None:
         return check_dream_id(env_id)
     if model is None:
@@ -146,9 +147,11 @@ def dream_id_for(env_id: str | None, model: Any = None) -> str:
 
     card = resolve_model(model).card
     real = (card.get("env") or {}).get("id")
+    horizon = (card.get("dream_env") or {}).get("max_episode_steps")  # a model's own dream horizon (a dreamer fit's 64)
     for candidate in ((card.get("dream_env") or {}).get("id"), getattr(by_real_id(real), "dream_id", None)):
         spec = gym.registry.get(candidate) if isinstance(candidate, str) else None
-        if spec is not None and real is not None and spec.kwargs.get("real_env_id") == real:
+        if spec is not None and real is not None and spec.kwargs.get("real_env_id") == real \
+                and horizon in (None, spec.max_episode_steps):
             return candidate
     return MODEL_DREAM_ID
 
