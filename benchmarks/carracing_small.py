@@ -42,7 +42,7 @@ def main() -> None:
     c = collect(CollectConfig(env_id="CarRacing-v3", out=str(work / "data"), steps=a.steps, workers=2, seed=0))
     collect_s = time.time() - t0
     t0 = time.time()
-    model_dir = fit(FitConfig(data=str(work / "data"), out=str(work / "model"), vae_epochs=a.vae_epochs, rnn_epochs=a.rnn_epochs, seq_len=100, rnn_batch=16))
+    model_dir = fit(FitConfig(data=str(work / "data"), out=str(work / "model"), family="mdnrnn", vae_epochs=a.vae_epochs, rnn_epochs=a.rnn_epochs, seq_len=100, rnn_batch=16))
     fit_s = time.time() - t0
     card = json.loads((model_dir / "model.json").read_text())
     model = gym_dream.load_model(model_dir)

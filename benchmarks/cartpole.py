@@ -77,7 +77,7 @@ def stage_model(ship: bool) -> None:
     collect_s = time.time() - t0
     collect(CollectConfig(env_id="CartPole-v1", out=str(test), episodes=300, steps=None, seed=12345))
     t0 = time.time()
-    model_dir = fit(FitConfig(data=str(data), out=str(WORK / "model"), seed=0,
+    model_dir = fit(FitConfig(data=str(data), out=str(WORK / "model"), family="mdnrnn", seed=0,
                               extra_card={"description": "World Models (VAE-free: standardised state) + MDN-RNN for CartPole-v1, from 10,000 random real steps.",
                                           "reproduce": "python benchmarks/cartpole.py model"}))
     fit_s = time.time() - t0

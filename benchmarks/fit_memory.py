@@ -1,6 +1,6 @@
 """Peak memory of a refit that keeps its VAE, against the dataset's frames: does the fit hold every frame?
 
-Runs ``gym-dream fit DATA --init MODEL --vae-epochs 0 ...`` in a child process and reads its peak resident memory
+Runs ``gym-dream fit DATA --family mdnrnn --init MODEL --vae-epochs 0 ...`` in a child process and reads its peak resident memory
 (``ru_maxrss``), then, in another child, only reads every frame of the same dataset into memory (``EpisodeDataset.obs``,
 what a fit held before it encoded file by file), for the first N episodes at each of ``--sizes``. The first should
 not grow with the frames; the second does.
@@ -53,8 +53,8 @@ def main() -> None:
         frame_bytes = int(ds.observations * np.prod(ds.frame[0]) * ds.frame[1].itemsize)
         cut = [] if size is None else ["--max-episodes", str(size)]
         with tempfile.TemporaryDirectory() as tmp:
-            fit_cmd = [str(Path(sys.executable).with_name("gym-dream")), "fit", a.data, "--out", f"{tmp}/model", "--init", a.init,
-                       "--vae-epochs", "0", *cut, *shlex.split(a.fit_args)]
+            fit_cmd = [str(Path(sys.executable).with_name("gym-dream")), "fit", a.data, "--out", f"{tmp}/model", "--family", "mdnrnn",
+                       "--init", a.init, "--vae-epochs", "0", *cut, *shlex.split(a.fit_args)]
             fit_peak, fit_seconds = _peak_of(fit_cmd)
         read_cmd = [sys.executable, "-c", "from trainers.data.dataset import EpisodeDataset; "
                     f"EpisodeDataset({a.data!r}, max_episodes={size!r}).obs"]

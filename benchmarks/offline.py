@@ -11,7 +11,7 @@ Stages (each skips what is already on disk, so a re-run resumes; work in runs/of
 2. data: `gym-dream collect` with that agent taking a random action with probability ``epsilon`` (the offline dataset)
    and with the random policy, the same number of steps, each also written as a local Minari dataset
    (MINARI_DATASETS_PATH=runs/offline/minari);
-3. fit: `gym-dream fit --minari ID` on each Minari dataset (nothing else: the shards are re-made from Minari);
+3. fit: `gym-dream fit --minari ID --family mdnrnn` on each Minari dataset (nothing else: the shards are re-made from Minari);
 4. train: a linear controller trained with CMA-ES only in each dream (Pendulum: also SB3 SAC);
 5. evaluate: each controller on the real env, real seeds 100000.. (never used for collection or training);
 6. report: results/offline.md and results/offline.json (the markdown table and the commands).
@@ -169,7 +169,7 @@ def stage_fit(name: str, t: dict) -> None:
         if (out / "model.json").is_file():
             continue
         start = time.time()
-        fit(FitConfig(minari=did, out=str(out), seed=0, extra_card={"description": f"{t['env_id']} MDN-RNN fitted only from the Minari dataset {did}",
+        fit(FitConfig(minari=did, out=str(out), family="mdnrnn", seed=0, extra_card={"description": f"{t['env_id']} MDN-RNN fitted only from the Minari dataset {did}",
                                                                      "reproduce": f"python benchmarks/offline.py {name} fit"}))
         _json(out.with_name(out.name + ".fit.json"), {"seconds": round(time.time() - start, 1)})
 
@@ -218,7 +218,7 @@ def stage_report(names: list[str]) -> None:
     lines = [
         "# Dreams from offline data (Minari)", "",
         "Each row: a dataset of real steps written as a local **Minari** dataset, a world model (MDN-RNN, default vector preset) "
-        "fitted **only** from that Minari dataset (`gym-dream fit --minari ID`), an agent (a linear controller trained with CMA-ES; for Pendulum also SAC) trained **only** "
+        "fitted **only** from that Minari dataset (`gym-dream fit --minari ID --family mdnrnn`), an agent (a linear controller trained with CMA-ES; for Pendulum also SAC) trained **only** "
         "in the dream, scored on the real env through `DreamObservation` "
         f"(real seeds {EVAL_SEED}–{EVAL_SEED + EVAL_EPISODES - 1}, used by nothing else). The *behaviour* dataset is recorded by an SB3 "
         "agent trained on the real env, taking a uniformly random action with probability epsilon; the *random* dataset holds as many "

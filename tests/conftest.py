@@ -69,4 +69,4 @@ def tiny_cartpole_model(cartpole_data, tmp_path_factory):
     from trainers.fit.dispatch import FitConfig, fit
 
     out = tmp_path_factory.mktemp("models") / "cartpole-tiny"
-    return fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", bank_size=16))
+    return fit(FitConfig(data=str(cartpole_data), out=str(out), family="mdnrnn", preset="tiny", bank_size=16))

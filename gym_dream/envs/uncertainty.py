@@ -37,8 +37,8 @@ def uncertainty_card(model: WorldModel) -> dict[str, Any]:
 def _single_member_error(arg: str, model: WorldModel) -> ValueError:
     return ValueError(
         f"{arg} needs a model with several dynamics members: this model has members=1, so its disagreement is "
-        f"always 0 and {arg} would change nothing. Fit one with members, e.g. `gym-dream fit DATA --out DIR --members 5`, "
-        f"and pass model=DIR (every shipped model has one member)."
+        f"always 0 and {arg} would change nothing. Fit one with members, e.g. "
+        f"`gym-dream fit DATA --out DIR --family mdnrnn --members 5`, and pass model=DIR (every shipped model has one member)."
     )
 
 

@@ -377,9 +377,9 @@ def test_tiny_fit_from_the_command_line_writes_a_loadable_model_and_resumes(cart
 def test_fit_options_of_other_families_are_refused(tmp_path):
     from trainers.fit.dispatch import FitConfig
 
-    with pytest.raises(ValueError, match="--vae-epochs is an option of the other family.*--family mdnrnn"):
+    with pytest.raises(ValueError, match="--vae-epochs is an option of mdnrnn, not of dreamer.*--family mdnrnn"):
         FitConfig(out=str(tmp_path / "m"), family="dreamer", vae_epochs=3)
-    with pytest.raises(ValueError, match="--classes is an option of the other family.*--family dreamer"):
+    with pytest.raises(ValueError, match="--classes is an option of dreamer, not of rssm.*--family dreamer"):
         FitConfig(out=str(tmp_path / "m"), family="rssm", classes=8)
     with pytest.raises(ValueError, match="not a dreamer preset; choose from default | small | tiny"):
         FitConfig(out=str(tmp_path / "m"), family="dreamer", preset="planet")

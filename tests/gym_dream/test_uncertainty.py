@@ -408,7 +408,7 @@ def test_defaults_keep_todays_dream_and_info():
 def test_fit_with_members_writes_the_heldout_disagreement_and_the_env_reads_it(cartpole_data, tmp_path, one_thread):
     from trainers.fit.dispatch import FitConfig, fit
 
-    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m2"), preset="tiny", rnn_epochs=2, bank_size=8, members=2))
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m2"), family="mdnrnn", preset="tiny", rnn_epochs=2, bank_size=8, members=2))
     card = json.loads((out / "model.json").read_text())
     assert card["params"]["members"] == 2
     unc = card["uncertainty"]

@@ -17,7 +17,7 @@ def acrobot_model(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("acrobot")
     collect(CollectConfig(env_id="Acrobot-v1", out=str(root / "data"), steps=1200, workers=1, seed=0))
-    return fit(FitConfig(data=str(root / "data"), out=str(root / "model"), preset="tiny", bank_size=8))
+    return fit(FitConfig(data=str(root / "data"), out=str(root / "model"), family="mdnrnn", preset="tiny", bank_size=8))
 
 
 def test_a_model_of_an_env_outside_the_catalogue_runs_in_its_own_dream(acrobot_model, tiny_cartpole_model):

@@ -13,18 +13,21 @@ from trainers.cli.commands import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_cli_end_to_end_on_tiny_preset(tmp_path, capsys):
+@pytest.mark.parametrize("family", [None, "mdnrnn"])
+def test_cli_end_to_end_on_tiny_preset(tmp_path, capsys, family):
+    """The README's loop; ``fit`` without ``--family`` fits dreamer (the default), and the rest runs alike on both."""
     d, m = tmp_path / "data", tmp_path / "model"
-    main(["collect", "--env-id", "CartPole-v1", "--out", str(d), "--steps", "800", "--workers", "1"])
-    main(["fit", str(d), "--out", str(m), "--preset", "tiny"])
-    main(["train", "cmaes", "--model", str(m), "--out", str(tmp_path / "c"), "--generations", "1", "--popsize", "4", "--rollouts", "2", "--max-episode-steps", "20"])
-    main(["train", "ppo", "--model", str(m), "--out", str(tmp_path / "p"), "--timesteps", "128", "--num-envs", "4", "--eval-every", "64", "--eval-episodes", "2",
-          "--hparams", '{"n_steps": 16, "batch_size": 32, "n_epochs": 1}'])
-    main(["evaluate", str(tmp_path / "c" / "best"), "--model", str(m), "--episodes", "2", "--taus", "0.5", "1.0", "--report", str(tmp_path / "r")])
-    main(["evaluate", str(tmp_path / "p" / "agent.zip"), "--model", str(m), "--episodes", "2"])
-    main(["dream", "--model", str(m), "--out", str(tmp_path / "d.gif"), "--steps", "5"])
-    main(["dream", "--model", str(m), "--out", str(tmp_path / "c.gif"), "--steps", "5", "--compare"])
-    main(["list"])
+    assert main(["collect", "--env-id", "CartPole-v1", "--out", str(d), "--steps", "800", "--workers", "1"]) == 0
+    assert main(["fit", str(d), "--out", str(m), "--preset", "tiny", *(["--family", family] if family else [])]) == 0
+    assert json.loads((m / "model.json").read_text())["family"] == (family or "dreamer")
+    assert main(["train", "cmaes", "--model", str(m), "--out", str(tmp_path / "c"), "--generations", "1", "--popsize", "4", "--rollouts", "2", "--max-episode-steps", "20"]) == 0
+    assert main(["train", "ppo", "--model", str(m), "--out", str(tmp_path / "p"), "--timesteps", "128", "--num-envs", "4", "--eval-every", "64", "--eval-episodes", "2",
+          "--hparams", '{"n_steps": 16, "batch_size": 32, "n_epochs": 1}']) == 0
+    assert main(["evaluate", str(tmp_path / "c" / "best"), "--model", str(m), "--episodes", "2", "--taus", "0.5", "1.0", "--report", str(tmp_path / "r")]) == 0
+    assert main(["evaluate", str(tmp_path / "p" / "agent.zip"), "--model", str(m), "--episodes", "2"]) == 0
+    assert main(["dream", "--model", str(m), "--out", str(tmp_path / "d.gif"), "--steps", "5"]) == 0
+    assert main(["dream", "--model", str(m), "--out", str(tmp_path / "c.gif"), "--steps", "5", "--compare"]) == 0
+    assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "r.md").is_file() and (tmp_path / "d.gif").stat().st_size > 0 and (tmp_path / "c.gif").is_file()
     assert "Dream-CartPole-v0" in out and "real env CartPole-v1" in out

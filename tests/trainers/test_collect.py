@@ -375,7 +375,7 @@ def test_an_agent_drives_the_collection_of_dict_observations_as_dream_observatio
         gym.register(env_id, entry_point=_DictScreenEnv, max_episode_steps=50)
     monkeypatch.setitem(REAL_ENVS, env_id, RealEnv(env_id, Preprocessing("image", key="screen", size=(64, 64))))
     collect(CollectConfig(env_id=env_id, out=str(tmp_path / "d"), episodes=8, steps=None, workers=1))
-    model_dir = fit(FitConfig(data=str(tmp_path / "d"), out=str(tmp_path / "m"), preset="tiny", bank_size=4))
+    model_dir = fit(FitConfig(data=str(tmp_path / "d"), out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", bank_size=4))
     m = gym_dream.resolve_model(str(model_dir))
     params = np.random.default_rng(0).normal(size=LinearController(m.feature_dim, m.action_space).num_params).astype(np.float32)
     controller = LinearController(m.feature_dim, m.action_space, params)

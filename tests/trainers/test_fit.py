@@ -20,7 +20,7 @@ def test_tiny_fit_writes_a_loadable_model(tiny_cartpole_model):
 
 
 def test_mdnrnn_loss_falls_on_real_data(cartpole_data, tmp_path):
-    fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=8))
+    fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", rnn_epochs=8))
     hist = json.loads(__import__("safetensors").safe_open(str(tmp_path / "m.checkpoints" / "rnn.safetensors"), "pt").metadata()["record"])["history"]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"] - 0.5
     assert hist[-1]["val_loss"] < hist[0]["val_loss"]
@@ -28,22 +28,22 @@ def test_mdnrnn_loss_falls_on_real_data(cartpole_data, tmp_path):
 
 def test_fit_resumes_from_checkpoint(cartpole_data, tmp_path):
     out = str(tmp_path / "m")
-    fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=2))
+    fit(FitConfig(data=str(cartpole_data), out=out, family="mdnrnn", preset="tiny", rnn_epochs=2))
     gym_dream.load_model(out)
     # asking for more epochs continues from epoch 2 instead of starting over
-    fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4))
+    fit(FitConfig(data=str(cartpole_data), out=out, family="mdnrnn", preset="tiny", rnn_epochs=4))
     import safetensors
 
     rec = json.loads(safetensors.safe_open(str(tmp_path / "m.checkpoints" / "rnn.safetensors"), "pt").metadata()["record"])
     assert [h["epoch"] for h in rec["history"]] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="other settings"):
-        fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4, hidden=12))
+        fit(FitConfig(data=str(cartpole_data), out=out, family="mdnrnn", preset="tiny", rnn_epochs=4, hidden=12))
 
 
 def test_vae_loss_falls_on_real_frames(tmp_path, monkeypatch):
     pytest.importorskip("Box2D")
     collect(CollectConfig(env_id="CarRacing-v3", out=str(tmp_path / "c"), steps=240, workers=1, max_episode_steps=60))
-    out = fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), preset="tiny", vae_epochs=4, rnn_epochs=1, val_fraction=0.25))
+    out = fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", vae_epochs=4, rnn_epochs=1, val_fraction=0.25))
     import safetensors
 
     rec = json.loads(safetensors.safe_open(str(tmp_path / "m.checkpoints" / "vae.safetensors"), "pt").metadata()["record"])
@@ -59,7 +59,7 @@ def test_vae_loss_falls_on_real_frames(tmp_path, monkeypatch):
     # a refit that keeps the VAE never holds every frame (10,000 VizDoom episodes are 44 GB of them)
     monkeypatch.setattr(EpisodeDataset, "obs", property(lambda self: pytest.fail("a fit with the VAE kept read every frame")))
     # members on the encoder of a pixel model, the VAE kept as it is (vae_epochs 0: no VAE checkpoint is ever written)
-    members = fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m3"), preset="tiny", vae_epochs=0, rnn_epochs=1,
+    members = fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m3"), family="mdnrnn", preset="tiny", vae_epochs=0, rnn_epochs=1,
                             val_fraction=0.25, members=3, init=str(out)))
     assert gym_dream.load_model(members).members == 3 and json.loads((members / "model.json").read_text())["uncertainty"]["members"] == 3
 
@@ -93,15 +93,15 @@ def _rnn_record(checkpoints):
 
 def test_rnn_time_budget_writes_a_model_and_the_next_run_continues(cartpole_data, tmp_path):
     out = str(tmp_path / "m")
-    fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4, rnn_minutes=0.0))
+    fit(FitConfig(data=str(cartpole_data), out=out, family="mdnrnn", preset="tiny", rnn_epochs=4, rnn_minutes=0.0))
     assert [h["epoch"] for h in _rnn_record(tmp_path / "m.checkpoints")["history"]] == [1]  # at least one epoch, then stop
     gym_dream.load_model(out)  # a usable model from the best epoch so far
-    fit(FitConfig(data=str(cartpole_data), out=out, preset="tiny", rnn_epochs=4))
+    fit(FitConfig(data=str(cartpole_data), out=out, family="mdnrnn", preset="tiny", rnn_epochs=4))
     assert [h["epoch"] for h in _rnn_record(tmp_path / "m.checkpoints")["history"]] == [1, 2, 3, 4]
 
 
 def test_termination_weight_reaches_the_loss_and_the_card(cartpole_data, tmp_path):
-    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=1, termination_weight=10.0))
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", rnn_epochs=1, termination_weight=10.0))
     card = gym_dream.load_model(out).card
     assert card["training"]["hyperparameters"]["termination_weight"] == 10.0
     h = card["training"]["heldout"]["mdnrnn"]
@@ -134,10 +134,10 @@ def test_end_weight_weighs_real_ends_only_and_moves_the_heads_threshold(tiny_car
 
 
 def test_end_weight_reaches_the_fit_and_the_card(cartpole_data, tmp_path):
-    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=1, end_weight=20.0))
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", rnn_epochs=1, end_weight=20.0))
     card = gym_dream.load_model(out).card
     assert card["training"]["hyperparameters"]["end_weight"] == 20.0
-    ends = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m1"), preset="tiny", rnn_epochs=1))
+    ends = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m1"), family="mdnrnn", preset="tiny", rnn_epochs=1))
     h20, h1 = card["training"]["heldout"]["mdnrnn"], gym_dream.load_model(ends).card["training"]["heldout"]["mdnrnn"]
     # the same seed and data: only the weight on the ends differs, and CartPole ends every episode, so the bce differs
     assert h20["termination_bce"] != pytest.approx(h1["termination_bce"])
@@ -145,13 +145,13 @@ def test_end_weight_reaches_the_fit_and_the_card(cartpole_data, tmp_path):
 
 def test_fit_can_start_from_a_previous_model(cartpole_data, tiny_cartpole_model, tmp_path):
     """A further collection round refits from the last model: with no epochs the weights are the old ones."""
-    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), preset="tiny", rnn_epochs=0, bank_size=16, init=str(tiny_cartpole_model)))
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", rnn_epochs=0, bank_size=16, init=str(tiny_cartpole_model)))
     old, new = gym_dream.load_model(tiny_cartpole_model).state_dict(), gym_dream.load_model(out).state_dict()
     for k in old:
         if k != "start_z":
             torch.testing.assert_close(new[k], old[k], msg=k)
     with pytest.raises(ValueError, match="sizes differ"):
-        fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m2"), preset="tiny", hidden=24, rnn_epochs=0, init=str(tiny_cartpole_model)))
+        fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m2"), family="mdnrnn", preset="tiny", hidden=24, rnn_epochs=0, init=str(tiny_cartpole_model)))
 
 
 # -- arguments refused at config time -----------------------------------------------------------------
@@ -170,11 +170,27 @@ def test_out_of_range_fit_arguments_are_refused_before_any_work(field, value, fl
 
 
 def test_an_option_of_the_other_family_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="--deter is an option of the other family"):
-        FitConfig(out=str(tmp_path / "m"), deter=32)
-    with pytest.raises(ValueError, match="--vae-epochs is an option of the other family"):
+    with pytest.raises(ValueError, match="--deter is an option of rssm and dreamer, not of mdnrnn: pass --family rssm"):
+        FitConfig(out=str(tmp_path / "m"), family="mdnrnn", deter=32)
+    with pytest.raises(ValueError, match="--vae-epochs is an option of mdnrnn, not of rssm: pass --family mdnrnn"):
         FitConfig(out=str(tmp_path / "m"), family="rssm", vae_epochs=3)
     FitConfig(out=str(tmp_path / "m"), family="rssm", deter=32, hidden=16)  # hidden, lr, seq_len, rnn_batch: both families
+
+
+def test_the_default_family_is_dreamer_and_an_mdnrnn_option_without_a_family_names_the_fix(tmp_path, capsys):
+    """``gym-dream fit`` fits dreamer when no family is named; an MDN-RNN option given without ``--family`` is refused
+    with the flag that makes it an MDN-RNN fit, before any work; with ``--family mdnrnn`` it is taken."""
+    from trainers.cli.commands import main
+
+    assert FitConfig(out=str(tmp_path / "m")).family == "dreamer"
+    for args, flag in ((["--vae-epochs", "3"], "--vae-epochs"), (["--init", str(tmp_path)], "--init"),
+                       (["--members", "5"], "--members")):
+        assert main(["fit", str(tmp_path), "--out", str(tmp_path / "m"), *args]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} is an option of mdnrnn" in err and "not of dreamer (the default family): pass --family mdnrnn" in err
+        assert not (tmp_path / "m").exists() and not (tmp_path / "m.checkpoints").exists()
+    FitConfig(out=str(tmp_path / "m"), family="mdnrnn", vae_epochs=3, members=5)
+    FitConfig(out=str(tmp_path / "m"), family="rssm", members=5)  # members: mdnrnn and rssm
 
 
 def test_fit_bank_size_zero_names_the_fix_on_the_command_line(tmp_path, capsys):
@@ -207,11 +223,11 @@ def test_a_crash_while_writing_a_refit_leaves_the_old_model_whole(cartpole_data,
 
     monkeypatch.setattr(gym_dream.checkpoint, "atomic_write_bytes", crash_at_the_card)
     with pytest.raises(KeyboardInterrupt):
-        fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=1, seed=5, checkpoint_dir=str(tmp_path / "ck")))
+        fit(FitConfig(data=str(cartpole_data), out=str(out), family="mdnrnn", preset="tiny", rnn_epochs=1, seed=5, checkpoint_dir=str(tmp_path / "ck")))
     assert _files(out) == before  # the old weights with the old card
     gym_dream.load_model(out)
     monkeypatch.setattr(gym_dream.checkpoint, "atomic_write_bytes", real_write)
-    fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=1, seed=5, checkpoint_dir=str(tmp_path / "ck")))
+    fit(FitConfig(data=str(cartpole_data), out=str(out), family="mdnrnn", preset="tiny", rnn_epochs=1, seed=5, checkpoint_dir=str(tmp_path / "ck")))
     assert _files(out)["model.safetensors"] != before["model.safetensors"] and gym_dream.load_model(out).card["training"]["seed"] == 5
     assert (out / "agents" / "note.txt").read_text() == "mine"  # what the user put in the directory is kept
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".m.")] == []  # no temporary directory left
@@ -294,7 +310,7 @@ def test_members_can_start_from_a_single_models_encoder(cartpole_data, tiny_cart
     import gym_dream
     from trainers.fit.dispatch import FitConfig, fit
 
-    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m3"), preset="tiny", bank_size=16, members=3,
+    out = fit(FitConfig(data=str(cartpole_data), out=str(tmp_path / "m3"), family="mdnrnn", preset="tiny", bank_size=16, members=3,
                         init=str(tiny_cartpole_model), vae_epochs=0))
     one, three = gym_dream.resolve_model(str(tiny_cartpole_model)), gym_dream.resolve_model(str(out))
     assert three.members == 3

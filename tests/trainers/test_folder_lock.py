@@ -65,7 +65,7 @@ def test_a_fit_is_held_while_it_trains(cartpole_data, tmp_path):
     proc = _another_process_holds(tmp_path / "m.checkpoints", "fit")
     try:
         with pytest.raises(FolderBusy, match="Another gym-dream fit is writing to"):
-            fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=1))
+            fit(FitConfig(data=str(cartpole_data), out=str(out), family="mdnrnn", preset="tiny", rnn_epochs=1))
         assert not out.exists()
     finally:
         proc.kill()

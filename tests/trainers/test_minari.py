@@ -88,7 +88,7 @@ def test_a_vector_dataset_fits_into_a_working_dream_id(real_id, dream_id, family
 def test_an_image_dataset_fits_into_a_working_dream_id(tmp_path):
     env = gym.make("CarRacing-v3", max_episode_steps=12)
     _create("test/racing-v0", _episodes(env, 2), env=env)
-    out = fit(FitConfig(minari="test/racing-v0", out=str(tmp_path / "m"), preset="tiny", vae_epochs=1, rnn_epochs=1, bank_size=2))
+    out = fit(FitConfig(minari="test/racing-v0", out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", vae_epochs=1, rnn_epochs=1, bank_size=2))
     ds = EpisodeDataset(tmp_path / "m.minari")
     assert ds.obs.shape[1:] == (64, 64, 3) and ds.obs.dtype == np.uint8  # the recipe's preprocessing, applied once
     assert _card(out)["env"]["id"] == "CarRacing-v3"
@@ -123,7 +123,8 @@ def test_collect_to_minari_to_fit_round_trips_every_transition(tmp_path, capsys)
     assert summary["minari"]
     dataset = minari.load_dataset("test/collected-v0")
     assert dataset.env_spec.id == "CartPole-v1" and dataset.total_steps == 300
-    assert main(["fit", "--minari", "test/collected-v0", "--out", str(tmp_path / "m"), "--preset", "tiny", "--bank-size", "4"]) == 0
+    assert main(["fit", "--minari", "test/collected-v0", "--out", str(tmp_path / "m"), "--family", "mdnrnn", "--preset", "tiny",
+                 "--bank-size", "4"]) == 0
     before, after = EpisodeDataset(data), EpisodeDataset(tmp_path / "m.minari")
     for k in ("lengths", "obs", "actions", "rewards", "terminated", "truncated"):
         a, b = getattr(before, k), getattr(after, k)
@@ -159,7 +160,7 @@ def test_a_dataset_whose_env_cannot_be_made_still_fits_and_dream_observation_say
         sys.path.remove(str(tmp_path))
         sys.modules.pop("gone_pkg", None)
     for did, says in (("test/nospec-v0", "records no env spec"), ("test/gone-v0", "'GoneEnv-v0'")):
-        out = fit(FitConfig(minari=did, out=str(tmp_path / did.split("/")[1]), preset="tiny", rnn_epochs=1, bank_size=2))
+        out = fit(FitConfig(minari=did, out=str(tmp_path / did.split("/")[1]), family="mdnrnn", preset="tiny", rnn_epochs=1, bank_size=2))
         card = _card(out)
         assert says in card["env"]["missing"]
         dream = gym_dream.DreamEnv(model=str(out))  # the dream itself needs no real env
@@ -181,7 +182,7 @@ def test_bad_datasets_and_ids_give_errors_that_name_the_fix(tmp_path):
         minari_to_shards("test/wrong-v0", tmp_path / "w")
     _create("test/empty-v0", [], env=cartpole)
     with pytest.raises(DataFormatError, match="holds no steps"):
-        fit(FitConfig(minari="test/empty-v0", out=str(tmp_path / "e"), preset="tiny"))
+        fit(FitConfig(minari="test/empty-v0", out=str(tmp_path / "e"), family="mdnrnn", preset="tiny"))
     with pytest.raises(FileNotFoundError, match="Local datasets: test/empty-v0, test/wrong-v0. Download it first with `minari download test/absent-v0`"):
         minari_to_shards("test/absent-v0", tmp_path / "a")
     with pytest.raises(ValueError, match="no dots"):
@@ -220,7 +221,7 @@ def test_frames_of_an_env_gym_dream_does_not_know_are_resized_and_fit(tmp_path):
     buffers = [EpisodeBuffer(observations=rng.integers(0, 256, (n + 1, 32, 40, 3), dtype=np.uint8), actions=rng.integers(0, 3, n),
                              rewards=rng.random(n), terminations=np.arange(n) == n - 1, truncations=np.zeros(n, bool)) for n in (6, 9)]
     _create("test/frames-v0", buffers, env=None, observation_space=obs_space, action_space=action_space, jpeg_encoding=False)
-    out = fit(FitConfig(minari="test/frames-v0", out=str(tmp_path / "m"), preset="tiny", vae_epochs=1, rnn_epochs=1, bank_size=2))
+    out = fit(FitConfig(minari="test/frames-v0", out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", vae_epochs=1, rnn_epochs=1, bank_size=2))
     assert EpisodeDataset(tmp_path / "m.minari").obs.shape[1:] == (64, 64, 3)
     card = _card(out)
     assert card["env"]["id"] is None and "records no env spec" in card["env"]["missing"]
@@ -242,6 +243,6 @@ def test_a_dataset_recorded_with_minaris_data_collector_fits(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env.create_dataset("test/collector-v0", algorithm_name="random")
-    out = fit(FitConfig(minari="test/collector-v0", out=str(tmp_path / "m"), preset="tiny", rnn_epochs=1, bank_size=2))
+    out = fit(FitConfig(minari="test/collector-v0", out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", rnn_epochs=1, bank_size=2))
     assert _card(out)["env"]["id"] == "CartPole-v1" and _card(out)["data"]["steps"] == minari.load_dataset("test/collector-v0").total_steps
     _check_dream("Dream-CartPole-v0", out, "CartPole-v1")

@@ -83,10 +83,10 @@ def test_the_fits_and_cmaes_log_a_row_per_epoch_and_generation(cartpole_data, tm
     from trainers.fit.dispatch import FitConfig, fit
 
     out = tmp_path / "m"
-    fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=2, bank_size=4))
+    fit(FitConfig(data=str(cartpole_data), out=str(out), family="mdnrnn", preset="tiny", rnn_epochs=2, bank_size=4))
     rows = read_log(tmp_path / "m.checkpoints", "mdnrnn")
     assert [r["step"] for r in rows] == [1.0, 2.0] and {"train/loss", "heldout/loss", "heldout/termination_accuracy"} <= set(rows[0])
-    fit(FitConfig(data=str(cartpole_data), out=str(out), preset="tiny", rnn_epochs=3, bank_size=4))  # asking for more continues
+    fit(FitConfig(data=str(cartpole_data), out=str(out), family="mdnrnn", preset="tiny", rnn_epochs=3, bank_size=4))  # asking for more continues
     assert [r["step"] for r in read_log(tmp_path / "m.checkpoints", "mdnrnn")] == [1.0, 2.0, 3.0]
 
     cfg = dict(model=str(out), out=str(tmp_path / "cma"), popsize=4, rollouts=1, max_episode_steps=20, seed=0)
@@ -101,7 +101,7 @@ def test_the_vae_fit_logs_each_epoch(tmp_path):
     from trainers.fit.dispatch import FitConfig, fit
 
     collect(CollectConfig(env_id="CarRacing-v3", out=str(tmp_path / "c"), steps=60, max_episode_steps=30, workers=1, seed=0))
-    fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), preset="tiny", vae_epochs=2, rnn_epochs=1, vae_frames=16, bank_size=2))
+    fit(FitConfig(data=str(tmp_path / "c"), out=str(tmp_path / "m"), family="mdnrnn", preset="tiny", vae_epochs=2, rnn_epochs=1, vae_frames=16, bank_size=2))
     rows = read_log(tmp_path / "m.checkpoints", "vae")
     assert [r["step"] for r in rows] == [1.0, 2.0] and {"train/loss", "heldout/reconstruction", "heldout/kl"} <= set(rows[0])
 

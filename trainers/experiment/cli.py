@@ -10,7 +10,7 @@ from trainers.experiment.recipe import available_recipes, load_recipe
 from trainers.experiment.runner import STAGES, Options, override, run
 
 HELP = f"""Run the World Models experiment of a recipe, stage by stage (each resumable; 'all' runs them in order):
-collect (real data) -> fit (VAE + MDN-RNN) -> train (CMA-ES in the dream at every tau) -> iterate (a collection round
+collect (real data) -> fit (the recipe's world model) -> train (CMA-ES in the dream at every tau) -> iterate (a collection round
 driven by the latest controller; then fit and train again) -> evaluate (dream and real returns, random baseline) ->
 select (one agent chosen on real validation episodes) -> sb3 -> real_baseline -> report -> ship. 'adopt' starts the
 next collection round from a shipped model and its shipped controller. Recipes: {", ".join(available_recipes())}, or a

@@ -22,15 +22,15 @@ from gymnasium import spaces
 
 from gym_dream.catalogue import by_real_id
 from trainers.experiment.recipe import Recipe
+from trainers.fit.dispatch import DEFAULT_FAMILY
 
 #: real steps of the whole loop (random collection + the rounds), the same for every env
 DEFAULT_STEPS = 50_000
 #: collection rounds driven by the dream-trained agent after the random collection
 ROUNDS = 2
-#: the world-model family a derived recipe fits, chosen by measurement (results/any_env.md): PPO trained in the first
-#: dream of random data scored 3.9 ± 116.8 on real LunarLander with dreamer (random -229, the MDN-RNN's dream -188) and
-#: 441.6 ± 114.3 on CartPole
-FAMILY = "dreamer"
+#: the world-model family a derived recipe fits: ``gym-dream fit``'s default (trainers.fit.dispatch.DEFAULT_FAMILY,
+#: chosen by measurement)
+FAMILY = DEFAULT_FAMILY
 #: dream steps of the SB3 agent (each round's and the final one)
 AGENT_STEPS = 200_000
 

@@ -21,6 +21,7 @@ from typing import Any
 from gym_dream.catalogue import by_real_id
 from gym_dream.envs.core import check_tau, tau_name
 from trainers.experiment.workdir import Tau
+from trainers.fit.dispatch import DEFAULT_FAMILY
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,7 +45,8 @@ class Recipe:
     collect: dict[str, Any]
     """``CollectConfig`` fields of the first collection (episodes / steps, workers, seed, policy ...)"""
     fit: dict[str, Any]
-    """``FitConfig`` fields (sizes, epochs, preset, half ...)"""
+    """``FitConfig`` fields (family, sizes, epochs, preset, half ...); without a ``family``, ``gym-dream fit``'s default
+    (``trainers.fit.dispatch.DEFAULT_FAMILY``, dreamer)"""
     cmaes: dict[str, Any]
     """``CMAESConfig`` fields (generations, popsize, rollouts ...)"""
     dream_id: str = ""
@@ -109,7 +111,7 @@ class Recipe:
     def tiny(self) -> "Recipe":
         """Tiny budgets and the tiny network preset: the whole path in minutes, the numbers mean nothing."""
         sizes = ("z_dim", "hidden", "vae_channels", "seq_len")
-        mdnrnn = self.fit.get("family", "mdnrnn") == "mdnrnn"
+        mdnrnn = self.fit.get("family", DEFAULT_FAMILY) == "mdnrnn"
         budgets = {"vae_epochs": 1, "rnn_epochs": 2, "vae_frames": 2000} if mdnrnn else {}  # the other families: the tiny preset's
         return replace(
             self, taus=(self.main_tau,),

@@ -9,6 +9,7 @@ from trainers.cli.commands import main
 #: the fit and CMA-ES budgets of a recipe that must run in seconds
 TINY_BUDGETS = """
 [fit]
+family = "mdnrnn"
 preset = "tiny"
 bank_size = 16
 

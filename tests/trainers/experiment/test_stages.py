@@ -11,7 +11,7 @@ import gym_dream
 from gym_dream.envs.core import tau_name
 from trainers.agents.controller import LinearController
 from trainers.experiment import Controller, Recipe, WorkDir
-from trainers.experiment.recipe import load_recipe
+from trainers.experiment.recipe import available_recipes, load_recipe
 from trainers.experiment.runner import override
 from trainers.experiment.stages import evaluate, report, rounds, select
 from trainers.experiment.workdir import tau_part
@@ -46,6 +46,21 @@ def test_the_recipe_names_its_dream_from_the_catalogue_and_checks_itself():
         Recipe(name="x", real_id="Acrobot-v1", taus=(1.0,), main_tau=1.0, collect={}, fit={}, cmaes={})
     with pytest.raises(ValueError, match="main_tau 2.0 is not one of taus"):
         replace(CARTPOLE, main_tau=2.0)
+
+
+def test_the_shipped_recipes_name_their_family_and_a_recipe_without_one_fits_the_default():
+    """The shipped recipes are MDN-RNN experiments and say so (their [fit] makes a valid FitConfig); a recipe whose [fit]
+    names no family fits gym-dream fit's default, dreamer, so its tiny version gets no MDN-RNN epochs."""
+    from trainers.fit.dispatch import DEFAULT_FAMILY, FitConfig
+
+    assert available_recipes()
+    for name in available_recipes():
+        r = load_recipe(name)
+        assert r.fit["family"] == "mdnrnn"
+        FitConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in r.fit.items()})
+        assert r.tiny().fit["vae_epochs"] == 1 and r.tiny().fit["family"] == "mdnrnn"
+    tiny = CARTPOLE.tiny()  # fit = {}
+    assert DEFAULT_FAMILY == "dreamer" and "vae_epochs" not in tiny.fit and FitConfig(**tiny.fit).family == "dreamer"
 
 
 def test_a_recipe_takes_a_range_of_temperatures_wherever_it_takes_one(tmp_path):
