@@ -13,8 +13,6 @@ and false-alarm rate at the dream's 0.5 threshold, and the posterior-prior KL.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -32,7 +30,7 @@ from trainers.fit.rssm import heldout_disagreement
 from trainers.infra.folder_lock import held
 from trainers.fit.presets import DREAMER_PRESETS, preset
 from trainers.fit.start_bank import DEFAULT_HORIZON, bank_record, bank_steps, filtered_states
-from trainers.fit.sequences import data_card, log_data, out_of_time, save_block, sequence_batch, train_on_chunks, training_record, windows
+from trainers.fit.sequences import HeldOut, data_card, fit_stage, log_data, out_of_time, save_block, sequence_batch, train_on_chunks, training_record, windows
 from trainers.infra.training_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -75,28 +73,14 @@ def evaluate_dreamer(model: Dreamer, ds: EpisodeDataset, episodes: np.ndarray, c
     model.eval()
     obs_idx, act_idx, mask = windows(ds, episodes, chunk, None)
     g = torch.Generator(device).manual_seed(seed)
-    tot: dict[str, float] = {}
-    n_total = float(mask.sum())
-    correct = hits = ends = false_ends = 0.0
+    held_out = HeldOut()
     for i in range(0, len(obs_idx), 64):
         sl = slice(i, i + 64)
         out = model.sequence_loss(*sequence_batch(ds, (obs_idx[sl], act_idx[sl], mask[sl]), device), generator=g, outputs=True)
         pred = (out.pop("termination_prob") > 0.5).cpu().numpy()
         out.pop("reward_pred")
-        n = float(mask[sl].sum())
-        for k, v in out.items():
-            tot[k] = tot.get(k, 0.0) + float(v) * n
-        true, m = ds.terminated[act_idx[sl]], mask[sl]
-        correct += float(((pred == true) & m).sum())
-        hits += float((pred & true & m).sum())
-        ends += float((true & m).sum())
-        false_ends += float((pred & ~true & m).sum())
-    out = {k: v / max(n_total, 1.0) for k, v in tot.items()}
-    out["termination_accuracy"] = correct / max(n_total, 1.0)
-    out["termination_recall"] = hits / ends if ends else float("nan")
-    out["termination_false_alarm_rate"] = false_ends / max(n_total - ends, 1.0)
-    out["transitions"] = int(n_total)
-    return out
+        held_out.add(out, pred, ds.terminated[act_idx[sl]], mask[sl])
+    return held_out.metrics()
 
 
 @torch.no_grad()
@@ -150,10 +134,7 @@ def fit_dreamer(cfg) -> Path:
     opt = torch.optim.Adam(model.parameters(), lr=p["lr"], eps=p["eps"])
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
     with held(ckpt_dir, "fit"):  # one process per fit: a second copy would interleave its checkpoints
-        ident = {"family": "dreamer", "data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
-                 **{k: v for k, v in p.items() if k != "updates"}}
-        stage = Stage(ckpt_dir / "dreamer.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
-                      {"model": model}, {"adam": opt})
+        stage = fit_stage(ckpt_dir, "dreamer", ds, cfg, p, ("updates",), model, opt)
         record = stage.resume()
         log_data(ds, train_eps, val_eps)
         _run_updates(cfg, p, model, opt, ds, stage, record, train_eps, val_eps, ckpt_dir)

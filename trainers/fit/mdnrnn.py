@@ -32,7 +32,7 @@ from trainers.infra.checkpoints import Stage, load_checkpoint, read_record, save
 from trainers.data.dataset import EpisodeDataset
 from trainers.fit.vae import encode_all, fit_vae
 from trainers.infra.folder_lock import held
-from trainers.fit.sequences import data_card, log_data, windows
+from trainers.fit.sequences import HeldOut, data_card, log_data, windows
 from trainers.infra.training_log import TrainingLog
 from trainers.fit.dispatch import FitConfig
 
@@ -89,30 +89,14 @@ def evaluate_rnn(model: MDNRNN, ds: EpisodeDataset, mu: np.ndarray, logvar: np.n
     """Held-out one-step metrics (teacher-forced) over every transition of ``episodes``."""
     model.eval()
     obs_idx, act_idx, mask = windows(ds, episodes, seq_len, None)
-    tot: dict[str, float] = {}
-    n_total = float(mask.sum())
-    correct = hits = ends = false_ends = 0.0
+    held_out = HeldOut()
     for i in range(0, len(obs_idx), batch):
         sl = slice(i, i + batch)
         out = _rnn_batch(model, ds, mu, logvar, (obs_idx[sl], act_idx[sl], mask[sl]), False, None, device, weights, termination_logit=True)
         logit = out.pop("termination_logit")  # the head's logits from the same pass: termination accuracy at the dream's 0.5
-        n = float(mask[sl].sum())
-        for k, v in out.items():
-            tot[k] = tot.get(k, 0.0) + float(v) * n
-        pred = (logit > 0).cpu().numpy()
-        true = ds.terminated[act_idx[sl]]
-        correct += float(((pred == true) & mask[sl]).sum())
-        hits += float((pred & true & mask[sl]).sum())
-        ends += float((true & mask[sl]).sum())
-        false_ends += float((pred & ~true & mask[sl]).sum())
+        held_out.add(out, (logit > 0).cpu().numpy(), ds.terminated[act_idx[sl]], mask[sl])
     model.train()
-    out = {k: v / max(n_total, 1.0) for k, v in tot.items()}
-    out["termination_accuracy"] = correct / max(n_total, 1.0)
-    # accuracy hides rare deaths: the share of real ends the dream would end at, and its false alarms
-    out["termination_recall"] = hits / ends if ends else float("nan")
-    out["termination_false_alarm_rate"] = false_ends / max(n_total - ends, 1.0)
-    out["transitions"] = int(n_total)
-    return out
+    return held_out.metrics()
 
 
 def fit_rnn(model: MDNRNN, ds: EpisodeDataset, mu, logvar, train_eps, val_eps, p: dict, cfg: FitConfig, stage: Stage, opt, sample: bool) -> dict[str, Any]:

@@ -11,8 +11,6 @@ are a row of ``<checkpoint dir>/rssm_log.csv`` (and TensorBoard when installed: 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import time
 from pathlib import Path
@@ -25,11 +23,11 @@ from gym_dream.models import RSSM
 from gym_dream.models.members import disagreement_summary
 from gym_dream.preprocessing import Preprocessing
 from gym_dream.spaces import space_from_dict
-from trainers.infra.checkpoints import Stage, save_model_dir
+from trainers.infra.checkpoints import save_model_dir
 from trainers.data.dataset import EpisodeDataset
 from trainers.infra.folder_lock import held
 from trainers.fit.presets import RSSM_PRESETS, preset
-from trainers.fit.sequences import data_card, log_data, out_of_time, save_block, sequence_batch, train_on_chunks, training_record, windows
+from trainers.fit.sequences import data_card, fit_stage, log_data, out_of_time, save_block, sequence_batch, train_on_chunks, training_record, windows
 from trainers.infra.training_log import TrainingLog
 
 logger = logging.getLogger(__name__)
@@ -126,10 +124,7 @@ def fit_rssm(cfg) -> Path:
     opt = torch.optim.Adam(model.parameters(), lr=p["lr"], eps=1e-4)
     ckpt_dir = Path(cfg.checkpoint_dir or f"{cfg.out}.checkpoints")
     with held(ckpt_dir, "fit"):  # one process per fit: a second copy would interleave its checkpoints
-        ident = {"family": "rssm", "data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
-                 **{k: v for k, v in p.items() if k not in ("updates", "train_steps", "planner")}}
-        stage = Stage(ckpt_dir / "rssm.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
-                      {"model": model}, {"adam": opt})
+        stage = fit_stage(ckpt_dir, "rssm", ds, cfg, p, ("updates", "train_steps", "planner"), model, opt)
         record = stage.resume()
         log_data(ds, train_eps, val_eps)
         first, invocation_start = record["epoch"], time.time()

@@ -131,3 +131,49 @@ def save_block(record: dict[str, Any], stage: Any, training_log: Any, n: int, tr
     stage.save(record)
     training_log.write(done + n, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items() if k != "transitions"},
                        block_seconds=time.time() - t0)
+
+
+def fit_stage(ckpt_dir: Any, family: str, ds: EpisodeDataset, cfg: Any, p: dict[str, Any], skip: tuple[str, ...], model: Any,
+              opt: Any) -> Any:
+    """The checkpoint :class:`~trainers.infra.checkpoints.Stage` of a sequence fit (``<ckpt_dir>/<family>.safetensors``), keyed by
+    what makes a run the same run (the data's size, the seed, the split and ``p`` but its ``skip`` entries, which may
+    change between invocations), so that a changed fit never resumes another one's weights."""
+    import hashlib
+    import json
+
+    from trainers.infra.checkpoints import Stage
+
+    ident = {"family": family, "data_episodes": len(ds), "data_steps": ds.steps, "seed": cfg.seed, "val_fraction": cfg.val_fraction,
+             **{k: v for k, v in p.items() if k not in skip}}
+    return Stage(ckpt_dir / f"{family}.safetensors", hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16],
+                 {"model": model}, {"adam": opt})
+
+
+class HeldOut:
+    """The sums of a held-out pass over consecutive windows: each loss term weighted by its batch's transitions, and
+    how the predicted episode ends match the real ones."""
+
+    def __init__(self) -> None:
+        self.tot: dict[str, float] = {}
+        self.n = self.correct = self.hits = self.ends = self.false_ends = 0.0
+
+    def add(self, terms: dict[str, Any], pred: np.ndarray, true: np.ndarray, mask: np.ndarray) -> None:
+        """One batch: its loss ``terms`` (means over its transitions), predicted and real ends and the valid ``mask``."""
+        n = float(mask.sum())
+        self.n += n
+        for k, v in terms.items():
+            self.tot[k] = self.tot.get(k, 0.0) + float(v) * n
+        self.correct += float(((pred == true) & mask).sum())
+        self.hits += float((pred & true & mask).sum())
+        self.ends += float((true & mask).sum())
+        self.false_ends += float((pred & ~true & mask).sum())
+
+    def metrics(self) -> dict[str, float]:
+        """Each term's mean per transition; termination accuracy, and (accuracy hides rare deaths) the share of real
+        ends the dream would end at and its false alarms; the transitions counted."""
+        out = {k: v / max(self.n, 1.0) for k, v in self.tot.items()}
+        out["termination_accuracy"] = self.correct / max(self.n, 1.0)
+        out["termination_recall"] = self.hits / self.ends if self.ends else float("nan")
+        out["termination_false_alarm_rate"] = self.false_ends / max(self.n - self.ends, 1.0)
+        out["transitions"] = int(self.n)
+        return out
