@@ -140,7 +140,7 @@ def main() -> None:
     p.add_argument("--table", action="store_true", help="print the markdown table of --out and exit")
     p.add_argument("--reference", default="cpu", help="the row the table compares every other row with")
     p.add_argument("--timing", type=int, default=0, help="instead of episodes: CPU seconds per decision of each row over this many decisions")
-    p.add_argument("--merge", nargs="*", default=[], help="add the rows of these JSON files (written with --out) to --out")
+    p.add_argument("--merge", nargs="*", default=[], help="add the rows and timings of these JSON files (written with --out) to --out")
     a = p.parse_args()
     torch.set_num_threads(1)
     out = Path(a.out)
@@ -149,7 +149,9 @@ def main() -> None:
         print(table(doc, a.reference))
         return
     for other in a.merge:  # rows measured by another process with --out elsewhere, each row with its own provenance
-        doc["rows"].update(json.loads(Path(other).read_text())["rows"])
+        part = json.loads(Path(other).read_text())
+        doc["rows"].update(part.get("rows", {}))
+        doc.setdefault("timing", {}).update(part.get("timing", {}))
         doc.setdefault("merged", []).append(other)
     if a.merge:
         doc.setdefault("provenance", provenance())
