@@ -4,6 +4,7 @@ planner's own output is pinned (the ``cem`` presets plan exactly as before the o
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -192,3 +193,20 @@ def test_discrete_actions_plan_with_every_option_but_coloured_noise():
     assert planner.last_mean.shape == (5, 2) and np.allclose(planner.last_mean.sum(-1), 1.0)
     with pytest.raises(ValueError, match="Box action space"):
         ICEMPlanner(model, dataclasses.replace(cfg, noise_beta=2.0))
+
+
+def test_the_planet_loop_takes_a_planner_preset():
+    from trainers.planning.planet_loop import PlaNetConfig
+
+    assert PlaNetConfig(planner="mppi").planner == "mppi" and PlaNetConfig().planner is None  # None: the preset's CEM
+    with pytest.raises(ValueError, match="--planner must be one of .*'icem'"):
+        PlaNetConfig(planner="icem2")
+
+
+def test_the_planet_loop_collects_with_the_planner_it_is_given(tmp_path):
+    from trainers.planning.planet_loop import PlaNetConfig, run_planet
+
+    cfg = PlaNetConfig(env_id="CartPole-v1", env_kwargs={}, out=str(tmp_path / "run"), preset="tiny", episodes=3, seed_episodes=2, eval_every=3,
+                       eval_episodes=1, planner="mppi")
+    assert run_planet(cfg)["episodes"] == 3
+    assert json.loads((tmp_path / "run" / "model" / "model.json").read_text())["training"]["planner"] == "mppi"

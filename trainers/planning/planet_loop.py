@@ -29,7 +29,8 @@ from trainers.data.real_envs import make_real_env
 from trainers.evaluation.rollout import real_episode_returns
 from trainers.fit.rssm import rssm_for, train_rssm, write_model
 from trainers.infra.folder_lock import held
-from trainers.planning.cem import CEM_PRESETS, CEMPlanner
+from trainers.planning.cem import CEMPlanner
+from trainers.planning.icem import PLANNER_PRESETS, make_planner
 from trainers.fit.presets import RSSM_PRESETS, check_ranges, preset
 from trainers.infra.progress import progress
 from trainers.infra.training_log import TrainingLog
@@ -84,16 +85,23 @@ class PlaNetConfig:
     """torch device"""
     threads: int | None = None
     """torch CPU threads"""
+    planner: str | None = None
+    """the planner that collects and evaluates, a preset of trainers.planning.icem.PLANNER_PRESETS (planet, cpu, tiny,
+    icem, icem-small, mppi; results/planner.md); default: the preset's CEM"""
 
     def __post_init__(self) -> None:
-        """Refuse an out-of-range budget or count now, before any folder is made (PLANET_RANGES)."""
+        """Refuse an out-of-range budget or count, or an unknown planner, now, before any folder is made (PLANET_RANGES)."""
         check_ranges(self, PLANET_RANGES, "planet")
+        if self.planner is not None and self.planner not in PLANNER_PRESETS:
+            raise ValueError(f"planet --planner must be one of {sorted(PLANNER_PRESETS)}, got {self.planner!r}.")
 
 
 def run_episode(env: DreamObservation, planner: CEMPlanner, exploration: float, seed: int) -> tuple[Episode, float]:
     """One real episode acting with the planner; returns it in dataset form (model-input observations)."""
     obs_in, actions, rewards, terminated, truncated = [], [], [], [], []
     env.reset(seed=seed)
+    if hasattr(planner, "begin_episode"):  # a warm-started planner forgets the last episode's plan
+        planner.begin_episode(seed)
     obs_in.append(env.last_input[0].cpu().numpy())
     done, total = False, 0.0
     while not done:
@@ -114,7 +122,8 @@ def _training(cfg: PlaNetConfig, p: dict[str, Any], train_steps: int, n_eps: int
     """The card's ``training`` section of the loop's model: how far the loop had got when it was written."""
     return {"family": "rssm", "loop": "PlaNet (trainers/planning/planet_loop.py)", "preset": cfg.preset, "hyperparameters": {**p, "train_steps": train_steps},
             "episodes": n_eps, "real_steps": int(count_episodes(data)[1]), "updates": record["updates"], "seed": cfg.seed,
-            "exploration": cfg.exploration, "free_nats": cfg.free_nats, "overshooting": cfg.overshooting, "torch": torch.__version__}
+            "exploration": cfg.exploration, "free_nats": cfg.free_nats, "overshooting": cfg.overshooting, "planner": cfg.planner or p["planner"],
+            "torch": torch.__version__}
 
 
 def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
@@ -151,7 +160,7 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
                 "reproduce": f"gym-dream planet --env-id {cfg.env_id} --env-kwargs '{json.dumps(cfg.env_kwargs)}' --preset {cfg.preset} --episodes {cfg.episodes}"}
         model.card = card
         env = DreamObservation(real, model, device=cfg.device)
-        planner = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed)
+        planner = make_planner(model, cfg.planner or p["planner"], seed=cfg.seed)
         rng = np.random.default_rng([cfg.seed, record["updates"]])
         g = torch.Generator(cfg.device).manual_seed(cfg.seed + record["updates"])
         start = time.time()
@@ -170,7 +179,7 @@ def run_planet(cfg: PlaNetConfig) -> dict[str, Any]:
                      "train_seconds": round(t1 - t0, 1), "collect_seconds": round(time.time() - t1, 1), **{f"loss_{k}": v for k, v in losses.items()}}
             if n_eps % cfg.eval_every == 0 or n_eps == cfg.episodes:
                 write_model(model, ds, out / "model", {**card, "training": _training(cfg, p, train_steps, n_eps, record, data)})
-                ev = CEMPlanner(model, CEM_PRESETS[p["planner"]], seed=cfg.seed + 1)
+                ev = make_planner(model, cfg.planner or p["planner"], seed=cfg.seed + 1)
                 returns, _ = real_episode_returns(ev, cfg.env_id, out / "model", cfg.eval_episodes, seed=10_000, desc="evaluate", env_kwargs=env_kwargs)
                 entry["eval_return_mean"], entry["eval_return_std"] = float(returns.mean()), float(returns.std())
                 record["evaluations"].append({"episodes": n_eps, "mean": entry["eval_return_mean"], "std": entry["eval_return_std"]})
