@@ -56,7 +56,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=1, help="processes for the final real episodes")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads of the loop")
     p.add_argument("--work", default=None)
-    p.add_argument("--results", default=str(ROOT / "results"), help="where planet_<task>_<obs>.md/.json/_curve.png go")
+    p.add_argument("--results", default=str(ROOT / "results" / "planet"), help="where planet_<task>_<obs>.md/.json/_curve.png go")
     a = p.parse_args()
     env_id = TASKS[a.task]
     dream_id = by_real_id(env_id).dream_id

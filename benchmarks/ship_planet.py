@@ -1,7 +1,7 @@
 """Ship a PlaNet loop's model as the bundled default of its Dream-* id (fp16 weights + card, package data).
 
     python benchmarks/ship_planet.py runs/planet-pixels/loop/model --task cartpole-swingup \
-        --scores results/planet_cartpole-swingup_pixels.json
+        --scores results/planet/planet_cartpole-swingup_pixels.json
 
 Writes gym_dream/bundled/dmc_<task>/ (model.json, model.safetensors, __init__.py); the entry point
 ``dmc-<task> = "gym_dream.bundled.dmc_<task>"`` in pyproject.toml makes it installed model data.
