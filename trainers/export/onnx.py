@@ -228,7 +228,7 @@ def export_package(cfg) -> dict[str, Any]:
     from gym_dream.checkpoint import CARD_FILE, load_model, read_card
     from gym_dream.checkpoint import atomic_write_bytes
     from gym_dream.naming import one_line
-    from trainers.export.package import build_wheel, module_name, stage_model_dir
+    from trainers.export.package import build_wheel, module_name, pyproject_toml, stage_model_dir
 
     if cfg.half:
         raise ValueError("--half stores torch weights as float16; an ONNX dream runs float32 graphs. Drop --half with --runtime onnx.")
@@ -252,29 +252,8 @@ def export_package(cfg) -> dict[str, Any]:
         (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(pkg / rel, data)
     atomic_write_bytes(project / "README.md", readme.encode())
-    atomic_write_bytes(project / "pyproject.toml", f"""[build-system]
-requires = ["setuptools>=68"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "{cfg.name}"
-version = "{cfg.version}"
-description = {json.dumps(summary)}
-readme = "README.md"
-requires-python = ">=3.10"
-# the torch-free runtime only: the package is data (ONNX graphs + JSON)
-dependencies = ["{RUNTIME_REQUIREMENT}"]
-
-[project.entry-points."{RUNTIME_ENTRY_POINT_GROUP}"]
-"{cfg.name}" = "{module}"
-
-[tool.setuptools]
-packages = ["{module}"]
-package-dir = {{"" = "src"}}
-
-[tool.setuptools.package-data]
-{module} = ["{CARD_FILE}", "{DREAM_DIR}/*"]
-""".encode())
+    atomic_write_bytes(project / "pyproject.toml", pyproject_toml(cfg.name, cfg.version, summary, RUNTIME_REQUIREMENT, RUNTIME_ENTRY_POINT_GROUP,
+                                                                module, [CARD_FILE, f"{DREAM_DIR}/*"], "ONNX graphs + JSON").encode())
     metadata = (f"Metadata-Version: 2.1\nName: {cfg.name}\nVersion: {cfg.version}\nSummary: {summary}\nRequires-Python: >=3.10\n"
                 f"Requires-Dist: {RUNTIME_REQUIREMENT}\nDescription-Content-Type: text/markdown\n\n" + readme)
     entry_points = f"[{RUNTIME_ENTRY_POINT_GROUP}]\n{cfg.name} = {module}\n"

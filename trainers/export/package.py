@@ -245,30 +245,29 @@ def _toml_str(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _pyproject(cfg: ExportConfig, module: str, requires: str, summary: str) -> str:
+def pyproject_toml(name: str, version: str, summary: str, dependency: str, group: str, module: str, data: list[str], what: str) -> str:
+    """An exported model package's ``pyproject.toml`` (either runtime): data only, found through the entry-point ``group``."""
     return f"""[build-system]
 requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
 
 [project]
-name = "{cfg.name}"
-version = "{cfg.version}"
+name = "{name}"
+version = "{version}"
 description = {_toml_str(one_line(summary))}
 readme = "README.md"
 requires-python = ">=3.10"
-# the gym-dream runtime only: the package is data (safetensors + JSON)
-dependencies = ["gym-dream{requires}"]
-
-# gym_dream's model store reads this group; the card in the package names the env id
-[project.entry-points."{ENTRY_POINT_GROUP}"]
-"{cfg.name}" = "{module}"
+dependencies = ["{dependency}"]  # the runtime only: the package is data ({what})
+# the runtime's model store reads this group; the card in the package names the env id
+[project.entry-points."{group}"]
+"{name}" = "{module}"
 
 [tool.setuptools]
 packages = ["{module}"]
 package-dir = {{"" = "src"}}
 
 [tool.setuptools.package-data]
-{module} = ["{CARD_FILE}", "{WEIGHTS_FILE}"]
+{module} = [{", ".join(f'"{f}"' for f in data)}]
 """
 
 
@@ -349,7 +348,8 @@ def export(cfg: ExportConfig) -> dict[str, Any]:
     summary = one_line(f"{cfg.env_id}: a gym-dream world-model environment of {real}", 200)
     generated = {
         "README.md": card_readme(card, cfg.name, cfg.env_id).encode(),
-        "pyproject.toml": _pyproject(cfg, module, requires, summary).encode(),
+        "pyproject.toml": pyproject_toml(cfg.name, cfg.version, summary, f"gym-dream{requires}", ENTRY_POINT_GROUP, module,
+                                         [CARD_FILE, WEIGHTS_FILE], "safetensors + JSON").encode(),
     }
     record = _read_record(project)
     for rel, data in generated.items():
