@@ -83,7 +83,7 @@ def calibrate_tau(cfg: CalibrateConfig) -> dict[str, Any]:
     # a dream that starts anywhere in the data (trainers/fit/start_bank.py) is compared per step: its episodes begin
     # mid-way through real ones, so their returns are not comparable with whole real episodes' returns, but random
     # play's reward per step is (the bank's states are where random play goes)
-    horizon = episode_horizon(cfg.model)
+    horizon = episode_horizon(model)
     real, real_lengths = real_episode_returns(RandomAgent(model.action_space, seed=0), real_id, cfg.model, cfg.episodes, seed=cfg.seed,
                                               device=cfg.device, workers=cfg.workers)
     if horizon is not None:

@@ -86,7 +86,7 @@ def exploits_dream(dream: dict[str, float], real: dict[str, float]) -> bool:
 EVALUATE_RANGES: dict[str, str] = {"episodes": "integer >= 1", "dream_episodes": "integer >= 1", "workers": "integer >= 1"}
 
 
-def episode_horizon(model: Any) -> int | None:
+def episode_horizon(model: Any) -> int | None:  # a directory, a name or a loaded WorldModel
     """The dream episodes' length when scoring an agent against the real env: the real env's horizon for a model whose
     bank starts anywhere (its dream's own horizon is a short training horizon, trainers/fit/start_bank.py, and a
     return over it is not comparable with a real episode's); None (the dream's own) otherwise."""
